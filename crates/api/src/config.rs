@@ -1,0 +1,153 @@
+//! Typed configuration, read from the environment (12-factor; DESIGN §3) with safe defaults.
+//! Secrets are held in `SecretString` so they cannot end up in a log line by accident.
+
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Bounds applied to every GraphQL request before any resolver runs.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_batch: usize,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 12,
+            max_complexity: 2_000,
+            max_aliases: 50,
+            max_batch: 10,
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    /// HS256 shared secret (`COHORT_JWT_SECRET`).
+    pub secret: Option<SecretString>,
+    /// PEM public key or JWKS file (`COHORT_JWT_PUBLIC_KEYS`), for RS256 / ES256.
+    pub public_keys: Option<PathBuf>,
+    pub issuer: String,
+    pub audience: String,
+    /// Clock leeway in seconds; capped at 30 (DESIGN §3).
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub jwt: JwtSettings,
+    pub graphiql: bool,
+    pub introspection: bool,
+    pub cors_origins: Vec<String>,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub limits: Limits,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+fn env_bool(name: &str, default: bool) -> Result<bool, ConfigError> {
+    match env(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError(format!("{name} must be true or false, not '{other}'"))),
+    }
+}
+
+fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
+    match env(name) {
+        None => Ok(default),
+        Some(s) => s.parse().map_err(|_| ConfigError(format!("{name} must be a number, not '{s}'"))),
+    }
+}
+
+impl Settings {
+    /// Reads `COHORT_*` variables. `dev` (demo mode) turns GraphiQL and introspection on by default.
+    pub fn from_env(dev: bool) -> Result<Settings, ConfigError> {
+        let listen_raw = env("COHORT_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen_raw
+            .parse()
+            .map_err(|_| ConfigError(format!("COHORT_LISTEN must be host:port, not '{listen_raw}'")))?;
+        let leeway_secs: u64 = env_num("COHORT_JWT_LEEWAY_SECS", 30)?;
+        if leeway_secs > 30 {
+            return Err(ConfigError("COHORT_JWT_LEEWAY_SECS must be at most 30".into()));
+        }
+        let log_format = match env("COHORT_LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(o) => return Err(ConfigError(format!("COHORT_LOG_FORMAT must be json or pretty, not '{o}'"))),
+        };
+        let d = Limits::default();
+        Ok(Settings {
+            database_url: env("COHORT_DATABASE_URL").unwrap_or_else(|| "sqlite://cohort.db".into()),
+            listen,
+            jwt: JwtSettings {
+                secret: env("COHORT_JWT_SECRET").map(SecretString::from),
+                public_keys: env("COHORT_JWT_PUBLIC_KEYS").map(PathBuf::from),
+                issuer: env("COHORT_JWT_ISSUER").unwrap_or_else(|| "cohort".into()),
+                audience: env("COHORT_JWT_AUDIENCE").unwrap_or_else(|| "cohort-api".into()),
+                leeway_secs,
+            },
+            graphiql: env_bool("COHORT_GRAPHIQL", dev)?,
+            introspection: env_bool("COHORT_INTROSPECTION", dev)?,
+            cors_origins: env("COHORT_CORS_ORIGINS")
+                .map(|s| s.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
+                .unwrap_or_default(),
+            log_filter: env("COHORT_LOG").unwrap_or_else(|| "info,sqlx=warn,sea_orm=warn".into()),
+            log_format,
+            limits: Limits {
+                max_depth: env_num("COHORT_MAX_DEPTH", d.max_depth)?,
+                max_complexity: env_num("COHORT_MAX_COMPLEXITY", d.max_complexity)?,
+                max_aliases: env_num("COHORT_MAX_ALIASES", d.max_aliases)?,
+                max_batch: env_num("COHORT_MAX_BATCH", d.max_batch)?,
+                max_body_bytes: env_num("COHORT_MAX_BODY_BYTES", d.max_body_bytes)?,
+                request_timeout: Duration::from_secs(env_num("COHORT_REQUEST_TIMEOUT_SECS", 30u64)?),
+            },
+        })
+    }
+
+    /// Settings for tests and embedding: in-memory values, no environment.
+    pub fn for_tests(database_url: &str, secret: &str) -> Settings {
+        Settings {
+            database_url: database_url.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            jwt: JwtSettings {
+                secret: Some(SecretString::from(secret.to_owned())),
+                public_keys: None,
+                issuer: "cohort".into(),
+                audience: "cohort-api".into(),
+                leeway_secs: 30,
+            },
+            graphiql: false,
+            introspection: false,
+            cors_origins: vec![],
+            log_filter: "warn".into(),
+            log_format: LogFormat::Pretty,
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Per-request DataLoaders: every per-row lookup a page needs (a contact's address book, e-mails,
+//! status, company) is batched into one viewer-scoped store call per page, never one per row.
+
+use crate::error::ApiError;
+use cohort_domain::ids::{AddressBookId, BusinessStatusId, ContactId, UserGroupId, UserId};
+use cohort_store::{
+    AddressBookRecord, BusinessStatusRecord, ContactChannels, ContactRecord, Store, UserGroupRecord, UserRecord, Viewer,
+};
+use std::collections::HashMap;
+
+pub struct Loaders {
+    pub store: Store,
+    pub viewer: Viewer,
+}
+
+/// Wrapper key so channels and contacts (both keyed by contact id) use separate loaders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChannelsOf(pub ContactId);
+
+type R<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
+
+fn err(e: cohort_store::StoreError) -> async_graphql::Error {
+    ApiError::from(e).into()
+}
+
+impl async_graphql::dataloader::Loader<ContactId> for Loaders {
+    type Value = ContactRecord;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[ContactId]) -> R<ContactId, ContactRecord> {
+        Ok(self.store.contacts_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|c| (c.id, c)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<ChannelsOf> for Loaders {
+    type Value = ContactChannels;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[ChannelsOf]) -> R<ChannelsOf, ContactChannels> {
+        let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
+        Ok(self.store.contact_channels(&self.viewer, &ids).await.map_err(err)?.into_iter().map(|(k, v)| (ChannelsOf(k), v)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<AddressBookId> for Loaders {
+    type Value = AddressBookRecord;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[AddressBookId]) -> R<AddressBookId, AddressBookRecord> {
+        Ok(self.store.address_books_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|b| (b.id, b)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<BusinessStatusId> for Loaders {
+    type Value = BusinessStatusRecord;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[BusinessStatusId]) -> R<BusinessStatusId, BusinessStatusRecord> {
+        Ok(self.store.business_statuses_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|s| (s.id, s)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<UserId> for Loaders {
+    type Value = UserRecord;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[UserId]) -> R<UserId, UserRecord> {
+        Ok(self.store.users_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|u| (u.id, u)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<UserGroupId> for Loaders {
+    type Value = UserGroupRecord;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[UserGroupId]) -> R<UserGroupId, UserGroupRecord> {
+        Ok(self.store.user_groups_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|g| (g.id, g)).collect())
+    }
+}

@@ -1,0 +1,154 @@
+//! The GraphQL schema: root types, per-request context, and the guards that bound every request
+//! (depth, complexity, aliases, operations) before any resolver runs.
+
+pub mod ids;
+pub mod loaders;
+pub mod mutation;
+pub mod query;
+pub mod types;
+
+use crate::config::Limits;
+use crate::error::ApiError;
+use async_graphql::dataloader::DataLoader;
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Context, EmptySubscription, Schema, ServerError, ServerResult, ValidationResult, Variables};
+use cohort_store::{Store, Viewer};
+use loaders::Loaders;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub type AppSchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+
+/// The tenant key (`tid`) of the request's viewer.
+pub struct TenantKey(pub String);
+
+/// Set when a request fails before execution (parse, validation, limits): such a response has no
+/// `data` and, for `application/graphql-response+json`, status 400.
+#[derive(Clone, Default)]
+pub struct RequestFailed(pub Arc<AtomicBool>);
+
+impl RequestFailed {
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+pub(crate) fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
+    ctx.data_opt::<Viewer>().ok_or(ApiError::Unauthenticated)
+}
+
+pub(crate) fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store, ApiError> {
+    ctx.data_opt::<Store>().ok_or_else(|| ApiError::Internal("store missing from schema data".into()))
+}
+
+pub(crate) fn loader<'a>(ctx: &Context<'a>) -> Result<&'a DataLoader<Loaders>, ApiError> {
+    viewer(ctx)?;
+    ctx.data_opt::<DataLoader<Loaders>>().ok_or_else(|| ApiError::Internal("loaders missing from request".into()))
+}
+
+pub(crate) fn tenant_key<'a>(ctx: &Context<'a>) -> Result<&'a str, ApiError> {
+    ctx.data_opt::<TenantKey>().map(|t| t.0.as_str()).ok_or(ApiError::Unauthenticated)
+}
+
+/// Builds the schema. `store` is `None` only for printing the SDL.
+pub fn build_schema(store: Option<Store>, limits: &Limits, introspection: bool) -> AppSchema {
+    let mut b = Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(64)
+        .limit_directives(10)
+        .disable_suggestions()
+        .extension(RequestGuard { max_aliases: limits.max_aliases, max_operations: limits.max_batch.max(1) * 2 });
+    if !introspection {
+        b = b.disable_introspection();
+    }
+    if let Some(s) = store {
+        b = b.data(s);
+    }
+    b.finish()
+}
+
+/// The SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(None, &Limits::default(), true).sdl()
+}
+
+/// Refuses oversized documents right after parsing (before validation, whose cost grows with the
+/// document) and flags request-level failures for the HTTP layer.
+struct RequestGuard {
+    max_aliases: usize,
+    max_operations: usize,
+}
+
+impl ExtensionFactory for RequestGuard {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RequestGuardExt { max_aliases: self.max_aliases, max_operations: self.max_operations })
+    }
+}
+
+struct RequestGuardExt {
+    max_aliases: usize,
+    max_operations: usize,
+}
+
+fn coded(message: String, code: &str) -> ServerError {
+    let mut e = ServerError::new(message, None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", code);
+    e.extensions = Some(ext);
+    e
+}
+
+fn count_aliases(set: &SelectionSet) -> usize {
+    set.items
+        .iter()
+        .map(|s| match &s.node {
+            Selection::Field(f) => usize::from(f.node.alias.is_some()) + count_aliases(&f.node.selection_set.node),
+            Selection::InlineFragment(f) => count_aliases(&f.node.selection_set.node),
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
+
+fn mark_failed(ctx: &ExtensionContext<'_>) {
+    if let Some(f) = ctx.data_opt::<RequestFailed>() {
+        f.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for RequestGuardExt {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await.map_err(|mut e| {
+            mark_failed(ctx);
+            e.extensions.get_or_insert_with(Default::default).set("code", "GRAPHQL_PARSE_FAILED");
+            e
+        })?;
+        let operations = match &doc.operations {
+            DocumentOperations::Single(_) => 1,
+            DocumentOperations::Multiple(m) => m.len(),
+        };
+        if operations > self.max_operations {
+            mark_failed(ctx);
+            return Err(coded(format!("too many operations in one document (limit {})", self.max_operations), "BAD_REQUEST"));
+        }
+        let aliases: usize = doc.operations.iter().map(|(_, op)| count_aliases(&op.node.selection_set.node)).sum::<usize>()
+            + doc.fragments.values().map(|f| count_aliases(&f.node.selection_set.node)).sum::<usize>();
+        if aliases > self.max_aliases {
+            mark_failed(ctx);
+            return Err(coded(format!("too many aliases (limit {})", self.max_aliases), "BAD_REQUEST"));
+        }
+        Ok(doc)
+    }
+
+    async fn validation(&self, ctx: &ExtensionContext<'_>, next: NextValidation<'_>) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.inspect_err(|_| mark_failed(ctx))
+    }
+}

@@ -1,0 +1,424 @@
+//! HTTP: GraphQL over HTTP (POST and GET, both response media types, status codes as the spec's
+//! audit expects), GraphiQL, health, readiness and metrics, wrapped in request ids, tracing,
+//! CORS, body-size and time limits.
+
+use crate::auth::JwtVerifier;
+use crate::config::{Limits, Settings};
+use crate::error::ApiError;
+use crate::graphql::loaders::Loaders;
+use crate::graphql::{AppSchema, RequestFailed, TenantKey};
+use crate::metrics::{Metrics, OpLabels, PathLabels, RouteLabels};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{ErrorExtensions, Variables};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use cohort_store::{Store, StoreError, Viewer};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+const GQL_RESPONSE: &str = "application/graphql-response+json; charset=utf-8";
+const JSON: &str = "application/json; charset=utf-8";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: AppSchema,
+    pub store: Store,
+    pub verifier: Arc<JwtVerifier>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    pub graphiql: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Media {
+    Json,
+    GraphqlResponse,
+}
+
+impl Media {
+    fn content_type(self) -> &'static str {
+        match self {
+            Media::Json => JSON,
+            Media::GraphqlResponse => GQL_RESPONSE,
+        }
+    }
+}
+
+/// Picks the response media type from `Accept` (first acceptable entry wins; no header = JSON).
+fn negotiate(headers: &HeaderMap) -> Option<Media> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(Media::Json);
+    };
+    if accept.trim().is_empty() {
+        return Some(Media::Json);
+    }
+    for part in accept.split(',') {
+        let mut it = part.split(';');
+        let mime = it.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q_zero = it.any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+        });
+        if q_zero {
+            continue;
+        }
+        match mime.as_str() {
+            "application/graphql-response+json" => return Some(Media::GraphqlResponse),
+            "application/json" | "*/*" | "application/*" => return Some(Media::Json),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
+}
+
+fn error_body(message: &str, code: &str) -> Value {
+    json!({ "errors": [ { "message": message, "extensions": { "code": code } } ] })
+}
+
+fn respond(status: StatusCode, media: Media, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut r = Response::new(Body::from(bytes));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
+    r
+}
+
+/// A request that could not even be read as a GraphQL request (bad JSON, bad parameters): 400
+/// for `application/graphql-response+json`, 200 with `errors` (and no `data`) for legacy JSON.
+fn request_error(media: Media, message: &str) -> Response {
+    let status = if media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    respond(status, media, &error_body(message, "BAD_REQUEST"))
+}
+
+fn unauthenticated(media: Media) -> Response {
+    let mut r = respond(StatusCode::UNAUTHORIZED, media, &error_body("invalid or expired token", "UNAUTHENTICATED"));
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+    r
+}
+
+/// One GraphQL request's parameters, checked for shape.
+struct Params {
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<Value>,
+}
+
+fn params_from_object(obj: &Map<String, Value>) -> Result<Params, &'static str> {
+    let query = match obj.get("query") {
+        Some(Value::String(q)) => q.clone(),
+        None | Some(Value::Null) => return Err("missing 'query' parameter"),
+        Some(_) => return Err("'query' must be a string"),
+    };
+    let operation_name = match obj.get("operationName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err("'operationName' must be a string or null"),
+    };
+    let variables = match obj.get("variables") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(_) => return Err("'variables' must be an object or null"),
+    };
+    match obj.get("extensions") {
+        None | Some(Value::Null) | Some(Value::Object(_)) => {}
+        Some(_) => return Err("'extensions' must be an object or null"),
+    }
+    Ok(Params { query, operation_name, variables })
+}
+
+/// Resolves the bearer token, if any. `Ok(None)` = anonymous (only `__typename` and errors).
+async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<(Viewer, String)>, Response> {
+    let Some(h) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let media = negotiate(headers).unwrap_or(Media::Json);
+    let token = h
+        .to_str()
+        .ok()
+        .and_then(|s| s.strip_prefix("Bearer ").or_else(|| s.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else { return Err(unauthenticated(media)) };
+    let identity = match st.verifier.verify(token) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::debug!(reason = %e, "token rejected");
+            return Err(unauthenticated(media));
+        }
+    };
+    match st.store.viewer(&identity).await {
+        Ok(v) => Ok(Some((v, identity.tenant_key))),
+        Err(StoreError::Invalid(_)) => Err(unauthenticated(media)),
+        Err(e) => {
+            let rid = request_id(headers);
+            tracing::error!(error = %e, request_id = %rid, "resolving viewer failed");
+            let body = json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL", "requestId": rid}}]});
+            Err(respond(StatusCode::INTERNAL_SERVER_ERROR, media, &body))
+        }
+    }
+}
+
+fn op_label(name: Option<&str>) -> String {
+    match name {
+        Some(n) if !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => n.to_owned(),
+        Some(_) => "other".into(),
+        None => "anonymous".into(),
+    }
+}
+
+/// Runs one request; returns the JSON body and whether it failed before execution.
+async fn execute_one(st: &AppState, p: Params, viewer: &Option<(Viewer, String)>, rid: &str) -> (Value, bool) {
+    let failed = RequestFailed::default();
+    let op_name = p.operation_name.clone();
+    let mut req = async_graphql::Request::new(p.query).data(failed.clone());
+    if let Some(op) = p.operation_name {
+        req = req.operation_name(op);
+    }
+    if let Some(v) = p.variables {
+        req = req.variables(Variables::from_json(v));
+    }
+    if let Some((v, tenant_key)) = viewer {
+        let loaders = DataLoader::new(Loaders { store: st.store.clone(), viewer: v.clone() }, tokio::spawn);
+        req = req.data(v.clone()).data(TenantKey(tenant_key.clone())).data(loaders);
+    }
+    let resp = st.schema.execute(req).await;
+    let request_failed = failed.is_set();
+    let mut body = serde_json::to_value(&resp).unwrap_or_else(|_| json!({}));
+    let mut first_code: Option<String> = None;
+    if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
+        for e in errors.iter_mut() {
+            let Some(obj) = e.as_object_mut() else { continue };
+            let ext = obj.entry("extensions").or_insert_with(|| json!({}));
+            if let Some(ext) = ext.as_object_mut() {
+                if !ext.contains_key("code") {
+                    // Errors without our code come from async-graphql itself: request-level ones
+                    // (syntax, validation, limits) or input-value coercion during execution.
+                    let code = if request_failed { "GRAPHQL_VALIDATION_FAILED" } else { "BAD_USER_INPUT" };
+                    ext.insert("code".into(), json!(code));
+                }
+                if ext.get("code").and_then(Value::as_str) == Some("INTERNAL") {
+                    ext.insert("requestId".into(), json!(rid));
+                }
+                if first_code.is_none() {
+                    first_code = ext.get("code").and_then(Value::as_str).map(str::to_owned);
+                }
+            }
+        }
+    }
+    if request_failed {
+        if let Some(o) = body.as_object_mut() {
+            o.remove("data");
+        }
+    }
+    st.metrics
+        .graphql_operations
+        .get_or_create(&OpLabels { operation: op_label(op_name.as_deref()), code: first_code.unwrap_or_else(|| "OK".into()) })
+        .inc();
+    (body, request_failed)
+}
+
+fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(query) else { return false };
+    let op = match &doc.operations {
+        DocumentOperations::Single(op) => Some(op),
+        DocumentOperations::Multiple(m) => match operation_name {
+            Some(n) => m.get(n),
+            None => None,
+        },
+    };
+    op.is_some_and(|o| o.node.ty == OperationType::Mutation)
+}
+
+async fn graphql_get(State(st): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    let rid = request_id(&headers);
+    let mut obj = Map::new();
+    if let Some(s) = q.get("query") {
+        obj.insert("query".into(), json!(s));
+    }
+    if let Some(s) = q.get("operationName") {
+        obj.insert("operationName".into(), json!(s));
+    }
+    for key in ["variables", "extensions"] {
+        if let Some(s) = q.get(key) {
+            match serde_json::from_str::<Value>(s) {
+                Ok(v) => {
+                    obj.insert(key.into(), v);
+                }
+                Err(_) => return request_error(media, &format!("'{key}' must be URL-encoded JSON")),
+            }
+        }
+    }
+    let p = match params_from_object(&obj) {
+        Ok(p) => p,
+        Err(m) => return request_error(media, m),
+    };
+    if is_mutation(&p.query, p.operation_name.as_deref()) {
+        let mut r = respond(StatusCode::METHOD_NOT_ALLOWED, media, &error_body("mutations must be sent with POST", "BAD_REQUEST"));
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let viewer = match authenticate(&st, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (body, failed) = execute_one(&st, p, &viewer, &rid).await;
+    let status = if failed && media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    respond(status, media, &body)
+}
+
+async fn graphql_post(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    };
+    let rid = request_id(&headers);
+    // Only JSON bodies, in UTF-8.
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let mut ct_parts = ct.split(';').map(str::trim);
+    if ct_parts.next() != Some("application/json") {
+        return respond(StatusCode::UNSUPPORTED_MEDIA_TYPE, media, &error_body("send application/json", "BAD_REQUEST"));
+    }
+    if ct_parts.any(|p| p.starts_with("charset=") && p != "charset=utf-8" && p != "charset=\"utf-8\"") {
+        return respond(StatusCode::UNSUPPORTED_MEDIA_TYPE, media, &error_body("only UTF-8 is accepted", "BAD_REQUEST"));
+    }
+    let parsed: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return request_error(media, "the request body is not valid JSON"),
+    };
+    let viewer = match authenticate(&st, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match parsed {
+        Value::Object(obj) => {
+            let p = match params_from_object(&obj) {
+                Ok(p) => p,
+                Err(m) => return request_error(media, m),
+            };
+            let (body, failed) = execute_one(&st, p, &viewer, &rid).await;
+            let status = if failed && media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+            respond(status, media, &body)
+        }
+        Value::Array(items) => {
+            if items.is_empty() || items.len() > st.limits.max_batch {
+                return request_error(media, &format!("a batch holds 1 to {} operations", st.limits.max_batch));
+            }
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let Value::Object(obj) = item else {
+                    out.push(error_body("each batch entry must be an object", "BAD_REQUEST"));
+                    continue;
+                };
+                match params_from_object(&obj) {
+                    Ok(p) => out.push(execute_one(&st, p, &viewer, &rid).await.0),
+                    Err(m) => out.push(error_body(m, "BAD_REQUEST")),
+                }
+            }
+            respond(StatusCode::OK, media, &Value::Array(out))
+        }
+        _ => request_error(media, "the request body must be a JSON object"),
+    }
+}
+
+async fn graphiql(State(st): State<AppState>) -> Response {
+    if !st.graphiql {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    Html(async_graphql::http::GraphiQLSource::build().endpoint("/graphql").title("Cohort GraphiQL").finish()).into_response()
+}
+
+async fn healthz() -> Response {
+    (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    if st.store.is_ready().await {
+        (StatusCode::OK, axum::Json(json!({"status": "ready", "database": st.store.backend_name()}))).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable"}))).into_response()
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let body = st.metrics.render(&st.store);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(error_body("no such route", "NOT_FOUND"))).into_response()
+}
+
+async fn record_http(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    st.metrics.http_duration.get_or_create(&PathLabels { route: route.clone() }).observe(start.elapsed().as_secs_f64());
+    st.metrics.http_requests.get_or_create(&RouteLabels { route, status: resp.status().as_u16() }).inc();
+    resp
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    let e = ApiError::Internal("panic".into()).extend();
+    respond(StatusCode::INTERNAL_SERVER_ERROR, Media::Json, &json!({"errors": [e]}))
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .expose_headers([header::HeaderName::from_static("x-request-id")])
+        .max_age(std::time::Duration::from_secs(3600));
+    if origins.iter().any(|o| o == "*") {
+        return Some(layer.allow_origin(AllowOrigin::any()));
+    }
+    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    Some(layer.allow_origin(AllowOrigin::list(list)))
+}
+
+/// The complete router with all middleware.
+pub fn router(st: AppState, settings: &Settings) -> Router {
+    let body_limit = st.limits.max_body_bytes;
+    let timeout = st.limits.request_timeout;
+    let mut r = Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphiql", get(graphiql))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(st.clone(), record_http))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(st);
+    if let Some(c) = cors(&settings.cors_origins) {
+        r = r.layer(c);
+    }
+    r.layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let rid = req.extensions().get::<RequestId>().and_then(|r| r.header_value().to_str().ok()).unwrap_or("-").to_owned();
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}

@@ -1,0 +1,40 @@
+//! Cohort's API: the axum router, JWT → viewer, the GraphQL schema, error mapping, limits and
+//! metrics. The binary (`src/main.rs`) and the tests build the service through [`build`].
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod metrics;
+pub mod telemetry;
+
+use auth::{JwtVerifier, KeyConfigError};
+use config::Settings;
+use std::sync::Arc;
+
+pub use graphql::sdl;
+
+/// Builds the service's router over an already-connected (and migrated) store.
+pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Router, KeyConfigError> {
+    let verifier = Arc::new(JwtVerifier::from_settings(&settings.jwt)?);
+    let schema = graphql::build_schema(Some(store.clone()), &settings.limits, settings.introspection);
+    let state = http::AppState {
+        schema,
+        store,
+        verifier,
+        metrics: Arc::new(metrics::Metrics::new()),
+        limits: settings.limits.clone(),
+        graphiql: settings.graphiql,
+    };
+    Ok(http::router(state, settings))
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,13 @@
+//! Cohort's pure domain rules: typed ids, roles and access levels, validated value types and the
+//! policies that decide who may do what. No I/O here — the store and the API call into this
+//! crate, so a rule is written (and unit-tested) exactly once.
+
+pub mod access;
+pub mod contact;
+pub mod error;
+pub mod ids;
+pub mod status;
+pub mod text;
+
+pub use access::{AccessLevel, Role, Roles};
+pub use error::{DomainError, DomainResult};

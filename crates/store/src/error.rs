@@ -1,0 +1,41 @@
+use cohort_domain::DomainError;
+use sea_orm::DbErr;
+use thiserror::Error;
+
+/// What can go wrong in the store. The API maps each variant to a stable GraphQL error code;
+/// `Database` is the only one whose text must never reach a client.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// Unknown, hidden or of another tenant: deliberately indistinguishable.
+    #[error("not found")]
+    NotFound,
+    /// The viewer can see the object but may not do this to it.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Input broke a domain rule.
+    #[error(transparent)]
+    Invalid(#[from] DomainError),
+    /// The change conflicts with existing state (a duplicate name, a non-empty container, …).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    pub(crate) fn forbidden(msg: impl Into<String>) -> Self {
+        StoreError::Forbidden(msg.into())
+    }
+    pub(crate) fn invalid(field: &'static str, msg: impl Into<String>) -> Self {
+        StoreError::Invalid(DomainError::invalid(field, msg))
+    }
+    /// Turns a unique-constraint violation into a `Conflict` with `msg`; other errors pass through.
+    pub(crate) fn unique_as_conflict(e: DbErr, msg: &str) -> Self {
+        match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => StoreError::Conflict(msg.to_owned()),
+            _ => StoreError::Database(e),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Cohort's persistence: sea-orm on SQLite (embedded default) and PostgreSQL.
+//!
+//! **Authorization cannot be forgotten.** Every public method that reads or writes tenant data
+//! takes a [`Viewer`], and the visibility rule is part of the SQL it runs (an `IN (subquery)` over
+//! the viewer's grants, evaluated in the same statement, so a revoked grant takes effect on the
+//! very next request). Entities are crate-private: code outside this crate cannot name a table,
+//! so it cannot write a query that skips the filter. Background jobs, the CLI and demo seeding go
+//! through [`SystemHandle`], which is loudly named and never reachable from a GraphQL resolver.
+
+mod entities;
+mod error;
+mod page;
+mod repo;
+mod system;
+mod viewer;
+mod visibility;
+
+pub use error::{StoreError, StoreResult};
+pub use page::{Page, PageRequest, MAX_PAGE_SIZE};
+pub use repo::books::{AddressBookRecord, GrantRecord, Principal};
+pub use repo::contacts::{
+    ContactFilter, ContactInput, ContactPatch, ContactRecord, ContactChannels, EmailRecord, PhoneRecord,
+    StatusChangeRecord,
+};
+pub use repo::principals::{UserGroupRecord, UserRecord};
+pub use repo::statuses::BusinessStatusRecord;
+pub use system::{DemoTenant, SystemHandle};
+pub use viewer::{Identity, Viewer};
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use cohort_migrations::MigratorTrait;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Counters the store keeps about its own SQL, exported by the API as Prometheus metrics.
+#[derive(Debug, Default)]
+pub struct StoreMetrics {
+    pub statements: AtomicU64,
+    pub failed_statements: AtomicU64,
+    /// Sum of statement execution time, microseconds.
+    pub statement_micros: AtomicU64,
+}
+
+/// Pool options; defaults suit one process on a small machine.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// The handle to Cohort's database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) db: DatabaseConnection,
+    metrics: Arc<StoreMetrics>,
+}
+
+impl Store {
+    /// Connects to `sqlite://…` or `postgres://…`. For SQLite files, the file is created if missing
+    /// and WAL journaling is used so readers never wait for the writer.
+    pub async fn connect(url: &str, pool: PoolOptions) -> StoreResult<Store> {
+        let url = normalise_sqlite_url(url);
+        let is_sqlite = url.starts_with("sqlite:");
+        let mut opts = ConnectOptions::new(url.clone());
+        let max = if is_sqlite && url.contains(":memory:") { 1 } else { pool.max_connections };
+        opts.max_connections(max)
+            .min_connections(if is_sqlite && url.contains(":memory:") { 1 } else { 0 })
+            .acquire_timeout(pool.acquire_timeout)
+            .sqlx_logging(false);
+        if is_sqlite && url.contains(":memory:") {
+            // An in-memory database lives as long as its one connection: never recycle it.
+            opts.idle_timeout(None::<Duration>).max_lifetime(None::<Duration>);
+        }
+        let mut db = Database::connect(opts).await.map_err(StoreError::Database)?;
+        let metrics = Arc::new(StoreMetrics::default());
+        let m = metrics.clone();
+        db.set_metric_callback(move |info| {
+            m.statements.fetch_add(1, Ordering::Relaxed);
+            m.statement_micros.fetch_add(info.elapsed.as_micros() as u64, Ordering::Relaxed);
+            if info.failed {
+                m.failed_statements.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        if db.get_database_backend() == DbBackend::Sqlite {
+            for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 5000"] {
+                db.execute_unprepared(pragma).await.map_err(StoreError::Database)?;
+            }
+        }
+        Ok(Store { db, metrics })
+    }
+
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => "postgres",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other",
+        }
+    }
+
+    /// (open connections, idle connections) of the pool.
+    pub fn pool_stats(&self) -> (u32, u32) {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                let p = self.db.get_postgres_connection_pool();
+                (p.size(), p.num_idle() as u32)
+            }
+            DbBackend::Sqlite => {
+                let p = self.db.get_sqlite_connection_pool();
+                (p.size(), p.num_idle() as u32)
+            }
+            _ => (0, 0),
+        }
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        cohort_migrations::Migrator::up(&self.db, None).await.map_err(StoreError::Database)
+    }
+
+    /// Rolls back every migration (tests and `cohort migrate --down`).
+    pub async fn migrate_down_all(&self) -> StoreResult<()> {
+        cohort_migrations::Migrator::down(&self.db, None).await.map_err(StoreError::Database)
+    }
+
+    /// Ready = the database answers and no migration is pending.
+    pub async fn is_ready(&self) -> bool {
+        if self.db.execute_unprepared("SELECT 1").await.is_err() {
+            return false;
+        }
+        match cohort_migrations::Migrator::get_pending_migrations(&self.db).await {
+            Ok(p) => p.is_empty(),
+            Err(_) => false,
+        }
+    }
+
+    /// The names of the tables that exist (for migration tests).
+    pub async fn table_names(&self) -> StoreResult<Vec<String>> {
+        let sql = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
+            }
+            _ => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1",
+        };
+        let rows = self
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(self.db.get_database_backend(), sql))
+            .await?;
+        rows.iter().map(|r| r.try_get::<String>("", "name").map_err(StoreError::Database)).collect()
+    }
+
+    /// The system handle: for the CLI, demo seeding and background work. It bypasses viewer
+    /// scoping by design, so it is never handed to request handlers.
+    pub fn system(&self) -> SystemHandle {
+        SystemHandle::new(self.clone())
+    }
+
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+}
+
+/// `sqlite://cohort.db` → create the file if it is missing (`mode=rwc`), unless a mode is given.
+fn normalise_sqlite_url(url: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains(":memory:") && !url.contains("mode=") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_owned()
+    }
+}

@@ -1,0 +1,110 @@
+//! Keyset pagination. A cursor encodes the sort key of the last row the viewer saw, so it carries
+//! only what the viewer could already see and resumes correctly even if rows come and go.
+
+use crate::error::{StoreError, StoreResult};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// The largest page anyone may ask for (DESIGN §1 "Protecting the data").
+pub const MAX_PAGE_SIZE: u32 = 100;
+const CURSOR_PREFIX: &str = "c1.";
+
+/// `first` / `after` as the client sent them, validated.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub first: u32,
+    pub after: Option<String>,
+}
+
+impl PageRequest {
+    /// Validates `first` (1 to 100, default 20).
+    pub fn new(first: Option<i32>, after: Option<String>) -> StoreResult<Self> {
+        let first = match first {
+            None => 20,
+            Some(n) if n < 0 => return Err(StoreError::invalid("first", "must not be negative")),
+            Some(n) if n as u32 > MAX_PAGE_SIZE => {
+                return Err(StoreError::invalid("first", format!("must be at most {MAX_PAGE_SIZE}")));
+            }
+            Some(n) => n as u32,
+        };
+        Ok(PageRequest { first, after })
+    }
+
+    pub(crate) fn limit(&self) -> u64 {
+        self.first as u64 + 1
+    }
+
+    /// Decodes the `after` cursor into the key type of the list it belongs to.
+    pub(crate) fn after_key<K: DeserializeOwned>(&self) -> StoreResult<Option<K>> {
+        self.after.as_deref().map(decode_cursor).transpose()
+    }
+}
+
+pub(crate) fn encode_cursor<K: Serialize>(key: &K) -> String {
+    let json = serde_json::to_vec(key).unwrap_or_default();
+    format!("{CURSOR_PREFIX}{}", URL_SAFE_NO_PAD.encode(json))
+}
+
+pub(crate) fn decode_cursor<K: DeserializeOwned>(s: &str) -> StoreResult<K> {
+    let bad = || StoreError::invalid("after", "is not a valid cursor for this list");
+    let body = s.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
+    let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| bad())?;
+    serde_json::from_slice(&bytes).map_err(|_| bad())
+}
+
+/// One page of rows, each with its cursor.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub rows: Vec<(String, T)>,
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from `limit + 1` fetched rows: the extra row only tells whether there is more.
+    pub(crate) fn from_rows<K: Serialize>(
+        mut rows: Vec<T>,
+        req: &PageRequest,
+        key: impl Fn(&T) -> K,
+    ) -> Page<T> {
+        let has_next_page = rows.len() as u64 > req.first as u64;
+        rows.truncate(req.first as usize);
+        Page {
+            rows: rows.into_iter().map(|r| (encode_cursor(&key(&r)), r)).collect(),
+            has_next_page,
+            has_previous_page: req.after.is_some(),
+        }
+    }
+
+    pub fn map<U>(self, f: impl Fn(T) -> U) -> Page<U> {
+        Page {
+            rows: self.rows.into_iter().map(|(c, r)| (c, f(r))).collect(),
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_roundtrip_and_reject_garbage() {
+        let c = encode_cursor(&("zimmer".to_string(), 7u32));
+        let k: (String, u32) = decode_cursor(&c).unwrap();
+        assert_eq!(k, ("zimmer".to_string(), 7));
+        assert!(decode_cursor::<(String, u32)>("garbage").is_err());
+        assert!(decode_cursor::<(String, u32)>("c1.!!!").is_err());
+        assert!(decode_cursor::<(String, u32)>(&encode_cursor(&42)).is_err());
+    }
+
+    #[test]
+    fn page_size_is_bounded() {
+        assert!(PageRequest::new(Some(101), None).is_err());
+        assert!(PageRequest::new(Some(-1), None).is_err());
+        assert_eq!(PageRequest::new(None, None).unwrap().first, 20);
+        assert_eq!(PageRequest::new(Some(100), None).unwrap().first, 100);
+    }
+}

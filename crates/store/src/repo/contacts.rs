@@ -1,0 +1,588 @@
+//! Contacts: the viewer-scoped reads (lists, counts, lookups by id) and writes. Every statement
+//! carries the visibility condition, so a hidden contact is, for this viewer, a contact that does
+//! not exist: not listed, not counted, not matched by filters, and `NotFound` by id.
+
+use crate::entities::{business_status, contact, contact_email, contact_phone, status_change};
+use crate::error::{StoreError, StoreResult};
+use crate::page::{Page, PageRequest};
+use crate::viewer::Viewer;
+use crate::visibility::{book_level, book_visible, like_escape};
+use crate::Store;
+use chrono::{DateTime, Utc};
+use cohort_domain::contact::{ContactFields, ContactKind, ValidContact};
+use cohort_domain::ids::{AddressBookId, BusinessStatusId, ContactId, StatusChangeId, UserId};
+use cohort_domain::text::optional_text;
+use cohort_domain::AccessLevel;
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
+};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactRecord {
+    pub id: ContactId,
+    pub address_book_id: AddressBookId,
+    pub kind: ContactKind,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub company_name: Option<String>,
+    pub display_name: String,
+    pub sort_name: String,
+    pub company_id: Option<ContactId>,
+    pub business_status_id: Option<BusinessStatusId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<contact::Model> for ContactRecord {
+    fn from(m: contact::Model) -> Self {
+        ContactRecord {
+            id: ContactId(m.id),
+            address_book_id: AddressBookId(m.address_book_id),
+            kind: ContactKind::parse(&m.kind).unwrap_or(ContactKind::Person),
+            first_name: m.first_name,
+            last_name: m.last_name,
+            company_name: m.company_name,
+            display_name: m.display_name,
+            sort_name: m.sort_name,
+            company_id: m.company_id.map(ContactId),
+            business_status_id: m.business_status_id.map(BusinessStatusId),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailRecord {
+    pub address: String,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneRecord {
+    pub number: String,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactChannels {
+    pub emails: Vec<EmailRecord>,
+    pub phones: Vec<PhoneRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChangeRecord {
+    pub id: StatusChangeId,
+    pub contact_id: ContactId,
+    pub from_status_id: Option<BusinessStatusId>,
+    pub to_status_id: Option<BusinessStatusId>,
+    pub changed_by: Option<UserId>,
+    pub changed_at: DateTime<Utc>,
+    pub note: Option<String>,
+}
+
+/// The selection filters of `contacts(filter:)`. All conditions combine with AND.
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    /// Only contacts in these books (unknown or hidden book ids match nothing).
+    pub address_books: Option<Vec<AddressBookId>>,
+    pub kind: Option<ContactKind>,
+    /// Business-status keys; a contact matches if its status is any of them.
+    pub business_status: Option<Vec<String>>,
+    /// Prefix of any word of the name, or of any e-mail address; case-insensitive.
+    pub search: Option<String>,
+}
+
+/// A new contact.
+#[derive(Debug, Clone)]
+pub struct ContactInput {
+    pub address_book_id: AddressBookId,
+    pub kind: ContactKind,
+    pub fields: ContactFields,
+    pub company_id: Option<ContactId>,
+    pub business_status: Option<String>,
+}
+
+/// A partial update: `None` leaves a field unchanged; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ContactPatch {
+    pub address_book_id: Option<AddressBookId>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub company_name: Option<Option<String>>,
+    pub emails: Option<Vec<(String, Option<String>)>>,
+    pub phones: Option<Vec<(String, Option<String>)>>,
+    pub company_id: Option<Option<ContactId>>,
+}
+
+/// The words of the display name, lower-cased, each preceded by a space: `LIKE '% ann%'` then
+/// matches a prefix of any word.
+fn search_text(display_name: &str) -> String {
+    let mut s = String::with_capacity(display_name.len() + 8);
+    for w in display_name.split_whitespace() {
+        s.push(' ');
+        s.push_str(&w.to_lowercase());
+    }
+    s
+}
+
+fn visible_contacts(v: &Viewer) -> Select<contact::Entity> {
+    contact::Entity::find()
+        .filter(contact::Column::TenantId.eq(v.tenant_id.0))
+        .filter(book_visible(v, contact::Column::AddressBookId, AccessLevel::Read))
+}
+
+impl Store {
+    async fn filtered(&self, v: &Viewer, f: &ContactFilter) -> StoreResult<Select<contact::Entity>> {
+        let mut q = visible_contacts(v);
+        if let Some(books) = &f.address_books {
+            q = q.filter(contact::Column::AddressBookId.is_in(books.iter().map(|b| b.0)));
+        }
+        if let Some(kind) = f.kind {
+            q = q.filter(contact::Column::Kind.eq(kind.as_str()));
+        }
+        if let Some(keys) = &f.business_status {
+            let known: Vec<String> = business_status::Entity::find()
+                .filter(business_status::Column::TenantId.eq(v.tenant_id.0))
+                .filter(business_status::Column::Key.is_in(keys.iter().cloned()))
+                .select_only()
+                .column(business_status::Column::Key)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            if let Some(unknown) = keys.iter().find(|k| !known.contains(k)) {
+                return Err(StoreError::invalid("businessStatus", format!("'{unknown}' is not a business status of this tenant")));
+            }
+            q = q.filter(
+                contact::Column::BusinessStatusId.in_subquery(
+                    Query::select()
+                        .column(business_status::Column::Id)
+                        .from(business_status::Entity)
+                        .and_where(business_status::Column::TenantId.eq(v.tenant_id.0))
+                        .and_where(business_status::Column::Key.is_in(keys.iter().cloned()))
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some(term) = f.search.as_deref().map(cohort_domain::text::search_prefix).transpose()?.flatten() {
+            let esc = like_escape(&term);
+            let emails = Query::select()
+                .column(contact_email::Column::ContactId)
+                .from(contact_email::Entity)
+                .and_where(contact_email::Column::TenantId.eq(v.tenant_id.0))
+                .and_where(Expr::col((contact_email::Entity, contact_email::Column::Address)).like(LikeExpr::new(format!("{esc}%")).escape('\\')))
+                .to_owned();
+            q = q.filter(
+                Condition::any()
+                    .add(Expr::col((contact::Entity, contact::Column::SearchText)).like(LikeExpr::new(format!("% {esc}%")).escape('\\')))
+                    .add(contact::Column::Id.in_subquery(emails)),
+            );
+        }
+        Ok(q)
+    }
+
+    /// A page of visible contacts matching `f`, ordered by (sort name, id).
+    pub async fn contacts(&self, v: &Viewer, f: &ContactFilter, page: &PageRequest) -> StoreResult<Page<ContactRecord>> {
+        let mut q = self.filtered(v, f).await?;
+        if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
+            q = q.filter(
+                Condition::any().add(contact::Column::SortName.gt(name.clone())).add(
+                    Condition::all().add(contact::Column::SortName.eq(name)).add(contact::Column::Id.gt(id)),
+                ),
+            );
+        }
+        let rows = q
+            .order_by_asc(contact::Column::SortName)
+            .order_by_asc(contact::Column::Id)
+            .limit(page.limit())
+            .all(&self.db)
+            .await?;
+        Ok(Page::from_rows(rows.into_iter().map(ContactRecord::from).collect(), page, |c| (c.sort_name.clone(), c.id.0)))
+    }
+
+    /// How many visible contacts match `f`.
+    pub async fn count_contacts(&self, v: &Viewer, f: &ContactFilter) -> StoreResult<u64> {
+        Ok(self.filtered(v, f).await?.count(&self.db).await?)
+    }
+
+    /// The visible contacts among `ids`; unknown and hidden ids are absent, indistinguishably.
+    pub async fn contacts_by_ids(&self, v: &Viewer, ids: &[ContactId]) -> StoreResult<Vec<ContactRecord>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(visible_contacts(v)
+            .filter(contact::Column::Id.is_in(ids.iter().map(|i| i.0)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// E-mails and phones of the visible contacts among `ids`, in two statements for any number of
+    /// contacts (the API's DataLoader batches a whole page into one call).
+    pub async fn contact_channels(&self, v: &Viewer, ids: &[ContactId]) -> StoreResult<HashMap<ContactId, ContactChannels>> {
+        let mut out: HashMap<ContactId, ContactChannels> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let visible = || {
+            Query::select()
+                .column(contact::Column::Id)
+                .from(contact::Entity)
+                .and_where(contact::Column::TenantId.eq(v.tenant_id.0))
+                .and_where(contact::Column::Id.is_in(ids.iter().map(|i| i.0)))
+                .cond_where(book_visible(v, contact::Column::AddressBookId, AccessLevel::Read))
+                .to_owned()
+        };
+        let emails = contact_email::Entity::find()
+            .filter(contact_email::Column::TenantId.eq(v.tenant_id.0))
+            .filter(contact_email::Column::ContactId.in_subquery(visible()))
+            .order_by_asc(contact_email::Column::ContactId)
+            .order_by_asc(contact_email::Column::Position)
+            .all(&self.db)
+            .await?;
+        for e in emails {
+            out.entry(ContactId(e.contact_id)).or_default().emails.push(EmailRecord { address: e.address, label: e.label });
+        }
+        let phones = contact_phone::Entity::find()
+            .filter(contact_phone::Column::TenantId.eq(v.tenant_id.0))
+            .filter(contact_phone::Column::ContactId.in_subquery(visible()))
+            .order_by_asc(contact_phone::Column::ContactId)
+            .order_by_asc(contact_phone::Column::Position)
+            .all(&self.db)
+            .await?;
+        for p in phones {
+            out.entry(ContactId(p.contact_id)).or_default().phones.push(PhoneRecord { number: p.number, label: p.label });
+        }
+        Ok(out)
+    }
+
+    /// Loads a contact the viewer can see and checks they hold `needed` on its book.
+    async fn contact_for(&self, txn: &DatabaseTransaction, v: &Viewer, id: ContactId, needed: AccessLevel) -> StoreResult<contact::Model> {
+        let c = visible_contacts(v)
+            .filter(contact::Column::Id.eq(id.0))
+            .one(txn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let level = book_level(txn, v, AddressBookId(c.address_book_id)).await?;
+        if !AccessLevel::allows(level, needed) {
+            return Err(StoreError::forbidden(format!("this needs {needed:?} access on the contact's address book").to_uppercase()));
+        }
+        Ok(c)
+    }
+
+    async fn require_book(&self, txn: &DatabaseTransaction, v: &Viewer, book: AddressBookId, needed: AccessLevel) -> StoreResult<()> {
+        match book_level(txn, v, book).await? {
+            None => Err(StoreError::NotFound),
+            Some(l) if l < needed => Err(StoreError::forbidden("this needs WRITE access on the address book")),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// A company link must name a visible company contact (not the contact itself).
+    async fn check_company(&self, txn: &DatabaseTransaction, v: &Viewer, company: ContactId, this: Option<ContactId>) -> StoreResult<()> {
+        if Some(company) == this {
+            return Err(StoreError::invalid("companyId", "a contact cannot be its own company"));
+        }
+        let c = visible_contacts(v).filter(contact::Column::Id.eq(company.0)).one(txn).await?.ok_or(StoreError::NotFound)?;
+        if c.kind != ContactKind::Company.as_str() {
+            return Err(StoreError::invalid("companyId", "must name a company contact"));
+        }
+        Ok(())
+    }
+
+    async fn status_id_for(&self, txn: &DatabaseTransaction, v: &Viewer, key: &str) -> StoreResult<Uuid> {
+        business_status::Entity::find()
+            .filter(business_status::Column::TenantId.eq(v.tenant_id.0))
+            .filter(business_status::Column::Key.eq(key))
+            .one(txn)
+            .await?
+            .map(|s| s.id)
+            .ok_or_else(|| StoreError::invalid("businessStatus", format!("'{key}' is not a business status of this tenant")))
+    }
+
+    async fn write_channels(&self, txn: &DatabaseTransaction, v: &Viewer, id: Uuid, valid: &ValidContact, emails: bool, phones: bool) -> StoreResult<()> {
+        if emails {
+            contact_email::Entity::delete_many()
+                .filter(contact_email::Column::TenantId.eq(v.tenant_id.0))
+                .filter(contact_email::Column::ContactId.eq(id))
+                .exec(txn)
+                .await?;
+            if !valid.emails.is_empty() {
+                contact_email::Entity::insert_many(valid.emails.iter().enumerate().map(|(i, (e, l))| contact_email::ActiveModel {
+                    tenant_id: Set(v.tenant_id.0),
+                    contact_id: Set(id),
+                    position: Set(i as i32),
+                    address: Set(e.as_str().to_owned()),
+                    label: Set(l.clone()),
+                }))
+                .exec_without_returning(txn)
+                .await?;
+            }
+        }
+        if phones {
+            contact_phone::Entity::delete_many()
+                .filter(contact_phone::Column::TenantId.eq(v.tenant_id.0))
+                .filter(contact_phone::Column::ContactId.eq(id))
+                .exec(txn)
+                .await?;
+            if !valid.phones.is_empty() {
+                contact_phone::Entity::insert_many(valid.phones.iter().enumerate().map(|(i, (p, l))| contact_phone::ActiveModel {
+                    tenant_id: Set(v.tenant_id.0),
+                    contact_id: Set(id),
+                    position: Set(i as i32),
+                    number: Set(p.as_str().to_owned()),
+                    label: Set(l.clone()),
+                }))
+                .exec_without_returning(txn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a contact in a book where the viewer holds `WRITE`.
+    pub async fn create_contact(&self, v: &Viewer, input: ContactInput) -> StoreResult<ContactRecord> {
+        let valid = ValidContact::validate(input.kind, &input.fields)?;
+        let txn = self.db.begin().await?;
+        self.require_book(&txn, v, input.address_book_id, AccessLevel::Write).await?;
+        if let Some(company) = input.company_id {
+            if input.kind != ContactKind::Person {
+                return Err(StoreError::invalid("companyId", "only a person can be linked to a company"));
+            }
+            self.check_company(&txn, v, company, None).await?;
+        }
+        let status_id = match input.business_status.as_deref() {
+            Some(k) => Some(self.status_id_for(&txn, v, k).await?),
+            None => None,
+        };
+        let id = Uuid::now_v7();
+        let now = Utc::now();
+        let m = contact::Model {
+            tenant_id: v.tenant_id.0,
+            id,
+            address_book_id: input.address_book_id.0,
+            kind: valid.kind.as_str().to_owned(),
+            first_name: valid.first_name.clone(),
+            last_name: valid.last_name.clone(),
+            company_name: valid.company_name.clone(),
+            display_name: valid.display_name.clone(),
+            sort_name: valid.sort_name.clone(),
+            search_text: search_text(&valid.display_name),
+            company_id: input.company_id.map(|c| c.0),
+            business_status_id: status_id,
+            created_at: now,
+            updated_at: now,
+            created_by: Some(v.user_id.0),
+        };
+        contact::Entity::insert(contact::ActiveModel::from(m.clone())).exec_without_returning(&txn).await?;
+        self.write_channels(&txn, v, id, &valid, true, true).await?;
+        if status_id.is_some() {
+            insert_status_change(&txn, v, id, None, status_id, None).await?;
+        }
+        txn.commit().await?;
+        Ok(m.into())
+    }
+
+    /// Applies a partial update to a contact the viewer can write.
+    pub async fn update_contact(&self, v: &Viewer, id: ContactId, p: ContactPatch) -> StoreResult<ContactRecord> {
+        let txn = self.db.begin().await?;
+        let cur = self.contact_for(&txn, v, id, AccessLevel::Write).await?;
+        let kind = ContactKind::parse(&cur.kind).unwrap_or(ContactKind::Person);
+        let emails_changed = p.emails.is_some();
+        let phones_changed = p.phones.is_some();
+        let (cur_emails, cur_phones) = if emails_changed && phones_changed {
+            (vec![], vec![])
+        } else {
+            let ch = self.contact_channels(v, &[id]).await?.remove(&id).unwrap_or_default();
+            (
+                ch.emails.into_iter().map(|e| (e.address, e.label)).collect(),
+                ch.phones.into_iter().map(|p| (p.number, p.label)).collect(),
+            )
+        };
+        let fields = ContactFields {
+            first_name: p.first_name.clone().unwrap_or(cur.first_name.clone()),
+            last_name: p.last_name.clone().unwrap_or(cur.last_name.clone()),
+            company_name: p.company_name.clone().unwrap_or(cur.company_name.clone()),
+            emails: p.emails.clone().unwrap_or(cur_emails),
+            phones: p.phones.clone().unwrap_or(cur_phones),
+        };
+        let valid = ValidContact::validate(kind, &fields)?;
+        if let Some(book) = p.address_book_id {
+            if book.0 != cur.address_book_id {
+                self.require_book(&txn, v, book, AccessLevel::Write).await?;
+            }
+        }
+        let company_id = match p.company_id {
+            None => cur.company_id,
+            Some(None) => None,
+            Some(Some(c)) => {
+                if kind != ContactKind::Person {
+                    return Err(StoreError::invalid("companyId", "only a person can be linked to a company"));
+                }
+                self.check_company(&txn, v, c, Some(id)).await?;
+                Some(c.0)
+            }
+        };
+        let m = contact::Model {
+            address_book_id: p.address_book_id.map(|b| b.0).unwrap_or(cur.address_book_id),
+            first_name: valid.first_name.clone(),
+            last_name: valid.last_name.clone(),
+            company_name: valid.company_name.clone(),
+            display_name: valid.display_name.clone(),
+            sort_name: valid.sort_name.clone(),
+            search_text: search_text(&valid.display_name),
+            company_id,
+            updated_at: Utc::now(),
+            ..cur
+        };
+        contact::Entity::update(contact::ActiveModel {
+            tenant_id: sea_orm::ActiveValue::Unchanged(m.tenant_id),
+            id: sea_orm::ActiveValue::Unchanged(m.id),
+            address_book_id: Set(m.address_book_id),
+            first_name: Set(m.first_name.clone()),
+            last_name: Set(m.last_name.clone()),
+            company_name: Set(m.company_name.clone()),
+            display_name: Set(m.display_name.clone()),
+            sort_name: Set(m.sort_name.clone()),
+            search_text: Set(m.search_text.clone()),
+            company_id: Set(m.company_id),
+            updated_at: Set(m.updated_at),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await?;
+        self.write_channels(&txn, v, id.0, &valid, emails_changed, phones_changed).await?;
+        txn.commit().await?;
+        Ok(m.into())
+    }
+
+    /// Deletes a contact the viewer can write. Persons linked to it as their company are unlinked.
+    pub async fn delete_contact(&self, v: &Viewer, id: ContactId) -> StoreResult<ContactId> {
+        let txn = self.db.begin().await?;
+        self.contact_for(&txn, v, id, AccessLevel::Write).await?;
+        contact::Entity::update_many()
+            .col_expr(contact::Column::CompanyId, Expr::value(Option::<Uuid>::None))
+            .filter(contact::Column::TenantId.eq(v.tenant_id.0))
+            .filter(contact::Column::CompanyId.eq(id.0))
+            .exec(&txn)
+            .await?;
+        contact::Entity::delete_many()
+            .filter(contact::Column::TenantId.eq(v.tenant_id.0))
+            .filter(contact::Column::Id.eq(id.0))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(id)
+    }
+
+    /// Sets (or, with `None`, clears) a contact's business status, recording the change in its
+    /// history. Setting the status it already has records nothing.
+    pub async fn set_business_status(&self, v: &Viewer, id: ContactId, key: Option<&str>, note: Option<&str>) -> StoreResult<ContactRecord> {
+        let note = optional_text("note", note)?;
+        let txn = self.db.begin().await?;
+        let cur = self.contact_for(&txn, v, id, AccessLevel::Write).await?;
+        let to = match key {
+            Some(k) => Some(self.status_id_for(&txn, v, k).await?),
+            None => None,
+        };
+        if to == cur.business_status_id {
+            txn.commit().await?;
+            return Ok(cur.into());
+        }
+        let now = Utc::now();
+        contact::Entity::update_many()
+            .col_expr(contact::Column::BusinessStatusId, Expr::value(to))
+            .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+            .filter(contact::Column::TenantId.eq(v.tenant_id.0))
+            .filter(contact::Column::Id.eq(id.0))
+            .exec(&txn)
+            .await?;
+        insert_status_change(&txn, v, id.0, cur.business_status_id, to, note).await?;
+        txn.commit().await?;
+        Ok(contact::Model { business_status_id: to, updated_at: now, ..cur }.into())
+    }
+
+    /// A visible contact's status history, newest first.
+    pub async fn status_history(&self, v: &Viewer, id: ContactId, page: &PageRequest) -> StoreResult<Page<StatusChangeRecord>> {
+        let visible = Query::select()
+            .column(contact::Column::Id)
+            .from(contact::Entity)
+            .and_where(contact::Column::TenantId.eq(v.tenant_id.0))
+            .and_where(contact::Column::Id.eq(id.0))
+            .cond_where(book_visible(v, contact::Column::AddressBookId, AccessLevel::Read))
+            .to_owned();
+        let mut q = status_change::Entity::find()
+            .filter(status_change::Column::TenantId.eq(v.tenant_id.0))
+            .filter(status_change::Column::ContactId.in_subquery(visible));
+        if let Some((at, cid)) = page.after_key::<(DateTime<Utc>, Uuid)>()? {
+            q = q.filter(
+                Condition::any().add(status_change::Column::ChangedAt.lt(at)).add(
+                    Condition::all().add(status_change::Column::ChangedAt.eq(at)).add(status_change::Column::Id.lt(cid)),
+                ),
+            );
+        }
+        let rows = q
+            .order_by_desc(status_change::Column::ChangedAt)
+            .order_by_desc(status_change::Column::Id)
+            .limit(page.limit())
+            .all(&self.db)
+            .await?;
+        let recs = rows
+            .into_iter()
+            .map(|r| StatusChangeRecord {
+                id: StatusChangeId(r.id),
+                contact_id: ContactId(r.contact_id),
+                from_status_id: r.from_status_id.map(BusinessStatusId),
+                to_status_id: r.to_status_id.map(BusinessStatusId),
+                changed_by: r.changed_by.map(UserId),
+                changed_at: r.changed_at,
+                note: r.note,
+            })
+            .collect();
+        Ok(Page::from_rows(recs, page, |r: &StatusChangeRecord| (r.changed_at, r.id.0)))
+    }
+
+    /// Business statuses by id (for the per-request loader).
+    pub async fn business_statuses_by_ids(&self, v: &Viewer, ids: &[BusinessStatusId]) -> StoreResult<Vec<crate::BusinessStatusRecord>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(business_status::Entity::find()
+            .filter(business_status::Column::TenantId.eq(v.tenant_id.0))
+            .filter(business_status::Column::Id.is_in(ids.iter().map(|i| i.0)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}
+
+async fn insert_status_change<C: ConnectionTrait>(
+    conn: &C,
+    v: &Viewer,
+    contact_id: Uuid,
+    from: Option<Uuid>,
+    to: Option<Uuid>,
+    note: Option<String>,
+) -> StoreResult<()> {
+    status_change::Entity::insert(status_change::ActiveModel {
+        tenant_id: Set(v.tenant_id.0),
+        id: Set(Uuid::now_v7()),
+        contact_id: Set(contact_id),
+        from_status_id: Set(from),
+        to_status_id: Set(to),
+        changed_by: Set(Some(v.user_id.0)),
+        changed_at: Set(Utc::now()),
+        note: Set(note),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,5 @@
+pub(crate) mod audit;
+pub mod books;
+pub mod contacts;
+pub mod principals;
+pub mod statuses;

@@ -1,0 +1,138 @@
+//! The system handle: work done on behalf of the service itself (demo seeding now; background
+//! jobs later). It can act inside any tenant, so it is deliberately not a `Viewer` and is never
+//! handed to request handlers.
+
+use crate::entities::address_book;
+use crate::error::StoreResult;
+use crate::repo::principals::{ensure_tenant, ensure_user};
+use crate::viewer::Viewer;
+use crate::{ContactInput, Principal, Store};
+use cohort_domain::contact::{ContactFields, ContactKind};
+use cohort_domain::ids::{ContactId, UserId};
+use cohort_domain::{AccessLevel, Role, Roles};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+pub struct SystemHandle {
+    store: Store,
+}
+
+/// What `serve --demo` created, for printing tokens.
+#[derive(Debug, Clone)]
+pub struct DemoTenant {
+    pub tenant_key: String,
+    pub admin_subject: String,
+    pub agent_subject: String,
+    pub created: bool,
+}
+
+const FIRST: &[&str] = &["Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hans", "Ida", "Jonas", "Karla", "Lukas"];
+const LAST: &[&str] = &["Abbott", "Baker", "Carter", "Dawson", "Ellis", "Fischer", "Graham", "Hoffmann", "Ibsen", "Jensen"];
+const COMPANIES: &[&str] = &["Acme GmbH", "Birch & Co", "Contoso AG", "Dunder Ltd", "Evergreen KG", "Fabrikam Inc"];
+const STATUSES: &[&str] = &["lead_cold", "lead_warm", "lead_hot", "prospect_value_buyer", "customer", "customer", "dead"];
+
+impl SystemHandle {
+    pub(crate) fn new(store: Store) -> Self {
+        SystemHandle { store }
+    }
+
+    /// Acts as an admin of `tenant_key` (creating tenant and user if needed).
+    async fn admin_of(&self, tenant_key: &str, subject: &str) -> StoreResult<Viewer> {
+        let t = ensure_tenant(&self.store.db, tenant_key).await?;
+        let u = ensure_user(&self.store.db, t, subject, Some("Demo Admin"), None).await?;
+        Ok(Viewer {
+            tenant_id: t,
+            user_id: UserId(u.id),
+            subject: subject.to_owned(),
+            roles: Roles::new([Role::Admin]),
+            name: u.name,
+            email: u.email,
+        })
+    }
+
+    /// Creates the demo tenant once: three address books, users and user groups, grants and 50
+    /// contacts (persons linked to companies, with e-mails, phones and statuses). Idempotent.
+    pub async fn seed_demo(&self) -> StoreResult<DemoTenant> {
+        let s = &self.store;
+        let info = DemoTenant {
+            tenant_key: "demo".into(),
+            admin_subject: "demo-admin".into(),
+            agent_subject: "demo-agent".into(),
+            created: false,
+        };
+        let admin = self.admin_of(&info.tenant_key, &info.admin_subject).await?;
+        let books = address_book::Entity::find()
+            .filter(address_book::Column::TenantId.eq(admin.tenant_id.0))
+            .count(&s.db)
+            .await?;
+        if books > 0 {
+            return Ok(info);
+        }
+        let customers = s.create_address_book(&admin, "Customers DACH", Some("Key customers in Germany, Austria, Switzerland")).await?;
+        let partners = s.create_address_book(&admin, "Partners & Leads", Some("Resellers, partners and fresh leads")).await?;
+        let suppliers = s.create_address_book(&admin, "Suppliers", Some("Purchasing only: agents have no access")).await?;
+        let agent = s.create_user(&admin, &info.agent_subject, Some("Demo Agent"), Some("agent@demo.example")).await?;
+        let l2 = s.create_user(&admin, "demo-l2", Some("Lena Support"), None).await?;
+        let kam = s.create_user_group(&admin, "Key account managers", Some("Own the DACH customer relationships")).await?;
+        let support = s.create_user_group(&admin, "Support L2", Some("Second-level support")).await?;
+        s.add_user_group_members(&admin, kam.id, &[agent.id]).await?;
+        s.add_user_group_members(&admin, support.id, &[agent.id, l2.id]).await?;
+        s.grant_access(&admin, customers.id, Principal::UserGroup(kam.id), AccessLevel::Write).await?;
+        s.grant_access(&admin, partners.id, Principal::User(agent.id), AccessLevel::Read).await?;
+        s.grant_access(&admin, partners.id, Principal::UserGroup(support.id), AccessLevel::Read).await?;
+
+        let mut n = 0usize;
+        for (bi, book) in [&customers, &partners, &suppliers].into_iter().enumerate() {
+            let mut companies: Vec<ContactId> = vec![];
+            for ci in 0..2 {
+                let name = COMPANIES[(bi * 2 + ci) % COMPANIES.len()];
+                let c = s
+                    .create_contact(
+                        &admin,
+                        ContactInput {
+                            address_book_id: book.id,
+                            kind: ContactKind::Company,
+                            fields: ContactFields {
+                                company_name: Some(name.into()),
+                                emails: vec![(format!("info@{}.example", slug(name)), Some("office".into()))],
+                                phones: vec![(format!("+49 30 {:07}", 1000 + n), None)],
+                                ..Default::default()
+                            },
+                            company_id: None,
+                            business_status: Some(STATUSES[n % STATUSES.len()].into()),
+                        },
+                    )
+                    .await?;
+                companies.push(c.id);
+                n += 1;
+            }
+            let persons = if bi == 0 { 18 } else { 14 };
+            for pi in 0..persons {
+                let first = FIRST[(n * 7 + pi) % FIRST.len()];
+                let last = LAST[(n * 3 + pi) % LAST.len()];
+                s.create_contact(
+                    &admin,
+                    ContactInput {
+                        address_book_id: book.id,
+                        kind: ContactKind::Person,
+                        fields: ContactFields {
+                            first_name: Some(first.into()),
+                            last_name: Some(last.into()),
+                            emails: vec![(format!("{}.{}{}@mail.example", first.to_lowercase(), last.to_lowercase(), n), None)],
+                            phones: if pi % 3 == 0 { vec![(format!("+49 170 {:07}", 5000 + n), Some("mobile".into()))] } else { vec![] },
+                            ..Default::default()
+                        },
+                        company_id: (pi % 2 == 0).then(|| companies[pi / 2 % companies.len()]),
+                        business_status: (pi % 4 != 3).then(|| STATUSES[(n + pi) % STATUSES.len()].to_string()),
+                    },
+                )
+                .await?;
+                n += 1;
+            }
+        }
+        Ok(DemoTenant { created: true, ..info })
+    }
+}
+
+fn slug(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase()
+}

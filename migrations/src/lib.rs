@@ -1,0 +1,55 @@
+//! Cohort's schema migrations.
+//!
+//! One file per change, each with a working `down`. Migrations are written with sea-query
+//! builders against table/column *names*, never against the store's current entities, so that an
+//! old migration keeps meaning what it meant when it shipped. Backend-specific SQL appears only
+//! where the two engines genuinely differ (collation of sort keys).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_foundation::Migration)]
+    }
+}
+
+/// Column helpers shared by migrations: every table leads with `tenant_id` (DESIGN §2, "Scale").
+pub(crate) mod cols {
+    use sea_orm_migration::prelude::*;
+
+    pub fn uuid(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).uuid().not_null().to_owned()
+    }
+    pub fn uuid_null(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).uuid().null().to_owned()
+    }
+    pub fn text(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).string().not_null().to_owned()
+    }
+    pub fn text_null(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).string().null().to_owned()
+    }
+    pub fn ts(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).timestamp_with_time_zone().not_null().to_owned()
+    }
+    pub fn ts_null(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).timestamp_with_time_zone().null().to_owned()
+    }
+    pub fn int(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).integer().not_null().to_owned()
+    }
+    /// A text column used as a sort key. PostgreSQL must compare it byte-wise ("C" collation) so
+    /// that ordering, and therefore keyset cursors, are identical on SQLite (BINARY) and PostgreSQL.
+    pub fn sort_key(name: &'static str, backend: sea_orm_migration::sea_orm::DbBackend) -> ColumnDef {
+        let mut c = ColumnDef::new(name).string().not_null().to_owned();
+        if backend == sea_orm_migration::sea_orm::DbBackend::Postgres {
+            c.extra("COLLATE \"C\"");
+        }
+        c
+    }
+}

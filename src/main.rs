@@ -1,0 +1,198 @@
+//! `cohort` — the contact-groups service.
+//!
+//! `serve` migrates and serves; `serve --demo` needs no configuration at all; `migrate`, `schema`
+//! and `token` are the operator's tools. Configuration comes from `COHORT_*` variables.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use cohort_api::config::Settings;
+use cohort_store::{PoolOptions, Store};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Parser)]
+#[command(name = "cohort", version, about = "Contact groups for CRMs: a GraphQL API that never leaks a contact")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations, then serve (default: SQLite `cohort.db`, 127.0.0.1:8080).
+    Serve {
+        /// Create a demo tenant with sample data, enable GraphiQL and print ready-to-use tokens.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending migrations (or, with --down, roll every migration back).
+    Migrate {
+        #[arg(long)]
+        down: bool,
+    },
+    /// Print the GraphQL SDL.
+    Schema,
+    /// Issue an HS256 token (needs COHORT_JWT_SECRET).
+    Token {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        subject: String,
+        /// admin, agent or integration; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Lifetime: seconds, or with a unit (30m, 12h, 7d). Default 1h.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+}
+
+fn parse_ttl(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let (num, mul) = match s.chars().last() {
+        Some('s') => (&s[..s.len() - 1], 1),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('h') => (&s[..s.len() - 1], 3600),
+        Some('d') => (&s[..s.len() - 1], 86_400),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().with_context(|| format!("--ttl: '{s}' is not a duration"))?;
+    if n == 0 || n * mul > 366 * 86_400 {
+        bail!("--ttl must be between 1 second and 366 days");
+    }
+    Ok(n * mul)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested; draining in-flight requests");
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database_url, PoolOptions::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    Ok(store)
+}
+
+async fn serve(demo: bool) -> anyhow::Result<()> {
+    let mut settings = Settings::from_env(demo)?;
+    cohort_api::telemetry::init(&settings.log_filter, settings.log_format);
+    if demo && settings.jwt.secret.is_none() && settings.jwt.public_keys.is_none() {
+        // A fresh random secret per run: demo tokens die with the process.
+        let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        settings.jwt.secret = Some(SecretString::from(secret));
+    }
+    let store = connect(&settings).await?;
+    store.migrate().await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    tracing::info!(database = store.backend_name(), "migrations applied");
+    let demo_tokens = if demo {
+        let d = store.system().seed_demo().await.map_err(|e| anyhow::anyhow!("demo seeding failed: {e}"))?;
+        match &settings.jwt.secret {
+            Some(secret) => {
+                let issue = |sub: &str, role: &str| {
+                    cohort_api::auth::issue_hs256(
+                        secret.expose_secret().as_bytes(),
+                        &settings.jwt.issuer,
+                        &settings.jwt.audience,
+                        &d.tenant_key,
+                        sub,
+                        &[role.to_owned()],
+                        12 * 3600,
+                    )
+                };
+                Some((issue(&d.admin_subject, "admin")?, issue(&d.agent_subject, "agent")?))
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    let router = cohort_api::build(&settings, store.clone())?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    if demo {
+        println!();
+        println!("Cohort demo is running.");
+        println!("  GraphQL:  http://{addr}/graphql");
+        println!("  GraphiQL: http://{addr}/graphiql   (paste a token into the Headers tab:");
+        println!("            {{\"Authorization\": \"Bearer <token>\"}})");
+        println!("  Health:   http://{addr}/healthz   Metrics: http://{addr}/metrics");
+        if let Some((admin, agent)) = &demo_tokens {
+            println!();
+            println!("Admin token (tenant demo, sees every address book; valid 12 h):");
+            println!("{admin}");
+            println!();
+            println!("Agent token (sees 'Customers DACH' and 'Partners & Leads' only):");
+            println!("{agent}");
+        }
+        println!();
+    }
+    cohort_api::serve(listener, router, shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve { demo: false }) {
+        Command::Serve { demo } => serve(demo).await,
+        Command::Migrate { down } => {
+            let settings = Settings::from_env(false)?;
+            cohort_api::telemetry::init(&settings.log_filter, settings.log_format);
+            let store = connect(&settings).await?;
+            if down {
+                store.migrate_down_all().await.map_err(|e| anyhow::anyhow!("rollback failed: {e}"))?;
+                println!("all migrations rolled back");
+            } else {
+                store.migrate().await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+                println!("migrations applied");
+            }
+            store.close().await;
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", cohort_api::sdl());
+            Ok(())
+        }
+        Command::Token { tenant, subject, roles, ttl } => {
+            let settings = Settings::from_env(false)?;
+            let Some(secret) = settings.jwt.secret.as_ref() else {
+                bail!("`cohort token` issues HS256 tokens and needs COHORT_JWT_SECRET");
+            };
+            for r in &roles {
+                if cohort_domain::Role::parse(r).is_none() {
+                    bail!("unknown role '{r}': use admin, agent or integration");
+                }
+            }
+            let token = cohort_api::auth::issue_hs256(
+                secret.expose_secret().as_bytes(),
+                &settings.jwt.issuer,
+                &settings.jwt.audience,
+                &tenant,
+                &subject,
+                &roles,
+                parse_ttl(&ttl)?,
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
