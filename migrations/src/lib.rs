@@ -35,17 +35,26 @@ pub(crate) mod cols {
         ColumnDef::new(name).string().null().to_owned()
     }
     pub fn ts(name: &'static str) -> ColumnDef {
-        ColumnDef::new(name).timestamp_with_time_zone().not_null().to_owned()
+        ColumnDef::new(name)
+            .timestamp_with_time_zone()
+            .not_null()
+            .to_owned()
     }
     pub fn ts_null(name: &'static str) -> ColumnDef {
-        ColumnDef::new(name).timestamp_with_time_zone().null().to_owned()
+        ColumnDef::new(name)
+            .timestamp_with_time_zone()
+            .null()
+            .to_owned()
     }
     pub fn int(name: &'static str) -> ColumnDef {
         ColumnDef::new(name).integer().not_null().to_owned()
     }
     /// A text column used as a sort key. PostgreSQL must compare it byte-wise ("C" collation) so
     /// that ordering, and therefore keyset cursors, are identical on SQLite (BINARY) and PostgreSQL.
-    pub fn sort_key(name: &'static str, backend: sea_orm_migration::sea_orm::DbBackend) -> ColumnDef {
+    pub fn sort_key(
+        name: &'static str,
+        backend: sea_orm_migration::sea_orm::DbBackend,
+    ) -> ColumnDef {
         let mut c = ColumnDef::new(name).string().not_null().to_owned();
         if backend == sea_orm_migration::sea_orm::DbBackend::Postgres {
             c.extra("COLLATE \"C\"");

@@ -42,8 +42,15 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("ux_tenants_key").table("tenants").col("key").unique().to_owned())
-            .await?;
+        m.create_index(
+            Index::create()
+                .name("ux_tenants_key")
+                .table("tenants")
+                .col("key")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -67,7 +74,13 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("ux_users_subject").table("users").col("tenant_id").col("subject").unique().to_owned(),
+            Index::create()
+                .name("ux_users_subject")
+                .table("users")
+                .col("tenant_id")
+                .col("subject")
+                .unique()
+                .to_owned(),
         )
         .await?;
 
@@ -91,7 +104,13 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("ux_user_groups_name").table("user_groups").col("tenant_id").col("name").unique().to_owned(),
+            Index::create()
+                .name("ux_user_groups_name")
+                .table("user_groups")
+                .col("tenant_id")
+                .col("name")
+                .unique()
+                .to_owned(),
         )
         .await?;
 
@@ -102,7 +121,12 @@ impl MigrationTrait for Migration {
                 .col(uuid("user_group_id"))
                 .col(uuid("user_id"))
                 .col(ts("created_at"))
-                .primary_key(Index::create().col("tenant_id").col("user_group_id").col("user_id"))
+                .primary_key(
+                    Index::create()
+                        .col("tenant_id")
+                        .col("user_group_id")
+                        .col("user_id"),
+                )
                 .foreign_key(&mut fk(
                     "fk_ugm_group",
                     "user_group_members",
@@ -121,7 +145,12 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("ix_ugm_user").table("user_group_members").col("tenant_id").col("user_id").to_owned(),
+            Index::create()
+                .name("ix_ugm_user")
+                .table("user_group_members")
+                .col("tenant_id")
+                .col("user_id")
+                .to_owned(),
         )
         .await?;
 
@@ -145,7 +174,13 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("ux_address_books_name").table("address_books").col("tenant_id").col("name").unique().to_owned(),
+            Index::create()
+                .name("ux_address_books_name")
+                .table("address_books")
+                .col("tenant_id")
+                .col("name")
+                .unique()
+                .to_owned(),
         )
         .await?;
 
@@ -162,7 +197,11 @@ impl MigrationTrait for Migration {
                 .col(ts("granted_at"))
                 .col(uuid_null("granted_by"))
                 .primary_key(
-                    Index::create().col("tenant_id").col("address_book_id").col("principal_kind").col("principal_id"),
+                    Index::create()
+                        .col("tenant_id")
+                        .col("address_book_id")
+                        .col("principal_kind")
+                        .col("principal_id"),
                 )
                 .foreign_key(&mut fk(
                     "fk_grants_book",
@@ -207,7 +246,13 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("ux_business_statuses_key").table("business_statuses").col("tenant_id").col("key").unique().to_owned(),
+            Index::create()
+                .name("ux_business_statuses_key")
+                .table("business_statuses")
+                .col("tenant_id")
+                .col("key")
+                .unique()
+                .to_owned(),
         )
         .await?;
 
@@ -269,11 +314,22 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("ix_contacts_sort").table("contacts").col("tenant_id").col("sort_name").col("id").to_owned(),
+            Index::create()
+                .name("ix_contacts_sort")
+                .table("contacts")
+                .col("tenant_id")
+                .col("sort_name")
+                .col("id")
+                .to_owned(),
         )
         .await?;
         m.create_index(
-            Index::create().name("ix_contacts_company").table("contacts").col("tenant_id").col("company_id").to_owned(),
+            Index::create()
+                .name("ix_contacts_company")
+                .table("contacts")
+                .col("tenant_id")
+                .col("company_id")
+                .to_owned(),
         )
         .await?;
 
@@ -286,7 +342,12 @@ impl MigrationTrait for Migration {
                     .col(int("position"))
                     .col(text(value))
                     .col(text_null("label"))
-                    .primary_key(Index::create().col("tenant_id").col("contact_id").col("position"))
+                    .primary_key(
+                        Index::create()
+                            .col("tenant_id")
+                            .col("contact_id")
+                            .col("position"),
+                    )
                     .foreign_key(&mut fk(
                         &format!("fk_{table}_contact"),
                         table,
@@ -299,7 +360,12 @@ impl MigrationTrait for Migration {
             .await?;
         }
         m.create_index(
-            Index::create().name("ix_contact_emails_address").table("contact_emails").col("tenant_id").col("address").to_owned(),
+            Index::create()
+                .name("ix_contact_emails_address")
+                .table("contact_emails")
+                .col("tenant_id")
+                .col("address")
+                .to_owned(),
         )
         .await?;
 
@@ -353,7 +419,12 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("ix_audit_log_at").table("audit_log").col("tenant_id").col("at").to_owned(),
+            Index::create()
+                .name("ix_audit_log_at")
+                .table("audit_log")
+                .col("tenant_id")
+                .col("at")
+                .to_owned(),
         )
         .await?;
         Ok(())

@@ -15,7 +15,10 @@ pub enum ApiError {
     Forbidden(String),
     /// Unknown, hidden, deleted and wrong-type ids all answer with exactly this.
     NotFound,
-    BadUserInput { field: Option<String>, message: String },
+    BadUserInput {
+        field: Option<String>,
+        message: String,
+    },
     Conflict(String),
     /// The cause is logged, never shown.
     Internal(String),
@@ -43,7 +46,10 @@ impl ApiError {
         }
     }
     pub fn bad_input(field: &str, message: impl Into<String>) -> Self {
-        ApiError::BadUserInput { field: Some(field.to_owned()), message: message.into() }
+        ApiError::BadUserInput {
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
     }
 }
 
@@ -52,7 +58,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Forbidden(m) => ApiError::Forbidden(m),
-            StoreError::Invalid(d) => ApiError::BadUserInput { field: Some(d.field().to_owned()), message: d.to_string() },
+            StoreError::Invalid(d) => ApiError::BadUserInput {
+                field: Some(d.field().to_owned()),
+                message: d.to_string(),
+            },
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Database(db) => ApiError::Internal(db.to_string()),
         }

@@ -86,7 +86,10 @@ impl AccessLevel {
     }
     /// The effective level of a viewer on a book: admins hold `Manage` everywhere; others hold the
     /// highest of their direct and user-group grants, or nothing.
-    pub fn effective(is_admin: bool, granted: impl IntoIterator<Item = AccessLevel>) -> Option<Self> {
+    pub fn effective(
+        is_admin: bool,
+        granted: impl IntoIterator<Item = AccessLevel>,
+    ) -> Option<Self> {
         if is_admin {
             return Some(Self::Manage);
         }
@@ -106,8 +109,14 @@ mod tests {
     fn levels_are_ordered() {
         assert!(AccessLevel::Read < AccessLevel::Write);
         assert!(AccessLevel::Write < AccessLevel::Manage);
-        assert!(AccessLevel::allows(Some(AccessLevel::Manage), AccessLevel::Read));
-        assert!(!AccessLevel::allows(Some(AccessLevel::Read), AccessLevel::Write));
+        assert!(AccessLevel::allows(
+            Some(AccessLevel::Manage),
+            AccessLevel::Read
+        ));
+        assert!(!AccessLevel::allows(
+            Some(AccessLevel::Read),
+            AccessLevel::Write
+        ));
         assert!(!AccessLevel::allows(None, AccessLevel::Read));
     }
 

@@ -12,23 +12,25 @@ mod error;
 mod page;
 mod repo;
 mod system;
+#[doc(hidden)]
+pub mod testing;
 mod viewer;
 mod visibility;
 
 pub use error::{StoreError, StoreResult};
-pub use page::{Page, PageRequest, MAX_PAGE_SIZE};
+pub use page::{MAX_PAGE_SIZE, Page, PageRequest};
 pub use repo::books::{AddressBookRecord, GrantRecord, Principal};
 pub use repo::contacts::{
-    ContactFilter, ContactInput, ContactPatch, ContactRecord, ContactChannels, EmailRecord, PhoneRecord,
-    StatusChangeRecord,
+    ContactChannels, ContactFilter, ContactInput, ContactPatch, ContactRecord, EmailRecord,
+    PhoneRecord, StatusChangeRecord,
 };
 pub use repo::principals::{UserGroupRecord, UserRecord};
 pub use repo::statuses::BusinessStatusRecord;
 pub use system::{DemoTenant, SystemHandle};
 pub use viewer::{Identity, Viewer};
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use cohort_migrations::MigratorTrait;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -51,7 +53,10 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        PoolOptions {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -69,31 +74,63 @@ impl Store {
         let url = normalise_sqlite_url(url);
         let is_sqlite = url.starts_with("sqlite:");
         let mut opts = ConnectOptions::new(url.clone());
-        let max = if is_sqlite && url.contains(":memory:") { 1 } else { pool.max_connections };
+        let max = if is_sqlite && url.contains(":memory:") {
+            1
+        } else {
+            pool.max_connections
+        };
         opts.max_connections(max)
-            .min_connections(if is_sqlite && url.contains(":memory:") { 1 } else { 0 })
+            .min_connections(if is_sqlite && url.contains(":memory:") {
+                1
+            } else {
+                0
+            })
             .acquire_timeout(pool.acquire_timeout)
             .sqlx_logging(false);
+        if is_sqlite {
+            opts.map_sqlx_sqlite_opts(|o| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                // WAL lets readers proceed while one writer commits; NORMAL is durable in WAL mode
+                // except for the last transactions before a power cut.
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        }
         if is_sqlite && url.contains(":memory:") {
             // An in-memory database lives as long as its one connection: never recycle it.
-            opts.idle_timeout(None::<Duration>).max_lifetime(None::<Duration>);
+            opts.idle_timeout(None::<Duration>)
+                .max_lifetime(None::<Duration>);
         }
-        let mut db = Database::connect(opts).await.map_err(StoreError::Database)?;
+        let mut db = Database::connect(opts)
+            .await
+            .map_err(StoreError::Database)?;
         let metrics = Arc::new(StoreMetrics::default());
         let m = metrics.clone();
         db.set_metric_callback(move |info| {
             m.statements.fetch_add(1, Ordering::Relaxed);
-            m.statement_micros.fetch_add(info.elapsed.as_micros() as u64, Ordering::Relaxed);
+            m.statement_micros
+                .fetch_add(info.elapsed.as_micros() as u64, Ordering::Relaxed);
             if info.failed {
                 m.failed_statements.fetch_add(1, Ordering::Relaxed);
             }
         });
-        if db.get_database_backend() == DbBackend::Sqlite {
-            for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 5000"] {
-                db.execute_unprepared(pragma).await.map_err(StoreError::Database)?;
-            }
-        }
         Ok(Store { db, metrics })
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail with
+    /// `SQLITE_BUSY` when another writer got in between, whereas an immediate one just waits.
+    pub(crate) async fn write_txn(&self) -> StoreResult<sea_orm::DatabaseTransaction> {
+        use sea_orm::TransactionTrait;
+        Ok(self
+            .db
+            .begin_with_options(sea_orm::TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?)
     }
 
     pub fn metrics(&self) -> &StoreMetrics {
@@ -125,12 +162,16 @@ impl Store {
 
     /// Applies every pending migration.
     pub async fn migrate(&self) -> StoreResult<()> {
-        cohort_migrations::Migrator::up(&self.db, None).await.map_err(StoreError::Database)
+        cohort_migrations::Migrator::up(&self.db, None)
+            .await
+            .map_err(StoreError::Database)
     }
 
     /// Rolls back every migration (tests and `cohort migrate --down`).
     pub async fn migrate_down_all(&self) -> StoreResult<()> {
-        cohort_migrations::Migrator::down(&self.db, None).await.map_err(StoreError::Database)
+        cohort_migrations::Migrator::down(&self.db, None)
+            .await
+            .map_err(StoreError::Database)
     }
 
     /// Ready = the database answers and no migration is pending.
@@ -150,13 +191,23 @@ impl Store {
             DbBackend::Postgres => {
                 "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
             }
-            _ => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1",
+            _ => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1"
+            }
         };
         let rows = self
             .db
-            .query_all_raw(sea_orm::Statement::from_string(self.db.get_database_backend(), sql))
+            .query_all_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                sql,
+            ))
             .await?;
-        rows.iter().map(|r| r.try_get::<String>("", "name").map_err(StoreError::Database)).collect()
+        rows.iter()
+            .map(|r| {
+                r.try_get::<String>("", "name")
+                    .map_err(StoreError::Database)
+            })
+            .collect()
     }
 
     /// The system handle: for the CLI, demo seeding and background work. It bypasses viewer

@@ -24,7 +24,10 @@ impl PageRequest {
             None => 20,
             Some(n) if n < 0 => return Err(StoreError::invalid("first", "must not be negative")),
             Some(n) if n as u32 > MAX_PAGE_SIZE => {
-                return Err(StoreError::invalid("first", format!("must be at most {MAX_PAGE_SIZE}")));
+                return Err(StoreError::invalid(
+                    "first",
+                    format!("must be at most {MAX_PAGE_SIZE}"),
+                ));
             }
             Some(n) => n as u32,
         };
@@ -71,7 +74,10 @@ impl<T> Page<T> {
         let has_next_page = rows.len() as u64 > req.first as u64;
         rows.truncate(req.first as usize);
         Page {
-            rows: rows.into_iter().map(|r| (encode_cursor(&key(&r)), r)).collect(),
+            rows: rows
+                .into_iter()
+                .map(|r| (encode_cursor(&key(&r)), r))
+                .collect(),
             has_next_page,
             has_previous_page: req.after.is_some(),
         }

@@ -4,7 +4,8 @@
 use crate::error::ApiError;
 use cohort_domain::ids::{AddressBookId, BusinessStatusId, ContactId, UserGroupId, UserId};
 use cohort_store::{
-    AddressBookRecord, BusinessStatusRecord, ContactChannels, ContactRecord, Store, UserGroupRecord, UserRecord, Viewer,
+    AddressBookRecord, BusinessStatusRecord, ContactChannels, ContactRecord, Store,
+    UserGroupRecord, UserRecord, Viewer,
 };
 use std::collections::HashMap;
 
@@ -27,7 +28,14 @@ impl async_graphql::dataloader::Loader<ContactId> for Loaders {
     type Value = ContactRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[ContactId]) -> R<ContactId, ContactRecord> {
-        Ok(self.store.contacts_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|c| (c.id, c)).collect())
+        Ok(self
+            .store
+            .contacts_by_ids(&self.viewer, keys)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect())
     }
 }
 
@@ -36,7 +44,14 @@ impl async_graphql::dataloader::Loader<ChannelsOf> for Loaders {
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[ChannelsOf]) -> R<ChannelsOf, ContactChannels> {
         let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
-        Ok(self.store.contact_channels(&self.viewer, &ids).await.map_err(err)?.into_iter().map(|(k, v)| (ChannelsOf(k), v)).collect())
+        Ok(self
+            .store
+            .contact_channels(&self.viewer, &ids)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .map(|(k, v)| (ChannelsOf(k), v))
+            .collect())
     }
 }
 
@@ -44,7 +59,14 @@ impl async_graphql::dataloader::Loader<AddressBookId> for Loaders {
     type Value = AddressBookRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[AddressBookId]) -> R<AddressBookId, AddressBookRecord> {
-        Ok(self.store.address_books_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|b| (b.id, b)).collect())
+        Ok(self
+            .store
+            .address_books_by_ids(&self.viewer, keys)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .map(|b| (b.id, b))
+            .collect())
     }
 }
 
@@ -52,7 +74,14 @@ impl async_graphql::dataloader::Loader<BusinessStatusId> for Loaders {
     type Value = BusinessStatusRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[BusinessStatusId]) -> R<BusinessStatusId, BusinessStatusRecord> {
-        Ok(self.store.business_statuses_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|s| (s.id, s)).collect())
+        Ok(self
+            .store
+            .business_statuses_by_ids(&self.viewer, keys)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect())
     }
 }
 
@@ -60,7 +89,14 @@ impl async_graphql::dataloader::Loader<UserId> for Loaders {
     type Value = UserRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[UserId]) -> R<UserId, UserRecord> {
-        Ok(self.store.users_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|u| (u.id, u)).collect())
+        Ok(self
+            .store
+            .users_by_ids(&self.viewer, keys)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect())
     }
 }
 
@@ -68,6 +104,13 @@ impl async_graphql::dataloader::Loader<UserGroupId> for Loaders {
     type Value = UserGroupRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[UserGroupId]) -> R<UserGroupId, UserGroupRecord> {
-        Ok(self.store.user_groups_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|g| (g.id, g)).collect())
+        Ok(self
+            .store
+            .user_groups_by_ids(&self.viewer, keys)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .map(|g| (g.id, g))
+            .collect())
     }
 }

@@ -4,7 +4,7 @@
 use super::types::*;
 use super::{ids, store, viewer};
 use crate::error::ApiError;
-use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, ID};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use cohort_domain::contact::ContactFields;
 use cohort_domain::ids::{AddressBookId, ContactId, UserGroupId, UserId};
 use cohort_store::{ContactInput, ContactPatch, Principal};
@@ -179,13 +179,22 @@ fn maybe<T>(m: MaybeUndefined<T>) -> Option<Option<T>> {
 fn principal(user: Option<ID>, group: Option<ID>) -> Result<Principal, ApiError> {
     match (user, group) {
         (Some(u), None) => Ok(Principal::User(UserId(ids::decode(UserId::TAG, &u)?))),
-        (None, Some(g)) => Ok(Principal::UserGroup(UserGroupId(ids::decode(UserGroupId::TAG, &g)?))),
-        _ => Err(ApiError::bad_input("userId", "give exactly one of userId and userGroupId")),
+        (None, Some(g)) => Ok(Principal::UserGroup(UserGroupId(ids::decode(
+            UserGroupId::TAG,
+            &g,
+        )?))),
+        _ => Err(ApiError::bad_input(
+            "userId",
+            "give exactly one of userId and userGroupId",
+        )),
     }
 }
 
 fn user_ids(ids_in: &[ID]) -> Result<Vec<UserId>, ApiError> {
-    Ok(ids::decode_all(UserId::TAG, ids_in)?.into_iter().map(UserId).collect())
+    Ok(ids::decode_all(UserId::TAG, ids_in)?
+        .into_iter()
+        .map(UserId)
+        .collect())
 }
 
 fn channels_e(v: Vec<EmailInput>) -> Vec<(String, Option<String>)> {
@@ -199,21 +208,36 @@ fn channels_p(v: Vec<PhoneInput>) -> Vec<(String, Option<String>)> {
 #[Object]
 impl MutationRoot {
     /// Pre-creates a user so they can be granted access before first login (admin).
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> async_graphql::Result<CreateUserPayload> {
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+    ) -> async_graphql::Result<CreateUserPayload> {
         let u = store(ctx)?
-            .create_user(viewer(ctx)?, &input.subject, input.name.as_deref(), input.email.as_deref())
+            .create_user(
+                viewer(ctx)?,
+                &input.subject,
+                input.name.as_deref(),
+                input.email.as_deref(),
+            )
             .await
             .map_err(ApiError::from)?;
         Ok(CreateUserPayload { user: User(u) })
     }
 
     /// Creates a team of users (admin).
-    async fn create_user_group(&self, ctx: &Context<'_>, input: CreateUserGroupInput) -> async_graphql::Result<CreateUserGroupPayload> {
+    async fn create_user_group(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserGroupInput,
+    ) -> async_graphql::Result<CreateUserGroupPayload> {
         let g = store(ctx)?
             .create_user_group(viewer(ctx)?, &input.name, input.description.as_deref())
             .await
             .map_err(ApiError::from)?;
-        Ok(CreateUserGroupPayload { user_group: UserGroup(g) })
+        Ok(CreateUserGroupPayload {
+            user_group: UserGroup(g),
+        })
     }
 
     /// Adds users to a user group (admin). Any unknown user id fails the whole call.
@@ -225,9 +249,20 @@ impl MutationRoot {
         let v = viewer(ctx)?;
         let s = store(ctx)?;
         let gid = UserGroupId(ids::decode(UserGroupId::TAG, &input.user_group_id)?);
-        let added = s.add_user_group_members(v, gid, &user_ids(&input.user_ids)?).await.map_err(ApiError::from)?;
-        let g = s.user_groups_by_ids(v, &[gid]).await.map_err(ApiError::from)?.pop().ok_or(ApiError::NotFound)?;
-        Ok(AddUserGroupMembersPayload { user_group: UserGroup(g), added_count: added as i32 })
+        let added = s
+            .add_user_group_members(v, gid, &user_ids(&input.user_ids)?)
+            .await
+            .map_err(ApiError::from)?;
+        let g = s
+            .user_groups_by_ids(v, &[gid])
+            .await
+            .map_err(ApiError::from)?
+            .pop()
+            .ok_or(ApiError::NotFound)?;
+        Ok(AddUserGroupMembersPayload {
+            user_group: UserGroup(g),
+            added_count: added as i32,
+        })
     }
 
     /// Removes users from a user group (admin).
@@ -239,18 +274,35 @@ impl MutationRoot {
         let v = viewer(ctx)?;
         let s = store(ctx)?;
         let gid = UserGroupId(ids::decode(UserGroupId::TAG, &input.user_group_id)?);
-        let removed = s.remove_user_group_members(v, gid, &user_ids(&input.user_ids)?).await.map_err(ApiError::from)?;
-        let g = s.user_groups_by_ids(v, &[gid]).await.map_err(ApiError::from)?.pop().ok_or(ApiError::NotFound)?;
-        Ok(RemoveUserGroupMembersPayload { user_group: UserGroup(g), removed_count: removed as i32 })
+        let removed = s
+            .remove_user_group_members(v, gid, &user_ids(&input.user_ids)?)
+            .await
+            .map_err(ApiError::from)?;
+        let g = s
+            .user_groups_by_ids(v, &[gid])
+            .await
+            .map_err(ApiError::from)?
+            .pop()
+            .ok_or(ApiError::NotFound)?;
+        Ok(RemoveUserGroupMembersPayload {
+            user_group: UserGroup(g),
+            removed_count: removed as i32,
+        })
     }
 
     /// Creates an address book (admin).
-    async fn create_address_book(&self, ctx: &Context<'_>, input: CreateAddressBookInput) -> async_graphql::Result<CreateAddressBookPayload> {
+    async fn create_address_book(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateAddressBookInput,
+    ) -> async_graphql::Result<CreateAddressBookPayload> {
         let b = store(ctx)?
             .create_address_book(viewer(ctx)?, &input.name, input.description.as_deref())
             .await
             .map_err(ApiError::from)?;
-        Ok(CreateAddressBookPayload { address_book: AddressBook(b) })
+        Ok(CreateAddressBookPayload {
+            address_book: AddressBook(b),
+        })
     }
 
     /// Grants a user or user group access to a book, replacing any previous level (needs MANAGE).
@@ -261,8 +313,13 @@ impl MutationRoot {
     ) -> async_graphql::Result<GrantAddressBookAccessPayload> {
         let book = AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?);
         let p = principal(input.user_id, input.user_group_id)?;
-        let g = store(ctx)?.grant_access(viewer(ctx)?, book, p, input.level.into()).await.map_err(ApiError::from)?;
-        Ok(GrantAddressBookAccessPayload { grant: AddressBookGrant(g) })
+        let g = store(ctx)?
+            .grant_access(viewer(ctx)?, book, p, input.level.into())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(GrantAddressBookAccessPayload {
+            grant: AddressBookGrant(g),
+        })
     }
 
     /// Revokes a grant (needs MANAGE). Takes effect on the holder's next request.
@@ -273,15 +330,26 @@ impl MutationRoot {
     ) -> async_graphql::Result<RevokeAddressBookAccessPayload> {
         let book = AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?);
         let p = principal(input.user_id, input.user_group_id)?;
-        let revoked = store(ctx)?.revoke_access(viewer(ctx)?, book, p).await.map_err(ApiError::from)?;
+        let revoked = store(ctx)?
+            .revoke_access(viewer(ctx)?, book, p)
+            .await
+            .map_err(ApiError::from)?;
         Ok(RevokeAddressBookAccessPayload { revoked })
     }
 
     /// Creates a contact in a book where the viewer has WRITE.
-    async fn create_contact(&self, ctx: &Context<'_>, input: CreateContactInput) -> async_graphql::Result<CreateContactPayload> {
+    async fn create_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateContactInput,
+    ) -> async_graphql::Result<CreateContactPayload> {
         let v = viewer(ctx)?;
         let book = AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?);
-        let company_id = input.company_id.as_ref().map(|c| ids::decode(ContactId::TAG, c).map(ContactId)).transpose()?;
+        let company_id = input
+            .company_id
+            .as_ref()
+            .map(|c| ids::decode(ContactId::TAG, c).map(ContactId))
+            .transpose()?;
         let c = store(ctx)?
             .create_contact(
                 v,
@@ -301,15 +369,24 @@ impl MutationRoot {
             )
             .await
             .map_err(ApiError::from)?;
-        Ok(CreateContactPayload { contact: Contact(c) })
+        Ok(CreateContactPayload {
+            contact: Contact(c),
+        })
     }
 
     /// Changes a contact the viewer can write.
-    async fn update_contact(&self, ctx: &Context<'_>, input: UpdateContactInput) -> async_graphql::Result<UpdateContactPayload> {
+    async fn update_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateContactInput,
+    ) -> async_graphql::Result<UpdateContactPayload> {
         let v = viewer(ctx)?;
         let id = ContactId(ids::decode(ContactId::TAG, &input.id)?);
-        let address_book_id =
-            input.address_book_id.as_ref().map(|b| ids::decode(AddressBookId::TAG, b).map(AddressBookId)).transpose()?;
+        let address_book_id = input
+            .address_book_id
+            .as_ref()
+            .map(|b| ids::decode(AddressBookId::TAG, b).map(AddressBookId))
+            .transpose()?;
         let company_id = match maybe(input.company_id) {
             None => None,
             Some(None) => Some(None),
@@ -324,16 +401,30 @@ impl MutationRoot {
             phones: input.phones.map(channels_p),
             company_id,
         };
-        let c = store(ctx)?.update_contact(v, id, patch).await.map_err(ApiError::from)?;
-        Ok(UpdateContactPayload { contact: Contact(c) })
+        let c = store(ctx)?
+            .update_contact(v, id, patch)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(UpdateContactPayload {
+            contact: Contact(c),
+        })
     }
 
     /// Deletes a contact the viewer can write.
-    async fn delete_contact(&self, ctx: &Context<'_>, input: DeleteContactInput) -> async_graphql::Result<DeleteContactPayload> {
+    async fn delete_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteContactInput,
+    ) -> async_graphql::Result<DeleteContactPayload> {
         let v = viewer(ctx)?;
         let id = ContactId(ids::decode(ContactId::TAG, &input.id)?);
-        store(ctx)?.delete_contact(v, id).await.map_err(ApiError::from)?;
-        Ok(DeleteContactPayload { deleted_id: input.id })
+        store(ctx)?
+            .delete_contact(v, id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(DeleteContactPayload {
+            deleted_id: input.id,
+        })
     }
 
     /// Sets or clears a contact's business status; every change is kept in its history.
@@ -348,6 +439,8 @@ impl MutationRoot {
             .set_business_status(v, id, input.status.as_deref(), input.note.as_deref())
             .await
             .map_err(ApiError::from)?;
-        Ok(SetContactBusinessStatusPayload { contact: Contact(c) })
+        Ok(SetContactBusinessStatusPayload {
+            contact: Contact(c),
+        })
     }
 }

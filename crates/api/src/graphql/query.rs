@@ -3,7 +3,7 @@
 use super::types::*;
 use super::{ids, loader, store, viewer};
 use crate::error::ApiError;
-use async_graphql::{Context, InputObject, Object, ID};
+use async_graphql::{Context, ID, InputObject, Object};
 use cohort_domain::ids::{AddressBookId, ContactId, UserGroupId, UserId};
 use cohort_store::{ContactFilter, PageRequest};
 
@@ -26,7 +26,10 @@ impl ContactFilterInput {
         Ok(ContactFilter {
             address_books: self
                 .address_books
-                .map(|b| ids::decode_all(AddressBookId::TAG, &b).map(|v| v.into_iter().map(AddressBookId).collect()))
+                .map(|b| {
+                    ids::decode_all(AddressBookId::TAG, &b)
+                        .map(|v| v.into_iter().map(AddressBookId).collect())
+                })
                 .transpose()?,
             kind: self.kind.map(Into::into),
             business_status: self.business_status,
@@ -46,13 +49,24 @@ impl QueryRoot {
     /// Fetches any object by global id; `null` when it does not exist for the viewer.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
         viewer(ctx)?;
-        let Some((tag, uuid)) = ids::decode_any(id.as_str()) else { return Ok(None) };
+        let Some((tag, uuid)) = ids::decode_any(id.as_str()) else {
+            return Ok(None);
+        };
         let l = loader(ctx)?;
         Ok(match tag.as_str() {
-            ContactId::TAG => l.load_one(ContactId(uuid)).await?.map(|c| Node::Contact(Contact(c))),
-            AddressBookId::TAG => l.load_one(AddressBookId(uuid)).await?.map(|b| Node::AddressBook(AddressBook(b))),
+            ContactId::TAG => l
+                .load_one(ContactId(uuid))
+                .await?
+                .map(|c| Node::Contact(Contact(c))),
+            AddressBookId::TAG => l
+                .load_one(AddressBookId(uuid))
+                .await?
+                .map(|b| Node::AddressBook(AddressBook(b))),
             UserId::TAG => l.load_one(UserId(uuid)).await?.map(|u| Node::User(User(u))),
-            UserGroupId::TAG => l.load_one(UserGroupId(uuid)).await?.map(|g| Node::UserGroup(UserGroup(g))),
+            UserGroupId::TAG => l
+                .load_one(UserGroupId(uuid))
+                .await?
+                .map(|g| Node::UserGroup(UserGroup(g))),
             _ => None,
         })
     }
@@ -67,7 +81,10 @@ impl QueryRoot {
     ) -> async_graphql::Result<AddressBookConnection> {
         let v = viewer(ctx)?;
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = store(ctx)?.address_books(v, &page).await.map_err(ApiError::from)?;
+        let p = store(ctx)?
+            .address_books(v, &page)
+            .await
+            .map_err(ApiError::from)?;
         Ok(AddressBookConnection::from_page(p, None))
     }
 
@@ -75,14 +92,22 @@ impl QueryRoot {
     async fn address_book(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<AddressBook> {
         viewer(ctx)?;
         let id = AddressBookId(ids::decode(AddressBookId::TAG, &id)?);
-        loader(ctx)?.load_one(id).await?.map(AddressBook).ok_or_else(|| ApiError::NotFound.into())
+        loader(ctx)?
+            .load_one(id)
+            .await?
+            .map(AddressBook)
+            .ok_or_else(|| ApiError::NotFound.into())
     }
 
     /// One contact; `NOT_FOUND` — exactly as for an id that never existed — if the viewer cannot see it.
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Contact> {
         viewer(ctx)?;
         let id = ContactId(ids::decode(ContactId::TAG, &id)?);
-        loader(ctx)?.load_one(id).await?.map(Contact).ok_or_else(|| ApiError::NotFound.into())
+        loader(ctx)?
+            .load_one(id)
+            .await?
+            .map(Contact)
+            .ok_or_else(|| ApiError::NotFound.into())
     }
 
     /// Visible contacts, by (name, id), keyset-paginated.
@@ -97,21 +122,41 @@ impl QueryRoot {
         let v = viewer(ctx)?;
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let filter = filter.unwrap_or_default().into_filter()?;
-        let p = store(ctx)?.contacts(v, &filter, &page).await.map_err(ApiError::from)?;
-        Ok(ContactConnection::from_page(p, Some(CountSource::Contacts(filter))))
+        let p = store(ctx)?
+            .contacts(v, &filter, &page)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(ContactConnection::from_page(
+            p,
+            Some(CountSource::Contacts(filter)),
+        ))
     }
 
     /// The tenant's business-status classification, in display order.
-    async fn business_statuses(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<BusinessStatus>> {
-        let s = store(ctx)?.business_statuses(viewer(ctx)?).await.map_err(ApiError::from)?;
+    async fn business_statuses(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<BusinessStatus>> {
+        let s = store(ctx)?
+            .business_statuses(viewer(ctx)?)
+            .await
+            .map_err(ApiError::from)?;
         Ok(s.into_iter().map(BusinessStatus).collect())
     }
 
     /// All users of the tenant (admin).
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
-    async fn users(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> async_graphql::Result<UserConnection> {
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<UserConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = store(ctx)?.users(viewer(ctx)?, &page).await.map_err(ApiError::from)?;
+        let p = store(ctx)?
+            .users(viewer(ctx)?, &page)
+            .await
+            .map_err(ApiError::from)?;
         Ok(UserConnection::from_page(p, None))
     }
 
@@ -124,7 +169,10 @@ impl QueryRoot {
         after: Option<String>,
     ) -> async_graphql::Result<UserGroupConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = store(ctx)?.user_groups(viewer(ctx)?, &page).await.map_err(ApiError::from)?;
+        let p = store(ctx)?
+            .user_groups(viewer(ctx)?, &page)
+            .await
+            .map_err(ApiError::from)?;
         Ok(UserGroupConnection::from_page(p, None))
     }
 }

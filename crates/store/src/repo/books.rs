@@ -1,21 +1,19 @@
 //! Address books and their grants. A viewer sees a book iff they are admin or hold any grant on it
 //! (directly or through a user group); granting and revoking need `MANAGE` on the book.
 
+use crate::Store;
 use crate::entities::{address_book, grant, user, user_group};
 use crate::error::{StoreError, StoreResult};
 use crate::page::{Page, PageRequest};
 use crate::repo::audit;
 use crate::viewer::Viewer;
-use crate::visibility::{book_level, book_levels, book_visible, PRINCIPAL_GROUP, PRINCIPAL_USER};
-use crate::Store;
+use crate::visibility::{PRINCIPAL_GROUP, PRINCIPAL_USER, book_level, book_levels, book_visible};
 use chrono::{DateTime, Utc};
-use cohort_domain::ids::{AddressBookId, UserGroupId, UserId};
-use cohort_domain::text::{optional_text, Name};
 use cohort_domain::AccessLevel;
+use cohort_domain::ids::{AddressBookId, UserGroupId, UserId};
+use cohort_domain::text::{Name, optional_text};
 use sea_orm::sea_query::{Condition, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,13 +73,20 @@ fn grant_record(m: grant::Model) -> Option<GrantRecord> {
 }
 
 impl Store {
-    pub async fn create_address_book(&self, v: &Viewer, name: &str, description: Option<&str>) -> StoreResult<AddressBookRecord> {
+    pub async fn create_address_book(
+        &self,
+        v: &Viewer,
+        name: &str,
+        description: Option<&str>,
+    ) -> StoreResult<AddressBookRecord> {
         if !v.is_admin() {
-            return Err(StoreError::forbidden("creating address books needs the admin role"));
+            return Err(StoreError::forbidden(
+                "creating address books needs the admin role",
+            ));
         }
         let name = Name::parse("name", name)?;
         let description = optional_text("description", description)?;
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         let id = Uuid::now_v7();
         let now = Utc::now();
         address_book::Entity::insert(address_book::ActiveModel {
@@ -93,8 +98,18 @@ impl Store {
         })
         .exec_without_returning(&txn)
         .await
-        .map_err(|e| StoreError::unique_as_conflict(e, "an address book with this name already exists"))?;
-        audit::record(&txn, v, "addressBook.create", "AddressBook", Some(id), serde_json::json!({"name": name.as_str()})).await?;
+        .map_err(|e| {
+            StoreError::unique_as_conflict(e, "an address book with this name already exists")
+        })?;
+        audit::record(
+            &txn,
+            v,
+            "addressBook.create",
+            "AddressBook",
+            Some(id),
+            serde_json::json!({"name": name.as_str()}),
+        )
+        .await?;
         txn.commit().await?;
         Ok(AddressBookRecord {
             id: AddressBookId(id),
@@ -106,15 +121,23 @@ impl Store {
     }
 
     /// The books the viewer can see, by name.
-    pub async fn address_books(&self, v: &Viewer, page: &PageRequest) -> StoreResult<Page<AddressBookRecord>> {
+    pub async fn address_books(
+        &self,
+        v: &Viewer,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AddressBookRecord>> {
         let mut q = address_book::Entity::find()
             .filter(address_book::Column::TenantId.eq(v.tenant_id.0))
             .filter(book_visible(v, address_book::Column::Id, AccessLevel::Read));
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
             q = q.filter(
-                Condition::any().add(address_book::Column::Name.gt(name.clone())).add(
-                    Condition::all().add(address_book::Column::Name.eq(name)).add(address_book::Column::Id.gt(id)),
-                ),
+                Condition::any()
+                    .add(address_book::Column::Name.gt(name.clone()))
+                    .add(
+                        Condition::all()
+                            .add(address_book::Column::Name.eq(name))
+                            .add(address_book::Column::Id.gt(id)),
+                    ),
             );
         }
         let rows = q
@@ -128,7 +151,11 @@ impl Store {
     }
 
     /// Visible books among `ids` (unknown and hidden ids are simply absent).
-    pub async fn address_books_by_ids(&self, v: &Viewer, ids: &[AddressBookId]) -> StoreResult<Vec<AddressBookRecord>> {
+    pub async fn address_books_by_ids(
+        &self,
+        v: &Viewer,
+        ids: &[AddressBookId],
+    ) -> StoreResult<Vec<AddressBookRecord>> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -141,7 +168,11 @@ impl Store {
         self.with_levels(v, rows).await
     }
 
-    async fn with_levels(&self, v: &Viewer, rows: Vec<address_book::Model>) -> StoreResult<Vec<AddressBookRecord>> {
+    async fn with_levels(
+        &self,
+        v: &Viewer,
+        rows: Vec<address_book::Model>,
+    ) -> StoreResult<Vec<AddressBookRecord>> {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         let levels = book_levels(&self.db, v, &ids).await?;
         Ok(rows
@@ -164,7 +195,9 @@ impl Store {
         match book_level(&self.db, v, book).await? {
             None => return Err(StoreError::NotFound),
             Some(l) if l < AccessLevel::Manage => {
-                return Err(StoreError::forbidden("reading grants needs MANAGE on the address book"));
+                return Err(StoreError::forbidden(
+                    "reading grants needs MANAGE on the address book",
+                ));
             }
             Some(_) => {}
         }
@@ -188,11 +221,13 @@ impl Store {
         principal: Principal,
         level: AccessLevel,
     ) -> StoreResult<GrantRecord> {
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         match book_level(&txn, v, book).await? {
             None => return Err(StoreError::NotFound),
             Some(l) if l < AccessLevel::Manage => {
-                return Err(StoreError::forbidden("granting access needs MANAGE on the address book"));
+                return Err(StoreError::forbidden(
+                    "granting access needs MANAGE on the address book",
+                ));
             }
             Some(_) => {}
         }
@@ -230,7 +265,11 @@ impl Store {
                 grant::Column::PrincipalKind,
                 grant::Column::PrincipalId,
             ])
-            .update_columns([grant::Column::Level, grant::Column::GrantedAt, grant::Column::GrantedBy])
+            .update_columns([
+                grant::Column::Level,
+                grant::Column::GrantedAt,
+                grant::Column::GrantedBy,
+            ])
             .to_owned(),
         )
         .exec_without_returning(&txn)
@@ -245,16 +284,29 @@ impl Store {
         )
         .await?;
         txn.commit().await?;
-        Ok(GrantRecord { address_book_id: book, principal, level, granted_at: now, granted_by: Some(v.user_id) })
+        Ok(GrantRecord {
+            address_book_id: book,
+            principal,
+            level,
+            granted_at: now,
+            granted_by: Some(v.user_id),
+        })
     }
 
     /// Revokes a principal's grant on a book (needs `MANAGE`). Returns whether a grant existed.
-    pub async fn revoke_access(&self, v: &Viewer, book: AddressBookId, principal: Principal) -> StoreResult<bool> {
-        let txn = self.db.begin().await?;
+    pub async fn revoke_access(
+        &self,
+        v: &Viewer,
+        book: AddressBookId,
+        principal: Principal,
+    ) -> StoreResult<bool> {
+        let txn = self.write_txn().await?;
         match book_level(&txn, v, book).await? {
             None => return Err(StoreError::NotFound),
             Some(l) if l < AccessLevel::Manage => {
-                return Err(StoreError::forbidden("revoking access needs MANAGE on the address book"));
+                return Err(StoreError::forbidden(
+                    "revoking access needs MANAGE on the address book",
+                ));
             }
             Some(_) => {}
         }
@@ -279,10 +331,11 @@ impl Store {
     }
 
     /// The viewer's level on a book, `None` if it does not exist for them.
-    pub async fn address_book_access(&self, v: &Viewer, book: AddressBookId) -> StoreResult<Option<AccessLevel>> {
+    pub async fn address_book_access(
+        &self,
+        v: &Viewer,
+        book: AddressBookId,
+    ) -> StoreResult<Option<AccessLevel>> {
         book_level(&self.db, v, book).await
     }
 }
-
-#[allow(unused_imports)]
-use QuerySelect as _;

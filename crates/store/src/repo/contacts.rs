@@ -2,21 +2,21 @@
 //! carries the visibility condition, so a hidden contact is, for this viewer, a contact that does
 //! not exist: not listed, not counted, not matched by filters, and `NotFound` by id.
 
+use crate::Store;
 use crate::entities::{business_status, contact, contact_email, contact_phone, status_change};
 use crate::error::{StoreError, StoreResult};
 use crate::page::{Page, PageRequest};
 use crate::viewer::Viewer;
 use crate::visibility::{book_level, book_visible, like_escape};
-use crate::Store;
 use chrono::{DateTime, Utc};
+use cohort_domain::AccessLevel;
 use cohort_domain::contact::{ContactFields, ContactKind, ValidContact};
 use cohort_domain::ids::{AddressBookId, BusinessStatusId, ContactId, StatusChangeId, UserId};
 use cohort_domain::text::optional_text;
-use cohort_domain::AccessLevel;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -133,11 +133,19 @@ fn search_text(display_name: &str) -> String {
 fn visible_contacts(v: &Viewer) -> Select<contact::Entity> {
     contact::Entity::find()
         .filter(contact::Column::TenantId.eq(v.tenant_id.0))
-        .filter(book_visible(v, contact::Column::AddressBookId, AccessLevel::Read))
+        .filter(book_visible(
+            v,
+            contact::Column::AddressBookId,
+            AccessLevel::Read,
+        ))
 }
 
 impl Store {
-    async fn filtered(&self, v: &Viewer, f: &ContactFilter) -> StoreResult<Select<contact::Entity>> {
+    async fn filtered(
+        &self,
+        v: &Viewer,
+        f: &ContactFilter,
+    ) -> StoreResult<Select<contact::Entity>> {
         let mut q = visible_contacts(v);
         if let Some(books) = &f.address_books {
             q = q.filter(contact::Column::AddressBookId.is_in(books.iter().map(|b| b.0)));
@@ -155,7 +163,10 @@ impl Store {
                 .all(&self.db)
                 .await?;
             if let Some(unknown) = keys.iter().find(|k| !known.contains(k)) {
-                return Err(StoreError::invalid("businessStatus", format!("'{unknown}' is not a business status of this tenant")));
+                return Err(StoreError::invalid(
+                    "businessStatus",
+                    format!("'{unknown}' is not a business status of this tenant"),
+                ));
             }
             q = q.filter(
                 contact::Column::BusinessStatusId.in_subquery(
@@ -168,17 +179,29 @@ impl Store {
                 ),
             );
         }
-        if let Some(term) = f.search.as_deref().map(cohort_domain::text::search_prefix).transpose()?.flatten() {
+        if let Some(term) = f
+            .search
+            .as_deref()
+            .map(cohort_domain::text::search_prefix)
+            .transpose()?
+            .flatten()
+        {
             let esc = like_escape(&term);
             let emails = Query::select()
                 .column(contact_email::Column::ContactId)
                 .from(contact_email::Entity)
                 .and_where(contact_email::Column::TenantId.eq(v.tenant_id.0))
-                .and_where(Expr::col((contact_email::Entity, contact_email::Column::Address)).like(LikeExpr::new(format!("{esc}%")).escape('\\')))
+                .and_where(
+                    Expr::col((contact_email::Entity, contact_email::Column::Address))
+                        .like(LikeExpr::new(format!("{esc}%")).escape('\\')),
+                )
                 .to_owned();
             q = q.filter(
                 Condition::any()
-                    .add(Expr::col((contact::Entity, contact::Column::SearchText)).like(LikeExpr::new(format!("% {esc}%")).escape('\\')))
+                    .add(
+                        Expr::col((contact::Entity, contact::Column::SearchText))
+                            .like(LikeExpr::new(format!("% {esc}%")).escape('\\')),
+                    )
                     .add(contact::Column::Id.in_subquery(emails)),
             );
         }
@@ -186,13 +209,22 @@ impl Store {
     }
 
     /// A page of visible contacts matching `f`, ordered by (sort name, id).
-    pub async fn contacts(&self, v: &Viewer, f: &ContactFilter, page: &PageRequest) -> StoreResult<Page<ContactRecord>> {
+    pub async fn contacts(
+        &self,
+        v: &Viewer,
+        f: &ContactFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ContactRecord>> {
         let mut q = self.filtered(v, f).await?;
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
             q = q.filter(
-                Condition::any().add(contact::Column::SortName.gt(name.clone())).add(
-                    Condition::all().add(contact::Column::SortName.eq(name)).add(contact::Column::Id.gt(id)),
-                ),
+                Condition::any()
+                    .add(contact::Column::SortName.gt(name.clone()))
+                    .add(
+                        Condition::all()
+                            .add(contact::Column::SortName.eq(name))
+                            .add(contact::Column::Id.gt(id)),
+                    ),
             );
         }
         let rows = q
@@ -201,7 +233,11 @@ impl Store {
             .limit(page.limit())
             .all(&self.db)
             .await?;
-        Ok(Page::from_rows(rows.into_iter().map(ContactRecord::from).collect(), page, |c| (c.sort_name.clone(), c.id.0)))
+        Ok(Page::from_rows(
+            rows.into_iter().map(ContactRecord::from).collect(),
+            page,
+            |c| (c.sort_name.clone(), c.id.0),
+        ))
     }
 
     /// How many visible contacts match `f`.
@@ -210,7 +246,11 @@ impl Store {
     }
 
     /// The visible contacts among `ids`; unknown and hidden ids are absent, indistinguishably.
-    pub async fn contacts_by_ids(&self, v: &Viewer, ids: &[ContactId]) -> StoreResult<Vec<ContactRecord>> {
+    pub async fn contacts_by_ids(
+        &self,
+        v: &Viewer,
+        ids: &[ContactId],
+    ) -> StoreResult<Vec<ContactRecord>> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -225,45 +265,22 @@ impl Store {
 
     /// E-mails and phones of the visible contacts among `ids`, in two statements for any number of
     /// contacts (the API's DataLoader batches a whole page into one call).
-    pub async fn contact_channels(&self, v: &Viewer, ids: &[ContactId]) -> StoreResult<HashMap<ContactId, ContactChannels>> {
-        let mut out: HashMap<ContactId, ContactChannels> = HashMap::new();
-        if ids.is_empty() {
-            return Ok(out);
-        }
-        let visible = || {
-            Query::select()
-                .column(contact::Column::Id)
-                .from(contact::Entity)
-                .and_where(contact::Column::TenantId.eq(v.tenant_id.0))
-                .and_where(contact::Column::Id.is_in(ids.iter().map(|i| i.0)))
-                .cond_where(book_visible(v, contact::Column::AddressBookId, AccessLevel::Read))
-                .to_owned()
-        };
-        let emails = contact_email::Entity::find()
-            .filter(contact_email::Column::TenantId.eq(v.tenant_id.0))
-            .filter(contact_email::Column::ContactId.in_subquery(visible()))
-            .order_by_asc(contact_email::Column::ContactId)
-            .order_by_asc(contact_email::Column::Position)
-            .all(&self.db)
-            .await?;
-        for e in emails {
-            out.entry(ContactId(e.contact_id)).or_default().emails.push(EmailRecord { address: e.address, label: e.label });
-        }
-        let phones = contact_phone::Entity::find()
-            .filter(contact_phone::Column::TenantId.eq(v.tenant_id.0))
-            .filter(contact_phone::Column::ContactId.in_subquery(visible()))
-            .order_by_asc(contact_phone::Column::ContactId)
-            .order_by_asc(contact_phone::Column::Position)
-            .all(&self.db)
-            .await?;
-        for p in phones {
-            out.entry(ContactId(p.contact_id)).or_default().phones.push(PhoneRecord { number: p.number, label: p.label });
-        }
-        Ok(out)
+    pub async fn contact_channels(
+        &self,
+        v: &Viewer,
+        ids: &[ContactId],
+    ) -> StoreResult<HashMap<ContactId, ContactChannels>> {
+        channels_on(&self.db, v, ids).await
     }
 
     /// Loads a contact the viewer can see and checks they hold `needed` on its book.
-    async fn contact_for(&self, txn: &DatabaseTransaction, v: &Viewer, id: ContactId, needed: AccessLevel) -> StoreResult<contact::Model> {
+    async fn contact_for(
+        &self,
+        txn: &DatabaseTransaction,
+        v: &Viewer,
+        id: ContactId,
+        needed: AccessLevel,
+    ) -> StoreResult<contact::Model> {
         let c = visible_contacts(v)
             .filter(contact::Column::Id.eq(id.0))
             .one(txn)
@@ -271,42 +288,87 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         let level = book_level(txn, v, AddressBookId(c.address_book_id)).await?;
         if !AccessLevel::allows(level, needed) {
-            return Err(StoreError::forbidden(format!("this needs {needed:?} access on the contact's address book").to_uppercase()));
+            return Err(StoreError::forbidden(
+                format!("this needs {needed:?} access on the contact's address book")
+                    .to_uppercase(),
+            ));
         }
         Ok(c)
     }
 
-    async fn require_book(&self, txn: &DatabaseTransaction, v: &Viewer, book: AddressBookId, needed: AccessLevel) -> StoreResult<()> {
+    async fn require_book(
+        &self,
+        txn: &DatabaseTransaction,
+        v: &Viewer,
+        book: AddressBookId,
+        needed: AccessLevel,
+    ) -> StoreResult<()> {
         match book_level(txn, v, book).await? {
             None => Err(StoreError::NotFound),
-            Some(l) if l < needed => Err(StoreError::forbidden("this needs WRITE access on the address book")),
+            Some(l) if l < needed => Err(StoreError::forbidden(
+                "this needs WRITE access on the address book",
+            )),
             Some(_) => Ok(()),
         }
     }
 
     /// A company link must name a visible company contact (not the contact itself).
-    async fn check_company(&self, txn: &DatabaseTransaction, v: &Viewer, company: ContactId, this: Option<ContactId>) -> StoreResult<()> {
+    async fn check_company(
+        &self,
+        txn: &DatabaseTransaction,
+        v: &Viewer,
+        company: ContactId,
+        this: Option<ContactId>,
+    ) -> StoreResult<()> {
         if Some(company) == this {
-            return Err(StoreError::invalid("companyId", "a contact cannot be its own company"));
+            return Err(StoreError::invalid(
+                "companyId",
+                "a contact cannot be its own company",
+            ));
         }
-        let c = visible_contacts(v).filter(contact::Column::Id.eq(company.0)).one(txn).await?.ok_or(StoreError::NotFound)?;
+        let c = visible_contacts(v)
+            .filter(contact::Column::Id.eq(company.0))
+            .one(txn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         if c.kind != ContactKind::Company.as_str() {
-            return Err(StoreError::invalid("companyId", "must name a company contact"));
+            return Err(StoreError::invalid(
+                "companyId",
+                "must name a company contact",
+            ));
         }
         Ok(())
     }
 
-    async fn status_id_for(&self, txn: &DatabaseTransaction, v: &Viewer, key: &str) -> StoreResult<Uuid> {
+    async fn status_id_for(
+        &self,
+        txn: &DatabaseTransaction,
+        v: &Viewer,
+        key: &str,
+    ) -> StoreResult<Uuid> {
         business_status::Entity::find()
             .filter(business_status::Column::TenantId.eq(v.tenant_id.0))
             .filter(business_status::Column::Key.eq(key))
             .one(txn)
             .await?
             .map(|s| s.id)
-            .ok_or_else(|| StoreError::invalid("businessStatus", format!("'{key}' is not a business status of this tenant")))
+            .ok_or_else(|| {
+                StoreError::invalid(
+                    "businessStatus",
+                    format!("'{key}' is not a business status of this tenant"),
+                )
+            })
     }
 
-    async fn write_channels(&self, txn: &DatabaseTransaction, v: &Viewer, id: Uuid, valid: &ValidContact, emails: bool, phones: bool) -> StoreResult<()> {
+    async fn write_channels(
+        &self,
+        txn: &DatabaseTransaction,
+        v: &Viewer,
+        id: Uuid,
+        valid: &ValidContact,
+        emails: bool,
+        phones: bool,
+    ) -> StoreResult<()> {
         if emails {
             contact_email::Entity::delete_many()
                 .filter(contact_email::Column::TenantId.eq(v.tenant_id.0))
@@ -314,13 +376,15 @@ impl Store {
                 .exec(txn)
                 .await?;
             if !valid.emails.is_empty() {
-                contact_email::Entity::insert_many(valid.emails.iter().enumerate().map(|(i, (e, l))| contact_email::ActiveModel {
-                    tenant_id: Set(v.tenant_id.0),
-                    contact_id: Set(id),
-                    position: Set(i as i32),
-                    address: Set(e.as_str().to_owned()),
-                    label: Set(l.clone()),
-                }))
+                contact_email::Entity::insert_many(valid.emails.iter().enumerate().map(
+                    |(i, (e, l))| contact_email::ActiveModel {
+                        tenant_id: Set(v.tenant_id.0),
+                        contact_id: Set(id),
+                        position: Set(i as i32),
+                        address: Set(e.as_str().to_owned()),
+                        label: Set(l.clone()),
+                    },
+                ))
                 .exec_without_returning(txn)
                 .await?;
             }
@@ -332,13 +396,15 @@ impl Store {
                 .exec(txn)
                 .await?;
             if !valid.phones.is_empty() {
-                contact_phone::Entity::insert_many(valid.phones.iter().enumerate().map(|(i, (p, l))| contact_phone::ActiveModel {
-                    tenant_id: Set(v.tenant_id.0),
-                    contact_id: Set(id),
-                    position: Set(i as i32),
-                    number: Set(p.as_str().to_owned()),
-                    label: Set(l.clone()),
-                }))
+                contact_phone::Entity::insert_many(valid.phones.iter().enumerate().map(
+                    |(i, (p, l))| contact_phone::ActiveModel {
+                        tenant_id: Set(v.tenant_id.0),
+                        contact_id: Set(id),
+                        position: Set(i as i32),
+                        number: Set(p.as_str().to_owned()),
+                        label: Set(l.clone()),
+                    },
+                ))
                 .exec_without_returning(txn)
                 .await?;
             }
@@ -347,13 +413,21 @@ impl Store {
     }
 
     /// Creates a contact in a book where the viewer holds `WRITE`.
-    pub async fn create_contact(&self, v: &Viewer, input: ContactInput) -> StoreResult<ContactRecord> {
+    pub async fn create_contact(
+        &self,
+        v: &Viewer,
+        input: ContactInput,
+    ) -> StoreResult<ContactRecord> {
         let valid = ValidContact::validate(input.kind, &input.fields)?;
-        let txn = self.db.begin().await?;
-        self.require_book(&txn, v, input.address_book_id, AccessLevel::Write).await?;
+        let txn = self.write_txn().await?;
+        self.require_book(&txn, v, input.address_book_id, AccessLevel::Write)
+            .await?;
         if let Some(company) = input.company_id {
             if input.kind != ContactKind::Person {
-                return Err(StoreError::invalid("companyId", "only a person can be linked to a company"));
+                return Err(StoreError::invalid(
+                    "companyId",
+                    "only a person can be linked to a company",
+                ));
             }
             self.check_company(&txn, v, company, None).await?;
         }
@@ -380,7 +454,9 @@ impl Store {
             updated_at: now,
             created_by: Some(v.user_id.0),
         };
-        contact::Entity::insert(contact::ActiveModel::from(m.clone())).exec_without_returning(&txn).await?;
+        contact::Entity::insert(contact::ActiveModel::from(m.clone()))
+            .exec_without_returning(&txn)
+            .await?;
         self.write_channels(&txn, v, id, &valid, true, true).await?;
         if status_id.is_some() {
             insert_status_change(&txn, v, id, None, status_id, None).await?;
@@ -390,8 +466,13 @@ impl Store {
     }
 
     /// Applies a partial update to a contact the viewer can write.
-    pub async fn update_contact(&self, v: &Viewer, id: ContactId, p: ContactPatch) -> StoreResult<ContactRecord> {
-        let txn = self.db.begin().await?;
+    pub async fn update_contact(
+        &self,
+        v: &Viewer,
+        id: ContactId,
+        p: ContactPatch,
+    ) -> StoreResult<ContactRecord> {
+        let txn = self.write_txn().await?;
         let cur = self.contact_for(&txn, v, id, AccessLevel::Write).await?;
         let kind = ContactKind::parse(&cur.kind).unwrap_or(ContactKind::Person);
         let emails_changed = p.emails.is_some();
@@ -399,9 +480,15 @@ impl Store {
         let (cur_emails, cur_phones) = if emails_changed && phones_changed {
             (vec![], vec![])
         } else {
-            let ch = self.contact_channels(v, &[id]).await?.remove(&id).unwrap_or_default();
+            let ch = channels_on(&txn, v, &[id])
+                .await?
+                .remove(&id)
+                .unwrap_or_default();
             (
-                ch.emails.into_iter().map(|e| (e.address, e.label)).collect(),
+                ch.emails
+                    .into_iter()
+                    .map(|e| (e.address, e.label))
+                    .collect(),
                 ch.phones.into_iter().map(|p| (p.number, p.label)).collect(),
             )
         };
@@ -423,14 +510,20 @@ impl Store {
             Some(None) => None,
             Some(Some(c)) => {
                 if kind != ContactKind::Person {
-                    return Err(StoreError::invalid("companyId", "only a person can be linked to a company"));
+                    return Err(StoreError::invalid(
+                        "companyId",
+                        "only a person can be linked to a company",
+                    ));
                 }
                 self.check_company(&txn, v, c, Some(id)).await?;
                 Some(c.0)
             }
         };
         let m = contact::Model {
-            address_book_id: p.address_book_id.map(|b| b.0).unwrap_or(cur.address_book_id),
+            address_book_id: p
+                .address_book_id
+                .map(|b| b.0)
+                .unwrap_or(cur.address_book_id),
             first_name: valid.first_name.clone(),
             last_name: valid.last_name.clone(),
             company_name: valid.company_name.clone(),
@@ -457,17 +550,21 @@ impl Store {
         })
         .exec(&txn)
         .await?;
-        self.write_channels(&txn, v, id.0, &valid, emails_changed, phones_changed).await?;
+        self.write_channels(&txn, v, id.0, &valid, emails_changed, phones_changed)
+            .await?;
         txn.commit().await?;
         Ok(m.into())
     }
 
     /// Deletes a contact the viewer can write. Persons linked to it as their company are unlinked.
     pub async fn delete_contact(&self, v: &Viewer, id: ContactId) -> StoreResult<ContactId> {
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         self.contact_for(&txn, v, id, AccessLevel::Write).await?;
         contact::Entity::update_many()
-            .col_expr(contact::Column::CompanyId, Expr::value(Option::<Uuid>::None))
+            .col_expr(
+                contact::Column::CompanyId,
+                Expr::value(Option::<Uuid>::None),
+            )
             .filter(contact::Column::TenantId.eq(v.tenant_id.0))
             .filter(contact::Column::CompanyId.eq(id.0))
             .exec(&txn)
@@ -483,9 +580,15 @@ impl Store {
 
     /// Sets (or, with `None`, clears) a contact's business status, recording the change in its
     /// history. Setting the status it already has records nothing.
-    pub async fn set_business_status(&self, v: &Viewer, id: ContactId, key: Option<&str>, note: Option<&str>) -> StoreResult<ContactRecord> {
+    pub async fn set_business_status(
+        &self,
+        v: &Viewer,
+        id: ContactId,
+        key: Option<&str>,
+        note: Option<&str>,
+    ) -> StoreResult<ContactRecord> {
         let note = optional_text("note", note)?;
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         let cur = self.contact_for(&txn, v, id, AccessLevel::Write).await?;
         let to = match key {
             Some(k) => Some(self.status_id_for(&txn, v, k).await?),
@@ -505,26 +608,44 @@ impl Store {
             .await?;
         insert_status_change(&txn, v, id.0, cur.business_status_id, to, note).await?;
         txn.commit().await?;
-        Ok(contact::Model { business_status_id: to, updated_at: now, ..cur }.into())
+        Ok(contact::Model {
+            business_status_id: to,
+            updated_at: now,
+            ..cur
+        }
+        .into())
     }
 
     /// A visible contact's status history, newest first.
-    pub async fn status_history(&self, v: &Viewer, id: ContactId, page: &PageRequest) -> StoreResult<Page<StatusChangeRecord>> {
+    pub async fn status_history(
+        &self,
+        v: &Viewer,
+        id: ContactId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<StatusChangeRecord>> {
         let visible = Query::select()
             .column(contact::Column::Id)
             .from(contact::Entity)
             .and_where(contact::Column::TenantId.eq(v.tenant_id.0))
             .and_where(contact::Column::Id.eq(id.0))
-            .cond_where(book_visible(v, contact::Column::AddressBookId, AccessLevel::Read))
+            .cond_where(book_visible(
+                v,
+                contact::Column::AddressBookId,
+                AccessLevel::Read,
+            ))
             .to_owned();
         let mut q = status_change::Entity::find()
             .filter(status_change::Column::TenantId.eq(v.tenant_id.0))
             .filter(status_change::Column::ContactId.in_subquery(visible));
         if let Some((at, cid)) = page.after_key::<(DateTime<Utc>, Uuid)>()? {
             q = q.filter(
-                Condition::any().add(status_change::Column::ChangedAt.lt(at)).add(
-                    Condition::all().add(status_change::Column::ChangedAt.eq(at)).add(status_change::Column::Id.lt(cid)),
-                ),
+                Condition::any()
+                    .add(status_change::Column::ChangedAt.lt(at))
+                    .add(
+                        Condition::all()
+                            .add(status_change::Column::ChangedAt.eq(at))
+                            .add(status_change::Column::Id.lt(cid)),
+                    ),
             );
         }
         let rows = q
@@ -545,11 +666,17 @@ impl Store {
                 note: r.note,
             })
             .collect();
-        Ok(Page::from_rows(recs, page, |r: &StatusChangeRecord| (r.changed_at, r.id.0)))
+        Ok(Page::from_rows(recs, page, |r: &StatusChangeRecord| {
+            (r.changed_at, r.id.0)
+        }))
     }
 
     /// Business statuses by id (for the per-request loader).
-    pub async fn business_statuses_by_ids(&self, v: &Viewer, ids: &[BusinessStatusId]) -> StoreResult<Vec<crate::BusinessStatusRecord>> {
+    pub async fn business_statuses_by_ids(
+        &self,
+        v: &Viewer,
+        ids: &[BusinessStatusId],
+    ) -> StoreResult<Vec<crate::BusinessStatusRecord>> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -585,4 +712,62 @@ async fn insert_status_change<C: ConnectionTrait>(
     .exec_without_returning(conn)
     .await?;
     Ok(())
+}
+
+/// E-mails and phones of the visible contacts among `ids`, on any connection or transaction.
+async fn channels_on<C: ConnectionTrait>(
+    conn: &C,
+    v: &Viewer,
+    ids: &[ContactId],
+) -> StoreResult<HashMap<ContactId, ContactChannels>> {
+    let mut out: HashMap<ContactId, ContactChannels> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let visible = || {
+        Query::select()
+            .column(contact::Column::Id)
+            .from(contact::Entity)
+            .and_where(contact::Column::TenantId.eq(v.tenant_id.0))
+            .and_where(contact::Column::Id.is_in(ids.iter().map(|i| i.0)))
+            .cond_where(book_visible(
+                v,
+                contact::Column::AddressBookId,
+                AccessLevel::Read,
+            ))
+            .to_owned()
+    };
+    let emails = contact_email::Entity::find()
+        .filter(contact_email::Column::TenantId.eq(v.tenant_id.0))
+        .filter(contact_email::Column::ContactId.in_subquery(visible()))
+        .order_by_asc(contact_email::Column::ContactId)
+        .order_by_asc(contact_email::Column::Position)
+        .all(conn)
+        .await?;
+    for e in emails {
+        out.entry(ContactId(e.contact_id))
+            .or_default()
+            .emails
+            .push(EmailRecord {
+                address: e.address,
+                label: e.label,
+            });
+    }
+    let phones = contact_phone::Entity::find()
+        .filter(contact_phone::Column::TenantId.eq(v.tenant_id.0))
+        .filter(contact_phone::Column::ContactId.in_subquery(visible()))
+        .order_by_asc(contact_phone::Column::ContactId)
+        .order_by_asc(contact_phone::Column::Position)
+        .all(conn)
+        .await?;
+    for p in phones {
+        out.entry(ContactId(p.contact_id))
+            .or_default()
+            .phones
+            .push(PhoneRecord {
+                number: p.number,
+                label: p.label,
+            });
+    }
+    Ok(out)
 }

@@ -1,20 +1,20 @@
 //! Tenants, users and user groups. Tenants and users come into existence just in time, on the
 //! first authenticated request; an admin can also pre-create a user so routing can name them.
 
+use crate::Store;
 use crate::entities::{business_status, tenant, user, user_group, user_group_member};
 use crate::error::{StoreError, StoreResult};
 use crate::page::{Page, PageRequest};
 use crate::repo::audit;
 use crate::viewer::{Identity, Viewer};
-use crate::Store;
 use chrono::{DateTime, Utc};
 use cohort_domain::ids::{TenantId, UserGroupId, UserId};
 use cohort_domain::status::SEEDED_STATUSES;
-use cohort_domain::text::{optional_text, Email, Name};
+use cohort_domain::text::{Email, Name, optional_text};
 use sea_orm::sea_query::{Condition, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -51,24 +51,43 @@ pub struct UserGroupRecord {
 
 impl From<user_group::Model> for UserGroupRecord {
     fn from(m: user_group::Model) -> Self {
-        UserGroupRecord { id: UserGroupId(m.id), name: m.name, description: m.description, created_at: m.created_at }
+        UserGroupRecord {
+            id: UserGroupId(m.id),
+            name: m.name,
+            description: m.description,
+            created_at: m.created_at,
+        }
     }
 }
 
 fn require_admin(v: &Viewer) -> StoreResult<()> {
-    if v.is_admin() { Ok(()) } else { Err(StoreError::forbidden("this operation needs the admin role")) }
+    if v.is_admin() {
+        Ok(())
+    } else {
+        Err(StoreError::forbidden("this operation needs the admin role"))
+    }
 }
 
 /// Validates a token subject / tenant key: 1 to 200 printable characters.
 fn check_key(field: &'static str, s: &str) -> StoreResult<()> {
     if s.is_empty() || s.len() > 200 || s.chars().any(char::is_control) {
-        return Err(StoreError::invalid(field, "must be 1 to 200 printable characters"));
+        return Err(StoreError::invalid(
+            field,
+            "must be 1 to 200 printable characters",
+        ));
     }
     Ok(())
 }
 
-pub(crate) async fn ensure_tenant<C: ConnectionTrait>(conn: &C, key: &str) -> StoreResult<TenantId> {
-    if let Some(t) = tenant::Entity::find().filter(tenant::Column::Key.eq(key)).one(conn).await? {
+pub(crate) async fn ensure_tenant<C: ConnectionTrait>(
+    conn: &C,
+    key: &str,
+) -> StoreResult<TenantId> {
+    if let Some(t) = tenant::Entity::find()
+        .filter(tenant::Column::Key.eq(key))
+        .one(conn)
+        .await?
+    {
         return Ok(TenantId(t.id));
     }
     let id = Uuid::now_v7();
@@ -78,10 +97,18 @@ pub(crate) async fn ensure_tenant<C: ConnectionTrait>(conn: &C, key: &str) -> St
         name: Set(key.to_owned()),
         created_at: Set(Utc::now()),
     })
-    .on_conflict(OnConflict::column(tenant::Column::Key).do_nothing().to_owned())
+    .on_conflict(
+        OnConflict::column(tenant::Column::Key)
+            .do_nothing()
+            .to_owned(),
+    )
     .exec_without_returning(conn)
     .await?;
-    let t = tenant::Entity::find().filter(tenant::Column::Key.eq(key)).one(conn).await?.ok_or(StoreError::NotFound)?;
+    let t = tenant::Entity::find()
+        .filter(tenant::Column::Key.eq(key))
+        .one(conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
     if inserted == 1 {
         seed_statuses(conn, TenantId(t.id)).await?;
     }
@@ -89,15 +116,20 @@ pub(crate) async fn ensure_tenant<C: ConnectionTrait>(conn: &C, key: &str) -> St
 }
 
 async fn seed_statuses<C: ConnectionTrait>(conn: &C, t: TenantId) -> StoreResult<()> {
-    let rows = SEEDED_STATUSES.iter().enumerate().map(|(i, (key, label, cat))| business_status::ActiveModel {
-        tenant_id: Set(t.0),
-        id: Set(Uuid::now_v7()),
-        key: Set((*key).to_owned()),
-        label: Set((*label).to_owned()),
-        category: Set((*cat).to_owned()),
-        position: Set(i as i32),
-    });
-    business_status::Entity::insert_many(rows).exec_without_returning(conn).await?;
+    let rows = SEEDED_STATUSES
+        .iter()
+        .enumerate()
+        .map(|(i, (key, label, cat))| business_status::ActiveModel {
+            tenant_id: Set(t.0),
+            id: Set(Uuid::now_v7()),
+            key: Set((*key).to_owned()),
+            label: Set((*label).to_owned()),
+            category: Set((*cat).to_owned()),
+            position: Set(i as i32),
+        });
+    business_status::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
@@ -109,7 +141,9 @@ pub(crate) async fn ensure_user<C: ConnectionTrait>(
     email: Option<&str>,
 ) -> StoreResult<user::Model> {
     let find = || {
-        user::Entity::find().filter(user::Column::TenantId.eq(t.0)).filter(user::Column::Subject.eq(subject))
+        user::Entity::find()
+            .filter(user::Column::TenantId.eq(t.0))
+            .filter(user::Column::Subject.eq(subject))
     };
     if let Some(u) = find().one(conn).await? {
         return Ok(u);
@@ -123,7 +157,11 @@ pub(crate) async fn ensure_user<C: ConnectionTrait>(
         created_at: Set(Utc::now()),
         last_seen_at: Set(None),
     })
-    .on_conflict(OnConflict::columns([user::Column::TenantId, user::Column::Subject]).do_nothing().to_owned())
+    .on_conflict(
+        OnConflict::columns([user::Column::TenantId, user::Column::Subject])
+            .do_nothing()
+            .to_owned(),
+    )
     .exec_without_returning(conn)
     .await?;
     find().one(conn).await?.ok_or(StoreError::NotFound)
@@ -135,7 +173,13 @@ impl Store {
     pub async fn viewer(&self, id: &Identity) -> StoreResult<Viewer> {
         check_key("tid", &id.tenant_key)?;
         check_key("sub", &id.subject)?;
-        let found: Option<(Uuid, Uuid, Option<String>, Option<String>, Option<DateTime<Utc>>)> = user::Entity::find()
+        let found: Option<(
+            Uuid,
+            Uuid,
+            Option<String>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+        )> = user::Entity::find()
             .select_only()
             .column(user::Column::TenantId)
             .column(user::Column::Id)
@@ -158,16 +202,24 @@ impl Store {
         let (tenant_id, user_id, name, email, last_seen) = match found {
             Some(f) => f,
             None => {
-                let txn = self.db.begin().await?;
+                let txn = self.write_txn().await?;
                 let t = ensure_tenant(&txn, &id.tenant_key).await?;
-                let u = ensure_user(&txn, t, &id.subject, id.name.as_deref(), id.email.as_deref()).await?;
+                let u = ensure_user(
+                    &txn,
+                    t,
+                    &id.subject,
+                    id.name.as_deref(),
+                    id.email.as_deref(),
+                )
+                .await?;
                 txn.commit().await?;
                 (t.0, u.id, u.name, u.email, u.last_seen_at)
             }
         };
         // Keep the profile fresh from the token, but write at most every few minutes per user.
         let stale = last_seen.is_none_or(|t| Utc::now() - t > chrono::Duration::minutes(5));
-        let changed = (id.name.is_some() && id.name != name) || (id.email.is_some() && id.email != email);
+        let changed =
+            (id.name.is_some() && id.name != name) || (id.email.is_some() && id.email != email);
         if stale || changed {
             let mut am = user::ActiveModel {
                 tenant_id: sea_orm::ActiveValue::Unchanged(tenant_id),
@@ -205,17 +257,34 @@ impl Store {
         check_key("subject", subject.trim())?;
         let name = name.map(|n| Name::parse("name", n)).transpose()?;
         let email = email.map(Email::parse).transpose()?;
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         let exists = user::Entity::find()
             .filter(user::Column::TenantId.eq(v.tenant_id.0))
             .filter(user::Column::Subject.eq(subject.trim()))
             .one(&txn)
             .await?;
         if exists.is_some() {
-            return Err(StoreError::Conflict("a user with this subject already exists".into()));
+            return Err(StoreError::Conflict(
+                "a user with this subject already exists".into(),
+            ));
         }
-        let u = ensure_user(&txn, v.tenant_id, subject.trim(), name.as_ref().map(Name::as_str), email.as_ref().map(Email::as_str)).await?;
-        audit::record(&txn, v, "user.create", "User", Some(u.id), serde_json::json!({"subject": u.subject})).await?;
+        let u = ensure_user(
+            &txn,
+            v.tenant_id,
+            subject.trim(),
+            name.as_ref().map(Name::as_str),
+            email.as_ref().map(Email::as_str),
+        )
+        .await?;
+        audit::record(
+            &txn,
+            v,
+            "user.create",
+            "User",
+            Some(u.id),
+            serde_json::json!({"subject": u.subject}),
+        )
+        .await?;
         txn.commit().await?;
         Ok(u.into())
     }
@@ -242,9 +311,13 @@ impl Store {
         let mut q = user::Entity::find().filter(user::Column::TenantId.eq(v.tenant_id.0));
         if let Some((subject, id)) = page.after_key::<(String, Uuid)>()? {
             q = q.filter(
-                Condition::any().add(user::Column::Subject.gt(subject.clone())).add(
-                    Condition::all().add(user::Column::Subject.eq(subject)).add(user::Column::Id.gt(id)),
-                ),
+                Condition::any()
+                    .add(user::Column::Subject.gt(subject.clone()))
+                    .add(
+                        Condition::all()
+                            .add(user::Column::Subject.eq(subject))
+                            .add(user::Column::Id.gt(id)),
+                    ),
             );
         }
         let rows = q
@@ -253,14 +326,23 @@ impl Store {
             .limit(page.limit())
             .all(&self.db)
             .await?;
-        Ok(Page::from_rows(rows.into_iter().map(UserRecord::from).collect(), page, |u| (u.subject.clone(), u.id.0)))
+        Ok(Page::from_rows(
+            rows.into_iter().map(UserRecord::from).collect(),
+            page,
+            |u| (u.subject.clone(), u.id.0),
+        ))
     }
 
-    pub async fn create_user_group(&self, v: &Viewer, name: &str, description: Option<&str>) -> StoreResult<UserGroupRecord> {
+    pub async fn create_user_group(
+        &self,
+        v: &Viewer,
+        name: &str,
+        description: Option<&str>,
+    ) -> StoreResult<UserGroupRecord> {
         require_admin(v)?;
         let name = Name::parse("name", name)?;
         let description = optional_text("description", description)?;
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         let m = user_group::Model {
             tenant_id: v.tenant_id.0,
             id: Uuid::now_v7(),
@@ -277,14 +359,28 @@ impl Store {
         })
         .exec_without_returning(&txn)
         .await
-        .map_err(|e| StoreError::unique_as_conflict(e, "a user group with this name already exists"))?;
-        audit::record(&txn, v, "userGroup.create", "UserGroup", Some(m.id), serde_json::json!({"name": m.name})).await?;
+        .map_err(|e| {
+            StoreError::unique_as_conflict(e, "a user group with this name already exists")
+        })?;
+        audit::record(
+            &txn,
+            v,
+            "userGroup.create",
+            "UserGroup",
+            Some(m.id),
+            serde_json::json!({"name": m.name}),
+        )
+        .await?;
         txn.commit().await?;
         Ok(m.into())
     }
 
     /// User groups by id: admins see all; others see the groups they belong to.
-    pub async fn user_groups_by_ids(&self, v: &Viewer, ids: &[UserGroupId]) -> StoreResult<Vec<UserGroupRecord>> {
+    pub async fn user_groups_by_ids(
+        &self,
+        v: &Viewer,
+        ids: &[UserGroupId],
+    ) -> StoreResult<Vec<UserGroupRecord>> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -298,16 +394,25 @@ impl Store {
     }
 
     /// User groups by name: admins see all, others the groups they belong to.
-    pub async fn user_groups(&self, v: &Viewer, page: &PageRequest) -> StoreResult<Page<UserGroupRecord>> {
-        let mut q = user_group::Entity::find().filter(user_group::Column::TenantId.eq(v.tenant_id.0));
+    pub async fn user_groups(
+        &self,
+        v: &Viewer,
+        page: &PageRequest,
+    ) -> StoreResult<Page<UserGroupRecord>> {
+        let mut q =
+            user_group::Entity::find().filter(user_group::Column::TenantId.eq(v.tenant_id.0));
         if !v.is_admin() {
             q = q.filter(user_group::Column::Id.in_subquery(my_groups_query(v)));
         }
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
             q = q.filter(
-                Condition::any().add(user_group::Column::Name.gt(name.clone())).add(
-                    Condition::all().add(user_group::Column::Name.eq(name)).add(user_group::Column::Id.gt(id)),
-                ),
+                Condition::any()
+                    .add(user_group::Column::Name.gt(name.clone()))
+                    .add(
+                        Condition::all()
+                            .add(user_group::Column::Name.eq(name))
+                            .add(user_group::Column::Id.gt(id)),
+                    ),
             );
         }
         let rows = q
@@ -316,7 +421,11 @@ impl Store {
             .limit(page.limit())
             .all(&self.db)
             .await?;
-        Ok(Page::from_rows(rows.into_iter().map(UserGroupRecord::from).collect(), page, |g| (g.name.clone(), g.id.0)))
+        Ok(Page::from_rows(
+            rows.into_iter().map(UserGroupRecord::from).collect(),
+            page,
+            |g| (g.name.clone(), g.id.0),
+        ))
     }
 
     /// The user groups the viewer belongs to, by name.
@@ -333,7 +442,11 @@ impl Store {
     }
 
     /// Members of a user group (admin), by subject.
-    pub async fn user_group_members(&self, v: &Viewer, group: UserGroupId) -> StoreResult<Vec<UserRecord>> {
+    pub async fn user_group_members(
+        &self,
+        v: &Viewer,
+        group: UserGroupId,
+    ) -> StoreResult<Vec<UserRecord>> {
         require_admin(v)?;
         Ok(user::Entity::find()
             .filter(user::Column::TenantId.eq(v.tenant_id.0))
@@ -358,12 +471,20 @@ impl Store {
 
     /// Adds users to a user group (admin). All ids must name users of the tenant, or nothing is
     /// written. Returns how many memberships were new.
-    pub async fn add_user_group_members(&self, v: &Viewer, group: UserGroupId, users: &[UserId]) -> StoreResult<u64> {
+    pub async fn add_user_group_members(
+        &self,
+        v: &Viewer,
+        group: UserGroupId,
+        users: &[UserId],
+    ) -> StoreResult<u64> {
         require_admin(v)?;
         if users.len() > 1000 {
-            return Err(StoreError::invalid("userIds", "at most 1000 users per call"));
+            return Err(StoreError::invalid(
+                "userIds",
+                "at most 1000 users per call",
+            ));
         }
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         self.check_user_group(&txn, v, group).await?;
         let mut ids: Vec<Uuid> = users.iter().map(|u| u.0).collect();
         ids.sort();
@@ -383,11 +504,13 @@ impl Store {
             return Ok(0);
         }
         let now = Utc::now();
-        let added = user_group_member::Entity::insert_many(ids.iter().map(|u| user_group_member::ActiveModel {
-            tenant_id: Set(v.tenant_id.0),
-            user_group_id: Set(group.0),
-            user_id: Set(*u),
-            created_at: Set(now),
+        let added = user_group_member::Entity::insert_many(ids.iter().map(|u| {
+            user_group_member::ActiveModel {
+                tenant_id: Set(v.tenant_id.0),
+                user_group_id: Set(group.0),
+                user_id: Set(*u),
+                created_at: Set(now),
+            }
         }))
         .on_conflict(
             OnConflict::columns([
@@ -400,15 +523,28 @@ impl Store {
         )
         .exec_without_returning(&txn)
         .await?;
-        audit::record(&txn, v, "userGroup.addMembers", "UserGroup", Some(group.0), serde_json::json!({"userIds": ids})).await?;
+        audit::record(
+            &txn,
+            v,
+            "userGroup.addMembers",
+            "UserGroup",
+            Some(group.0),
+            serde_json::json!({"userIds": ids}),
+        )
+        .await?;
         txn.commit().await?;
         Ok(added)
     }
 
     /// Removes users from a user group (admin). Returns how many memberships ended.
-    pub async fn remove_user_group_members(&self, v: &Viewer, group: UserGroupId, users: &[UserId]) -> StoreResult<u64> {
+    pub async fn remove_user_group_members(
+        &self,
+        v: &Viewer,
+        group: UserGroupId,
+        users: &[UserId],
+    ) -> StoreResult<u64> {
         require_admin(v)?;
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         self.check_user_group(&txn, v, group).await?;
         let res = user_group_member::Entity::delete_many()
             .filter(user_group_member::Column::TenantId.eq(v.tenant_id.0))
@@ -416,12 +552,25 @@ impl Store {
             .filter(user_group_member::Column::UserId.is_in(users.iter().map(|u| u.0)))
             .exec(&txn)
             .await?;
-        audit::record(&txn, v, "userGroup.removeMembers", "UserGroup", Some(group.0), serde_json::json!({"userIds": users.iter().map(|u| u.0).collect::<Vec<_>>()})).await?;
+        audit::record(
+            &txn,
+            v,
+            "userGroup.removeMembers",
+            "UserGroup",
+            Some(group.0),
+            serde_json::json!({"userIds": users.iter().map(|u| u.0).collect::<Vec<_>>()}),
+        )
+        .await?;
         txn.commit().await?;
         Ok(res.rows_affected)
     }
 
-    async fn check_user_group<C: ConnectionTrait>(&self, conn: &C, v: &Viewer, group: UserGroupId) -> StoreResult<()> {
+    async fn check_user_group<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        v: &Viewer,
+        group: UserGroupId,
+    ) -> StoreResult<()> {
         user_group::Entity::find()
             .filter(user_group::Column::TenantId.eq(v.tenant_id.0))
             .filter(user_group::Column::Id.eq(group.0))

@@ -1,9 +1,9 @@
 //! The per-tenant business-status classification list.
 
+use crate::Store;
 use crate::entities::business_status;
 use crate::error::StoreResult;
 use crate::viewer::Viewer;
-use crate::Store;
 use cohort_domain::ids::BusinessStatusId;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
@@ -18,7 +18,13 @@ pub struct BusinessStatusRecord {
 
 impl From<business_status::Model> for BusinessStatusRecord {
     fn from(m: business_status::Model) -> Self {
-        BusinessStatusRecord { id: BusinessStatusId(m.id), key: m.key, label: m.label, category: m.category, position: m.position }
+        BusinessStatusRecord {
+            id: BusinessStatusId(m.id),
+            key: m.key,
+            label: m.label,
+            category: m.category,
+            position: m.position,
+        }
     }
 }
 

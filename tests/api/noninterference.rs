@@ -1,0 +1,282 @@
+//! Non-interference (DESIGN §4): for a viewer V and two worlds that differ only in contacts V
+//! cannot see — their existence, names, e-mails, statuses, company links, deletion — every
+//! response V gets is byte-identical, cursors and counts included.
+//!
+//! The two worlds are the same database before and after a generated sequence of operations on a
+//! book V cannot see; the operations are chosen to collide with V's data (same names, same
+//! e-mail prefixes, same statuses, names that sort between V's contacts).
+
+use crate::support::{Backend, CREATE_CONTACT, TestApp, World};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::{Value, json};
+
+const FIRST: &[&str] = &["Anna", "Aaron", "Bruno", "Clara", "Zed"];
+const LAST: &[&str] = &["Abbott", "Acme", "Baker", "Carter", "Aaa", "Zz"];
+const STATUS: &[&str] = &["lead_hot", "customer", "dead"];
+
+#[derive(Debug, Clone)]
+enum HiddenOp {
+    CreatePerson {
+        first: usize,
+        last: usize,
+        email: bool,
+        status: Option<usize>,
+        employee_of_acme: bool,
+    },
+    CreateCompany {
+        last: usize,
+    },
+    Rename {
+        target: usize,
+        last: usize,
+    },
+    SetStatus {
+        target: usize,
+        status: usize,
+    },
+    Delete {
+        target: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = HiddenOp> {
+    prop_oneof![
+        3 => (0..FIRST.len(), 0..LAST.len(), any::<bool>(), proptest::option::of(0..STATUS.len()), any::<bool>())
+            .prop_map(|(first, last, email, status, employee_of_acme)| HiddenOp::CreatePerson { first, last, email, status, employee_of_acme }),
+        1 => (0..LAST.len()).prop_map(|last| HiddenOp::CreateCompany { last }),
+        1 => (0..8usize, 0..LAST.len()).prop_map(|(target, last)| HiddenOp::Rename { target, last }),
+        1 => (0..8usize, 0..STATUS.len()).prop_map(|(target, status)| HiddenOp::SetStatus { target, status }),
+        1 => (0..8usize).prop_map(|target| HiddenOp::Delete { target }),
+    ]
+}
+
+/// Everything V asks: lists with every filter, paging by cursor, counts, lookups by id
+/// (visible, hidden, and hidden-then-deleted), and refused writes on hidden ids.
+async fn observe(app: &TestApp, w: &World) -> Vec<String> {
+    let v = app.actor(&w.tenant, "agent", &["agent"]);
+    let list = "query($f: ContactFilterInput, $a: String) { contacts(first: 2, after: $a, filter: $f) {
+        totalCount edges { cursor node { id displayName kind emails { address } businessStatus { key } company { id displayName } } }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
+    let filters = [
+        json!(null),
+        json!({"search": "anna"}),
+        json!({"search": "a"}),
+        json!({"search": "acme"}),
+        json!({"businessStatus": ["lead_hot", "customer"]}),
+        json!({"kind": "COMPANY"}),
+        json!({"kind": "PERSON", "search": "b"}),
+        json!({"addressBooks": [w.hidden, w.own]}),
+    ];
+    let mut out = vec![];
+    for f in filters {
+        // Walk every page, so every cursor and every page boundary is compared.
+        let mut after = Value::Null;
+        for _ in 0..10 {
+            let body = v.gql(list, json!({"f": f, "a": after})).await;
+            out.push(body.to_string());
+            let info = &body["data"]["contacts"]["pageInfo"];
+            if info["hasNextPage"] != json!(true) {
+                break;
+            }
+            after = info["endCursor"].clone();
+        }
+    }
+    let lookups = [
+        (
+            "query($id: ID!) { contact(id: $id) { id displayName emails { address } company { displayName } businessStatus { key } statusHistory { edges { cursor node { to { key } } } } addressBook { name } } }",
+            w.id("anna"),
+        ),
+        (
+            "query($id: ID!) { contact(id: $id) { id displayName } }",
+            w.id("acme"),
+        ),
+        (
+            "query($id: ID!) { contact(id: $id) { id displayName } }",
+            w.id("anna_hidden"),
+        ),
+        (
+            "query($id: ID!) { node(id: $id) { id } }",
+            w.id("anna_hidden"),
+        ),
+        ("query($id: ID!) { node(id: $id) { id } }", w.id("secret")),
+        (
+            "query($id: ID!) { addressBook(id: $id) { name } }",
+            &w.hidden,
+        ),
+        (
+            "mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }",
+            w.id("anna_hidden"),
+        ),
+        (
+            "mutation($id: ID!) { updateContact(input: {id: $id, lastName: \"X\"}) { contact { id } } }",
+            w.id("secret"),
+        ),
+        (
+            "mutation($id: ID!) { updateContact(input: {id: $id, companyId: \"x\"}) { contact { id } } }",
+            w.id("anna"),
+        ),
+    ];
+    for (q, id) in lookups {
+        out.push(v.gql(q, json!({"id": id})).await.to_string());
+    }
+    out.push(
+        v.gql("{ addressBooks { edges { cursor node { id name myAccess } } } viewer { userGroups { name } } businessStatuses { key } }", json!({}))
+            .await
+            .to_string(),
+    );
+    out
+}
+
+async fn apply(app: &TestApp, w: &World, ops: &[HiddenOp]) {
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let mut hidden_ids: Vec<String> =
+        vec![w.id("anna_hidden").to_owned(), w.id("secret").to_owned()];
+    for (n, op) in ops.iter().enumerate() {
+        match op {
+            HiddenOp::CreatePerson {
+                first,
+                last,
+                email,
+                status,
+                employee_of_acme,
+            } => {
+                let mut i = json!({"addressBookId": w.hidden, "kind": "PERSON", "firstName": FIRST[*first], "lastName": LAST[*last]});
+                if *email {
+                    i["emails"] = json!([{"address": format!("{}{n}@hidden.example", FIRST[*first].to_lowercase())}]);
+                }
+                if let Some(s) = status {
+                    i["businessStatus"] = json!(STATUS[*s]);
+                }
+                if *employee_of_acme {
+                    i["companyId"] = json!(w.id("acme"));
+                }
+                let d = admin.ok(CREATE_CONTACT, json!({"i": i})).await;
+                hidden_ids.push(
+                    d["createContact"]["contact"]["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+            HiddenOp::CreateCompany { last } => {
+                let i = json!({"addressBookId": w.hidden, "kind": "COMPANY", "companyName": format!("{} Holding", LAST[*last])});
+                let d = admin.ok(CREATE_CONTACT, json!({"i": i})).await;
+                hidden_ids.push(
+                    d["createContact"]["contact"]["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+            HiddenOp::Rename { target, last } => {
+                let id = &hidden_ids[target % hidden_ids.len()];
+                // Companies have no last name: rename them through companyName instead.
+                let body = admin
+                    .gql("mutation($id: ID!, $l: String) { updateContact(input: {id: $id, lastName: $l}) { contact { id } } }", json!({"id": id, "l": LAST[*last]}))
+                    .await;
+                if body.get("errors").is_some() {
+                    admin
+                        .ok("mutation($id: ID!, $l: String) { updateContact(input: {id: $id, companyName: $l}) { contact { id } } }", json!({"id": id, "l": format!("{} AG", LAST[*last])}))
+                        .await;
+                }
+            }
+            HiddenOp::SetStatus { target, status } => {
+                let id = &hidden_ids[target % hidden_ids.len()];
+                admin
+                    .ok("mutation($id: ID!, $s: String) { setContactBusinessStatus(input: {contactId: $id, status: $s}) { contact { id } } }", json!({"id": id, "s": STATUS[*status]}))
+                    .await;
+            }
+            HiddenOp::Delete { target } => {
+                if hidden_ids.is_empty() {
+                    continue;
+                }
+                let id = hidden_ids.remove(target % hidden_ids.len());
+                admin
+                    .ok(
+                        "mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }",
+                        json!({"id": id}),
+                    )
+                    .await;
+            }
+        }
+        if hidden_ids.is_empty() {
+            break;
+        }
+    }
+}
+
+fn run(backend: Backend, cases: u32) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if backend == Backend::Postgres
+        && std::env::var("COHORT_TEST_DATABASE_URL")
+            .map(|s| s.is_empty())
+            .unwrap_or(true)
+    {
+        eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
+        return;
+    }
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op(), 1..12), |ops| {
+            rt.block_on(async {
+                let app = TestApp::spawn(backend).await.expect("app");
+                let w = World::build(&app).await;
+                let before = observe(&app, &w).await;
+                apply(&app, &w, &ops).await;
+                let after = observe(&app, &w).await;
+                for (b, a) in before.iter().zip(&after) {
+                    assert_eq!(
+                        b, a,
+                        "hidden operations {ops:?} changed what the viewer sees"
+                    );
+                }
+                assert_eq!(before.len(), after.len());
+            });
+            Ok(())
+        })
+        .expect("non-interference holds");
+}
+
+#[test]
+fn hidden_contacts_never_change_a_viewers_responses_sqlite() {
+    run(Backend::Sqlite, 24);
+}
+
+#[test]
+fn hidden_contacts_never_change_a_viewers_responses_postgres() {
+    run(Backend::Postgres, 6);
+}
+
+/// A named case: the worst collision — a hidden twin of a visible contact (same names, same
+/// status, same e-mail prefix), created then deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_twin_is_invisible() {
+    let app = TestApp::spawn(Backend::Sqlite).await.expect("app");
+    let w = World::build(&app).await;
+    let before = observe(&app, &w).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let d = admin
+        .ok(
+            CREATE_CONTACT,
+            json!({"i": {"addressBookId": w.hidden, "kind": "PERSON", "firstName": "Anna", "lastName": "Abbott", "emails": [{"address": "anna@own.example"}], "businessStatus": "lead_hot", "companyId": w.id("acme")}}),
+        )
+        .await;
+    assert_eq!(observe(&app, &w).await, before);
+    let id = d["createContact"]["contact"]["id"].clone();
+    admin
+        .ok(
+            "mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(observe(&app, &w).await, before);
+}

@@ -1,0 +1,377 @@
+//! Test infrastructure: `TestApp` serves the real router on 127.0.0.1:0 over its own database —
+//! an in-memory SQLite, or (when `COHORT_TEST_DATABASE_URL` is set) a fresh PostgreSQL database
+//! that is dropped when the app is dropped, even if the test panicked.
+
+#![allow(dead_code)]
+
+use cohort_api::config::Settings;
+use cohort_store::{PoolOptions, Store};
+use serde_json::{Value, json};
+
+pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database for one test. PostgreSQL databases are dropped on `Drop`.
+pub struct TestDb {
+    pub url: String,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => Some(TestDb {
+                url: "sqlite::memory:".into(),
+                pg: None,
+            }),
+            Backend::Postgres => {
+                let admin = std::env::var("COHORT_TEST_DATABASE_URL")
+                    .ok()
+                    .filter(|s| !s.is_empty())?;
+                let name = format!("cohort_t_{}", uuid::Uuid::new_v4().simple());
+                cohort_store::testing::create_postgres_database(&admin, &name)
+                    .await
+                    .expect("create test database");
+                Some(TestDb {
+                    url: cohort_store::testing::with_database(&admin, &name),
+                    pg: Some((admin, name)),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            // Drop is synchronous; run the async cleanup on a private runtime in its own thread.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    if let Err(e) =
+                        cohort_store::testing::drop_postgres_database(&admin, &name).await
+                    {
+                        eprintln!("could not drop test database {name}: {e}");
+                    }
+                })
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub backend: Backend,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _db: TestDb,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Spawns with settings adjusted by `f` (e.g. other JWT keys or limits).
+    pub async fn spawn_with(backend: Backend, f: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+        let db = TestDb::new(backend).await?;
+        let mut settings = Settings::for_tests(&db.url, SECRET);
+        f(&mut settings);
+        let store = Store::connect(&db.url, PoolOptions::default())
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        let router = cohort_api::build(&settings, store.clone()).expect("build app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = cohort_api::serve(listener, router, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Some(TestApp {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            store,
+            backend,
+            shutdown: Some(tx),
+            server: Some(server),
+            _db: db,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// An HS256 token signed with the test secret.
+    pub fn token(&self, tenant: &str, subject: &str, roles: &[&str]) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        cohort_api::auth::issue_hs256(
+            SECRET.as_bytes(),
+            "cohort",
+            "cohort-api",
+            tenant,
+            subject,
+            &roles,
+            3600,
+        )
+        .expect("token")
+    }
+
+    pub fn actor(&self, tenant: &str, subject: &str, roles: &[&str]) -> Actor<'_> {
+        Actor {
+            app: self,
+            token: Some(self.token(tenant, subject, roles)),
+        }
+    }
+
+    pub fn anonymous(&self) -> Actor<'_> {
+        Actor {
+            app: self,
+            token: None,
+        }
+    }
+
+    pub fn with_token(&self, token: &str) -> Actor<'_> {
+        Actor {
+            app: self,
+            token: Some(token.to_owned()),
+        }
+    }
+
+    /// POSTs a raw JSON body to /graphql; returns (status, body as JSON or Null).
+    pub async fn post_json(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.client.post(self.url("/graphql")).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A caller with a token (or none).
+pub struct Actor<'a> {
+    pub app: &'a TestApp,
+    pub token: Option<String>,
+}
+
+impl Actor<'_> {
+    /// The whole response body.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        let (_, body) = self
+            .app
+            .post_json(
+                self.token.as_deref(),
+                &json!({"query": query, "variables": variables}),
+            )
+            .await;
+        body
+    }
+
+    /// `data`, asserting there were no errors.
+    pub async fn ok(&self, query: &str, variables: Value) -> Value {
+        let body = self.gql(query, variables).await;
+        assert!(
+            body.get("errors").is_none(),
+            "unexpected errors: {body:#}\nquery: {query}"
+        );
+        body["data"].clone()
+    }
+
+    /// The first error's `extensions.code`, asserting there was an error.
+    pub async fn err(&self, query: &str, variables: Value) -> String {
+        let body = self.gql(query, variables).await;
+        body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error, got {body:#}\nquery: {query}"))
+            .to_owned()
+    }
+}
+
+/// Runs each listed `async fn name(app: TestApp)` once on SQLite and once on PostgreSQL (the
+/// latter only when `COHORT_TEST_DATABASE_URL` is set; otherwise it reports itself skipped).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::support::TestApp::spawn($crate::support::Backend::Sqlite).await.expect("sqlite app");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    match $crate::support::TestApp::spawn($crate::support::Backend::Postgres).await {
+                        Some(app) => super::$name(app).await,
+                        None => eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set"),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// A small tenant most tests start from:
+/// - `admin` (role admin), `agent` (role agent), `outsider` (role agent, no grants);
+/// - books `own` (agent: WRITE, direct), `team` (agent: READ via user group "Support"),
+///   `hidden` (agent: nothing);
+/// - contacts: in `own` Anna Abbott (anna@own.example), Bruno Baker, Acme GmbH (company);
+///   in `team` Clara Carter; in `hidden` Anna Hidden (anna@hidden.example), Secret AG.
+pub struct World {
+    pub tenant: String,
+    pub own: String,
+    pub team: String,
+    pub hidden: String,
+    pub contacts: std::collections::HashMap<&'static str, String>,
+}
+
+pub const CREATE_BOOK: &str =
+    "mutation($n: String!) { createAddressBook(input: {name: $n}) { addressBook { id } } }";
+pub const CREATE_CONTACT: &str =
+    "mutation($i: CreateContactInput!) { createContact(input: $i) { contact { id } } }";
+
+impl World {
+    pub async fn build(app: &TestApp) -> World {
+        let tenant = "acme".to_string();
+        let admin = app.actor(&tenant, "admin", &["admin"]);
+        let agent = app.actor(&tenant, "agent", &["agent"]);
+        // The agent logs in once so that their user exists (just-in-time creation).
+        let me = agent.ok("{ viewer { user { id } } }", json!({})).await;
+        let agent_id = me["viewer"]["user"]["id"].as_str().unwrap().to_owned();
+        let _ = app
+            .actor(&tenant, "outsider", &["agent"])
+            .ok("{ viewer { user { id } } }", json!({}))
+            .await;
+
+        let mut books = vec![];
+        for n in ["Own", "Team", "Hidden"] {
+            let d = admin.ok(CREATE_BOOK, json!({"n": n})).await;
+            books.push(
+                d["createAddressBook"]["addressBook"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        let g = admin
+            .ok(
+                "mutation { createUserGroup(input: {name: \"Support\"}) { userGroup { id } } }",
+                json!({}),
+            )
+            .await;
+        let group_id = g["createUserGroup"]["userGroup"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        admin
+            .ok(
+                "mutation($g: ID!, $u: [ID!]!) { addUserGroupMembers(input: {userGroupId: $g, userIds: $u}) { addedCount } }",
+                json!({"g": group_id, "u": [agent_id]}),
+            )
+            .await;
+        let grant = "mutation($b: ID!, $u: ID, $g: ID, $l: AccessLevel!) { grantAddressBookAccess(input: {addressBookId: $b, userId: $u, userGroupId: $g, level: $l}) { grant { level } } }";
+        admin
+            .ok(grant, json!({"b": books[0], "u": agent_id, "l": "WRITE"}))
+            .await;
+        admin
+            .ok(grant, json!({"b": books[1], "g": group_id, "l": "READ"}))
+            .await;
+
+        let mut contacts = std::collections::HashMap::new();
+        let specs: Vec<(&'static str, usize, Value)> = vec![
+            (
+                "anna",
+                0,
+                json!({"kind": "PERSON", "firstName": "Anna", "lastName": "Abbott", "emails": [{"address": "anna@own.example"}], "businessStatus": "lead_hot"}),
+            ),
+            (
+                "bruno",
+                0,
+                json!({"kind": "PERSON", "firstName": "Bruno", "lastName": "Baker", "businessStatus": "customer"}),
+            ),
+            (
+                "acme",
+                0,
+                json!({"kind": "COMPANY", "companyName": "Acme GmbH"}),
+            ),
+            (
+                "clara",
+                1,
+                json!({"kind": "PERSON", "firstName": "Clara", "lastName": "Carter", "businessStatus": "lead_hot"}),
+            ),
+            (
+                "anna_hidden",
+                2,
+                json!({"kind": "PERSON", "firstName": "Anna", "lastName": "Hidden", "emails": [{"address": "anna@hidden.example"}], "businessStatus": "lead_hot"}),
+            ),
+            (
+                "secret",
+                2,
+                json!({"kind": "COMPANY", "companyName": "Secret AG"}),
+            ),
+        ];
+        for (key, book, mut input) in specs {
+            input["addressBookId"] = json!(books[book]);
+            let d = admin.ok(CREATE_CONTACT, json!({"i": input})).await;
+            contacts.insert(
+                key,
+                d["createContact"]["contact"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        World {
+            tenant,
+            own: books[0].clone(),
+            team: books[1].clone(),
+            hidden: books[2].clone(),
+            contacts,
+        }
+    }
+
+    pub fn id(&self, key: &str) -> &str {
+        &self.contacts[key]
+    }
+}
