@@ -1,0 +1,273 @@
+//! Tests of the `cohort` binary and the schema: the real binary started on a random port over an
+//! empty SQLite file; `cohort schema` against the committed `schema.graphql`; migrations
+//! up → down → up on SQLite and PostgreSQL; `cohort token`.
+
+use cohort_store::{PoolOptions, Store};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const SECRET: &str = "cli-test-secret-cli-test-secret-0123456789";
+
+#[test]
+fn schema_graphql_is_up_to_date() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .expect("schema.graphql");
+    let generated = cohort_api::sdl();
+    assert!(
+        committed == generated,
+        "schema.graphql is stale: regenerate it with `cargo run -- schema > schema.graphql`"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .arg("schema")
+        .output()
+        .expect("run cohort schema");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), generated);
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cohort serve` on 127.0.0.1:0 and reads the bound address from its JSON log.
+fn start(db_url: &str, extra: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cohort"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("COHORT_DATABASE_URL", db_url)
+        .env("COHORT_LISTEN", "127.0.0.1:0")
+        .env("COHORT_JWT_SECRET", SECRET)
+        .env("COHORT_LOG_FORMAT", "json")
+        .env("COHORT_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn cohort");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["message"] == "listening" {
+                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                }
+                // Secrets never reach the log.
+                assert!(
+                    !line.contains(SECRET),
+                    "the JWT secret appeared in a log line"
+                );
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server did not report its address");
+    Server { child, addr }
+}
+
+fn token(tenant: &str, sub: &str, role: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .args([
+            "token",
+            "--tenant",
+            tenant,
+            "--subject",
+            sub,
+            "--role",
+            role,
+            "--ttl",
+            "10m",
+        ])
+        .env_clear()
+        .env("COHORT_JWT_SECRET", SECRET)
+        .output()
+        .expect("cohort token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn real_binary_migrates_an_empty_sqlite_file_and_serves() {
+    let dir = std::env::temp_dir().join(format!("cohort-e2e-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("fresh.db");
+    let server = start(&format!("sqlite://{}", db.display()), &[]);
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", server.addr);
+
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: Value = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+
+    let admin = token("e2e", "boss", "admin");
+    let q = json!({"query": "mutation { createAddressBook(input: {name: \"Customers\"}) { addressBook { name myAccess } } }"});
+    let body: Value = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(&admin)
+        .json(&q)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["data"]["createAddressBook"]["addressBook"],
+        json!({"name": "Customers", "myAccess": "MANAGE"})
+    );
+    let q = json!({"query": "{ viewer { tenant isAdmin user { subject } } addressBooks { edges { node { name } } } }"});
+    let body: Value = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(&admin)
+        .json(&q)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["data"]["viewer"],
+        json!({"tenant": "e2e", "isAdmin": true, "user": {"subject": "boss"}})
+    );
+    assert!(db.exists(), "the SQLite file was created");
+
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("cohort_graphql_operations_total"));
+
+    // Graceful shutdown on SIGTERM.
+    #[cfg(unix)]
+    {
+        let pid = server.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let mut server = server;
+        let mut exited = None;
+        for _ in 0..100 {
+            if let Ok(Some(s)) = server.child.try_wait() {
+                exited = Some(s);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            exited.is_some_and(|s| s.success()),
+            "cohort did not exit cleanly on SIGTERM"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn token_command_needs_a_secret_and_known_roles() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .args([
+            "token",
+            "--tenant",
+            "t",
+            "--subject",
+            "s",
+            "--role",
+            "admin",
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("COHORT_JWT_SECRET"));
+    let out = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .args(["token", "--tenant", "t", "--subject", "s", "--role", "root"])
+        .env_clear()
+        .env("COHORT_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!token("t", "s", "agent").is_empty());
+}
+
+async fn up_down_up(url: &str) {
+    let store = Store::connect(url, PoolOptions::default())
+        .await
+        .expect("connect");
+    store.migrate().await.expect("up");
+    let tables = store.table_names().await.unwrap();
+    for t in [
+        "tenants",
+        "users",
+        "address_books",
+        "address_book_grants",
+        "contacts",
+        "contact_status_history",
+    ] {
+        assert!(
+            tables.iter().any(|x| x == t),
+            "{t} missing after up: {tables:?}"
+        );
+    }
+    assert!(store.is_ready().await);
+    store.migrate_down_all().await.expect("down");
+    let after_down = store.table_names().await.unwrap();
+    assert_eq!(
+        after_down,
+        vec!["seaql_migrations".to_string()],
+        "down leaves only the migration ledger"
+    );
+    assert!(!store.is_ready().await, "not ready with migrations pending");
+    store.migrate().await.expect("up again");
+    assert_eq!(store.table_names().await.unwrap(), tables);
+    assert!(store.is_ready().await);
+}
+
+#[tokio::test]
+async fn migrations_up_down_up_sqlite() {
+    up_down_up("sqlite::memory:").await;
+}
+
+#[tokio::test]
+async fn migrations_up_down_up_postgres() {
+    let Some(admin) = std::env::var("COHORT_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let name = format!("cohort_m_{}", uuid::Uuid::new_v4().simple());
+    cohort_store::testing::create_postgres_database(&admin, &name)
+        .await
+        .unwrap();
+    up_down_up(&cohort_store::testing::with_database(&admin, &name)).await;
+    cohort_store::testing::drop_postgres_database(&admin, &name)
+        .await
+        .unwrap();
+}
