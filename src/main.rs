@@ -10,11 +10,7 @@ use cohort_store::{PoolOptions, Store};
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Parser)]
-#[command(
-    name = "cohort",
-    version,
-    about = "Contact groups for CRMs: a GraphQL API that never leaks a contact"
-)]
+#[command(name = "cohort", version, about = "Contact groups for CRMs: a GraphQL API that never leaks a contact")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -59,9 +55,7 @@ fn parse_ttl(s: &str) -> anyhow::Result<u64> {
         Some('d') => (&s[..s.len() - 1], 86_400),
         _ => (s, 1),
     };
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("--ttl: '{s}' is not a duration"))?;
+    let n: u64 = num.parse().with_context(|| format!("--ttl: '{s}' is not a duration"))?;
     if n == 0 || n * mul > 366 * 86_400 {
         bail!("--ttl must be between 1 second and 366 days");
     }
@@ -99,25 +93,14 @@ async fn serve(demo: bool) -> anyhow::Result<()> {
     cohort_api::telemetry::init(&settings.log_filter, settings.log_format);
     if demo && settings.jwt.secret.is_none() && settings.jwt.public_keys.is_none() {
         // A fresh random secret per run: demo tokens die with the process.
-        let secret = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         settings.jwt.secret = Some(SecretString::from(secret));
     }
     let store = connect(&settings).await?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    store.migrate().await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
     tracing::info!(database = store.backend_name(), "migrations applied");
     let demo_tokens = if demo {
-        let d = store
-            .system()
-            .seed_demo()
-            .await
-            .map_err(|e| anyhow::anyhow!("demo seeding failed: {e}"))?;
+        let d = store.system().seed_demo().await.map_err(|e| anyhow::anyhow!("demo seeding failed: {e}"))?;
         match &settings.jwt.secret {
             Some(secret) => {
                 let issue = |sub: &str, role: &str| {
@@ -131,10 +114,7 @@ async fn serve(demo: bool) -> anyhow::Result<()> {
                         12 * 3600,
                     )
                 };
-                Some((
-                    issue(&d.admin_subject, "admin")?,
-                    issue(&d.agent_subject, "agent")?,
-                ))
+                Some((issue(&d.admin_subject, "admin")?, issue(&d.agent_subject, "agent")?))
             }
             None => None,
         }
@@ -179,16 +159,10 @@ async fn main() -> anyhow::Result<()> {
             cohort_api::telemetry::init(&settings.log_filter, settings.log_format);
             let store = connect(&settings).await?;
             if down {
-                store
-                    .migrate_down_all()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("rollback failed: {e}"))?;
+                store.migrate_down_all().await.map_err(|e| anyhow::anyhow!("rollback failed: {e}"))?;
                 println!("all migrations rolled back");
             } else {
-                store
-                    .migrate()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+                store.migrate().await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
                 println!("migrations applied");
             }
             store.close().await;
@@ -198,12 +172,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", cohort_api::sdl());
             Ok(())
         }
-        Command::Token {
-            tenant,
-            subject,
-            roles,
-            ttl,
-        } => {
+        Command::Token { tenant, subject, roles, ttl } => {
             let settings = Settings::from_env(false)?;
             let Some(secret) = settings.jwt.secret.as_ref() else {
                 bail!("`cohort token` issues HS256 tokens and needs COHORT_JWT_SECRET");

@@ -12,17 +12,14 @@ const SECRET: &str = "cli-test-secret-cli-test-secret-0123456789";
 
 #[test]
 fn schema_graphql_is_up_to_date() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
-        .expect("schema.graphql");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).expect("schema.graphql");
     let generated = cohort_api::sdl();
     assert!(
         committed == generated,
         "schema.graphql is stale: regenerate it with `cargo run -- schema > schema.graphql`"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_cohort"))
-        .arg("schema")
-        .output()
-        .expect("run cohort schema");
+    let out = Command::new(env!("CARGO_BIN_EXE_cohort")).arg("schema").output().expect("run cohort schema");
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), generated);
 }
@@ -64,41 +61,22 @@ fn start(db_url: &str, extra: &[(&str, &str)]) -> Server {
                     let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
                 }
                 // Secrets never reach the log.
-                assert!(
-                    !line.contains(SECRET),
-                    "the JWT secret appeared in a log line"
-                );
+                assert!(!line.contains(SECRET), "the JWT secret appeared in a log line");
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server did not report its address");
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server did not report its address");
     Server { child, addr }
 }
 
 fn token(tenant: &str, sub: &str, role: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_cohort"))
-        .args([
-            "token",
-            "--tenant",
-            tenant,
-            "--subject",
-            sub,
-            "--role",
-            role,
-            "--ttl",
-            "10m",
-        ])
+        .args(["token", "--tenant", tenant, "--subject", sub, "--role", role, "--ttl", "10m"])
         .env_clear()
         .env("COHORT_JWT_SECRET", SECRET)
         .output()
         .expect("cohort token");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -113,57 +91,21 @@ async fn real_binary_migrates_an_empty_sqlite_file_and_serves() {
 
     let health = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let ready: Value = client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = client.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready");
 
     let admin = token("e2e", "boss", "admin");
     let q = json!({"query": "mutation { createAddressBook(input: {name: \"Customers\"}) { addressBook { name myAccess } } }"});
-    let body: Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(&admin)
-        .json(&q)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        body["data"]["createAddressBook"]["addressBook"],
-        json!({"name": "Customers", "myAccess": "MANAGE"})
-    );
+    let body: Value =
+        client.post(format!("{base}/graphql")).bearer_auth(&admin).json(&q).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["data"]["createAddressBook"]["addressBook"], json!({"name": "Customers", "myAccess": "MANAGE"}));
     let q = json!({"query": "{ viewer { tenant isAdmin user { subject } } addressBooks { edges { node { name } } } }"});
-    let body: Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(&admin)
-        .json(&q)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        body["data"]["viewer"],
-        json!({"tenant": "e2e", "isAdmin": true, "user": {"subject": "boss"}})
-    );
+    let body: Value =
+        client.post(format!("{base}/graphql")).bearer_auth(&admin).json(&q).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["data"]["viewer"], json!({"tenant": "e2e", "isAdmin": true, "user": {"subject": "boss"}}));
     assert!(db.exists(), "the SQLite file was created");
 
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("cohort_graphql_operations_total"));
 
     // Graceful shutdown on SIGTERM.
@@ -180,10 +122,7 @@ async fn real_binary_migrates_an_empty_sqlite_file_and_serves() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(
-            exited.is_some_and(|s| s.success()),
-            "cohort did not exit cleanly on SIGTERM"
-        );
+        assert!(exited.is_some_and(|s| s.success()), "cohort did not exit cleanly on SIGTERM");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -191,15 +130,7 @@ async fn real_binary_migrates_an_empty_sqlite_file_and_serves() {
 #[test]
 fn token_command_needs_a_secret_and_known_roles() {
     let out = Command::new(env!("CARGO_BIN_EXE_cohort"))
-        .args([
-            "token",
-            "--tenant",
-            "t",
-            "--subject",
-            "s",
-            "--role",
-            "admin",
-        ])
+        .args(["token", "--tenant", "t", "--subject", "s", "--role", "admin"])
         .env_clear()
         .output()
         .unwrap();
@@ -216,32 +147,16 @@ fn token_command_needs_a_secret_and_known_roles() {
 }
 
 async fn up_down_up(url: &str) {
-    let store = Store::connect(url, PoolOptions::default())
-        .await
-        .expect("connect");
+    let store = Store::connect(url, PoolOptions::default()).await.expect("connect");
     store.migrate().await.expect("up");
     let tables = store.table_names().await.unwrap();
-    for t in [
-        "tenants",
-        "users",
-        "address_books",
-        "address_book_grants",
-        "contacts",
-        "contact_status_history",
-    ] {
-        assert!(
-            tables.iter().any(|x| x == t),
-            "{t} missing after up: {tables:?}"
-        );
+    for t in ["tenants", "users", "address_books", "address_book_grants", "contacts", "contact_status_history"] {
+        assert!(tables.iter().any(|x| x == t), "{t} missing after up: {tables:?}");
     }
     assert!(store.is_ready().await);
     store.migrate_down_all().await.expect("down");
     let after_down = store.table_names().await.unwrap();
-    assert_eq!(
-        after_down,
-        vec!["seaql_migrations".to_string()],
-        "down leaves only the migration ledger"
-    );
+    assert_eq!(after_down, vec!["seaql_migrations".to_string()], "down leaves only the migration ledger");
     assert!(!store.is_ready().await, "not ready with migrations pending");
     store.migrate().await.expect("up again");
     assert_eq!(store.table_names().await.unwrap(), tables);
@@ -255,19 +170,12 @@ async fn migrations_up_down_up_sqlite() {
 
 #[tokio::test]
 async fn migrations_up_down_up_postgres() {
-    let Some(admin) = std::env::var("COHORT_TEST_DATABASE_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(admin) = std::env::var("COHORT_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty()) else {
         eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
         return;
     };
     let name = format!("cohort_m_{}", uuid::Uuid::new_v4().simple());
-    cohort_store::testing::create_postgres_database(&admin, &name)
-        .await
-        .unwrap();
+    cohort_store::testing::create_postgres_database(&admin, &name).await.unwrap();
     up_down_up(&cohort_store::testing::with_database(&admin, &name)).await;
-    cohort_store::testing::drop_postgres_database(&admin, &name)
-        .await
-        .unwrap();
+    cohort_store::testing::drop_postgres_database(&admin, &name).await.unwrap();
 }

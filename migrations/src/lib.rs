@@ -8,13 +8,14 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_foundation;
+mod m20261123_000002_groups;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_foundation::Migration)]
+        vec![Box::new(m20261123_000001_foundation::Migration), Box::new(m20261123_000002_groups::Migration)]
     }
 }
 
@@ -35,26 +36,17 @@ pub(crate) mod cols {
         ColumnDef::new(name).string().null().to_owned()
     }
     pub fn ts(name: &'static str) -> ColumnDef {
-        ColumnDef::new(name)
-            .timestamp_with_time_zone()
-            .not_null()
-            .to_owned()
+        ColumnDef::new(name).timestamp_with_time_zone().not_null().to_owned()
     }
     pub fn ts_null(name: &'static str) -> ColumnDef {
-        ColumnDef::new(name)
-            .timestamp_with_time_zone()
-            .null()
-            .to_owned()
+        ColumnDef::new(name).timestamp_with_time_zone().null().to_owned()
     }
     pub fn int(name: &'static str) -> ColumnDef {
         ColumnDef::new(name).integer().not_null().to_owned()
     }
     /// A text column used as a sort key. PostgreSQL must compare it byte-wise ("C" collation) so
     /// that ordering, and therefore keyset cursors, are identical on SQLite (BINARY) and PostgreSQL.
-    pub fn sort_key(
-        name: &'static str,
-        backend: sea_orm_migration::sea_orm::DbBackend,
-    ) -> ColumnDef {
+    pub fn sort_key(name: &'static str, backend: sea_orm_migration::sea_orm::DbBackend) -> ColumnDef {
         let mut c = ColumnDef::new(name).string().not_null().to_owned();
         if backend == sea_orm_migration::sea_orm::DbBackend::Postgres {
             c.extra("COLLATE \"C\"");

@@ -19,12 +19,7 @@ fn fk(
     to: &'static str,
     on_delete: ForeignKeyAction,
 ) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(from, from_cols)
-        .to(to, ("tenant_id", "id"))
-        .on_delete(on_delete)
-        .to_owned()
+    ForeignKey::create().name(name).from(from, from_cols).to(to, ("tenant_id", "id")).on_delete(on_delete).to_owned()
 }
 
 #[async_trait::async_trait]
@@ -42,15 +37,7 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
-            Index::create()
-                .name("ux_tenants_key")
-                .table("tenants")
-                .col("key")
-                .unique()
-                .to_owned(),
-        )
-        .await?;
+        m.create_index(Index::create().name("ux_tenants_key").table("tenants").col("key").unique().to_owned()).await?;
 
         m.create_table(
             Table::create()
@@ -74,13 +61,7 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("ux_users_subject")
-                .table("users")
-                .col("tenant_id")
-                .col("subject")
-                .unique()
-                .to_owned(),
+            Index::create().name("ux_users_subject").table("users").col("tenant_id").col("subject").unique().to_owned(),
         )
         .await?;
 
@@ -121,12 +102,7 @@ impl MigrationTrait for Migration {
                 .col(uuid("user_group_id"))
                 .col(uuid("user_id"))
                 .col(ts("created_at"))
-                .primary_key(
-                    Index::create()
-                        .col("tenant_id")
-                        .col("user_group_id")
-                        .col("user_id"),
-                )
+                .primary_key(Index::create().col("tenant_id").col("user_group_id").col("user_id"))
                 .foreign_key(&mut fk(
                     "fk_ugm_group",
                     "user_group_members",
@@ -145,12 +121,7 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("ix_ugm_user")
-                .table("user_group_members")
-                .col("tenant_id")
-                .col("user_id")
-                .to_owned(),
+            Index::create().name("ix_ugm_user").table("user_group_members").col("tenant_id").col("user_id").to_owned(),
         )
         .await?;
 
@@ -197,11 +168,7 @@ impl MigrationTrait for Migration {
                 .col(ts("granted_at"))
                 .col(uuid_null("granted_by"))
                 .primary_key(
-                    Index::create()
-                        .col("tenant_id")
-                        .col("address_book_id")
-                        .col("principal_kind")
-                        .col("principal_id"),
+                    Index::create().col("tenant_id").col("address_book_id").col("principal_kind").col("principal_id"),
                 )
                 .foreign_key(&mut fk(
                     "fk_grants_book",
@@ -324,12 +291,7 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("ix_contacts_company")
-                .table("contacts")
-                .col("tenant_id")
-                .col("company_id")
-                .to_owned(),
+            Index::create().name("ix_contacts_company").table("contacts").col("tenant_id").col("company_id").to_owned(),
         )
         .await?;
 
@@ -342,12 +304,7 @@ impl MigrationTrait for Migration {
                     .col(int("position"))
                     .col(text(value))
                     .col(text_null("label"))
-                    .primary_key(
-                        Index::create()
-                            .col("tenant_id")
-                            .col("contact_id")
-                            .col("position"),
-                    )
+                    .primary_key(Index::create().col("tenant_id").col("contact_id").col("position"))
                     .foreign_key(&mut fk(
                         &format!("fk_{table}_contact"),
                         table,
@@ -419,12 +376,7 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("ix_audit_log_at")
-                .table("audit_log")
-                .col("tenant_id")
-                .col("at")
-                .to_owned(),
+            Index::create().name("ix_audit_log_at").table("audit_log").col("tenant_id").col("at").to_owned(),
         )
         .await?;
         Ok(())

@@ -20,22 +20,12 @@ async fn assert_refused(app: &TestApp, w: &World, q: &str, vars: Value, code: &s
     let before = snapshot(app, w).await;
     let admin = app.actor(&w.tenant, "admin", &["admin"]);
     let body = admin.gql(q, vars.clone()).await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], code,
-        "expected {code} for {q} with {vars}, got {body:#}"
-    );
-    let msg = body["errors"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_lowercase();
+    assert_eq!(body["errors"][0]["extensions"]["code"], code, "expected {code} for {q} with {vars}, got {body:#}");
+    let msg = body["errors"][0]["message"].as_str().unwrap_or_default().to_lowercase();
     for leak in ["sql", "sqlite", "postgres", "constraint", "dberr", "panick"] {
         assert!(!msg.contains(leak), "error message leaks internals: {msg}");
     }
-    assert_eq!(
-        snapshot(app, w).await,
-        before,
-        "a refused mutation changed data: {q} {vars}"
-    );
+    assert_eq!(snapshot(app, w).await, before, "a refused mutation changed data: {q} {vars}");
     body
 }
 
@@ -43,18 +33,9 @@ async fn contact_input_is_validated(app: TestApp) {
     let w = World::build(&app).await;
     let book = w.own.clone();
     let cases = [
-        (
-            json!({"addressBookId": book, "kind": "PERSON", "firstName": "  ", "lastName": ""}),
-            "BAD_USER_INPUT",
-        ),
-        (
-            json!({"addressBookId": book, "kind": "COMPANY", "companyName": " "}),
-            "BAD_USER_INPUT",
-        ),
-        (
-            json!({"addressBookId": book, "kind": "COMPANY", "companyName": "X", "firstName": "Y"}),
-            "BAD_USER_INPUT",
-        ),
+        (json!({"addressBookId": book, "kind": "PERSON", "firstName": "  ", "lastName": ""}), "BAD_USER_INPUT"),
+        (json!({"addressBookId": book, "kind": "COMPANY", "companyName": " "}), "BAD_USER_INPUT"),
+        (json!({"addressBookId": book, "kind": "COMPANY", "companyName": "X", "firstName": "Y"}), "BAD_USER_INPUT"),
         (
             json!({"addressBookId": book, "kind": "PERSON", "lastName": "X", "emails": [{"address": "not-an-email"}]}),
             "BAD_USER_INPUT",
@@ -67,43 +48,22 @@ async fn contact_input_is_validated(app: TestApp) {
             json!({"addressBookId": book, "kind": "PERSON", "lastName": "X", "phones": [{"number": "call me"}]}),
             "BAD_USER_INPUT",
         ),
-        (
-            json!({"addressBookId": book, "kind": "PERSON", "lastName": "x".repeat(201)}),
-            "BAD_USER_INPUT",
-        ),
-        (
-            json!({"addressBookId": book, "kind": "PERSON", "lastName": "X", "businessStatus": "vip"}),
-            "BAD_USER_INPUT",
-        ),
-        (
-            json!({"addressBookId": book, "kind": "ROBOT", "lastName": "X"}),
-            "BAD_USER_INPUT",
-        ),
+        (json!({"addressBookId": book, "kind": "PERSON", "lastName": "x".repeat(201)}), "BAD_USER_INPUT"),
+        (json!({"addressBookId": book, "kind": "PERSON", "lastName": "X", "businessStatus": "vip"}), "BAD_USER_INPUT"),
+        (json!({"addressBookId": book, "kind": "ROBOT", "lastName": "X"}), "BAD_USER_INPUT"),
         (
             json!({"addressBookId": book, "kind": "PERSON", "lastName": "X", "companyId": w.id("anna")}),
             "BAD_USER_INPUT",
         ),
         // Unknown ids and ids of the wrong type.
-        (
-            json!({"addressBookId": w.id("anna"), "kind": "PERSON", "lastName": "X"}),
-            "NOT_FOUND",
-        ),
-        (
-            json!({"addressBookId": "bm9wZQ", "kind": "PERSON", "lastName": "X"}),
-            "NOT_FOUND",
-        ),
-        (
-            json!({"addressBookId": book, "kind": "PERSON", "lastName": "X", "companyId": book}),
-            "NOT_FOUND",
-        ),
+        (json!({"addressBookId": w.id("anna"), "kind": "PERSON", "lastName": "X"}), "NOT_FOUND"),
+        (json!({"addressBookId": "bm9wZQ", "kind": "PERSON", "lastName": "X"}), "NOT_FOUND"),
+        (json!({"addressBookId": book, "kind": "PERSON", "lastName": "X", "companyId": book}), "NOT_FOUND"),
     ];
     for (input, code) in cases {
         let body = assert_refused(&app, &w, CREATE_CONTACT, json!({"i": input}), code).await;
         if code == "BAD_USER_INPUT" && input["kind"] != "ROBOT" {
-            assert!(
-                body["errors"][0]["extensions"]["field"].is_string(),
-                "BAD_USER_INPUT names the field: {body}"
-            );
+            assert!(body["errors"][0]["extensions"]["field"].is_string(), "BAD_USER_INPUT names the field: {body}");
         }
     }
 }
@@ -112,58 +72,17 @@ async fn updates_and_deletes_are_validated(app: TestApp) {
     let w = World::build(&app).await;
     let anna = w.id("anna").to_owned();
     let upd = "mutation($i: UpdateContactInput!) { updateContact(input: $i) { contact { id } } }";
-    assert_refused(
-        &app,
-        &w,
-        upd,
-        json!({"i": {"id": anna, "firstName": null, "lastName": null}}),
-        "BAD_USER_INPUT",
-    )
-    .await;
-    assert_refused(
-        &app,
-        &w,
-        upd,
-        json!({"i": {"id": anna, "emails": [{"address": "x@y"}]}}),
-        "BAD_USER_INPUT",
-    )
-    .await;
-    assert_refused(
-        &app,
-        &w,
-        upd,
-        json!({"i": {"id": anna, "companyId": anna}}),
-        "BAD_USER_INPUT",
-    )
-    .await;
-    assert_refused(
-        &app,
-        &w,
-        upd,
-        json!({"i": {"id": w.own, "lastName": "X"}}),
-        "NOT_FOUND",
-    )
-    .await;
-    assert_refused(
-        &app,
-        &w,
-        upd,
-        json!({"i": {"id": anna, "addressBookId": anna}}),
-        "NOT_FOUND",
-    )
-    .await;
+    assert_refused(&app, &w, upd, json!({"i": {"id": anna, "firstName": null, "lastName": null}}), "BAD_USER_INPUT")
+        .await;
+    assert_refused(&app, &w, upd, json!({"i": {"id": anna, "emails": [{"address": "x@y"}]}}), "BAD_USER_INPUT").await;
+    assert_refused(&app, &w, upd, json!({"i": {"id": anna, "companyId": anna}}), "BAD_USER_INPUT").await;
+    assert_refused(&app, &w, upd, json!({"i": {"id": w.own, "lastName": "X"}}), "NOT_FOUND").await;
+    assert_refused(&app, &w, upd, json!({"i": {"id": anna, "addressBookId": anna}}), "NOT_FOUND").await;
     let del = "mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }";
     assert_refused(&app, &w, del, json!({"id": w.own}), "NOT_FOUND").await;
     assert_refused(&app, &w, del, json!({"id": "%%%"}), "NOT_FOUND").await;
     let st = "mutation($id: ID!, $s: String) { setContactBusinessStatus(input: {contactId: $id, status: $s}) { contact { id } } }";
-    assert_refused(
-        &app,
-        &w,
-        st,
-        json!({"id": anna, "s": "platinum"}),
-        "BAD_USER_INPUT",
-    )
-    .await;
+    assert_refused(&app, &w, st, json!({"id": anna, "s": "platinum"}), "BAD_USER_INPUT").await;
     // A valid change is recorded, with who, from and to.
     let admin = app.actor(&w.tenant, "admin", &["admin"]);
     let d = admin
@@ -178,10 +97,7 @@ async fn updates_and_deletes_are_validated(app: TestApp) {
         c["statusHistory"]["edges"][0]["node"],
         json!({"from": {"key": "lead_hot"}, "to": {"key": "customer"}, "note": "signed", "changedBy": {"subject": "admin"}})
     );
-    assert_eq!(
-        c["statusHistory"]["edges"][1]["node"]["to"]["key"],
-        "lead_hot"
-    );
+    assert_eq!(c["statusHistory"]["edges"][1]["node"]["to"]["key"], "lead_hot");
 }
 
 async fn configuration_input_is_validated(app: TestApp) {
@@ -211,67 +127,24 @@ async fn configuration_input_is_validated(app: TestApp) {
     )
     .await;
     let grant = "mutation($b: ID!, $u: ID, $g: ID, $l: AccessLevel!) { grantAddressBookAccess(input: {addressBookId: $b, userId: $u, userGroupId: $g, level: $l}) { grant { level } } }";
-    assert_refused(
-        &app,
-        &w,
-        grant,
-        json!({"b": w.own, "l": "READ"}),
-        "BAD_USER_INPUT",
-    )
-    .await;
-    assert_refused(
-        &app,
-        &w,
-        grant,
-        json!({"b": w.own, "u": w.own, "l": "READ"}),
-        "NOT_FOUND",
-    )
-    .await;
-    assert_refused(
-        &app,
-        &w,
-        grant,
-        json!({"b": w.own, "u": w.own, "l": "OWNER"}),
-        "BAD_USER_INPUT",
-    )
-    .await;
-    let users = "mutation($g: ID!, $u: [ID!]!) { addUserGroupMembers(input: {userGroupId: $g, userIds: $u}) { addedCount } }";
-    let g = app
-        .actor(&w.tenant, "admin", &["admin"])
-        .ok("{ userGroups { edges { node { id } } } }", json!({}))
-        .await;
+    assert_refused(&app, &w, grant, json!({"b": w.own, "l": "READ"}), "BAD_USER_INPUT").await;
+    assert_refused(&app, &w, grant, json!({"b": w.own, "u": w.own, "l": "READ"}), "NOT_FOUND").await;
+    assert_refused(&app, &w, grant, json!({"b": w.own, "u": w.own, "l": "OWNER"}), "BAD_USER_INPUT").await;
+    let users =
+        "mutation($g: ID!, $u: [ID!]!) { addUserGroupMembers(input: {userGroupId: $g, userIds: $u}) { addedCount } }";
+    let g = app.actor(&w.tenant, "admin", &["admin"]).ok("{ userGroups { edges { node { id } } } }", json!({})).await;
     let gid = g["userGroups"]["edges"][0]["node"]["id"].clone();
     // One unknown user id fails the whole call: nothing is added.
-    let me = app
-        .actor(&w.tenant, "admin", &["admin"])
-        .ok("{ viewer { user { id } } }", json!({}))
-        .await;
-    assert_refused(
-        &app,
-        &w,
-        users,
-        json!({"g": gid, "u": [me["viewer"]["user"]["id"], w.own]}),
-        "NOT_FOUND",
-    )
-    .await;
+    let me = app.actor(&w.tenant, "admin", &["admin"]).ok("{ viewer { user { id } } }", json!({})).await;
+    assert_refused(&app, &w, users, json!({"g": gid, "u": [me["viewer"]["user"]["id"], w.own]}), "NOT_FOUND").await;
     // Agents may not configure.
     let agent = app.actor(&w.tenant, "agent", &["agent"]);
     assert_eq!(
-        agent
-            .err(
-                "mutation { createAddressBook(input: {name: \"Mine\"}) { addressBook { id } } }",
-                json!({})
-            )
-            .await,
+        agent.err("mutation { createAddressBook(input: {name: \"Mine\"}) { addressBook { id } } }", json!({})).await,
         "FORBIDDEN"
     );
     assert_eq!(
-        agent
-            .err(
-                "mutation { createUserGroup(input: {name: \"Mine\"}) { userGroup { id } } }",
-                json!({})
-            )
-            .await,
+        agent.err("mutation { createUserGroup(input: {name: \"Mine\"}) { userGroup { id } } }", json!({})).await,
         "FORBIDDEN"
     );
 }
@@ -280,38 +153,17 @@ async fn pages_are_bounded(app: TestApp) {
     let w = World::build(&app).await;
     let agent = app.actor(&w.tenant, "agent", &["agent"]);
     for first in [101, 1000, -1] {
-        let body = agent
-            .gql(
-                "query($f: Int) { contacts(first: $f) { totalCount } }",
-                json!({"f": first}),
-            )
-            .await;
-        assert_eq!(
-            body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
-            "first: {first}: {body}"
-        );
+        let body = agent.gql("query($f: Int) { contacts(first: $f) { totalCount } }", json!({"f": first})).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "first: {first}: {body}");
     }
-    let body = agent
-        .gql(
-            "{ contacts(first: 5, after: \"garbage\") { totalCount } }",
-            json!({}),
-        )
-        .await;
+    let body = agent.gql("{ contacts(first: 5, after: \"garbage\") { totalCount } }", json!({})).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
-    let body = agent
-        .gql("{ contacts(first: \"five\") { totalCount } }", json!({}))
-        .await;
+    let body = agent.gql("{ contacts(first: \"five\") { totalCount } }", json!({})).await;
     assert!(body["errors"][0]["extensions"]["code"].is_string());
     let body = agent
-        .gql(
-            "query($f: ContactFilterInput) { contacts(filter: $f) { totalCount } }",
-            json!({"f": {"kind": "ROBOT"}}),
-        )
+        .gql("query($f: ContactFilterInput) { contacts(filter: $f) { totalCount } }", json!({"f": {"kind": "ROBOT"}}))
         .await;
-    assert!(
-        body["errors"][0]["extensions"]["code"].is_string(),
-        "{body}"
-    );
+    assert!(body["errors"][0]["extensions"]["code"].is_string(), "{body}");
     let body = agent
         .gql(
             "query($f: ContactFilterInput) { contacts(filter: $f) { totalCount } }",

@@ -3,6 +3,8 @@
 
 mod support;
 
+mod auth;
 mod bad_input;
+mod http_spec;
 mod noninterference;
 mod visibility;

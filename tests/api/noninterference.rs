@@ -17,27 +17,11 @@ const STATUS: &[&str] = &["lead_hot", "customer", "dead"];
 
 #[derive(Debug, Clone)]
 enum HiddenOp {
-    CreatePerson {
-        first: usize,
-        last: usize,
-        email: bool,
-        status: Option<usize>,
-        employee_of_acme: bool,
-    },
-    CreateCompany {
-        last: usize,
-    },
-    Rename {
-        target: usize,
-        last: usize,
-    },
-    SetStatus {
-        target: usize,
-        status: usize,
-    },
-    Delete {
-        target: usize,
-    },
+    CreatePerson { first: usize, last: usize, email: bool, status: Option<usize>, employee_of_acme: bool },
+    CreateCompany { last: usize },
+    Rename { target: usize, last: usize },
+    SetStatus { target: usize, status: usize },
+    Delete { target: usize },
 }
 
 fn op() -> impl Strategy<Value = HiddenOp> {
@@ -87,35 +71,14 @@ async fn observe(app: &TestApp, w: &World) -> Vec<String> {
             "query($id: ID!) { contact(id: $id) { id displayName emails { address } company { displayName } businessStatus { key } statusHistory { edges { cursor node { to { key } } } } addressBook { name } } }",
             w.id("anna"),
         ),
-        (
-            "query($id: ID!) { contact(id: $id) { id displayName } }",
-            w.id("acme"),
-        ),
-        (
-            "query($id: ID!) { contact(id: $id) { id displayName } }",
-            w.id("anna_hidden"),
-        ),
-        (
-            "query($id: ID!) { node(id: $id) { id } }",
-            w.id("anna_hidden"),
-        ),
+        ("query($id: ID!) { contact(id: $id) { id displayName } }", w.id("acme")),
+        ("query($id: ID!) { contact(id: $id) { id displayName } }", w.id("anna_hidden")),
+        ("query($id: ID!) { node(id: $id) { id } }", w.id("anna_hidden")),
         ("query($id: ID!) { node(id: $id) { id } }", w.id("secret")),
-        (
-            "query($id: ID!) { addressBook(id: $id) { name } }",
-            &w.hidden,
-        ),
-        (
-            "mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }",
-            w.id("anna_hidden"),
-        ),
-        (
-            "mutation($id: ID!) { updateContact(input: {id: $id, lastName: \"X\"}) { contact { id } } }",
-            w.id("secret"),
-        ),
-        (
-            "mutation($id: ID!) { updateContact(input: {id: $id, companyId: \"x\"}) { contact { id } } }",
-            w.id("anna"),
-        ),
+        ("query($id: ID!) { addressBook(id: $id) { name } }", &w.hidden),
+        ("mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }", w.id("anna_hidden")),
+        ("mutation($id: ID!) { updateContact(input: {id: $id, lastName: \"X\"}) { contact { id } } }", w.id("secret")),
+        ("mutation($id: ID!) { updateContact(input: {id: $id, companyId: \"x\"}) { contact { id } } }", w.id("anna")),
     ];
     for (q, id) in lookups {
         out.push(v.gql(q, json!({"id": id})).await.to_string());
@@ -130,17 +93,10 @@ async fn observe(app: &TestApp, w: &World) -> Vec<String> {
 
 async fn apply(app: &TestApp, w: &World, ops: &[HiddenOp]) {
     let admin = app.actor(&w.tenant, "admin", &["admin"]);
-    let mut hidden_ids: Vec<String> =
-        vec![w.id("anna_hidden").to_owned(), w.id("secret").to_owned()];
+    let mut hidden_ids: Vec<String> = vec![w.id("anna_hidden").to_owned(), w.id("secret").to_owned()];
     for (n, op) in ops.iter().enumerate() {
         match op {
-            HiddenOp::CreatePerson {
-                first,
-                last,
-                email,
-                status,
-                employee_of_acme,
-            } => {
+            HiddenOp::CreatePerson { first, last, email, status, employee_of_acme } => {
                 let mut i = json!({"addressBookId": w.hidden, "kind": "PERSON", "firstName": FIRST[*first], "lastName": LAST[*last]});
                 if *email {
                     i["emails"] = json!([{"address": format!("{}{n}@hidden.example", FIRST[*first].to_lowercase())}]);
@@ -152,22 +108,12 @@ async fn apply(app: &TestApp, w: &World, ops: &[HiddenOp]) {
                     i["companyId"] = json!(w.id("acme"));
                 }
                 let d = admin.ok(CREATE_CONTACT, json!({"i": i})).await;
-                hidden_ids.push(
-                    d["createContact"]["contact"]["id"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned(),
-                );
+                hidden_ids.push(d["createContact"]["contact"]["id"].as_str().unwrap().to_owned());
             }
             HiddenOp::CreateCompany { last } => {
                 let i = json!({"addressBookId": w.hidden, "kind": "COMPANY", "companyName": format!("{} Holding", LAST[*last])});
                 let d = admin.ok(CREATE_CONTACT, json!({"i": i})).await;
-                hidden_ids.push(
-                    d["createContact"]["contact"]["id"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned(),
-                );
+                hidden_ids.push(d["createContact"]["contact"]["id"].as_str().unwrap().to_owned());
             }
             HiddenOp::Rename { target, last } => {
                 let id = &hidden_ids[target % hidden_ids.len()];
@@ -193,10 +139,7 @@ async fn apply(app: &TestApp, w: &World, ops: &[HiddenOp]) {
                 }
                 let id = hidden_ids.remove(target % hidden_ids.len());
                 admin
-                    .ok(
-                        "mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }",
-                        json!({"id": id}),
-                    )
+                    .ok("mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }", json!({"id": id}))
                     .await;
             }
         }
@@ -207,24 +150,12 @@ async fn apply(app: &TestApp, w: &World, ops: &[HiddenOp]) {
 }
 
 fn run(backend: Backend, cases: u32) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if backend == Backend::Postgres
-        && std::env::var("COHORT_TEST_DATABASE_URL")
-            .map(|s| s.is_empty())
-            .unwrap_or(true)
-    {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    if backend == Backend::Postgres && std::env::var("COHORT_TEST_DATABASE_URL").map(|s| s.is_empty()).unwrap_or(true) {
         eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
         return;
     }
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
     runner
         .run(&proptest::collection::vec(op(), 1..12), |ops| {
             rt.block_on(async {
@@ -234,10 +165,7 @@ fn run(backend: Backend, cases: u32) {
                 apply(&app, &w, &ops).await;
                 let after = observe(&app, &w).await;
                 for (b, a) in before.iter().zip(&after) {
-                    assert_eq!(
-                        b, a,
-                        "hidden operations {ops:?} changed what the viewer sees"
-                    );
+                    assert_eq!(b, a, "hidden operations {ops:?} changed what the viewer sees");
                 }
                 assert_eq!(before.len(), after.len());
             });
@@ -272,11 +200,6 @@ async fn hidden_twin_is_invisible() {
         .await;
     assert_eq!(observe(&app, &w).await, before);
     let id = d["createContact"]["contact"]["id"].clone();
-    admin
-        .ok(
-            "mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }",
-            json!({"id": id}),
-        )
-        .await;
+    admin.ok("mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }", json!({"id": id})).await;
     assert_eq!(observe(&app, &w).await, before);
 }

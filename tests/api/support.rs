@@ -25,22 +25,12 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new(backend: Backend) -> Option<TestDb> {
         match backend {
-            Backend::Sqlite => Some(TestDb {
-                url: "sqlite::memory:".into(),
-                pg: None,
-            }),
+            Backend::Sqlite => Some(TestDb { url: "sqlite::memory:".into(), pg: None }),
             Backend::Postgres => {
-                let admin = std::env::var("COHORT_TEST_DATABASE_URL")
-                    .ok()
-                    .filter(|s| !s.is_empty())?;
+                let admin = std::env::var("COHORT_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
                 let name = format!("cohort_t_{}", uuid::Uuid::new_v4().simple());
-                cohort_store::testing::create_postgres_database(&admin, &name)
-                    .await
-                    .expect("create test database");
-                Some(TestDb {
-                    url: cohort_store::testing::with_database(&admin, &name),
-                    pg: Some((admin, name)),
-                })
+                cohort_store::testing::create_postgres_database(&admin, &name).await.expect("create test database");
+                Some(TestDb { url: cohort_store::testing::with_database(&admin, &name), pg: Some((admin, name)) })
             }
         }
     }
@@ -51,14 +41,9 @@ impl Drop for TestDb {
         if let Some((admin, name)) = self.pg.take() {
             // Drop is synchronous; run the async cleanup on a private runtime in its own thread.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 rt.block_on(async {
-                    if let Err(e) =
-                        cohort_store::testing::drop_postgres_database(&admin, &name).await
-                    {
+                    if let Err(e) = cohort_store::testing::drop_postgres_database(&admin, &name).await {
                         eprintln!("could not drop test database {name}: {e}");
                     }
                 })
@@ -88,14 +73,10 @@ impl TestApp {
         let db = TestDb::new(backend).await?;
         let mut settings = Settings::for_tests(&db.url, SECRET);
         f(&mut settings);
-        let store = Store::connect(&db.url, PoolOptions::default())
-            .await
-            .expect("connect");
+        let store = Store::connect(&db.url, PoolOptions::default()).await.expect("connect");
         store.migrate().await.expect("migrate");
         let router = cohort_api::build(&settings, store.clone()).expect("build app");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -122,37 +103,20 @@ impl TestApp {
     /// An HS256 token signed with the test secret.
     pub fn token(&self, tenant: &str, subject: &str, roles: &[&str]) -> String {
         let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-        cohort_api::auth::issue_hs256(
-            SECRET.as_bytes(),
-            "cohort",
-            "cohort-api",
-            tenant,
-            subject,
-            &roles,
-            3600,
-        )
-        .expect("token")
+        cohort_api::auth::issue_hs256(SECRET.as_bytes(), "cohort", "cohort-api", tenant, subject, &roles, 3600)
+            .expect("token")
     }
 
     pub fn actor(&self, tenant: &str, subject: &str, roles: &[&str]) -> Actor<'_> {
-        Actor {
-            app: self,
-            token: Some(self.token(tenant, subject, roles)),
-        }
+        Actor { app: self, token: Some(self.token(tenant, subject, roles)) }
     }
 
     pub fn anonymous(&self) -> Actor<'_> {
-        Actor {
-            app: self,
-            token: None,
-        }
+        Actor { app: self, token: None }
     }
 
     pub fn with_token(&self, token: &str) -> Actor<'_> {
-        Actor {
-            app: self,
-            token: Some(token.to_owned()),
-        }
+        Actor { app: self, token: Some(token.to_owned()) }
     }
 
     /// POSTs a raw JSON body to /graphql; returns (status, body as JSON or Null).
@@ -194,23 +158,15 @@ pub struct Actor<'a> {
 impl Actor<'_> {
     /// The whole response body.
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
-        let (_, body) = self
-            .app
-            .post_json(
-                self.token.as_deref(),
-                &json!({"query": query, "variables": variables}),
-            )
-            .await;
+        let (_, body) =
+            self.app.post_json(self.token.as_deref(), &json!({"query": query, "variables": variables})).await;
         body
     }
 
     /// `data`, asserting there were no errors.
     pub async fn ok(&self, query: &str, variables: Value) -> Value {
         let body = self.gql(query, variables).await;
-        assert!(
-            body.get("errors").is_none(),
-            "unexpected errors: {body:#}\nquery: {query}"
-        );
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}\nquery: {query}");
         body["data"].clone()
     }
 
@@ -266,10 +222,8 @@ pub struct World {
     pub contacts: std::collections::HashMap<&'static str, String>,
 }
 
-pub const CREATE_BOOK: &str =
-    "mutation($n: String!) { createAddressBook(input: {name: $n}) { addressBook { id } } }";
-pub const CREATE_CONTACT: &str =
-    "mutation($i: CreateContactInput!) { createContact(input: $i) { contact { id } } }";
+pub const CREATE_BOOK: &str = "mutation($n: String!) { createAddressBook(input: {name: $n}) { addressBook { id } } }";
+pub const CREATE_CONTACT: &str = "mutation($i: CreateContactInput!) { createContact(input: $i) { contact { id } } }";
 
 impl World {
     pub async fn build(app: &TestApp) -> World {
@@ -279,31 +233,16 @@ impl World {
         // The agent logs in once so that their user exists (just-in-time creation).
         let me = agent.ok("{ viewer { user { id } } }", json!({})).await;
         let agent_id = me["viewer"]["user"]["id"].as_str().unwrap().to_owned();
-        let _ = app
-            .actor(&tenant, "outsider", &["agent"])
-            .ok("{ viewer { user { id } } }", json!({}))
-            .await;
+        let _ = app.actor(&tenant, "outsider", &["agent"]).ok("{ viewer { user { id } } }", json!({})).await;
 
         let mut books = vec![];
         for n in ["Own", "Team", "Hidden"] {
             let d = admin.ok(CREATE_BOOK, json!({"n": n})).await;
-            books.push(
-                d["createAddressBook"]["addressBook"]["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            );
+            books.push(d["createAddressBook"]["addressBook"]["id"].as_str().unwrap().to_owned());
         }
-        let g = admin
-            .ok(
-                "mutation { createUserGroup(input: {name: \"Support\"}) { userGroup { id } } }",
-                json!({}),
-            )
-            .await;
-        let group_id = g["createUserGroup"]["userGroup"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let g =
+            admin.ok("mutation { createUserGroup(input: {name: \"Support\"}) { userGroup { id } } }", json!({})).await;
+        let group_id = g["createUserGroup"]["userGroup"]["id"].as_str().unwrap().to_owned();
         admin
             .ok(
                 "mutation($g: ID!, $u: [ID!]!) { addUserGroupMembers(input: {userGroupId: $g, userIds: $u}) { addedCount } }",
@@ -311,12 +250,8 @@ impl World {
             )
             .await;
         let grant = "mutation($b: ID!, $u: ID, $g: ID, $l: AccessLevel!) { grantAddressBookAccess(input: {addressBookId: $b, userId: $u, userGroupId: $g, level: $l}) { grant { level } } }";
-        admin
-            .ok(grant, json!({"b": books[0], "u": agent_id, "l": "WRITE"}))
-            .await;
-        admin
-            .ok(grant, json!({"b": books[1], "g": group_id, "l": "READ"}))
-            .await;
+        admin.ok(grant, json!({"b": books[0], "u": agent_id, "l": "WRITE"})).await;
+        admin.ok(grant, json!({"b": books[1], "g": group_id, "l": "READ"})).await;
 
         let mut contacts = std::collections::HashMap::new();
         let specs: Vec<(&'static str, usize, Value)> = vec![
@@ -330,11 +265,7 @@ impl World {
                 0,
                 json!({"kind": "PERSON", "firstName": "Bruno", "lastName": "Baker", "businessStatus": "customer"}),
             ),
-            (
-                "acme",
-                0,
-                json!({"kind": "COMPANY", "companyName": "Acme GmbH"}),
-            ),
+            ("acme", 0, json!({"kind": "COMPANY", "companyName": "Acme GmbH"})),
             (
                 "clara",
                 1,
@@ -345,30 +276,14 @@ impl World {
                 2,
                 json!({"kind": "PERSON", "firstName": "Anna", "lastName": "Hidden", "emails": [{"address": "anna@hidden.example"}], "businessStatus": "lead_hot"}),
             ),
-            (
-                "secret",
-                2,
-                json!({"kind": "COMPANY", "companyName": "Secret AG"}),
-            ),
+            ("secret", 2, json!({"kind": "COMPANY", "companyName": "Secret AG"})),
         ];
         for (key, book, mut input) in specs {
             input["addressBookId"] = json!(books[book]);
             let d = admin.ok(CREATE_CONTACT, json!({"i": input})).await;
-            contacts.insert(
-                key,
-                d["createContact"]["contact"]["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            );
+            contacts.insert(key, d["createContact"]["contact"]["id"].as_str().unwrap().to_owned());
         }
-        World {
-            tenant,
-            own: books[0].clone(),
-            team: books[1].clone(),
-            hidden: books[2].clone(),
-            contacts,
-        }
+        World { tenant, own: books[0].clone(), team: books[1].clone(), hidden: books[2].clone(), contacts }
     }
 
     pub fn id(&self, key: &str) -> &str {

@@ -6,7 +6,8 @@ use crate::on_both_backends;
 use crate::support::{TestApp, World};
 use serde_json::{Value, json};
 
-const NAMES: &str = "query($f: ContactFilterInput) { contacts(first: 100, filter: $f) { totalCount edges { node { displayName } } } }";
+const NAMES: &str =
+    "query($f: ContactFilterInput) { contacts(first: 100, filter: $f) { totalCount edges { node { displayName } } } }";
 
 fn names(d: &Value) -> Vec<String> {
     d["contacts"]["edges"]
@@ -21,18 +22,10 @@ async fn agent_sees_exactly_granted_books(app: TestApp) {
     let w = World::build(&app).await;
     let agent = app.actor(&w.tenant, "agent", &["agent"]);
     let d = agent.ok(NAMES, json!({})).await;
-    assert_eq!(
-        names(&d),
-        ["Anna Abbott", "Acme GmbH", "Bruno Baker", "Clara Carter"]
-    );
+    assert_eq!(names(&d), ["Anna Abbott", "Acme GmbH", "Bruno Baker", "Clara Carter"]);
     assert_eq!(d["contacts"]["totalCount"], 4);
 
-    let books = agent
-        .ok(
-            "{ addressBooks { edges { node { name myAccess } } } }",
-            json!({}),
-        )
-        .await;
+    let books = agent.ok("{ addressBooks { edges { node { name myAccess } } } }", json!({})).await;
     assert_eq!(
         books["addressBooks"]["edges"],
         json!([{"node": {"name": "Own", "myAccess": "WRITE"}}, {"node": {"name": "Team", "myAccess": "READ"}}])
@@ -61,22 +54,16 @@ async fn counts_search_and_filters_see_visible_rows_only(app: TestApp) {
     let d = agent.ok(NAMES, json!({"f": {"search": "ANNA@OWN"}})).await;
     assert_eq!(names(&d), ["Anna Abbott"]);
     // Status filter: lead_hot is held by Anna Abbott, Clara Carter and (hidden) Anna Hidden.
-    let d = agent
-        .ok(NAMES, json!({"f": {"businessStatus": ["lead_hot"]}}))
-        .await;
+    let d = agent.ok(NAMES, json!({"f": {"businessStatus": ["lead_hot"]}})).await;
     assert_eq!(names(&d), ["Anna Abbott", "Clara Carter"]);
     assert_eq!(d["contacts"]["totalCount"], 2);
     // Kind filter.
     let d = agent.ok(NAMES, json!({"f": {"kind": "COMPANY"}})).await;
     assert_eq!(names(&d), ["Acme GmbH"]);
     // Filtering on the hidden book finds nothing (and is not an error that would confirm it exists).
-    let d = agent
-        .ok(NAMES, json!({"f": {"addressBooks": [w.hidden]}}))
-        .await;
+    let d = agent.ok(NAMES, json!({"f": {"addressBooks": [w.hidden]}})).await;
     assert_eq!(d["contacts"]["totalCount"], 0);
-    let d = agent
-        .ok(NAMES, json!({"f": {"addressBooks": [w.team]}}))
-        .await;
+    let d = agent.ok(NAMES, json!({"f": {"addressBooks": [w.team]}})).await;
     assert_eq!(names(&d), ["Clara Carter"]);
     // LIKE wildcards in the search term match literally.
     let d = agent.ok(NAMES, json!({"f": {"search": "%"}})).await;
@@ -94,16 +81,8 @@ async fn hidden_id_answers_like_deleted_id(app: TestApp) {
             json!({"i": {"addressBookId": w.own, "kind": "PERSON", "lastName": "Gone"}}),
         )
         .await;
-    let gone = d["createContact"]["contact"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    admin
-        .ok(
-            "mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }",
-            json!({"id": gone}),
-        )
-        .await;
+    let gone = d["createContact"]["contact"]["id"].as_str().unwrap().to_owned();
+    admin.ok("mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }", json!({"id": gone})).await;
 
     let hidden = w.id("anna_hidden");
     for q in [
@@ -115,33 +94,16 @@ async fn hidden_id_answers_like_deleted_id(app: TestApp) {
     ] {
         let a = agent.gql(q, json!({"id": hidden})).await;
         let b = agent.gql(q, json!({"id": gone})).await;
-        assert_eq!(
-            a, b,
-            "hidden and deleted ids must answer identically for {q}"
-        );
+        assert_eq!(a, b, "hidden and deleted ids must answer identically for {q}");
     }
-    let a = agent
-        .gql(
-            "query($id: ID!) { contact(id: $id) { displayName } }",
-            json!({"id": hidden}),
-        )
-        .await;
+    let a = agent.gql("query($id: ID!) { contact(id: $id) { displayName } }", json!({"id": hidden})).await;
     assert_eq!(a["errors"][0]["extensions"]["code"], "NOT_FOUND");
-    let n = agent
-        .ok(
-            "query($id: ID!) { node(id: $id) { id } }",
-            json!({"id": hidden}),
-        )
-        .await;
+    let n = agent.ok("query($id: ID!) { node(id: $id) { id } }", json!({"id": hidden})).await;
     assert_eq!(n["node"], Value::Null);
     // Linking a visible person to a hidden company is refused exactly like an unknown company.
     let link = "mutation($id: ID!, $c: ID!) { updateContact(input: {id: $id, companyId: $c}) { contact { id } } }";
-    let a = agent
-        .gql(link, json!({"id": w.id("anna"), "c": w.id("secret")}))
-        .await;
-    let b = agent
-        .gql(link, json!({"id": w.id("anna"), "c": gone}))
-        .await;
+    let a = agent.gql(link, json!({"id": w.id("anna"), "c": w.id("secret")})).await;
+    let b = agent.gql(link, json!({"id": w.id("anna"), "c": gone})).await;
     assert_eq!(a, b);
     assert_eq!(a["errors"][0]["extensions"]["code"], "NOT_FOUND");
 }
@@ -162,17 +124,17 @@ async fn visible_contact_of_hidden_company_shows_no_company(app: TestApp) {
             json!({"id": w.id("bruno")}),
         )
         .await;
-    assert_eq!(
-        d["contact"],
-        json!({"displayName": "Bruno Baker", "company": null})
-    );
+    assert_eq!(d["contact"], json!({"displayName": "Bruno Baker", "company": null}));
 }
 
 async fn read_access_cannot_write(app: TestApp) {
     let w = World::build(&app).await;
     let agent = app.actor(&w.tenant, "agent", &["agent"]);
     let code = agent
-        .err("mutation($id: ID!) { updateContact(input: {id: $id, lastName: \"X\"}) { contact { id } } }", json!({"id": w.id("clara")}))
+        .err(
+            "mutation($id: ID!) { updateContact(input: {id: $id, lastName: \"X\"}) { contact { id } } }",
+            json!({"id": w.id("clara")}),
+        )
         .await;
     assert_eq!(code, "FORBIDDEN");
     let code = agent
@@ -192,21 +154,14 @@ async fn read_access_cannot_write(app: TestApp) {
     assert_eq!(code, "NOT_FOUND");
     // WRITE on its own book works, and grants are for MANAGE holders only.
     agent
-        .ok("mutation($id: ID!) { updateContact(input: {id: $id, lastName: \"Abbott-Smith\"}) { contact { id } } }", json!({"id": w.id("anna")}))
-        .await;
-    let code = agent
-        .err(
-            "query($b: ID!) { addressBook(id: $b) { grants { level } } }",
-            json!({"b": w.own}),
+        .ok(
+            "mutation($id: ID!) { updateContact(input: {id: $id, lastName: \"Abbott-Smith\"}) { contact { id } } }",
+            json!({"id": w.id("anna")}),
         )
         .await;
+    let code = agent.err("query($b: ID!) { addressBook(id: $b) { grants { level } } }", json!({"b": w.own})).await;
     assert_eq!(code, "FORBIDDEN");
-    let code = agent
-        .err(
-            "query($b: ID!) { addressBook(id: $b) { name } }",
-            json!({"b": w.hidden}),
-        )
-        .await;
+    let code = agent.err("query($b: ID!) { addressBook(id: $b) { name } }", json!({"b": w.hidden})).await;
     assert_eq!(code, "NOT_FOUND");
 }
 
@@ -216,12 +171,7 @@ async fn revoking_a_grant_takes_effect_on_the_next_request(app: TestApp) {
     let agent = app.actor(&w.tenant, "agent", &["agent"]);
     let before = agent.ok(NAMES, json!({})).await;
     assert_eq!(before["contacts"]["totalCount"], 4);
-    let users = admin
-        .ok(
-            "{ users(first: 10) { edges { node { id subject } } } }",
-            json!({}),
-        )
-        .await;
+    let users = admin.ok("{ users(first: 10) { edges { node { id subject } } } }", json!({})).await;
     let agent_id = users["users"]["edges"]
         .as_array()
         .unwrap()
@@ -238,12 +188,7 @@ async fn revoking_a_grant_takes_effect_on_the_next_request(app: TestApp) {
     assert_eq!(r["revokeAddressBookAccess"]["revoked"], true);
     let after = agent.ok(NAMES, json!({})).await;
     assert_eq!(names(&after), ["Clara Carter"]);
-    let code = agent
-        .err(
-            "query($id: ID!) { contact(id: $id) { id } }",
-            json!({"id": w.id("anna")}),
-        )
-        .await;
+    let code = agent.err("query($id: ID!) { contact(id: $id) { id } }", json!({"id": w.id("anna")})).await;
     assert_eq!(code, "NOT_FOUND");
 }
 
@@ -253,39 +198,18 @@ async fn tenants_are_isolated(app: TestApp) {
     let other = app.actor("globex", "admin", &["admin"]);
     let d = other.ok(NAMES, json!({})).await;
     assert_eq!(d["contacts"]["totalCount"], 0);
-    let d = other
-        .ok(
-            "{ addressBooks { edges { node { name } } } users { edges { node { subject } } } }",
-            json!({}),
-        )
-        .await;
+    let d =
+        other.ok("{ addressBooks { edges { node { name } } } users { edges { node { subject } } } }", json!({})).await;
     assert_eq!(d["addressBooks"]["edges"], json!([]));
-    assert_eq!(
-        d["users"]["edges"].as_array().unwrap().len(),
-        1,
-        "only globex's own admin"
-    );
+    assert_eq!(d["users"]["edges"].as_array().unwrap().len(), 1, "only globex's own admin");
     for id in [w.id("anna"), &w.own] {
-        let n = other
-            .ok(
-                "query($id: ID!) { node(id: $id) { id } }",
-                json!({"id": id}),
-            )
-            .await;
+        let n = other.ok("query($id: ID!) { node(id: $id) { id } }", json!({"id": id})).await;
         assert_eq!(n["node"], Value::Null);
     }
-    let code = other
-        .err(
-            "query($id: ID!) { contact(id: $id) { id } }",
-            json!({"id": w.id("anna")}),
-        )
-        .await;
+    let code = other.err("query($id: ID!) { contact(id: $id) { id } }", json!({"id": w.id("anna")})).await;
     assert_eq!(code, "NOT_FOUND");
     let code = other
-        .err(
-            "mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }",
-            json!({"id": w.id("anna")}),
-        )
+        .err("mutation($id: ID!) { deleteContact(input: {id: $id}) { deletedId } }", json!({"id": w.id("anna")}))
         .await;
     assert_eq!(code, "NOT_FOUND");
     let code = other
@@ -296,12 +220,7 @@ async fn tenants_are_isolated(app: TestApp) {
         .await;
     assert_eq!(code, "NOT_FOUND");
     // Same-named user groups and books in another tenant do not collide.
-    other
-        .ok(
-            "mutation { createAddressBook(input: {name: \"Own\"}) { addressBook { id } } }",
-            json!({}),
-        )
-        .await;
+    other.ok("mutation { createAddressBook(input: {name: \"Own\"}) { addressBook { id } } }", json!({})).await;
 }
 
 async fn pagination_is_stable_and_complete(app: TestApp) {
@@ -329,10 +248,7 @@ async fn pagination_is_stable_and_complete(app: TestApp) {
         if !c["pageInfo"]["hasNextPage"].as_bool().unwrap() {
             break;
         }
-        assert_eq!(
-            c["pageInfo"]["endCursor"],
-            c["edges"].as_array().unwrap().last().unwrap()["cursor"]
-        );
+        assert_eq!(c["pageInfo"]["endCursor"], c["edges"].as_array().unwrap().last().unwrap()["cursor"]);
         after = c["pageInfo"]["endCursor"].clone();
     }
     let mut dedup = seen.clone();

@@ -7,9 +7,7 @@ use crate::config::JwtSettings;
 use cohort_domain::Roles;
 use cohort_store::Identity;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
-use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
-};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -80,9 +78,7 @@ impl JwtVerifier {
             (Some(secret), None) => {
                 let bytes = secret.expose_secret().as_bytes();
                 if bytes.len() < 32 {
-                    return Err(KeyConfigError(
-                        "COHORT_JWT_SECRET must be at least 32 bytes".into(),
-                    ));
+                    return Err(KeyConfigError("COHORT_JWT_SECRET must be at least 32 bytes".into()));
                 }
                 Keys::Hs256(DecodingKey::from_secret(bytes))
             }
@@ -93,16 +89,12 @@ impl JwtVerifier {
             }
             (None, None) => {
                 return Err(KeyConfigError(
-                    "no JWT key configured: set COHORT_JWT_SECRET or COHORT_JWT_PUBLIC_KEYS (or run `serve --demo`)".into(),
+                    "no JWT key configured: set COHORT_JWT_SECRET or COHORT_JWT_PUBLIC_KEYS (or run `serve --demo`)"
+                        .into(),
                 ));
             }
         };
-        Ok(JwtVerifier {
-            keys,
-            issuer: s.issuer.clone(),
-            audience: s.audience.clone(),
-            leeway: s.leeway_secs.min(30),
-        })
+        Ok(JwtVerifier { keys, issuer: s.issuer.clone(), audience: s.audience.clone(), leeway: s.leeway_secs.min(30) })
     }
 
     /// Verifies a compact JWT and returns the identity it proves.
@@ -112,15 +104,10 @@ impl JwtVerifier {
             Keys::Hs256(k) => (Algorithm::HS256, k),
             Keys::Public { by_kid, single } => match (&header.kid, single) {
                 (_, Some((alg, k))) if by_kid.is_empty() => (*alg, k),
-                (Some(kid), _) => by_kid
-                    .get(kid)
-                    .map(|(a, k)| (*a, k))
-                    .ok_or(AuthError::UnknownKid)?,
-                (None, _) if by_kid.len() == 1 => by_kid
-                    .values()
-                    .next()
-                    .map(|(a, k)| (*a, k))
-                    .ok_or(AuthError::UnknownKid)?,
+                (Some(kid), _) => by_kid.get(kid).map(|(a, k)| (*a, k)).ok_or(AuthError::UnknownKid)?,
+                (None, _) if by_kid.len() == 1 => {
+                    by_kid.values().next().map(|(a, k)| (*a, k)).ok_or(AuthError::UnknownKid)?
+                }
                 (None, _) => return Err(AuthError::UnknownKid),
             },
         };
@@ -136,8 +123,7 @@ impl JwtVerifier {
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[&self.audience]);
-        let data =
-            decode::<Claims>(token, key, &v).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let data = decode::<Claims>(token, key, &v).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let c = data.claims;
         if c.sub.trim().is_empty() || c.sub.len() > 200 {
             return Err(AuthError::Claims("sub must be 1 to 200 characters"));
@@ -150,60 +136,39 @@ impl JwtVerifier {
             subject: c.sub,
             roles: Roles::from_claims(c.roles.iter().map(String::as_str)),
             name: c.name.filter(|n| !n.trim().is_empty() && n.len() <= 200),
-            email: c
-                .email
-                .filter(|e| cohort_domain::text::Email::parse(e).is_ok()),
+            email: c.email.filter(|e| cohort_domain::text::Email::parse(e).is_ok()),
         })
     }
 }
 
 fn parse_public_keys(text: &str) -> Result<Keys, KeyConfigError> {
     if text.trim_start().starts_with('{') {
-        let set: JwkSet =
-            serde_json::from_str(text).map_err(|e| KeyConfigError(format!("invalid JWKS: {e}")))?;
+        let set: JwkSet = serde_json::from_str(text).map_err(|e| KeyConfigError(format!("invalid JWKS: {e}")))?;
         let mut by_kid = HashMap::new();
         for jwk in &set.keys {
-            let kid = jwk
-                .common
-                .key_id
-                .clone()
-                .ok_or_else(|| KeyConfigError("every JWKS key needs a kid".into()))?;
+            let kid = jwk.common.key_id.clone().ok_or_else(|| KeyConfigError("every JWKS key needs a kid".into()))?;
             let alg = match &jwk.algorithm {
                 AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
-                    Algorithm::ES256
-                }
+                AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
                 _ => {
                     return Err(KeyConfigError(format!(
                         "key {kid}: only RSA (RS256) and P-256 (ES256) keys are supported"
                     )));
                 }
             };
-            let key = DecodingKey::from_jwk(jwk)
-                .map_err(|e| KeyConfigError(format!("key {kid}: {e}")))?;
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| KeyConfigError(format!("key {kid}: {e}")))?;
             by_kid.insert(kid, (alg, key));
         }
         if by_kid.is_empty() {
             return Err(KeyConfigError("the JWKS holds no keys".into()));
         }
-        Ok(Keys::Public {
-            by_kid,
-            single: None,
-        })
+        Ok(Keys::Public { by_kid, single: None })
     } else if let Ok(k) = DecodingKey::from_rsa_pem(text.as_bytes()) {
-        Ok(Keys::Public {
-            by_kid: HashMap::new(),
-            single: Some((Algorithm::RS256, k)),
-        })
+        Ok(Keys::Public { by_kid: HashMap::new(), single: Some((Algorithm::RS256, k)) })
     } else if let Ok(k) = DecodingKey::from_ec_pem(text.as_bytes()) {
-        Ok(Keys::Public {
-            by_kid: HashMap::new(),
-            single: Some((Algorithm::ES256, k)),
-        })
+        Ok(Keys::Public { by_kid: HashMap::new(), single: Some((Algorithm::ES256, k)) })
     } else {
-        Err(KeyConfigError(
-            "COHORT_JWT_PUBLIC_KEYS holds neither a JWKS nor an RSA/EC public key in PEM".into(),
-        ))
+        Err(KeyConfigError("COHORT_JWT_PUBLIC_KEYS holds neither a JWKS nor an RSA/EC public key in PEM".into()))
     }
 }
 
@@ -230,9 +195,5 @@ pub fn issue_hs256(
         name: None,
         email: None,
     };
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )
+    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
 }

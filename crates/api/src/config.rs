@@ -66,10 +66,7 @@ pub struct Settings {
 pub struct ConfigError(pub String);
 
 fn env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
+    std::env::var(name).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 fn env_bool(name: &str, default: bool) -> Result<bool, ConfigError> {
@@ -77,18 +74,14 @@ fn env_bool(name: &str, default: bool) -> Result<bool, ConfigError> {
         None => Ok(default),
         Some("1" | "true" | "yes" | "on") => Ok(true),
         Some("0" | "false" | "no" | "off") => Ok(false),
-        Some(other) => Err(ConfigError(format!(
-            "{name} must be true or false, not '{other}'"
-        ))),
+        Some(other) => Err(ConfigError(format!("{name} must be true or false, not '{other}'"))),
     }
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
     match env(name) {
         None => Ok(default),
-        Some(s) => s
-            .parse()
-            .map_err(|_| ConfigError(format!("{name} must be a number, not '{s}'"))),
+        Some(s) => s.parse().map_err(|_| ConfigError(format!("{name} must be a number, not '{s}'"))),
     }
 }
 
@@ -96,24 +89,18 @@ impl Settings {
     /// Reads `COHORT_*` variables. `dev` (demo mode) turns GraphiQL and introspection on by default.
     pub fn from_env(dev: bool) -> Result<Settings, ConfigError> {
         let listen_raw = env("COHORT_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen = listen_raw.parse().map_err(|_| {
-            ConfigError(format!(
-                "COHORT_LISTEN must be host:port, not '{listen_raw}'"
-            ))
-        })?;
+        let listen = listen_raw
+            .parse()
+            .map_err(|_| ConfigError(format!("COHORT_LISTEN must be host:port, not '{listen_raw}'")))?;
         let leeway_secs: u64 = env_num("COHORT_JWT_LEEWAY_SECS", 30)?;
         if leeway_secs > 30 {
-            return Err(ConfigError(
-                "COHORT_JWT_LEEWAY_SECS must be at most 30".into(),
-            ));
+            return Err(ConfigError("COHORT_JWT_LEEWAY_SECS must be at most 30".into()));
         }
         let log_format = match env("COHORT_LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
             Some(o) => {
-                return Err(ConfigError(format!(
-                    "COHORT_LOG_FORMAT must be json or pretty, not '{o}'"
-                )));
+                return Err(ConfigError(format!("COHORT_LOG_FORMAT must be json or pretty, not '{o}'")));
             }
         };
         let d = Limits::default();
@@ -130,12 +117,7 @@ impl Settings {
             graphiql: env_bool("COHORT_GRAPHIQL", dev)?,
             introspection: env_bool("COHORT_INTROSPECTION", dev)?,
             cors_origins: env("COHORT_CORS_ORIGINS")
-                .map(|s| {
-                    s.split(',')
-                        .map(|o| o.trim().to_owned())
-                        .filter(|o| !o.is_empty())
-                        .collect()
-                })
+                .map(|s| s.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
                 .unwrap_or_default(),
             log_filter: env("COHORT_LOG").unwrap_or_else(|| "info,sqlx=warn,sea_orm=warn".into()),
             log_format,
@@ -145,10 +127,7 @@ impl Settings {
                 max_aliases: env_num("COHORT_MAX_ALIASES", d.max_aliases)?,
                 max_batch: env_num("COHORT_MAX_BATCH", d.max_batch)?,
                 max_body_bytes: env_num("COHORT_MAX_BODY_BYTES", d.max_body_bytes)?,
-                request_timeout: Duration::from_secs(env_num(
-                    "COHORT_REQUEST_TIMEOUT_SECS",
-                    30u64,
-                )?),
+                request_timeout: Duration::from_secs(env_num("COHORT_REQUEST_TIMEOUT_SECS", 30u64)?),
             },
         })
     }

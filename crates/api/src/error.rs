@@ -21,6 +21,9 @@ pub enum ApiError {
     },
     Conflict(String),
     /// The cause is logged, never shown.
+    /// A request would resolve group memberships for more contacts than allowed (bulk export).
+    ExportLimit(usize),
+    /// The cause is logged, never shown.
     Internal(String),
 }
 
@@ -32,6 +35,7 @@ impl ApiError {
             ApiError::NotFound => "NOT_FOUND",
             ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
             ApiError::Conflict(_) => "CONFLICT",
+            ApiError::ExportLimit(_) => "EXPORT_LIMIT",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -42,14 +46,16 @@ impl ApiError {
             ApiError::Forbidden(m) | ApiError::Conflict(m) => m.clone(),
             ApiError::NotFound => "not found".into(),
             ApiError::BadUserInput { message, .. } => message.clone(),
+            ApiError::ExportLimit(n) => {
+                format!(
+                    "this request would resolve group memberships for more than {n} contacts; ask for fewer contacts per request"
+                )
+            }
             ApiError::Internal(_) => "internal error".into(),
         }
     }
     pub fn bad_input(field: &str, message: impl Into<String>) -> Self {
-        ApiError::BadUserInput {
-            field: Some(field.to_owned()),
-            message: message.into(),
-        }
+        ApiError::BadUserInput { field: Some(field.to_owned()), message: message.into() }
     }
 }
 
@@ -58,10 +64,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Forbidden(m) => ApiError::Forbidden(m),
-            StoreError::Invalid(d) => ApiError::BadUserInput {
-                field: Some(d.field().to_owned()),
-                message: d.to_string(),
-            },
+            StoreError::Invalid(d) => {
+                ApiError::BadUserInput { field: Some(d.field().to_owned()), message: d.to_string() }
+            }
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Database(db) => ApiError::Internal(db.to_string()),
         }

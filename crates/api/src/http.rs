@@ -5,6 +5,7 @@
 use crate::auth::JwtVerifier;
 use crate::config::{Limits, Settings};
 use crate::error::ApiError;
+use crate::graphql::groups::{ExportGuard, ExportGuardRef};
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{AppSchema, RequestFailed, TenantKey};
 use crate::metrics::{Metrics, OpLabels, PathLabels, RouteLabels};
@@ -25,9 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -87,11 +86,7 @@ fn negotiate(headers: &HeaderMap) -> Option<Media> {
 }
 
 fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned()
+    headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
 }
 
 fn error_body(message: &str, code: &str) -> Value {
@@ -102,34 +97,20 @@ fn respond(status: StatusCode, media: Media, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut r = Response::new(Body::from(bytes));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(media.content_type()),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
     r
 }
 
 /// A request that could not even be read as a GraphQL request (bad JSON, bad parameters): 400
 /// for `application/graphql-response+json`, 200 with `errors` (and no `data`) for legacy JSON.
 fn request_error(media: Media, message: &str) -> Response {
-    let status = if media == Media::GraphqlResponse {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = if media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     respond(status, media, &error_body(message, "BAD_REQUEST"))
 }
 
 fn unauthenticated(media: Media) -> Response {
-    let mut r = respond(
-        StatusCode::UNAUTHORIZED,
-        media,
-        &error_body("invalid or expired token", "UNAUTHENTICATED"),
-    );
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer error=\"invalid_token\""),
-    );
+    let mut r = respond(StatusCode::UNAUTHORIZED, media, &error_body("invalid or expired token", "UNAUTHENTICATED"));
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
     r
 }
 
@@ -160,18 +141,11 @@ fn params_from_object(obj: &Map<String, Value>) -> Result<Params, &'static str> 
         None | Some(Value::Null) | Some(Value::Object(_)) => {}
         Some(_) => return Err("'extensions' must be an object or null"),
     }
-    Ok(Params {
-        query,
-        operation_name,
-        variables,
-    })
+    Ok(Params { query, operation_name, variables })
 }
 
 /// Resolves the bearer token, if any. `Ok(None)` = anonymous (only `__typename` and errors).
-async fn authenticate(
-    st: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<(Viewer, String)>, Response> {
+async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<(Viewer, String)>, Response> {
     let Some(h) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -179,10 +153,7 @@ async fn authenticate(
     let token = h
         .to_str()
         .ok()
-        .and_then(|s| {
-            s.strip_prefix("Bearer ")
-                .or_else(|| s.strip_prefix("bearer "))
-        })
+        .and_then(|s| s.strip_prefix("Bearer ").or_else(|| s.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
@@ -209,11 +180,7 @@ async fn authenticate(
 
 fn op_label(name: Option<&str>) -> String {
     match name {
-        Some(n)
-            if !n.is_empty()
-                && n.len() <= 64
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-        {
+        Some(n) if !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
             n.to_owned()
         }
         Some(_) => "other".into(),
@@ -222,15 +189,11 @@ fn op_label(name: Option<&str>) -> String {
 }
 
 /// Runs one request; returns the JSON body and whether it failed before execution.
-async fn execute_one(
-    st: &AppState,
-    p: Params,
-    viewer: &Option<(Viewer, String)>,
-    rid: &str,
-) -> (Value, bool) {
+async fn execute_one(st: &AppState, p: Params, viewer: &Option<(Viewer, String)>, rid: &str) -> (Value, bool) {
     let failed = RequestFailed::default();
     let op_name = p.operation_name.clone();
-    let mut req = async_graphql::Request::new(p.query).data(failed.clone());
+    let export_guard = Arc::new(ExportGuard::default());
+    let mut req = async_graphql::Request::new(p.query).data(failed.clone()).data(ExportGuardRef(export_guard.clone()));
     if let Some(op) = p.operation_name {
         req = req.operation_name(op);
     }
@@ -238,44 +201,35 @@ async fn execute_one(
         req = req.variables(Variables::from_json(v));
     }
     if let Some((v, tenant_key)) = viewer {
-        let loaders = DataLoader::new(
-            Loaders {
-                store: st.store.clone(),
-                viewer: v.clone(),
-            },
-            tokio::spawn,
-        );
-        req = req
-            .data(v.clone())
-            .data(TenantKey(tenant_key.clone()))
-            .data(loaders);
+        let loaders = DataLoader::new(Loaders { store: st.store.clone(), viewer: v.clone() }, tokio::spawn);
+        req = req.data(v.clone()).data(TenantKey(tenant_key.clone())).data(loaders);
     }
     let resp = st.schema.execute(req).await;
-    let request_failed = failed.is_set();
+    let mut request_failed = failed.is_set();
     let mut body = serde_json::to_value(&resp).unwrap_or_else(|_| json!({}));
+    if export_guard.tripped.load(std::sync::atomic::Ordering::Relaxed) {
+        // Refused as a whole: no partial export.
+        request_failed = true;
+        let e = ApiError::ExportLimit(crate::graphql::groups::MAX_MEMBERSHIP_CONTACTS).extend();
+        body = json!({ "errors": [e] });
+    }
     let mut first_code: Option<String> = None;
     if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
         for e in errors.iter_mut() {
             let Some(obj) = e.as_object_mut() else {
                 continue;
             };
-            let message = obj
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let message = obj.get("message").and_then(Value::as_str).unwrap_or_default().to_owned();
             let ext = obj.entry("extensions").or_insert_with(|| json!({}));
             if let Some(ext) = ext.as_object_mut() {
                 if !ext.contains_key("code") {
                     // Errors without our code come from async-graphql itself: request-level ones
                     // (syntax, validation, limits) or input-value coercion during execution.
-                    let bad_value = message.starts_with("Invalid value for argument")
-                        || message.starts_with("Variable");
-                    let code = if request_failed && !bad_value {
-                        "GRAPHQL_VALIDATION_FAILED"
-                    } else {
-                        "BAD_USER_INPUT"
-                    };
+                    // Only value coercion means the client's data is wrong; every other request-level
+                    // message (the "Variable …" validation rules included) is a validation failure.
+                    let bad_value = message.starts_with("Invalid value for argument");
+                    let code =
+                        if request_failed && !bad_value { "GRAPHQL_VALIDATION_FAILED" } else { "BAD_USER_INPUT" };
                     ext.insert("code".into(), json!(code));
                 }
                 if ext.get("code").and_then(Value::as_str) == Some("INTERNAL") {
@@ -287,10 +241,8 @@ async fn execute_one(
             }
         }
     }
-    if request_failed {
-        if let Some(o) = body.as_object_mut() {
-            o.remove("data");
-        }
+    if request_failed && let Some(o) = body.as_object_mut() {
+        o.remove("data");
     }
     st.metrics
         .graphql_operations
@@ -354,8 +306,7 @@ async fn graphql_get(
             media,
             &error_body("mutations must be sent with POST", "BAD_REQUEST"),
         );
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     }
     let viewer = match authenticate(&st, &headers).await {
@@ -363,11 +314,7 @@ async fn graphql_get(
         Err(r) => return r,
     };
     let (body, failed) = execute_one(&st, p, &viewer, &rid).await;
-    let status = if failed && media == Media::GraphqlResponse {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = if failed && media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     respond(status, media, &body)
 }
 
@@ -377,22 +324,12 @@ async fn graphql_post(State(st): State<AppState>, headers: HeaderMap, body: Byte
     };
     let rid = request_id(&headers);
     // Only JSON bodies, in UTF-8.
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let mut ct_parts = ct.split(';').map(str::trim);
     if ct_parts.next() != Some("application/json") {
-        return respond(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            media,
-            &error_body("send application/json", "BAD_REQUEST"),
-        );
+        return respond(StatusCode::UNSUPPORTED_MEDIA_TYPE, media, &error_body("send application/json", "BAD_REQUEST"));
     }
-    if ct_parts
-        .any(|p| p.starts_with("charset=") && p != "charset=utf-8" && p != "charset=\"utf-8\"")
-    {
+    if ct_parts.any(|p| p.starts_with("charset=") && p != "charset=utf-8" && p != "charset=\"utf-8\"") {
         return respond(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
@@ -414,27 +351,18 @@ async fn graphql_post(State(st): State<AppState>, headers: HeaderMap, body: Byte
                 Err(m) => return request_error(media, m),
             };
             let (body, failed) = execute_one(&st, p, &viewer, &rid).await;
-            let status = if failed && media == Media::GraphqlResponse {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            };
+            let status =
+                if failed && media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
             respond(status, media, &body)
         }
         Value::Array(items) => {
             if items.is_empty() || items.len() > st.limits.max_batch {
-                return request_error(
-                    media,
-                    &format!("a batch holds 1 to {} operations", st.limits.max_batch),
-                );
+                return request_error(media, &format!("a batch holds 1 to {} operations", st.limits.max_batch));
             }
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 let Value::Object(obj) = item else {
-                    out.push(error_body(
-                        "each batch entry must be an object",
-                        "BAD_REQUEST",
-                    ));
+                    out.push(error_body("each batch entry must be an object", "BAD_REQUEST"));
                     continue;
                 };
                 match params_from_object(&obj) {
@@ -452,13 +380,8 @@ async fn graphiql(State(st): State<AppState>) -> Response {
     if !st.graphiql {
         return StatusCode::NOT_FOUND.into_response();
     }
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("Cohort GraphiQL")
-            .finish(),
-    )
-    .into_response()
+    Html(async_graphql::http::GraphiQLSource::build().endpoint("/graphql").title("Cohort GraphiQL").finish())
+        .into_response()
 }
 
 async fn healthz() -> Response {
@@ -467,72 +390,35 @@ async fn healthz() -> Response {
 
 async fn readyz(State(st): State<AppState>) -> Response {
     if st.store.is_ready().await {
-        (
-            StatusCode::OK,
-            axum::Json(json!({"status": "ready", "database": st.store.backend_name()})),
-        )
-            .into_response()
+        (StatusCode::OK, axum::Json(json!({"status": "ready", "database": st.store.backend_name()}))).into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "unavailable"})),
-        )
-            .into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable"}))).into_response()
     }
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
     let body = st.metrics.render(&st.store);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
 async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(error_body("no such route", "NOT_FOUND")),
-    )
-        .into_response()
+    (StatusCode::NOT_FOUND, axum::Json(error_body("no such route", "NOT_FOUND"))).into_response()
 }
 
 async fn record_http(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let start = Instant::now();
     let resp = next.run(req).await;
-    st.metrics
-        .http_duration
-        .get_or_create(&PathLabels {
-            route: route.clone(),
-        })
-        .observe(start.elapsed().as_secs_f64());
-    st.metrics
-        .http_requests
-        .get_or_create(&RouteLabels {
-            route,
-            status: resp.status().as_u16(),
-        })
-        .inc();
+    st.metrics.http_duration.get_or_create(&PathLabels { route: route.clone() }).observe(start.elapsed().as_secs_f64());
+    st.metrics.http_requests.get_or_create(&RouteLabels { route, status: resp.status().as_u16() }).inc();
     resp
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     let e = ApiError::Internal("panic".into()).extend();
-    respond(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Media::Json,
-        &json!({"errors": [e]}),
-    )
+    respond(StatusCode::INTERNAL_SERVER_ERROR, Media::Json, &json!({"errors": [e]}))
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -547,10 +433,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.iter().any(|o| o == "*") {
         return Some(layer.allow_origin(AllowOrigin::any()));
     }
-    let list: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     Some(layer.allow_origin(AllowOrigin::list(list)))
 }
 
@@ -575,7 +458,12 @@ pub fn router(st: AppState, settings: &Settings) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let rid = req.extensions().get::<RequestId>().and_then(|r| r.header_value().to_str().ok()).unwrap_or("-").to_owned();
+            let rid = req
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|r| r.header_value().to_str().ok())
+                .unwrap_or("-")
+                .to_owned();
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

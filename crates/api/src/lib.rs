@@ -16,16 +16,9 @@ use std::sync::Arc;
 pub use graphql::sdl;
 
 /// Builds the service's router over an already-connected (and migrated) store.
-pub fn build(
-    settings: &Settings,
-    store: cohort_store::Store,
-) -> Result<axum::Router, KeyConfigError> {
+pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Router, KeyConfigError> {
     let verifier = Arc::new(JwtVerifier::from_settings(&settings.jwt)?);
-    let schema = graphql::build_schema(
-        Some(store.clone()),
-        &settings.limits,
-        settings.introspection,
-    );
+    let schema = graphql::build_schema(Some(store.clone()), &settings.limits, settings.introspection);
     let state = http::AppState {
         schema,
         store,
@@ -43,7 +36,5 @@ pub async fn serve(
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }

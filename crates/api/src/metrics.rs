@@ -38,15 +38,12 @@ pub struct Metrics {
     pub http_duration: Family<PathLabels, Histogram>,
     db_statements: Counter,
     db_statements_failed: Counter,
-    db_statement_seconds:
-        prometheus_client::metrics::counter::Counter<f64, std::sync::atomic::AtomicU64>,
+    db_statement_seconds: prometheus_client::metrics::counter::Counter<f64, std::sync::atomic::AtomicU64>,
     db_pool: Family<StateLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
-    Histogram::new([
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    ])
+    Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
 }
 
 impl Default for Metrics {
@@ -65,46 +62,19 @@ impl Metrics {
             graphql_operations.clone(),
         );
         let http_requests = Family::<RouteLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests by route and status",
-            http_requests.clone(),
-        );
-        let http_duration = Family::<PathLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency",
-            http_duration.clone(),
-        );
+        registry.register("http_requests", "HTTP requests by route and status", http_requests.clone());
+        let http_duration =
+            Family::<PathLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register("http_request_duration_seconds", "HTTP request latency", http_duration.clone());
         let db_statements = Counter::default();
-        registry.register(
-            "db_statements",
-            "SQL statements executed",
-            db_statements.clone(),
-        );
+        registry.register("db_statements", "SQL statements executed", db_statements.clone());
         let db_statements_failed = Counter::default();
-        registry.register(
-            "db_statements_failed",
-            "SQL statements that failed",
-            db_statements_failed.clone(),
-        );
-        let db_statement_seconds = prometheus_client::metrics::counter::Counter::<
-            f64,
-            std::sync::atomic::AtomicU64,
-        >::default();
-        registry.register(
-            "db_statement_seconds",
-            "Time spent executing SQL statements",
-            db_statement_seconds.clone(),
-        );
+        registry.register("db_statements_failed", "SQL statements that failed", db_statements_failed.clone());
+        let db_statement_seconds =
+            prometheus_client::metrics::counter::Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register("db_statement_seconds", "Time spent executing SQL statements", db_statement_seconds.clone());
         let db_pool = Family::<StateLabels, Gauge>::default();
-        registry.register(
-            "db_pool_connections",
-            "Database pool connections by state",
-            db_pool.clone(),
-        );
+        registry.register("db_pool_connections", "Database pool connections by state", db_pool.clone());
         Metrics {
             registry,
             graphql_operations,
@@ -138,16 +108,8 @@ impl Metrics {
             self.db_statement_seconds.inc_by(secs - cur);
         }
         let (size, idle) = store.pool_stats();
-        self.db_pool
-            .get_or_create(&StateLabels {
-                state: "idle".into(),
-            })
-            .set(idle as i64);
-        self.db_pool
-            .get_or_create(&StateLabels {
-                state: "active".into(),
-            })
-            .set(size.saturating_sub(idle) as i64);
+        self.db_pool.get_or_create(&StateLabels { state: "idle".into() }).set(idle as i64);
+        self.db_pool.get_or_create(&StateLabels { state: "active".into() }).set(size.saturating_sub(idle) as i64);
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out

@@ -12,12 +12,7 @@ pub fn init(filter: &str, format: LogFormat) {
         // Logs go to stderr: stdout carries command output (`schema`, `token`, the demo banner).
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
 }

@@ -86,10 +86,7 @@ impl AccessLevel {
     }
     /// The effective level of a viewer on a book: admins hold `Manage` everywhere; others hold the
     /// highest of their direct and user-group grants, or nothing.
-    pub fn effective(
-        is_admin: bool,
-        granted: impl IntoIterator<Item = AccessLevel>,
-    ) -> Option<Self> {
+    pub fn effective(is_admin: bool, granted: impl IntoIterator<Item = AccessLevel>) -> Option<Self> {
         if is_admin {
             return Some(Self::Manage);
         }
@@ -109,14 +106,8 @@ mod tests {
     fn levels_are_ordered() {
         assert!(AccessLevel::Read < AccessLevel::Write);
         assert!(AccessLevel::Write < AccessLevel::Manage);
-        assert!(AccessLevel::allows(
-            Some(AccessLevel::Manage),
-            AccessLevel::Read
-        ));
-        assert!(!AccessLevel::allows(
-            Some(AccessLevel::Read),
-            AccessLevel::Write
-        ));
+        assert!(AccessLevel::allows(Some(AccessLevel::Manage), AccessLevel::Read));
+        assert!(!AccessLevel::allows(Some(AccessLevel::Read), AccessLevel::Write));
         assert!(!AccessLevel::allows(None, AccessLevel::Read));
     }
 
@@ -124,10 +115,7 @@ mod tests {
     fn effective_level_is_the_highest_grant_or_admin() {
         assert_eq!(AccessLevel::effective(true, []), Some(AccessLevel::Manage));
         assert_eq!(AccessLevel::effective(false, []), None);
-        assert_eq!(
-            AccessLevel::effective(false, [AccessLevel::Read, AccessLevel::Write]),
-            Some(AccessLevel::Write)
-        );
+        assert_eq!(AccessLevel::effective(false, [AccessLevel::Read, AccessLevel::Write]), Some(AccessLevel::Write));
     }
 
     #[test]

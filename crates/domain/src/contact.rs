@@ -67,10 +67,7 @@ fn opt_name(field: &'static str, v: &Option<String>) -> DomainResult<Option<Name
 fn label(field: &'static str, l: &Option<String>) -> DomainResult<Option<String>> {
     match l.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(s) if s.chars().count() > 50 => Err(DomainError::invalid(
-            field,
-            "labels must be at most 50 characters",
-        )),
+        Some(s) if s.chars().count() > 50 => Err(DomainError::invalid(field, "labels must be at most 50 characters")),
         Some(s) => Ok(Some(s.to_owned())),
     }
 }
@@ -90,52 +87,32 @@ impl ValidContact {
                 }
                 match (&first, &last) {
                     (None, None) => {
-                        return Err(DomainError::invalid(
-                            "lastName",
-                            "a person needs a first or a last name",
-                        ));
+                        return Err(DomainError::invalid("lastName", "a person needs a first or a last name"));
                     }
                     (Some(fst), None) => (fst.as_str().to_owned(), fst.as_str().to_lowercase()),
                     (None, Some(l)) => (l.as_str().to_owned(), l.as_str().to_lowercase()),
-                    (Some(fst), Some(l)) => (
-                        format!("{} {}", fst.as_str(), l.as_str()),
-                        l.as_str().to_lowercase(),
-                    ),
+                    (Some(fst), Some(l)) => (format!("{} {}", fst.as_str(), l.as_str()), l.as_str().to_lowercase()),
                 }
             }
             ContactKind::Company => {
                 if first.is_some() || last.is_some() {
-                    return Err(DomainError::invalid(
-                        "firstName",
-                        "a company has no first or last name",
-                    ));
+                    return Err(DomainError::invalid("firstName", "a company has no first or last name"));
                 }
-                let c = company
-                    .as_ref()
-                    .ok_or_else(|| DomainError::invalid("companyName", "must not be empty"))?;
+                let c = company.as_ref().ok_or_else(|| DomainError::invalid("companyName", "must not be empty"))?;
                 (c.as_str().to_owned(), c.as_str().to_lowercase())
             }
         };
         if f.emails.len() > MAX_EMAILS {
-            return Err(DomainError::invalid(
-                "emails",
-                format!("at most {MAX_EMAILS} e-mail addresses"),
-            ));
+            return Err(DomainError::invalid("emails", format!("at most {MAX_EMAILS} e-mail addresses")));
         }
         if f.phones.len() > MAX_PHONES {
-            return Err(DomainError::invalid(
-                "phones",
-                format!("at most {MAX_PHONES} phone numbers"),
-            ));
+            return Err(DomainError::invalid("phones", format!("at most {MAX_PHONES} phone numbers")));
         }
         let mut emails = Vec::with_capacity(f.emails.len());
         for (addr, l) in &f.emails {
             let e = Email::parse(addr)?;
             if emails.iter().any(|(x, _): &(Email, _)| x == &e) {
-                return Err(DomainError::invalid(
-                    "emails",
-                    format!("'{}' is listed twice", e.as_str()),
-                ));
+                return Err(DomainError::invalid("emails", format!("'{}' is listed twice", e.as_str())));
             }
             emails.push((e, label("emails", l)?));
         }
@@ -162,11 +139,7 @@ mod tests {
     use super::*;
 
     fn person(first: &str, last: &str) -> ContactFields {
-        ContactFields {
-            first_name: Some(first.into()),
-            last_name: Some(last.into()),
-            ..Default::default()
-        }
+        ContactFields { first_name: Some(first.into()), last_name: Some(last.into()), ..Default::default() }
     }
 
     #[test]
@@ -180,16 +153,8 @@ mod tests {
     fn a_person_needs_a_name_and_a_company_its_name() {
         assert!(ValidContact::validate(ContactKind::Person, &person(" ", "")).is_err());
         assert!(ValidContact::validate(ContactKind::Company, &ContactFields::default()).is_err());
-        let co = ContactFields {
-            company_name: Some("Acme GmbH".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            ValidContact::validate(ContactKind::Company, &co)
-                .unwrap()
-                .sort_name,
-            "acme gmbh"
-        );
+        let co = ContactFields { company_name: Some("Acme GmbH".into()), ..Default::default() };
+        assert_eq!(ValidContact::validate(ContactKind::Company, &co).unwrap().sort_name, "acme gmbh");
         assert!(ValidContact::validate(ContactKind::Person, &co).is_err());
     }
 

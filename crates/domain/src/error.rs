@@ -5,18 +5,12 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DomainError {
     #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
 }
 
 impl DomainError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        DomainError::Invalid {
-            field,
-            message: message.into(),
-        }
+        DomainError::Invalid { field, message: message.into() }
     }
     pub fn field(&self) -> &'static str {
         match self {

@@ -51,6 +51,8 @@ typed_id! {
     ContactId => "Contact",
     BusinessStatusId => "BusinessStatus",
     StatusChangeId => "StatusChange",
+    GroupId => "Group",
+    MembershipEventId => "MembershipEvent",
 }
 
 #[cfg(test)]

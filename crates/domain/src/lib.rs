@@ -5,6 +5,7 @@
 pub mod access;
 pub mod contact;
 pub mod error;
+pub mod group;
 pub mod ids;
 pub mod status;
 pub mod text;

@@ -6,18 +6,10 @@ pub const SEEDED_STATUSES: &[(&str, &str, &str)] = &[
     ("lead_cold", "Lead: cold", "LEAD"),
     ("lead_warm", "Lead: warm", "LEAD"),
     ("lead_hot", "Lead: hot", "LEAD"),
-    (
-        "prospect_bargain_hunter",
-        "Prospect: bargain hunter",
-        "PROSPECT",
-    ),
+    ("prospect_bargain_hunter", "Prospect: bargain hunter", "PROSPECT"),
     ("prospect_staller", "Prospect: staller", "PROSPECT"),
     ("prospect_value_buyer", "Prospect: value buyer", "PROSPECT"),
-    (
-        "prospect_sitting_duck",
-        "Prospect: sitting duck",
-        "PROSPECT",
-    ),
+    ("prospect_sitting_duck", "Prospect: sitting duck", "PROSPECT"),
     ("customer", "Customer", "CUSTOMER"),
     ("dead", "Dead", "DEAD"),
 ];

@@ -16,16 +16,10 @@ impl Name {
             return Err(DomainError::invalid(field, "must not be empty"));
         }
         if s.chars().count() > Self::MAX_CHARS {
-            return Err(DomainError::invalid(
-                field,
-                format!("must be at most {} characters", Self::MAX_CHARS),
-            ));
+            return Err(DomainError::invalid(field, format!("must be at most {} characters", Self::MAX_CHARS)));
         }
         if s.chars().any(char::is_control) {
-            return Err(DomainError::invalid(
-                field,
-                "must not contain control characters",
-            ));
+            return Err(DomainError::invalid(field, "must not contain control characters"));
         }
         Ok(Name(s.to_owned()))
     }
@@ -42,10 +36,7 @@ impl Name {
 pub fn optional_text(field: &'static str, raw: Option<&str>) -> DomainResult<Option<String>> {
     match raw.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(s) if s.chars().count() > 2000 => Err(DomainError::invalid(
-            field,
-            "must be at most 2000 characters",
-        )),
+        Some(s) if s.chars().count() > 2000 => Err(DomainError::invalid(field, "must be at most 2000 characters")),
         Some(s) => Ok(Some(s.to_owned())),
     }
 }
@@ -58,12 +49,7 @@ pub struct Email(String);
 impl Email {
     pub fn parse(raw: &str) -> DomainResult<Self> {
         let s = raw.trim();
-        let invalid = || {
-            DomainError::invalid(
-                "emails",
-                format!("'{}' is not a valid e-mail address", truncate(s, 80)),
-            )
-        };
+        let invalid = || DomainError::invalid("emails", format!("'{}' is not a valid e-mail address", truncate(s, 80)));
         if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid());
         }
@@ -93,14 +79,10 @@ impl Phone {
     pub fn parse(raw: &str) -> DomainResult<Self> {
         let s = raw.trim();
         let digits = s.chars().filter(char::is_ascii_digit).count();
-        let ok_chars = s
-            .char_indices()
-            .all(|(i, c)| c.is_ascii_digit() || " -()/.".contains(c) || (c == '+' && i == 0));
+        let ok_chars =
+            s.char_indices().all(|(i, c)| c.is_ascii_digit() || " -()/.".contains(c) || (c == '+' && i == 0));
         if !ok_chars || !(3..=20).contains(&digits) {
-            return Err(DomainError::invalid(
-                "phones",
-                format!("'{}' is not a valid phone number", truncate(s, 40)),
-            ));
+            return Err(DomainError::invalid("phones", format!("'{}' is not a valid phone number", truncate(s, 40))));
         }
         Ok(Phone(s.to_owned()))
     }
@@ -116,10 +98,7 @@ pub fn search_prefix(raw: &str) -> DomainResult<Option<String>> {
         return Ok(None);
     }
     if s.chars().count() > 100 {
-        return Err(DomainError::invalid(
-            "search",
-            "must be at most 100 characters",
-        ));
+        return Err(DomainError::invalid("search", "must be at most 100 characters"));
     }
     Ok(Some(s.to_lowercase()))
 }
@@ -143,21 +122,10 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(
-            Email::parse(" Anna@Example.COM ").unwrap().as_str(),
-            "anna@example.com"
-        );
-        for bad in [
-            "",
-            "anna",
-            "anna@",
-            "@example.com",
-            "anna@example",
-            "a b@example.com",
-            "a@@b.com",
-            "a@b..com",
-            "a@.b.com",
-        ] {
+        assert_eq!(Email::parse(" Anna@Example.COM ").unwrap().as_str(), "anna@example.com");
+        for bad in
+            ["", "anna", "anna@", "@example.com", "anna@example", "a b@example.com", "a@@b.com", "a@b..com", "a@.b.com"]
+        {
             assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

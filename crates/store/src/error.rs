@@ -34,9 +34,7 @@ impl StoreError {
     /// Turns a unique-constraint violation into a `Conflict` with `msg`; other errors pass through.
     pub(crate) fn unique_as_conflict(e: DbErr, msg: &str) -> Self {
         match e.sql_err() {
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-                StoreError::Conflict(msg.to_owned())
-            }
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => StoreError::Conflict(msg.to_owned()),
             _ => StoreError::Database(e),
         }
     }

@@ -11,6 +11,7 @@ mod entities;
 mod error;
 mod page;
 mod repo;
+mod sql;
 mod system;
 #[doc(hidden)]
 pub mod testing;
@@ -21,8 +22,12 @@ pub use error::{StoreError, StoreResult};
 pub use page::{MAX_PAGE_SIZE, Page, PageRequest};
 pub use repo::books::{AddressBookRecord, GrantRecord, Principal};
 pub use repo::contacts::{
-    ContactChannels, ContactFilter, ContactInput, ContactPatch, ContactRecord, EmailRecord,
+    ContactChannels, ContactFilter, ContactInput, ContactPatch, ContactRecord, EmailRecord, GroupSelection,
     PhoneRecord, StatusChangeRecord,
+};
+pub use repo::groups::{GroupFilter, GroupInput, GroupPatch, GroupRecord, SubgroupPolicy};
+pub use repo::memberships::{
+    AddMembersOutcome, MemberOrder, MemberRecord, MembershipEventRecord, MembershipRecord, RemoveMembersOutcome,
 };
 pub use repo::principals::{UserGroupRecord, UserRecord};
 pub use repo::statuses::BusinessStatusRecord;
@@ -53,10 +58,7 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(5),
-        }
+        PoolOptions { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -74,17 +76,9 @@ impl Store {
         let url = normalise_sqlite_url(url);
         let is_sqlite = url.starts_with("sqlite:");
         let mut opts = ConnectOptions::new(url.clone());
-        let max = if is_sqlite && url.contains(":memory:") {
-            1
-        } else {
-            pool.max_connections
-        };
+        let max = if is_sqlite && url.contains(":memory:") { 1 } else { pool.max_connections };
         opts.max_connections(max)
-            .min_connections(if is_sqlite && url.contains(":memory:") {
-                1
-            } else {
-                0
-            })
+            .min_connections(if is_sqlite && url.contains(":memory:") { 1 } else { 0 })
             .acquire_timeout(pool.acquire_timeout)
             .sqlx_logging(false);
         if is_sqlite {
@@ -100,18 +94,14 @@ impl Store {
         }
         if is_sqlite && url.contains(":memory:") {
             // An in-memory database lives as long as its one connection: never recycle it.
-            opts.idle_timeout(None::<Duration>)
-                .max_lifetime(None::<Duration>);
+            opts.idle_timeout(None::<Duration>).max_lifetime(None::<Duration>);
         }
-        let mut db = Database::connect(opts)
-            .await
-            .map_err(StoreError::Database)?;
+        let mut db = Database::connect(opts).await.map_err(StoreError::Database)?;
         let metrics = Arc::new(StoreMetrics::default());
         let m = metrics.clone();
         db.set_metric_callback(move |info| {
             m.statements.fetch_add(1, Ordering::Relaxed);
-            m.statement_micros
-                .fetch_add(info.elapsed.as_micros() as u64, Ordering::Relaxed);
+            m.statement_micros.fetch_add(info.elapsed.as_micros() as u64, Ordering::Relaxed);
             if info.failed {
                 m.failed_statements.fetch_add(1, Ordering::Relaxed);
             }
@@ -162,16 +152,12 @@ impl Store {
 
     /// Applies every pending migration.
     pub async fn migrate(&self) -> StoreResult<()> {
-        cohort_migrations::Migrator::up(&self.db, None)
-            .await
-            .map_err(StoreError::Database)
+        cohort_migrations::Migrator::up(&self.db, None).await.map_err(StoreError::Database)
     }
 
     /// Rolls back every migration (tests and `cohort migrate --down`).
     pub async fn migrate_down_all(&self) -> StoreResult<()> {
-        cohort_migrations::Migrator::down(&self.db, None)
-            .await
-            .map_err(StoreError::Database)
+        cohort_migrations::Migrator::down(&self.db, None).await.map_err(StoreError::Database)
     }
 
     /// Ready = the database answers and no migration is pending.
@@ -191,23 +177,10 @@ impl Store {
             DbBackend::Postgres => {
                 "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
             }
-            _ => {
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1"
-            }
+            _ => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1",
         };
-        let rows = self
-            .db
-            .query_all_raw(sea_orm::Statement::from_string(
-                self.db.get_database_backend(),
-                sql,
-            ))
-            .await?;
-        rows.iter()
-            .map(|r| {
-                r.try_get::<String>("", "name")
-                    .map_err(StoreError::Database)
-            })
-            .collect()
+        let rows = self.db.query_all_raw(sea_orm::Statement::from_string(self.db.get_database_backend(), sql)).await?;
+        rows.iter().map(|r| r.try_get::<String>("", "name").map_err(StoreError::Database)).collect()
     }
 
     /// The system handle: for the CLI, demo seeding and background work. It bypasses viewer

@@ -24,10 +24,7 @@ impl PageRequest {
             None => 20,
             Some(n) if n < 0 => return Err(StoreError::invalid("first", "must not be negative")),
             Some(n) if n as u32 > MAX_PAGE_SIZE => {
-                return Err(StoreError::invalid(
-                    "first",
-                    format!("must be at most {MAX_PAGE_SIZE}"),
-                ));
+                return Err(StoreError::invalid("first", format!("must be at most {MAX_PAGE_SIZE}")));
             }
             Some(n) => n as u32,
         };
@@ -66,18 +63,11 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// Builds a page from `limit + 1` fetched rows: the extra row only tells whether there is more.
-    pub(crate) fn from_rows<K: Serialize>(
-        mut rows: Vec<T>,
-        req: &PageRequest,
-        key: impl Fn(&T) -> K,
-    ) -> Page<T> {
+    pub(crate) fn from_rows<K: Serialize>(mut rows: Vec<T>, req: &PageRequest, key: impl Fn(&T) -> K) -> Page<T> {
         let has_next_page = rows.len() as u64 > req.first as u64;
         rows.truncate(req.first as usize);
         Page {
-            rows: rows
-                .into_iter()
-                .map(|r| (encode_cursor(&key(&r)), r))
-                .collect(),
+            rows: rows.into_iter().map(|r| (encode_cursor(&key(&r)), r)).collect(),
             has_next_page,
             has_previous_page: req.after.is_some(),
         }

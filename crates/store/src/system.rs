@@ -25,31 +25,13 @@ pub struct DemoTenant {
     pub created: bool,
 }
 
-const FIRST: &[&str] = &[
-    "Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hans", "Ida", "Jonas", "Karla",
-    "Lukas",
-];
-const LAST: &[&str] = &[
-    "Abbott", "Baker", "Carter", "Dawson", "Ellis", "Fischer", "Graham", "Hoffmann", "Ibsen",
-    "Jensen",
-];
-const COMPANIES: &[&str] = &[
-    "Acme GmbH",
-    "Birch & Co",
-    "Contoso AG",
-    "Dunder Ltd",
-    "Evergreen KG",
-    "Fabrikam Inc",
-];
-const STATUSES: &[&str] = &[
-    "lead_cold",
-    "lead_warm",
-    "lead_hot",
-    "prospect_value_buyer",
-    "customer",
-    "customer",
-    "dead",
-];
+const FIRST: &[&str] =
+    &["Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hans", "Ida", "Jonas", "Karla", "Lukas"];
+const LAST: &[&str] =
+    &["Abbott", "Baker", "Carter", "Dawson", "Ellis", "Fischer", "Graham", "Hoffmann", "Ibsen", "Jensen"];
+const COMPANIES: &[&str] = &["Acme GmbH", "Birch & Co", "Contoso AG", "Dunder Ltd", "Evergreen KG", "Fabrikam Inc"];
+const STATUSES: &[&str] =
+    &["lead_cold", "lead_warm", "lead_hot", "prospect_value_buyer", "customer", "customer", "dead"];
 
 impl SystemHandle {
     pub(crate) fn new(store: Store) -> Self {
@@ -89,72 +71,22 @@ impl SystemHandle {
             return Ok(info);
         }
         let customers = s
-            .create_address_book(
-                &admin,
-                "Customers DACH",
-                Some("Key customers in Germany, Austria, Switzerland"),
-            )
+            .create_address_book(&admin, "Customers DACH", Some("Key customers in Germany, Austria, Switzerland"))
             .await?;
-        let partners = s
-            .create_address_book(
-                &admin,
-                "Partners & Leads",
-                Some("Resellers, partners and fresh leads"),
-            )
-            .await?;
-        let suppliers = s
-            .create_address_book(
-                &admin,
-                "Suppliers",
-                Some("Purchasing only: agents have no access"),
-            )
-            .await?;
-        let agent = s
-            .create_user(
-                &admin,
-                &info.agent_subject,
-                Some("Demo Agent"),
-                Some("agent@demo.example"),
-            )
-            .await?;
-        let l2 = s
-            .create_user(&admin, "demo-l2", Some("Lena Support"), None)
-            .await?;
-        let kam = s
-            .create_user_group(
-                &admin,
-                "Key account managers",
-                Some("Own the DACH customer relationships"),
-            )
-            .await?;
-        let support = s
-            .create_user_group(&admin, "Support L2", Some("Second-level support"))
-            .await?;
-        s.add_user_group_members(&admin, kam.id, &[agent.id])
-            .await?;
-        s.add_user_group_members(&admin, support.id, &[agent.id, l2.id])
-            .await?;
-        s.grant_access(
-            &admin,
-            customers.id,
-            Principal::UserGroup(kam.id),
-            AccessLevel::Write,
-        )
-        .await?;
-        s.grant_access(
-            &admin,
-            partners.id,
-            Principal::User(agent.id),
-            AccessLevel::Read,
-        )
-        .await?;
-        s.grant_access(
-            &admin,
-            partners.id,
-            Principal::UserGroup(support.id),
-            AccessLevel::Read,
-        )
-        .await?;
+        let partners =
+            s.create_address_book(&admin, "Partners & Leads", Some("Resellers, partners and fresh leads")).await?;
+        let suppliers =
+            s.create_address_book(&admin, "Suppliers", Some("Purchasing only: agents have no access")).await?;
+        let agent = s.create_user(&admin, &info.agent_subject, Some("Demo Agent"), Some("agent@demo.example")).await?;
+        let l2 = s.create_user(&admin, "demo-l2", Some("Lena Support"), None).await?;
+        let kam =
+            s.create_user_group(&admin, "Key account managers", Some("Own the DACH customer relationships")).await?;
+        let support = s.create_user_group(&admin, "Support L2", Some("Second-level support")).await?;
+        s.add_user_group_members(&admin, kam.id, &[agent.id]).await?;
+        s.add_user_group_members(&admin, support.id, &[agent.id, l2.id]).await?;
+        s.grant_access(&admin, customers.id, Principal::UserGroup(kam.id), AccessLevel::Write).await?;
+        s.grant_access(&admin, partners.id, Principal::User(agent.id), AccessLevel::Read).await?;
+        s.grant_access(&admin, partners.id, Principal::UserGroup(support.id), AccessLevel::Read).await?;
 
         let mut n = 0usize;
         for (bi, book) in [&customers, &partners, &suppliers].into_iter().enumerate() {
@@ -169,10 +101,7 @@ impl SystemHandle {
                             kind: ContactKind::Company,
                             fields: ContactFields {
                                 company_name: Some(name.into()),
-                                emails: vec![(
-                                    format!("info@{}.example", slug(name)),
-                                    Some("office".into()),
-                                )],
+                                emails: vec![(format!("info@{}.example", slug(name)), Some("office".into()))],
                                 phones: vec![(format!("+49 30 {:07}", 1000 + n), None)],
                                 ..Default::default()
                             },
@@ -197,12 +126,7 @@ impl SystemHandle {
                             first_name: Some(first.into()),
                             last_name: Some(last.into()),
                             emails: vec![(
-                                format!(
-                                    "{}.{}{}@mail.example",
-                                    first.to_lowercase(),
-                                    last.to_lowercase(),
-                                    n
-                                ),
+                                format!("{}.{}{}@mail.example", first.to_lowercase(), last.to_lowercase(), n),
                                 None,
                             )],
                             phones: if pi % 3 == 0 {
@@ -213,24 +137,17 @@ impl SystemHandle {
                             ..Default::default()
                         },
                         company_id: (pi % 2 == 0).then(|| companies[pi / 2 % companies.len()]),
-                        business_status: (pi % 4 != 3)
-                            .then(|| STATUSES[(n + pi) % STATUSES.len()].to_string()),
+                        business_status: (pi % 4 != 3).then(|| STATUSES[(n + pi) % STATUSES.len()].to_string()),
                     },
                 )
                 .await?;
                 n += 1;
             }
         }
-        Ok(DemoTenant {
-            created: true,
-            ..info
-        })
+        Ok(DemoTenant { created: true, ..info })
     }
 }
 
 fn slug(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect::<String>()
-        .to_lowercase()
+    s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase()
 }

@@ -3,11 +3,7 @@
 use sea_orm::{ConnectionTrait, Database};
 
 fn check_name(name: &str) -> Result<(), sea_orm::DbErr> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
         return Err(sea_orm::DbErr::Custom("invalid database name".into()));
     }
     Ok(())
@@ -17,8 +13,7 @@ fn check_name(name: &str) -> Result<(), sea_orm::DbErr> {
 pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<(), sea_orm::DbErr> {
     check_name(name)?;
     let db = Database::connect(admin_url).await?;
-    db.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await?;
+    db.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await?;
     db.close().await
 }
 
@@ -26,8 +21,7 @@ pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<(),
 pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<(), sea_orm::DbErr> {
     check_name(name)?;
     let db = Database::connect(admin_url).await?;
-    db.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await?;
+    db.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?;
     db.close().await
 }
 

@@ -21,21 +21,19 @@ fn viewer_grants_condition(v: &Viewer) -> Condition {
         .and_where(user_group_member::Column::TenantId.eq(v.tenant_id.0))
         .and_where(user_group_member::Column::UserId.eq(v.user_id.0))
         .to_owned();
-    Condition::all()
-        .add(grant::Column::TenantId.eq(v.tenant_id.0))
-        .add(
-            Condition::any()
-                .add(
-                    Condition::all()
-                        .add(grant::Column::PrincipalKind.eq(PRINCIPAL_USER))
-                        .add(grant::Column::PrincipalId.eq(v.user_id.0)),
-                )
-                .add(
-                    Condition::all()
-                        .add(grant::Column::PrincipalKind.eq(PRINCIPAL_GROUP))
-                        .add(grant::Column::PrincipalId.in_subquery(my_groups)),
-                ),
-        )
+    Condition::all().add(grant::Column::TenantId.eq(v.tenant_id.0)).add(
+        Condition::any()
+            .add(
+                Condition::all()
+                    .add(grant::Column::PrincipalKind.eq(PRINCIPAL_USER))
+                    .add(grant::Column::PrincipalId.eq(v.user_id.0)),
+            )
+            .add(
+                Condition::all()
+                    .add(grant::Column::PrincipalKind.eq(PRINCIPAL_GROUP))
+                    .add(grant::Column::PrincipalId.in_subquery(my_groups)),
+            ),
+    )
 }
 
 /// `SELECT address_book_id FROM address_book_grants WHERE <applies to viewer> AND level >= min`.
@@ -52,11 +50,7 @@ pub(crate) fn books_with_level(v: &Viewer, min: AccessLevel) -> SelectStatement 
 /// it is the always-true condition (they read every book of the tenant; the tenant filter is
 /// applied separately by every query).
 pub(crate) fn book_visible<C: ColumnTrait>(v: &Viewer, book_col: C, min: AccessLevel) -> Condition {
-    if v.is_admin() {
-        Condition::all()
-    } else {
-        Condition::all().add(book_col.in_subquery(books_with_level(v, min)))
-    }
+    if v.is_admin() { Condition::all() } else { Condition::all().add(book_col.in_subquery(books_with_level(v, min))) }
 }
 
 /// The viewer's effective level on one book, or `None` when the book does not exist for them.
@@ -85,10 +79,7 @@ pub(crate) async fn book_level<C: ConnectionTrait>(
         .into_tuple()
         .all(conn)
         .await?;
-    Ok(AccessLevel::effective(
-        false,
-        levels.into_iter().filter_map(AccessLevel::from_i16),
-    ))
+    Ok(AccessLevel::effective(false, levels.into_iter().filter_map(AccessLevel::from_i16)))
 }
 
 /// Levels on many books at once (one statement), for list views that show `myAccess`.

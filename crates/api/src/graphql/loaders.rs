@@ -2,9 +2,9 @@
 //! status, company) is batched into one viewer-scoped store call per page, never one per row.
 
 use crate::error::ApiError;
-use cohort_domain::ids::{AddressBookId, BusinessStatusId, ContactId, UserGroupId, UserId};
+use cohort_domain::ids::{AddressBookId, BusinessStatusId, ContactId, GroupId, UserGroupId, UserId};
 use cohort_store::{
-    AddressBookRecord, BusinessStatusRecord, ContactChannels, ContactRecord, Store,
+    AddressBookRecord, BusinessStatusRecord, ContactChannels, ContactRecord, GroupRecord, MembershipRecord, Store,
     UserGroupRecord, UserRecord, Viewer,
 };
 use std::collections::HashMap;
@@ -18,6 +18,17 @@ pub struct Loaders {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChannelsOf(pub ContactId);
 
+/// A contact's memberships (in groups the viewer can see).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MembershipsOf(pub ContactId);
+
+/// The membership that makes `contact` an effective member of `root` (itself or a subgroup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EffectiveOf {
+    pub root: GroupId,
+    pub contact: ContactId,
+}
+
 type R<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
 
 fn err(e: cohort_store::StoreError) -> async_graphql::Error {
@@ -28,14 +39,7 @@ impl async_graphql::dataloader::Loader<ContactId> for Loaders {
     type Value = ContactRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[ContactId]) -> R<ContactId, ContactRecord> {
-        Ok(self
-            .store
-            .contacts_by_ids(&self.viewer, keys)
-            .await
-            .map_err(err)?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect())
+        Ok(self.store.contacts_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|c| (c.id, c)).collect())
     }
 }
 
@@ -89,14 +93,7 @@ impl async_graphql::dataloader::Loader<UserId> for Loaders {
     type Value = UserRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[UserId]) -> R<UserId, UserRecord> {
-        Ok(self
-            .store
-            .users_by_ids(&self.viewer, keys)
-            .await
-            .map_err(err)?
-            .into_iter()
-            .map(|u| (u.id, u))
-            .collect())
+        Ok(self.store.users_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|u| (u.id, u)).collect())
     }
 }
 
@@ -112,5 +109,42 @@ impl async_graphql::dataloader::Loader<UserGroupId> for Loaders {
             .into_iter()
             .map(|g| (g.id, g))
             .collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<GroupId> for Loaders {
+    type Value = GroupRecord;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[GroupId]) -> R<GroupId, GroupRecord> {
+        Ok(self.store.groups_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|g| (g.id, g)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<MembershipsOf> for Loaders {
+    type Value = Vec<MembershipRecord>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[MembershipsOf]) -> R<MembershipsOf, Vec<MembershipRecord>> {
+        let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
+        let found = self.store.contact_memberships(&self.viewer, &ids).await.map_err(err)?;
+        Ok(found.into_iter().map(|(k, v)| (MembershipsOf(k), v)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<EffectiveOf> for Loaders {
+    type Value = MembershipRecord;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[EffectiveOf]) -> R<EffectiveOf, MembershipRecord> {
+        // One page asks for one root: group the keys by root (normally a single call).
+        let mut by_root: HashMap<GroupId, Vec<ContactId>> = HashMap::new();
+        for k in keys {
+            by_root.entry(k.root).or_default().push(k.contact);
+        }
+        let mut out = HashMap::new();
+        for (root, contacts) in by_root {
+            for (c, m) in self.store.effective_memberships(&self.viewer, root, &contacts).await.map_err(err)? {
+                out.insert(EffectiveOf { root, contact: c }, m);
+            }
+        }
+        Ok(out)
     }
 }

@@ -1,6 +1,7 @@
 //! The GraphQL schema: root types, per-request context, and the guards that bound every request
 //! (depth, complexity, aliases, operations) before any resolver runs.
 
+pub mod groups;
 pub mod ids;
 pub mod loaders;
 pub mod mutation;
@@ -10,21 +11,25 @@ pub mod types;
 use crate::config::Limits;
 use crate::error::ApiError;
 use async_graphql::dataloader::DataLoader;
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
-};
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Selection, SelectionSet,
-};
-use async_graphql::{
-    Context, EmptySubscription, Schema, ServerError, ServerResult, ValidationResult, Variables,
-};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Context, EmptySubscription, Schema, ServerError, ServerResult, ValidationResult, Variables};
 use cohort_store::{Store, Viewer};
 use loaders::Loaders;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub type AppSchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+/// The query root: one object per area, merged.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(query::CoreQuery, groups::GroupQuery);
+
+/// The mutation root: one object per area, merged.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(mutation::CoreMutation, groups::GroupMutation);
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// The tenant key (`tid`) of the request's viewer.
 pub struct TenantKey(pub String);
@@ -45,34 +50,27 @@ pub(crate) fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
 }
 
 pub(crate) fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store, ApiError> {
-    ctx.data_opt::<Store>()
-        .ok_or_else(|| ApiError::Internal("store missing from schema data".into()))
+    ctx.data_opt::<Store>().ok_or_else(|| ApiError::Internal("store missing from schema data".into()))
 }
 
 pub(crate) fn loader<'a>(ctx: &Context<'a>) -> Result<&'a DataLoader<Loaders>, ApiError> {
     viewer(ctx)?;
-    ctx.data_opt::<DataLoader<Loaders>>()
-        .ok_or_else(|| ApiError::Internal("loaders missing from request".into()))
+    ctx.data_opt::<DataLoader<Loaders>>().ok_or_else(|| ApiError::Internal("loaders missing from request".into()))
 }
 
 pub(crate) fn tenant_key<'a>(ctx: &Context<'a>) -> Result<&'a str, ApiError> {
-    ctx.data_opt::<TenantKey>()
-        .map(|t| t.0.as_str())
-        .ok_or(ApiError::Unauthenticated)
+    ctx.data_opt::<TenantKey>().map(|t| t.0.as_str()).ok_or(ApiError::Unauthenticated)
 }
 
 /// Builds the schema. `store` is `None` only for printing the SDL.
 pub fn build_schema(store: Option<Store>, limits: &Limits, introspection: bool) -> AppSchema {
-    let mut b = Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+    let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
         .limit_directives(10)
         .disable_suggestions()
-        .extension(RequestGuard {
-            max_aliases: limits.max_aliases,
-            max_operations: limits.max_batch.max(1) * 2,
-        });
+        .extension(RequestGuard { max_aliases: limits.max_aliases, max_operations: limits.max_batch.max(1) * 2 });
     if !introspection {
         b = b.disable_introspection();
     }
@@ -96,10 +94,7 @@ struct RequestGuard {
 
 impl ExtensionFactory for RequestGuard {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestGuardExt {
-            max_aliases: self.max_aliases,
-            max_operations: self.max_operations,
-        })
+        Arc::new(RequestGuardExt { max_aliases: self.max_aliases, max_operations: self.max_operations })
     }
 }
 
@@ -120,9 +115,7 @@ fn count_aliases(set: &SelectionSet) -> usize {
     set.items
         .iter()
         .map(|s| match &s.node {
-            Selection::Field(f) => {
-                usize::from(f.node.alias.is_some()) + count_aliases(&f.node.selection_set.node)
-            }
+            Selection::Field(f) => usize::from(f.node.alias.is_some()) + count_aliases(&f.node.selection_set.node),
             Selection::InlineFragment(f) => count_aliases(&f.node.selection_set.node),
             Selection::FragmentSpread(_) => 0,
         })
@@ -146,9 +139,7 @@ impl Extension for RequestGuardExt {
     ) -> ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await.map_err(|mut e| {
             mark_failed(ctx);
-            e.extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "GRAPHQL_PARSE_FAILED");
+            e.extensions.get_or_insert_with(Default::default).set("code", "GRAPHQL_PARSE_FAILED");
             e
         })?;
         let operations = match &doc.operations {
@@ -158,29 +149,16 @@ impl Extension for RequestGuardExt {
         if operations > self.max_operations {
             mark_failed(ctx);
             return Err(coded(
-                format!(
-                    "too many operations in one document (limit {})",
-                    self.max_operations
-                ),
+                format!("too many operations in one document (limit {})", self.max_operations),
                 "BAD_REQUEST",
             ));
         }
-        let aliases: usize = doc
-            .operations
-            .iter()
-            .map(|(_, op)| count_aliases(&op.node.selection_set.node))
-            .sum::<usize>()
-            + doc
-                .fragments
-                .values()
-                .map(|f| count_aliases(&f.node.selection_set.node))
-                .sum::<usize>();
+        let aliases: usize =
+            doc.operations.iter().map(|(_, op)| count_aliases(&op.node.selection_set.node)).sum::<usize>()
+                + doc.fragments.values().map(|f| count_aliases(&f.node.selection_set.node)).sum::<usize>();
         if aliases > self.max_aliases {
             mark_failed(ctx);
-            return Err(coded(
-                format!("too many aliases (limit {})", self.max_aliases),
-                "BAD_REQUEST",
-            ));
+            return Err(coded(format!("too many aliases (limit {})", self.max_aliases), "BAD_REQUEST"));
         }
         Ok(doc)
     }

@@ -9,7 +9,8 @@ use cohort_domain::contact::ContactFields;
 use cohort_domain::ids::{AddressBookId, ContactId, UserGroupId, UserId};
 use cohort_store::{ContactInput, ContactPatch, Principal};
 
-pub struct MutationRoot;
+#[derive(Default)]
+pub struct CoreMutation;
 
 #[derive(InputObject)]
 pub struct CreateUserInput {
@@ -179,22 +180,13 @@ fn maybe<T>(m: MaybeUndefined<T>) -> Option<Option<T>> {
 fn principal(user: Option<ID>, group: Option<ID>) -> Result<Principal, ApiError> {
     match (user, group) {
         (Some(u), None) => Ok(Principal::User(UserId(ids::decode(UserId::TAG, &u)?))),
-        (None, Some(g)) => Ok(Principal::UserGroup(UserGroupId(ids::decode(
-            UserGroupId::TAG,
-            &g,
-        )?))),
-        _ => Err(ApiError::bad_input(
-            "userId",
-            "give exactly one of userId and userGroupId",
-        )),
+        (None, Some(g)) => Ok(Principal::UserGroup(UserGroupId(ids::decode(UserGroupId::TAG, &g)?))),
+        _ => Err(ApiError::bad_input("userId", "give exactly one of userId and userGroupId")),
     }
 }
 
 fn user_ids(ids_in: &[ID]) -> Result<Vec<UserId>, ApiError> {
-    Ok(ids::decode_all(UserId::TAG, ids_in)?
-        .into_iter()
-        .map(UserId)
-        .collect())
+    Ok(ids::decode_all(UserId::TAG, ids_in)?.into_iter().map(UserId).collect())
 }
 
 fn channels_e(v: Vec<EmailInput>) -> Vec<(String, Option<String>)> {
@@ -206,20 +198,11 @@ fn channels_p(v: Vec<PhoneInput>) -> Vec<(String, Option<String>)> {
 }
 
 #[Object]
-impl MutationRoot {
+impl CoreMutation {
     /// Pre-creates a user so they can be granted access before first login (admin).
-    async fn create_user(
-        &self,
-        ctx: &Context<'_>,
-        input: CreateUserInput,
-    ) -> async_graphql::Result<CreateUserPayload> {
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> async_graphql::Result<CreateUserPayload> {
         let u = store(ctx)?
-            .create_user(
-                viewer(ctx)?,
-                &input.subject,
-                input.name.as_deref(),
-                input.email.as_deref(),
-            )
+            .create_user(viewer(ctx)?, &input.subject, input.name.as_deref(), input.email.as_deref())
             .await
             .map_err(ApiError::from)?;
         Ok(CreateUserPayload { user: User(u) })
@@ -235,9 +218,7 @@ impl MutationRoot {
             .create_user_group(viewer(ctx)?, &input.name, input.description.as_deref())
             .await
             .map_err(ApiError::from)?;
-        Ok(CreateUserGroupPayload {
-            user_group: UserGroup(g),
-        })
+        Ok(CreateUserGroupPayload { user_group: UserGroup(g) })
     }
 
     /// Adds users to a user group (admin). Any unknown user id fails the whole call.
@@ -249,20 +230,9 @@ impl MutationRoot {
         let v = viewer(ctx)?;
         let s = store(ctx)?;
         let gid = UserGroupId(ids::decode(UserGroupId::TAG, &input.user_group_id)?);
-        let added = s
-            .add_user_group_members(v, gid, &user_ids(&input.user_ids)?)
-            .await
-            .map_err(ApiError::from)?;
-        let g = s
-            .user_groups_by_ids(v, &[gid])
-            .await
-            .map_err(ApiError::from)?
-            .pop()
-            .ok_or(ApiError::NotFound)?;
-        Ok(AddUserGroupMembersPayload {
-            user_group: UserGroup(g),
-            added_count: added as i32,
-        })
+        let added = s.add_user_group_members(v, gid, &user_ids(&input.user_ids)?).await.map_err(ApiError::from)?;
+        let g = s.user_groups_by_ids(v, &[gid]).await.map_err(ApiError::from)?.pop().ok_or(ApiError::NotFound)?;
+        Ok(AddUserGroupMembersPayload { user_group: UserGroup(g), added_count: added as i32 })
     }
 
     /// Removes users from a user group (admin).
@@ -274,20 +244,9 @@ impl MutationRoot {
         let v = viewer(ctx)?;
         let s = store(ctx)?;
         let gid = UserGroupId(ids::decode(UserGroupId::TAG, &input.user_group_id)?);
-        let removed = s
-            .remove_user_group_members(v, gid, &user_ids(&input.user_ids)?)
-            .await
-            .map_err(ApiError::from)?;
-        let g = s
-            .user_groups_by_ids(v, &[gid])
-            .await
-            .map_err(ApiError::from)?
-            .pop()
-            .ok_or(ApiError::NotFound)?;
-        Ok(RemoveUserGroupMembersPayload {
-            user_group: UserGroup(g),
-            removed_count: removed as i32,
-        })
+        let removed = s.remove_user_group_members(v, gid, &user_ids(&input.user_ids)?).await.map_err(ApiError::from)?;
+        let g = s.user_groups_by_ids(v, &[gid]).await.map_err(ApiError::from)?.pop().ok_or(ApiError::NotFound)?;
+        Ok(RemoveUserGroupMembersPayload { user_group: UserGroup(g), removed_count: removed as i32 })
     }
 
     /// Creates an address book (admin).
@@ -300,9 +259,7 @@ impl MutationRoot {
             .create_address_book(viewer(ctx)?, &input.name, input.description.as_deref())
             .await
             .map_err(ApiError::from)?;
-        Ok(CreateAddressBookPayload {
-            address_book: AddressBook(b),
-        })
+        Ok(CreateAddressBookPayload { address_book: AddressBook(b) })
     }
 
     /// Grants a user or user group access to a book, replacing any previous level (needs MANAGE).
@@ -313,13 +270,8 @@ impl MutationRoot {
     ) -> async_graphql::Result<GrantAddressBookAccessPayload> {
         let book = AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?);
         let p = principal(input.user_id, input.user_group_id)?;
-        let g = store(ctx)?
-            .grant_access(viewer(ctx)?, book, p, input.level.into())
-            .await
-            .map_err(ApiError::from)?;
-        Ok(GrantAddressBookAccessPayload {
-            grant: AddressBookGrant(g),
-        })
+        let g = store(ctx)?.grant_access(viewer(ctx)?, book, p, input.level.into()).await.map_err(ApiError::from)?;
+        Ok(GrantAddressBookAccessPayload { grant: AddressBookGrant(g) })
     }
 
     /// Revokes a grant (needs MANAGE). Takes effect on the holder's next request.
@@ -330,10 +282,7 @@ impl MutationRoot {
     ) -> async_graphql::Result<RevokeAddressBookAccessPayload> {
         let book = AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?);
         let p = principal(input.user_id, input.user_group_id)?;
-        let revoked = store(ctx)?
-            .revoke_access(viewer(ctx)?, book, p)
-            .await
-            .map_err(ApiError::from)?;
+        let revoked = store(ctx)?.revoke_access(viewer(ctx)?, book, p).await.map_err(ApiError::from)?;
         Ok(RevokeAddressBookAccessPayload { revoked })
     }
 
@@ -345,11 +294,8 @@ impl MutationRoot {
     ) -> async_graphql::Result<CreateContactPayload> {
         let v = viewer(ctx)?;
         let book = AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?);
-        let company_id = input
-            .company_id
-            .as_ref()
-            .map(|c| ids::decode(ContactId::TAG, c).map(ContactId))
-            .transpose()?;
+        let company_id =
+            input.company_id.as_ref().map(|c| ids::decode(ContactId::TAG, c).map(ContactId)).transpose()?;
         let c = store(ctx)?
             .create_contact(
                 v,
@@ -369,9 +315,7 @@ impl MutationRoot {
             )
             .await
             .map_err(ApiError::from)?;
-        Ok(CreateContactPayload {
-            contact: Contact(c),
-        })
+        Ok(CreateContactPayload { contact: Contact(c) })
     }
 
     /// Changes a contact the viewer can write.
@@ -401,13 +345,8 @@ impl MutationRoot {
             phones: input.phones.map(channels_p),
             company_id,
         };
-        let c = store(ctx)?
-            .update_contact(v, id, patch)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(UpdateContactPayload {
-            contact: Contact(c),
-        })
+        let c = store(ctx)?.update_contact(v, id, patch).await.map_err(ApiError::from)?;
+        Ok(UpdateContactPayload { contact: Contact(c) })
     }
 
     /// Deletes a contact the viewer can write.
@@ -418,13 +357,8 @@ impl MutationRoot {
     ) -> async_graphql::Result<DeleteContactPayload> {
         let v = viewer(ctx)?;
         let id = ContactId(ids::decode(ContactId::TAG, &input.id)?);
-        store(ctx)?
-            .delete_contact(v, id)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(DeleteContactPayload {
-            deleted_id: input.id,
-        })
+        store(ctx)?.delete_contact(v, id).await.map_err(ApiError::from)?;
+        Ok(DeleteContactPayload { deleted_id: input.id })
     }
 
     /// Sets or clears a contact's business status; every change is kept in its history.
@@ -439,8 +373,6 @@ impl MutationRoot {
             .set_business_status(v, id, input.status.as_deref(), input.note.as_deref())
             .await
             .map_err(ApiError::from)?;
-        Ok(SetContactBusinessStatusPayload {
-            contact: Contact(c),
-        })
+        Ok(SetContactBusinessStatusPayload { contact: Contact(c) })
     }
 }

@@ -4,10 +4,11 @@ use super::types::*;
 use super::{ids, loader, store, viewer};
 use crate::error::ApiError;
 use async_graphql::{Context, ID, InputObject, Object};
-use cohort_domain::ids::{AddressBookId, ContactId, UserGroupId, UserId};
-use cohort_store::{ContactFilter, PageRequest};
+use cohort_domain::ids::{AddressBookId, ContactId, GroupId, UserGroupId, UserId};
+use cohort_store::{ContactFilter, GroupSelection, PageRequest};
 
-pub struct QueryRoot;
+#[derive(Default)]
+pub struct CoreQuery;
 
 /// Which contacts to list. All conditions combine with AND; only visible contacts ever match.
 #[derive(InputObject, Default)]
@@ -19,6 +20,22 @@ pub struct ContactFilterInput {
     pub business_status: Option<Vec<String>>,
     /// Case-insensitive prefix of any word of the name, or of any e-mail address.
     pub search: Option<String>,
+    /// Group membership: in all of `all`, in at least one of `any`, in none of `none`.
+    pub groups: Option<GroupSelectionInput>,
+}
+
+/// Selects contacts by their groups ("everyone in Greece or Italy, not in Customers").
+#[derive(InputObject, Default)]
+pub struct GroupSelectionInput {
+    #[graphql(default)]
+    pub all: Vec<ID>,
+    #[graphql(default)]
+    pub any: Vec<ID>,
+    #[graphql(default)]
+    pub none: Vec<ID>,
+    /// Membership of a subgroup counts as membership of its ancestors.
+    #[graphql(default)]
+    pub include_subgroups: bool,
 }
 
 impl ContactFilterInput {
@@ -26,20 +43,31 @@ impl ContactFilterInput {
         Ok(ContactFilter {
             address_books: self
                 .address_books
-                .map(|b| {
-                    ids::decode_all(AddressBookId::TAG, &b)
-                        .map(|v| v.into_iter().map(AddressBookId).collect())
-                })
+                .map(|b| ids::decode_all(AddressBookId::TAG, &b).map(|v| v.into_iter().map(AddressBookId).collect()))
                 .transpose()?,
             kind: self.kind.map(Into::into),
             business_status: self.business_status,
             search: self.search,
+            groups: self
+                .groups
+                .map(|g| -> Result<GroupSelection, ApiError> {
+                    let dec = |v: &[ID]| -> Result<Vec<GroupId>, ApiError> {
+                        Ok(ids::decode_all(GroupId::TAG, v)?.into_iter().map(GroupId).collect())
+                    };
+                    Ok(GroupSelection {
+                        all: dec(&g.all)?,
+                        any: dec(&g.any)?,
+                        none: dec(&g.none)?,
+                        include_subgroups: g.include_subgroups,
+                    })
+                })
+                .transpose()?,
         })
     }
 }
 
 #[Object]
-impl QueryRoot {
+impl CoreQuery {
     /// The authenticated caller.
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<ViewerInfo> {
         viewer(ctx)?;
@@ -54,19 +82,11 @@ impl QueryRoot {
         };
         let l = loader(ctx)?;
         Ok(match tag.as_str() {
-            ContactId::TAG => l
-                .load_one(ContactId(uuid))
-                .await?
-                .map(|c| Node::Contact(Contact(c))),
-            AddressBookId::TAG => l
-                .load_one(AddressBookId(uuid))
-                .await?
-                .map(|b| Node::AddressBook(AddressBook(b))),
+            ContactId::TAG => l.load_one(ContactId(uuid)).await?.map(|c| Node::Contact(Contact(c))),
+            AddressBookId::TAG => l.load_one(AddressBookId(uuid)).await?.map(|b| Node::AddressBook(AddressBook(b))),
             UserId::TAG => l.load_one(UserId(uuid)).await?.map(|u| Node::User(User(u))),
-            UserGroupId::TAG => l
-                .load_one(UserGroupId(uuid))
-                .await?
-                .map(|g| Node::UserGroup(UserGroup(g))),
+            UserGroupId::TAG => l.load_one(UserGroupId(uuid)).await?.map(|g| Node::UserGroup(UserGroup(g))),
+            GroupId::TAG => l.load_one(GroupId(uuid)).await?.map(|g| Node::Group(super::groups::Group(g))),
             _ => None,
         })
     }
@@ -81,10 +101,7 @@ impl QueryRoot {
     ) -> async_graphql::Result<AddressBookConnection> {
         let v = viewer(ctx)?;
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = store(ctx)?
-            .address_books(v, &page)
-            .await
-            .map_err(ApiError::from)?;
+        let p = store(ctx)?.address_books(v, &page).await.map_err(ApiError::from)?;
         Ok(AddressBookConnection::from_page(p, None))
     }
 
@@ -92,22 +109,14 @@ impl QueryRoot {
     async fn address_book(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<AddressBook> {
         viewer(ctx)?;
         let id = AddressBookId(ids::decode(AddressBookId::TAG, &id)?);
-        loader(ctx)?
-            .load_one(id)
-            .await?
-            .map(AddressBook)
-            .ok_or_else(|| ApiError::NotFound.into())
+        loader(ctx)?.load_one(id).await?.map(AddressBook).ok_or_else(|| ApiError::NotFound.into())
     }
 
     /// One contact; `NOT_FOUND` — exactly as for an id that never existed — if the viewer cannot see it.
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Contact> {
         viewer(ctx)?;
         let id = ContactId(ids::decode(ContactId::TAG, &id)?);
-        loader(ctx)?
-            .load_one(id)
-            .await?
-            .map(Contact)
-            .ok_or_else(|| ApiError::NotFound.into())
+        loader(ctx)?.load_one(id).await?.map(Contact).ok_or_else(|| ApiError::NotFound.into())
     }
 
     /// Visible contacts, by (name, id), keyset-paginated.
@@ -122,25 +131,13 @@ impl QueryRoot {
         let v = viewer(ctx)?;
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let filter = filter.unwrap_or_default().into_filter()?;
-        let p = store(ctx)?
-            .contacts(v, &filter, &page)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(ContactConnection::from_page(
-            p,
-            Some(CountSource::Contacts(filter)),
-        ))
+        let p = store(ctx)?.contacts(v, &filter, &page).await.map_err(ApiError::from)?;
+        Ok(ContactConnection::from_page(p, Some(CountSource::Contacts(filter))))
     }
 
     /// The tenant's business-status classification, in display order.
-    async fn business_statuses(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<BusinessStatus>> {
-        let s = store(ctx)?
-            .business_statuses(viewer(ctx)?)
-            .await
-            .map_err(ApiError::from)?;
+    async fn business_statuses(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<BusinessStatus>> {
+        let s = store(ctx)?.business_statuses(viewer(ctx)?).await.map_err(ApiError::from)?;
         Ok(s.into_iter().map(BusinessStatus).collect())
     }
 
@@ -153,10 +150,7 @@ impl QueryRoot {
         after: Option<String>,
     ) -> async_graphql::Result<UserConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = store(ctx)?
-            .users(viewer(ctx)?, &page)
-            .await
-            .map_err(ApiError::from)?;
+        let p = store(ctx)?.users(viewer(ctx)?, &page).await.map_err(ApiError::from)?;
         Ok(UserConnection::from_page(p, None))
     }
 
@@ -169,10 +163,7 @@ impl QueryRoot {
         after: Option<String>,
     ) -> async_graphql::Result<UserGroupConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = store(ctx)?
-            .user_groups(viewer(ctx)?, &page)
-            .await
-            .map_err(ApiError::from)?;
+        let p = store(ctx)?.user_groups(viewer(ctx)?, &page).await.map_err(ApiError::from)?;
         Ok(UserGroupConnection::from_page(p, None))
     }
 }

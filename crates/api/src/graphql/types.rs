@@ -7,8 +7,8 @@ use async_graphql::{ComplexObject, Context, Enum, ID, Interface, Object, SimpleO
 use chrono::{DateTime, Utc};
 use cohort_domain::ids::{AddressBookId, ContactId, UserGroupId, UserId};
 use cohort_store::{
-    AddressBookRecord, BusinessStatusRecord, ContactFilter, ContactRecord, GrantRecord, Page,
-    PageRequest, Principal, StatusChangeRecord, UserGroupRecord, UserRecord,
+    AddressBookRecord, BusinessStatusRecord, ContactFilter, ContactRecord, GrantRecord, Page, PageRequest, Principal,
+    StatusChangeRecord, UserGroupRecord, UserRecord,
 };
 
 use super::loaders::ChannelsOf;
@@ -86,7 +86,7 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
-fn page_info<T>(p: &Page<T>) -> PageInfo {
+pub(crate) fn page_info<T>(p: &Page<T>) -> PageInfo {
     PageInfo {
         has_next_page: p.has_next_page,
         has_previous_page: p.has_previous_page,
@@ -117,14 +117,7 @@ macro_rules! connection {
             pub fn from_page(p: Page<$rec>, count: Option<CountSource>) -> Self {
                 let page_info = page_info(&p);
                 $conn {
-                    edges: p
-                        .rows
-                        .into_iter()
-                        .map(|(cursor, r)| $edge {
-                            cursor,
-                            node: r.into(),
-                        })
-                        .collect(),
+                    edges: p.rows.into_iter().map(|(cursor, r)| $edge { cursor, node: r.into() }).collect(),
                     page_info,
                     count,
                 }
@@ -141,49 +134,18 @@ pub enum CountSource {
 
 async fn total_count(ctx: &Context<'_>, c: &Option<CountSource>) -> async_graphql::Result<i64> {
     match c {
-        Some(CountSource::Contacts(f)) => Ok(store(ctx)?
-            .count_contacts(viewer(ctx)?, f)
-            .await
-            .map_err(ApiError::from)? as i64),
+        Some(CountSource::Contacts(f)) => {
+            Ok(store(ctx)?.count_contacts(viewer(ctx)?, f).await.map_err(ApiError::from)? as i64)
+        }
         None => Err(ApiError::bad_input("totalCount", "not available for this list").into()),
     }
 }
 
-connection!(
-    ContactConnection,
-    ContactEdge,
-    Contact,
-    ContactRecord,
-    "A contact in a page of contacts."
-);
-connection!(
-    AddressBookConnection,
-    AddressBookEdge,
-    AddressBook,
-    AddressBookRecord,
-    "An address book in a page."
-);
-connection!(
-    UserConnection,
-    UserEdge,
-    User,
-    UserRecord,
-    "A user in a page."
-);
-connection!(
-    UserGroupConnection,
-    UserGroupEdge,
-    UserGroup,
-    UserGroupRecord,
-    "A user group in a page."
-);
-connection!(
-    StatusChangeConnection,
-    StatusChangeEdge,
-    StatusChange,
-    StatusChangeRecord,
-    "A business-status change."
-);
+connection!(ContactConnection, ContactEdge, Contact, ContactRecord, "A contact in a page of contacts.");
+connection!(AddressBookConnection, AddressBookEdge, AddressBook, AddressBookRecord, "An address book in a page.");
+connection!(UserConnection, UserEdge, User, UserRecord, "A user in a page.");
+connection!(UserGroupConnection, UserGroupEdge, UserGroup, UserGroupRecord, "A user group in a page.");
+connection!(StatusChangeConnection, StatusChangeEdge, StatusChange, StatusChangeRecord, "A business-status change.");
 
 #[ComplexObject]
 impl ContactConnection {
@@ -209,6 +171,7 @@ pub enum Node {
     AddressBook(AddressBook),
     User(User),
     UserGroup(UserGroup),
+    Group(super::groups::Group),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -257,32 +220,12 @@ impl Contact {
         &self.0.display_name
     }
     async fn emails(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<EmailAddress>> {
-        let ch = loader(ctx)?
-            .load_one(ChannelsOf(self.0.id))
-            .await?
-            .unwrap_or_default();
-        Ok(ch
-            .emails
-            .into_iter()
-            .map(|e| EmailAddress {
-                address: e.address,
-                label: e.label,
-            })
-            .collect())
+        let ch = loader(ctx)?.load_one(ChannelsOf(self.0.id)).await?.unwrap_or_default();
+        Ok(ch.emails.into_iter().map(|e| EmailAddress { address: e.address, label: e.label }).collect())
     }
     async fn phones(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PhoneNumber>> {
-        let ch = loader(ctx)?
-            .load_one(ChannelsOf(self.0.id))
-            .await?
-            .unwrap_or_default();
-        Ok(ch
-            .phones
-            .into_iter()
-            .map(|p| PhoneNumber {
-                number: p.number,
-                label: p.label,
-            })
-            .collect())
+        let ch = loader(ctx)?.load_one(ChannelsOf(self.0.id)).await?.unwrap_or_default();
+        Ok(ch.phones.into_iter().map(|p| PhoneNumber { number: p.number, label: p.label }).collect())
     }
     /// A person's company — `null` when there is none or the viewer cannot see it.
     async fn company(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
@@ -293,16 +236,9 @@ impl Contact {
     }
     async fn address_book(&self, ctx: &Context<'_>) -> async_graphql::Result<AddressBook> {
         // A visible contact's book is always visible; a miss here means it changed mid-request.
-        loader(ctx)?
-            .load_one(self.0.address_book_id)
-            .await?
-            .map(AddressBook)
-            .ok_or_else(|| ApiError::NotFound.into())
+        loader(ctx)?.load_one(self.0.address_book_id).await?.map(AddressBook).ok_or_else(|| ApiError::NotFound.into())
     }
-    async fn business_status(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Option<BusinessStatus>> {
+    async fn business_status(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<BusinessStatus>> {
         match self.0.business_status_id {
             None => Ok(None),
             Some(s) => Ok(loader(ctx)?.load_one(s).await?.map(BusinessStatus)),
@@ -317,11 +253,23 @@ impl Contact {
         after: Option<String>,
     ) -> async_graphql::Result<StatusChangeConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = store(ctx)?
-            .status_history(viewer(ctx)?, self.0.id, &page)
-            .await
-            .map_err(ApiError::from)?;
+        let p = store(ctx)?.status_history(viewer(ctx)?, self.0.id, &page).await.map_err(ApiError::from)?;
         Ok(StatusChangeConnection::from_page(p, None))
+    }
+    /// The contact's memberships in groups the viewer can see, by group name. Resolving this
+    /// for more than 100 contacts in one request refuses the request (`EXPORT_LIMIT`).
+    async fn memberships(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::groups::GroupMembership>> {
+        super::groups::contact_memberships(ctx, self.0.id).await
+    }
+    /// Every join and leave of this contact in groups the viewer can see, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn membership_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<super::groups::MembershipEventConnection> {
+        super::groups::contact_membership_history(ctx, self.0.id, first, after).await
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -420,10 +368,7 @@ impl AddressBook {
     }
     /// Who has access (needs MANAGE on the book).
     async fn grants(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AddressBookGrant>> {
-        let g = store(ctx)?
-            .grants(viewer(ctx)?, self.0.id)
-            .await
-            .map_err(ApiError::from)?;
+        let g = store(ctx)?.grants(viewer(ctx)?, self.0.id).await.map_err(ApiError::from)?;
         Ok(g.into_iter().map(AddressBookGrant).collect())
     }
     /// The book's contacts, by name.
@@ -435,18 +380,9 @@ impl AddressBook {
         after: Option<String>,
     ) -> async_graphql::Result<ContactConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let filter = ContactFilter {
-            address_books: Some(vec![self.0.id]),
-            ..Default::default()
-        };
-        let p = store(ctx)?
-            .contacts(viewer(ctx)?, &filter, &page)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(ContactConnection::from_page(
-            p,
-            Some(CountSource::Contacts(filter)),
-        ))
+        let filter = ContactFilter { address_books: Some(vec![self.0.id]), ..Default::default() };
+        let p = store(ctx)?.contacts(viewer(ctx)?, &filter, &page).await.map_err(ApiError::from)?;
+        Ok(ContactConnection::from_page(p, Some(CountSource::Contacts(filter))))
     }
 }
 
@@ -463,14 +399,8 @@ impl AddressBookGrant {
     /// The user or user group holding the grant.
     async fn principal(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GrantPrincipal>> {
         Ok(match self.0.principal {
-            Principal::User(u) => loader(ctx)?
-                .load_one(u)
-                .await?
-                .map(|u| GrantPrincipal::User(User(u))),
-            Principal::UserGroup(g) => loader(ctx)?
-                .load_one(g)
-                .await?
-                .map(|g| GrantPrincipal::UserGroup(UserGroup(g))),
+            Principal::User(u) => loader(ctx)?.load_one(u).await?.map(|u| GrantPrincipal::User(User(u))),
+            Principal::UserGroup(g) => loader(ctx)?.load_one(g).await?.map(|g| GrantPrincipal::UserGroup(UserGroup(g))),
         })
     }
     async fn level(&self) -> AccessLevel {
@@ -547,10 +477,7 @@ impl UserGroup {
     }
     /// Members (admin only).
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
-        let m = store(ctx)?
-            .user_group_members(viewer(ctx)?, self.0.id)
-            .await
-            .map_err(ApiError::from)?;
+        let m = store(ctx)?.user_group_members(viewer(ctx)?, self.0.id).await.map_err(ApiError::from)?;
         Ok(m.into_iter().map(User).collect())
     }
 }
@@ -562,11 +489,7 @@ pub struct ViewerInfo;
 impl ViewerInfo {
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let v = viewer(ctx)?;
-        loader(ctx)?
-            .load_one(v.user_id())
-            .await?
-            .map(User)
-            .ok_or_else(|| ApiError::NotFound.into())
+        loader(ctx)?.load_one(v.user_id()).await?.map(User).ok_or_else(|| ApiError::NotFound.into())
     }
     /// The tenant key (the token's `tid`).
     async fn tenant(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
@@ -588,10 +511,7 @@ impl ViewerInfo {
     }
     /// The user groups the viewer belongs to.
     async fn user_groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<UserGroup>> {
-        let g = store(ctx)?
-            .my_user_groups(viewer(ctx)?)
-            .await
-            .map_err(ApiError::from)?;
+        let g = store(ctx)?.my_user_groups(viewer(ctx)?).await.map_err(ApiError::from)?;
         Ok(g.into_iter().map(UserGroup).collect())
     }
 }

@@ -80,9 +80,7 @@ impl Store {
         description: Option<&str>,
     ) -> StoreResult<AddressBookRecord> {
         if !v.is_admin() {
-            return Err(StoreError::forbidden(
-                "creating address books needs the admin role",
-            ));
+            return Err(StoreError::forbidden("creating address books needs the admin role"));
         }
         let name = Name::parse("name", name)?;
         let description = optional_text("description", description)?;
@@ -98,9 +96,7 @@ impl Store {
         })
         .exec_without_returning(&txn)
         .await
-        .map_err(|e| {
-            StoreError::unique_as_conflict(e, "an address book with this name already exists")
-        })?;
+        .map_err(|e| StoreError::unique_as_conflict(e, "an address book with this name already exists"))?;
         audit::record(
             &txn,
             v,
@@ -121,24 +117,15 @@ impl Store {
     }
 
     /// The books the viewer can see, by name.
-    pub async fn address_books(
-        &self,
-        v: &Viewer,
-        page: &PageRequest,
-    ) -> StoreResult<Page<AddressBookRecord>> {
+    pub async fn address_books(&self, v: &Viewer, page: &PageRequest) -> StoreResult<Page<AddressBookRecord>> {
         let mut q = address_book::Entity::find()
             .filter(address_book::Column::TenantId.eq(v.tenant_id.0))
             .filter(book_visible(v, address_book::Column::Id, AccessLevel::Read));
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(
-                Condition::any()
-                    .add(address_book::Column::Name.gt(name.clone()))
-                    .add(
-                        Condition::all()
-                            .add(address_book::Column::Name.eq(name))
-                            .add(address_book::Column::Id.gt(id)),
-                    ),
-            );
+            q =
+                q.filter(Condition::any().add(address_book::Column::Name.gt(name.clone())).add(
+                    Condition::all().add(address_book::Column::Name.eq(name)).add(address_book::Column::Id.gt(id)),
+                ));
         }
         let rows = q
             .order_by_asc(address_book::Column::Name)
@@ -151,11 +138,7 @@ impl Store {
     }
 
     /// Visible books among `ids` (unknown and hidden ids are simply absent).
-    pub async fn address_books_by_ids(
-        &self,
-        v: &Viewer,
-        ids: &[AddressBookId],
-    ) -> StoreResult<Vec<AddressBookRecord>> {
+    pub async fn address_books_by_ids(&self, v: &Viewer, ids: &[AddressBookId]) -> StoreResult<Vec<AddressBookRecord>> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -168,11 +151,7 @@ impl Store {
         self.with_levels(v, rows).await
     }
 
-    async fn with_levels(
-        &self,
-        v: &Viewer,
-        rows: Vec<address_book::Model>,
-    ) -> StoreResult<Vec<AddressBookRecord>> {
+    async fn with_levels(&self, v: &Viewer, rows: Vec<address_book::Model>) -> StoreResult<Vec<AddressBookRecord>> {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         let levels = book_levels(&self.db, v, &ids).await?;
         Ok(rows
@@ -195,9 +174,7 @@ impl Store {
         match book_level(&self.db, v, book).await? {
             None => return Err(StoreError::NotFound),
             Some(l) if l < AccessLevel::Manage => {
-                return Err(StoreError::forbidden(
-                    "reading grants needs MANAGE on the address book",
-                ));
+                return Err(StoreError::forbidden("reading grants needs MANAGE on the address book"));
             }
             Some(_) => {}
         }
@@ -225,9 +202,7 @@ impl Store {
         match book_level(&txn, v, book).await? {
             None => return Err(StoreError::NotFound),
             Some(l) if l < AccessLevel::Manage => {
-                return Err(StoreError::forbidden(
-                    "granting access needs MANAGE on the address book",
-                ));
+                return Err(StoreError::forbidden("granting access needs MANAGE on the address book"));
             }
             Some(_) => {}
         }
@@ -265,11 +240,7 @@ impl Store {
                 grant::Column::PrincipalKind,
                 grant::Column::PrincipalId,
             ])
-            .update_columns([
-                grant::Column::Level,
-                grant::Column::GrantedAt,
-                grant::Column::GrantedBy,
-            ])
+            .update_columns([grant::Column::Level, grant::Column::GrantedAt, grant::Column::GrantedBy])
             .to_owned(),
         )
         .exec_without_returning(&txn)
@@ -284,29 +255,16 @@ impl Store {
         )
         .await?;
         txn.commit().await?;
-        Ok(GrantRecord {
-            address_book_id: book,
-            principal,
-            level,
-            granted_at: now,
-            granted_by: Some(v.user_id),
-        })
+        Ok(GrantRecord { address_book_id: book, principal, level, granted_at: now, granted_by: Some(v.user_id) })
     }
 
     /// Revokes a principal's grant on a book (needs `MANAGE`). Returns whether a grant existed.
-    pub async fn revoke_access(
-        &self,
-        v: &Viewer,
-        book: AddressBookId,
-        principal: Principal,
-    ) -> StoreResult<bool> {
+    pub async fn revoke_access(&self, v: &Viewer, book: AddressBookId, principal: Principal) -> StoreResult<bool> {
         let txn = self.write_txn().await?;
         match book_level(&txn, v, book).await? {
             None => return Err(StoreError::NotFound),
             Some(l) if l < AccessLevel::Manage => {
-                return Err(StoreError::forbidden(
-                    "revoking access needs MANAGE on the address book",
-                ));
+                return Err(StoreError::forbidden("revoking access needs MANAGE on the address book"));
             }
             Some(_) => {}
         }
@@ -331,11 +289,7 @@ impl Store {
     }
 
     /// The viewer's level on a book, `None` if it does not exist for them.
-    pub async fn address_book_access(
-        &self,
-        v: &Viewer,
-        book: AddressBookId,
-    ) -> StoreResult<Option<AccessLevel>> {
+    pub async fn address_book_access(&self, v: &Viewer, book: AddressBookId) -> StoreResult<Option<AccessLevel>> {
         book_level(&self.db, v, book).await
     }
 }

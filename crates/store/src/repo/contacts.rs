@@ -3,7 +3,9 @@
 //! not exist: not listed, not counted, not matched by filters, and `NotFound` by id.
 
 use crate::Store;
-use crate::entities::{business_status, contact, contact_email, contact_phone, status_change};
+use crate::entities::{
+    business_status, contact, contact_email, contact_phone, group_closure, membership, status_change,
+};
 use crate::error::{StoreError, StoreResult};
 use crate::page::{Page, PageRequest};
 use crate::viewer::Viewer;
@@ -11,12 +13,12 @@ use crate::visibility::{book_level, book_visible, like_escape};
 use chrono::{DateTime, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::contact::{ContactFields, ContactKind, ValidContact};
-use cohort_domain::ids::{AddressBookId, BusinessStatusId, ContactId, StatusChangeId, UserId};
+use cohort_domain::ids::{AddressBookId, BusinessStatusId, ContactId, GroupId, StatusChangeId, UserId};
 use cohort_domain::text::optional_text;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select,
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -95,6 +97,18 @@ pub struct ContactFilter {
     pub business_status: Option<Vec<String>>,
     /// Prefix of any word of the name, or of any e-mail address; case-insensitive.
     pub search: Option<String>,
+    /// Group membership conditions.
+    pub groups: Option<GroupSelection>,
+}
+
+/// "In all of these, in any of those, in none of these" — how scripts pick contacts.
+#[derive(Debug, Clone, Default)]
+pub struct GroupSelection {
+    pub all: Vec<GroupId>,
+    pub any: Vec<GroupId>,
+    pub none: Vec<GroupId>,
+    /// Membership of a group counts membership of any of its descendants.
+    pub include_subgroups: bool,
 }
 
 /// A new contact.
@@ -131,21 +145,15 @@ fn search_text(display_name: &str) -> String {
 }
 
 fn visible_contacts(v: &Viewer) -> Select<contact::Entity> {
-    contact::Entity::find()
-        .filter(contact::Column::TenantId.eq(v.tenant_id.0))
-        .filter(book_visible(
-            v,
-            contact::Column::AddressBookId,
-            AccessLevel::Read,
-        ))
+    contact::Entity::find().filter(contact::Column::TenantId.eq(v.tenant_id.0)).filter(book_visible(
+        v,
+        contact::Column::AddressBookId,
+        AccessLevel::Read,
+    ))
 }
 
 impl Store {
-    async fn filtered(
-        &self,
-        v: &Viewer,
-        f: &ContactFilter,
-    ) -> StoreResult<Select<contact::Entity>> {
+    async fn filtered(&self, v: &Viewer, f: &ContactFilter) -> StoreResult<Select<contact::Entity>> {
         let mut q = visible_contacts(v);
         if let Some(books) = &f.address_books {
             q = q.filter(contact::Column::AddressBookId.is_in(books.iter().map(|b| b.0)));
@@ -179,13 +187,51 @@ impl Store {
                 ),
             );
         }
-        if let Some(term) = f
-            .search
-            .as_deref()
-            .map(cohort_domain::text::search_prefix)
-            .transpose()?
-            .flatten()
-        {
+        if let Some(sel) = &f.groups {
+            let named: Vec<GroupId> = sel.all.iter().chain(&sel.any).chain(&sel.none).copied().collect();
+            if named.len() > 50 {
+                return Err(StoreError::invalid("groups", "at most 50 groups in one selection"));
+            }
+            // Selecting by a group the viewer cannot see would reveal its membership: such a group
+            // does not exist for them.
+            let mut distinct = named.clone();
+            distinct.sort();
+            distinct.dedup();
+            if self.groups_by_ids(v, &distinct).await?.len() != distinct.len() {
+                return Err(StoreError::NotFound);
+            }
+            let members_of = |groups: &[GroupId]| {
+                let mut q = Query::select();
+                q.column(membership::Column::ContactId)
+                    .from(membership::Entity)
+                    .and_where(membership::Column::TenantId.eq(v.tenant_id.0));
+                if sel.include_subgroups {
+                    q.and_where(
+                        membership::Column::GroupId.in_subquery(
+                            Query::select()
+                                .column(group_closure::Column::DescendantId)
+                                .from(group_closure::Entity)
+                                .and_where(group_closure::Column::TenantId.eq(v.tenant_id.0))
+                                .and_where(group_closure::Column::AncestorId.is_in(groups.iter().map(|g| g.0)))
+                                .to_owned(),
+                        ),
+                    );
+                } else {
+                    q.and_where(membership::Column::GroupId.is_in(groups.iter().map(|g| g.0)));
+                }
+                q.to_owned()
+            };
+            for g in &sel.all {
+                q = q.filter(contact::Column::Id.in_subquery(members_of(std::slice::from_ref(g))));
+            }
+            if !sel.any.is_empty() {
+                q = q.filter(contact::Column::Id.in_subquery(members_of(&sel.any)));
+            }
+            if !sel.none.is_empty() {
+                q = q.filter(contact::Column::Id.not_in_subquery(members_of(&sel.none)));
+            }
+        }
+        if let Some(term) = f.search.as_deref().map(cohort_domain::text::search_prefix).transpose()?.flatten() {
             let esc = like_escape(&term);
             let emails = Query::select()
                 .column(contact_email::Column::ContactId)
@@ -220,11 +266,7 @@ impl Store {
             q = q.filter(
                 Condition::any()
                     .add(contact::Column::SortName.gt(name.clone()))
-                    .add(
-                        Condition::all()
-                            .add(contact::Column::SortName.eq(name))
-                            .add(contact::Column::Id.gt(id)),
-                    ),
+                    .add(Condition::all().add(contact::Column::SortName.eq(name)).add(contact::Column::Id.gt(id))),
             );
         }
         let rows = q
@@ -233,11 +275,9 @@ impl Store {
             .limit(page.limit())
             .all(&self.db)
             .await?;
-        Ok(Page::from_rows(
-            rows.into_iter().map(ContactRecord::from).collect(),
-            page,
-            |c| (c.sort_name.clone(), c.id.0),
-        ))
+        Ok(Page::from_rows(rows.into_iter().map(ContactRecord::from).collect(), page, |c| {
+            (c.sort_name.clone(), c.id.0)
+        }))
     }
 
     /// How many visible contacts match `f`.
@@ -246,11 +286,7 @@ impl Store {
     }
 
     /// The visible contacts among `ids`; unknown and hidden ids are absent, indistinguishably.
-    pub async fn contacts_by_ids(
-        &self,
-        v: &Viewer,
-        ids: &[ContactId],
-    ) -> StoreResult<Vec<ContactRecord>> {
+    pub async fn contacts_by_ids(&self, v: &Viewer, ids: &[ContactId]) -> StoreResult<Vec<ContactRecord>> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -281,16 +317,11 @@ impl Store {
         id: ContactId,
         needed: AccessLevel,
     ) -> StoreResult<contact::Model> {
-        let c = visible_contacts(v)
-            .filter(contact::Column::Id.eq(id.0))
-            .one(txn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let c = visible_contacts(v).filter(contact::Column::Id.eq(id.0)).one(txn).await?.ok_or(StoreError::NotFound)?;
         let level = book_level(txn, v, AddressBookId(c.address_book_id)).await?;
         if !AccessLevel::allows(level, needed) {
             return Err(StoreError::forbidden(
-                format!("this needs {needed:?} access on the contact's address book")
-                    .to_uppercase(),
+                format!("this needs {needed:?} access on the contact's address book").to_uppercase(),
             ));
         }
         Ok(c)
@@ -305,9 +336,7 @@ impl Store {
     ) -> StoreResult<()> {
         match book_level(txn, v, book).await? {
             None => Err(StoreError::NotFound),
-            Some(l) if l < needed => Err(StoreError::forbidden(
-                "this needs WRITE access on the address book",
-            )),
+            Some(l) if l < needed => Err(StoreError::forbidden("this needs WRITE access on the address book")),
             Some(_) => Ok(()),
         }
     }
@@ -321,10 +350,7 @@ impl Store {
         this: Option<ContactId>,
     ) -> StoreResult<()> {
         if Some(company) == this {
-            return Err(StoreError::invalid(
-                "companyId",
-                "a contact cannot be its own company",
-            ));
+            return Err(StoreError::invalid("companyId", "a contact cannot be its own company"));
         }
         let c = visible_contacts(v)
             .filter(contact::Column::Id.eq(company.0))
@@ -332,20 +358,12 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         if c.kind != ContactKind::Company.as_str() {
-            return Err(StoreError::invalid(
-                "companyId",
-                "must name a company contact",
-            ));
+            return Err(StoreError::invalid("companyId", "must name a company contact"));
         }
         Ok(())
     }
 
-    async fn status_id_for(
-        &self,
-        txn: &DatabaseTransaction,
-        v: &Viewer,
-        key: &str,
-    ) -> StoreResult<Uuid> {
+    async fn status_id_for(&self, txn: &DatabaseTransaction, v: &Viewer, key: &str) -> StoreResult<Uuid> {
         business_status::Entity::find()
             .filter(business_status::Column::TenantId.eq(v.tenant_id.0))
             .filter(business_status::Column::Key.eq(key))
@@ -353,10 +371,7 @@ impl Store {
             .await?
             .map(|s| s.id)
             .ok_or_else(|| {
-                StoreError::invalid(
-                    "businessStatus",
-                    format!("'{key}' is not a business status of this tenant"),
-                )
+                StoreError::invalid("businessStatus", format!("'{key}' is not a business status of this tenant"))
             })
     }
 
@@ -376,15 +391,15 @@ impl Store {
                 .exec(txn)
                 .await?;
             if !valid.emails.is_empty() {
-                contact_email::Entity::insert_many(valid.emails.iter().enumerate().map(
-                    |(i, (e, l))| contact_email::ActiveModel {
+                contact_email::Entity::insert_many(valid.emails.iter().enumerate().map(|(i, (e, l))| {
+                    contact_email::ActiveModel {
                         tenant_id: Set(v.tenant_id.0),
                         contact_id: Set(id),
                         position: Set(i as i32),
                         address: Set(e.as_str().to_owned()),
                         label: Set(l.clone()),
-                    },
-                ))
+                    }
+                }))
                 .exec_without_returning(txn)
                 .await?;
             }
@@ -396,15 +411,15 @@ impl Store {
                 .exec(txn)
                 .await?;
             if !valid.phones.is_empty() {
-                contact_phone::Entity::insert_many(valid.phones.iter().enumerate().map(
-                    |(i, (p, l))| contact_phone::ActiveModel {
+                contact_phone::Entity::insert_many(valid.phones.iter().enumerate().map(|(i, (p, l))| {
+                    contact_phone::ActiveModel {
                         tenant_id: Set(v.tenant_id.0),
                         contact_id: Set(id),
                         position: Set(i as i32),
                         number: Set(p.as_str().to_owned()),
                         label: Set(l.clone()),
-                    },
-                ))
+                    }
+                }))
                 .exec_without_returning(txn)
                 .await?;
             }
@@ -413,21 +428,13 @@ impl Store {
     }
 
     /// Creates a contact in a book where the viewer holds `WRITE`.
-    pub async fn create_contact(
-        &self,
-        v: &Viewer,
-        input: ContactInput,
-    ) -> StoreResult<ContactRecord> {
+    pub async fn create_contact(&self, v: &Viewer, input: ContactInput) -> StoreResult<ContactRecord> {
         let valid = ValidContact::validate(input.kind, &input.fields)?;
         let txn = self.write_txn().await?;
-        self.require_book(&txn, v, input.address_book_id, AccessLevel::Write)
-            .await?;
+        self.require_book(&txn, v, input.address_book_id, AccessLevel::Write).await?;
         if let Some(company) = input.company_id {
             if input.kind != ContactKind::Person {
-                return Err(StoreError::invalid(
-                    "companyId",
-                    "only a person can be linked to a company",
-                ));
+                return Err(StoreError::invalid("companyId", "only a person can be linked to a company"));
             }
             self.check_company(&txn, v, company, None).await?;
         }
@@ -454,9 +461,7 @@ impl Store {
             updated_at: now,
             created_by: Some(v.user_id.0),
         };
-        contact::Entity::insert(contact::ActiveModel::from(m.clone()))
-            .exec_without_returning(&txn)
-            .await?;
+        contact::Entity::insert(contact::ActiveModel::from(m.clone())).exec_without_returning(&txn).await?;
         self.write_channels(&txn, v, id, &valid, true, true).await?;
         if status_id.is_some() {
             insert_status_change(&txn, v, id, None, status_id, None).await?;
@@ -466,29 +471,19 @@ impl Store {
     }
 
     /// Applies a partial update to a contact the viewer can write.
-    pub async fn update_contact(
-        &self,
-        v: &Viewer,
-        id: ContactId,
-        p: ContactPatch,
-    ) -> StoreResult<ContactRecord> {
+    pub async fn update_contact(&self, v: &Viewer, id: ContactId, p: ContactPatch) -> StoreResult<ContactRecord> {
         let txn = self.write_txn().await?;
         let cur = self.contact_for(&txn, v, id, AccessLevel::Write).await?;
         let kind = ContactKind::parse(&cur.kind).unwrap_or(ContactKind::Person);
+        let (cur_book, cur_sort) = (cur.address_book_id, cur.sort_name.clone());
         let emails_changed = p.emails.is_some();
         let phones_changed = p.phones.is_some();
         let (cur_emails, cur_phones) = if emails_changed && phones_changed {
             (vec![], vec![])
         } else {
-            let ch = channels_on(&txn, v, &[id])
-                .await?
-                .remove(&id)
-                .unwrap_or_default();
+            let ch = channels_on(&txn, v, &[id]).await?.remove(&id).unwrap_or_default();
             (
-                ch.emails
-                    .into_iter()
-                    .map(|e| (e.address, e.label))
-                    .collect(),
+                ch.emails.into_iter().map(|e| (e.address, e.label)).collect(),
                 ch.phones.into_iter().map(|p| (p.number, p.label)).collect(),
             )
         };
@@ -500,30 +495,24 @@ impl Store {
             phones: p.phones.clone().unwrap_or(cur_phones),
         };
         let valid = ValidContact::validate(kind, &fields)?;
-        if let Some(book) = p.address_book_id {
-            if book.0 != cur.address_book_id {
-                self.require_book(&txn, v, book, AccessLevel::Write).await?;
-            }
+        if let Some(book) = p.address_book_id
+            && book.0 != cur.address_book_id
+        {
+            self.require_book(&txn, v, book, AccessLevel::Write).await?;
         }
         let company_id = match p.company_id {
             None => cur.company_id,
             Some(None) => None,
             Some(Some(c)) => {
                 if kind != ContactKind::Person {
-                    return Err(StoreError::invalid(
-                        "companyId",
-                        "only a person can be linked to a company",
-                    ));
+                    return Err(StoreError::invalid("companyId", "only a person can be linked to a company"));
                 }
                 self.check_company(&txn, v, c, Some(id)).await?;
                 Some(c.0)
             }
         };
         let m = contact::Model {
-            address_book_id: p
-                .address_book_id
-                .map(|b| b.0)
-                .unwrap_or(cur.address_book_id),
+            address_book_id: p.address_book_id.map(|b| b.0).unwrap_or(cur.address_book_id),
             first_name: valid.first_name.clone(),
             last_name: valid.last_name.clone(),
             company_name: valid.company_name.clone(),
@@ -550,8 +539,10 @@ impl Store {
         })
         .exec(&txn)
         .await?;
-        self.write_channels(&txn, v, id.0, &valid, emails_changed, phones_changed)
-            .await?;
+        self.write_channels(&txn, v, id.0, &valid, emails_changed, phones_changed).await?;
+        if m.address_book_id != cur_book || m.sort_name != cur_sort {
+            Store::sync_membership_keys(&txn, v, m.id, m.address_book_id, &m.sort_name).await?;
+        }
         txn.commit().await?;
         Ok(m.into())
     }
@@ -560,11 +551,9 @@ impl Store {
     pub async fn delete_contact(&self, v: &Viewer, id: ContactId) -> StoreResult<ContactId> {
         let txn = self.write_txn().await?;
         self.contact_for(&txn, v, id, AccessLevel::Write).await?;
+        Store::end_contact_memberships(&txn, v, id.0).await?;
         contact::Entity::update_many()
-            .col_expr(
-                contact::Column::CompanyId,
-                Expr::value(Option::<Uuid>::None),
-            )
+            .col_expr(contact::Column::CompanyId, Expr::value(Option::<Uuid>::None))
             .filter(contact::Column::TenantId.eq(v.tenant_id.0))
             .filter(contact::Column::CompanyId.eq(id.0))
             .exec(&txn)
@@ -608,12 +597,7 @@ impl Store {
             .await?;
         insert_status_change(&txn, v, id.0, cur.business_status_id, to, note).await?;
         txn.commit().await?;
-        Ok(contact::Model {
-            business_status_id: to,
-            updated_at: now,
-            ..cur
-        }
-        .into())
+        Ok(contact::Model { business_status_id: to, updated_at: now, ..cur }.into())
     }
 
     /// A visible contact's status history, newest first.
@@ -628,25 +612,15 @@ impl Store {
             .from(contact::Entity)
             .and_where(contact::Column::TenantId.eq(v.tenant_id.0))
             .and_where(contact::Column::Id.eq(id.0))
-            .cond_where(book_visible(
-                v,
-                contact::Column::AddressBookId,
-                AccessLevel::Read,
-            ))
+            .cond_where(book_visible(v, contact::Column::AddressBookId, AccessLevel::Read))
             .to_owned();
         let mut q = status_change::Entity::find()
             .filter(status_change::Column::TenantId.eq(v.tenant_id.0))
             .filter(status_change::Column::ContactId.in_subquery(visible));
         if let Some((at, cid)) = page.after_key::<(DateTime<Utc>, Uuid)>()? {
-            q = q.filter(
-                Condition::any()
-                    .add(status_change::Column::ChangedAt.lt(at))
-                    .add(
-                        Condition::all()
-                            .add(status_change::Column::ChangedAt.eq(at))
-                            .add(status_change::Column::Id.lt(cid)),
-                    ),
-            );
+            q = q.filter(Condition::any().add(status_change::Column::ChangedAt.lt(at)).add(
+                Condition::all().add(status_change::Column::ChangedAt.eq(at)).add(status_change::Column::Id.lt(cid)),
+            ));
         }
         let rows = q
             .order_by_desc(status_change::Column::ChangedAt)
@@ -666,9 +640,7 @@ impl Store {
                 note: r.note,
             })
             .collect();
-        Ok(Page::from_rows(recs, page, |r: &StatusChangeRecord| {
-            (r.changed_at, r.id.0)
-        }))
+        Ok(Page::from_rows(recs, page, |r: &StatusChangeRecord| (r.changed_at, r.id.0)))
     }
 
     /// Business statuses by id (for the per-request loader).
@@ -730,11 +702,7 @@ async fn channels_on<C: ConnectionTrait>(
             .from(contact::Entity)
             .and_where(contact::Column::TenantId.eq(v.tenant_id.0))
             .and_where(contact::Column::Id.is_in(ids.iter().map(|i| i.0)))
-            .cond_where(book_visible(
-                v,
-                contact::Column::AddressBookId,
-                AccessLevel::Read,
-            ))
+            .cond_where(book_visible(v, contact::Column::AddressBookId, AccessLevel::Read))
             .to_owned()
     };
     let emails = contact_email::Entity::find()
@@ -745,13 +713,7 @@ async fn channels_on<C: ConnectionTrait>(
         .all(conn)
         .await?;
     for e in emails {
-        out.entry(ContactId(e.contact_id))
-            .or_default()
-            .emails
-            .push(EmailRecord {
-                address: e.address,
-                label: e.label,
-            });
+        out.entry(ContactId(e.contact_id)).or_default().emails.push(EmailRecord { address: e.address, label: e.label });
     }
     let phones = contact_phone::Entity::find()
         .filter(contact_phone::Column::TenantId.eq(v.tenant_id.0))
@@ -761,13 +723,7 @@ async fn channels_on<C: ConnectionTrait>(
         .all(conn)
         .await?;
     for p in phones {
-        out.entry(ContactId(p.contact_id))
-            .or_default()
-            .phones
-            .push(PhoneRecord {
-                number: p.number,
-                label: p.label,
-            });
+        out.entry(ContactId(p.contact_id)).or_default().phones.push(PhoneRecord { number: p.number, label: p.label });
     }
     Ok(out)
 }

@@ -12,10 +12,7 @@ use cohort_domain::ids::{TenantId, UserGroupId, UserId};
 use cohort_domain::status::SEEDED_STATUSES;
 use cohort_domain::text::{Email, Name, optional_text};
 use sea_orm::sea_query::{Condition, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,43 +48,27 @@ pub struct UserGroupRecord {
 
 impl From<user_group::Model> for UserGroupRecord {
     fn from(m: user_group::Model) -> Self {
-        UserGroupRecord {
-            id: UserGroupId(m.id),
-            name: m.name,
-            description: m.description,
-            created_at: m.created_at,
-        }
+        UserGroupRecord { id: UserGroupId(m.id), name: m.name, description: m.description, created_at: m.created_at }
     }
 }
 
+/// (tenant id, user id, name, e-mail, last seen) of a user found by tenant key and subject.
+type KnownUser = (Uuid, Uuid, Option<String>, Option<String>, Option<DateTime<Utc>>);
+
 fn require_admin(v: &Viewer) -> StoreResult<()> {
-    if v.is_admin() {
-        Ok(())
-    } else {
-        Err(StoreError::forbidden("this operation needs the admin role"))
-    }
+    if v.is_admin() { Ok(()) } else { Err(StoreError::forbidden("this operation needs the admin role")) }
 }
 
 /// Validates a token subject / tenant key: 1 to 200 printable characters.
 fn check_key(field: &'static str, s: &str) -> StoreResult<()> {
     if s.is_empty() || s.len() > 200 || s.chars().any(char::is_control) {
-        return Err(StoreError::invalid(
-            field,
-            "must be 1 to 200 printable characters",
-        ));
+        return Err(StoreError::invalid(field, "must be 1 to 200 printable characters"));
     }
     Ok(())
 }
 
-pub(crate) async fn ensure_tenant<C: ConnectionTrait>(
-    conn: &C,
-    key: &str,
-) -> StoreResult<TenantId> {
-    if let Some(t) = tenant::Entity::find()
-        .filter(tenant::Column::Key.eq(key))
-        .one(conn)
-        .await?
-    {
+pub(crate) async fn ensure_tenant<C: ConnectionTrait>(conn: &C, key: &str) -> StoreResult<TenantId> {
+    if let Some(t) = tenant::Entity::find().filter(tenant::Column::Key.eq(key)).one(conn).await? {
         return Ok(TenantId(t.id));
     }
     let id = Uuid::now_v7();
@@ -97,18 +78,10 @@ pub(crate) async fn ensure_tenant<C: ConnectionTrait>(
         name: Set(key.to_owned()),
         created_at: Set(Utc::now()),
     })
-    .on_conflict(
-        OnConflict::column(tenant::Column::Key)
-            .do_nothing()
-            .to_owned(),
-    )
+    .on_conflict(OnConflict::column(tenant::Column::Key).do_nothing().to_owned())
     .exec_without_returning(conn)
     .await?;
-    let t = tenant::Entity::find()
-        .filter(tenant::Column::Key.eq(key))
-        .one(conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let t = tenant::Entity::find().filter(tenant::Column::Key.eq(key)).one(conn).await?.ok_or(StoreError::NotFound)?;
     if inserted == 1 {
         seed_statuses(conn, TenantId(t.id)).await?;
     }
@@ -116,20 +89,15 @@ pub(crate) async fn ensure_tenant<C: ConnectionTrait>(
 }
 
 async fn seed_statuses<C: ConnectionTrait>(conn: &C, t: TenantId) -> StoreResult<()> {
-    let rows = SEEDED_STATUSES
-        .iter()
-        .enumerate()
-        .map(|(i, (key, label, cat))| business_status::ActiveModel {
-            tenant_id: Set(t.0),
-            id: Set(Uuid::now_v7()),
-            key: Set((*key).to_owned()),
-            label: Set((*label).to_owned()),
-            category: Set((*cat).to_owned()),
-            position: Set(i as i32),
-        });
-    business_status::Entity::insert_many(rows)
-        .exec_without_returning(conn)
-        .await?;
+    let rows = SEEDED_STATUSES.iter().enumerate().map(|(i, (key, label, cat))| business_status::ActiveModel {
+        tenant_id: Set(t.0),
+        id: Set(Uuid::now_v7()),
+        key: Set((*key).to_owned()),
+        label: Set((*label).to_owned()),
+        category: Set((*cat).to_owned()),
+        position: Set(i as i32),
+    });
+    business_status::Entity::insert_many(rows).exec_without_returning(conn).await?;
     Ok(())
 }
 
@@ -140,11 +108,7 @@ pub(crate) async fn ensure_user<C: ConnectionTrait>(
     name: Option<&str>,
     email: Option<&str>,
 ) -> StoreResult<user::Model> {
-    let find = || {
-        user::Entity::find()
-            .filter(user::Column::TenantId.eq(t.0))
-            .filter(user::Column::Subject.eq(subject))
-    };
+    let find = || user::Entity::find().filter(user::Column::TenantId.eq(t.0)).filter(user::Column::Subject.eq(subject));
     if let Some(u) = find().one(conn).await? {
         return Ok(u);
     }
@@ -157,11 +121,7 @@ pub(crate) async fn ensure_user<C: ConnectionTrait>(
         created_at: Set(Utc::now()),
         last_seen_at: Set(None),
     })
-    .on_conflict(
-        OnConflict::columns([user::Column::TenantId, user::Column::Subject])
-            .do_nothing()
-            .to_owned(),
-    )
+    .on_conflict(OnConflict::columns([user::Column::TenantId, user::Column::Subject]).do_nothing().to_owned())
     .exec_without_returning(conn)
     .await?;
     find().one(conn).await?.ok_or(StoreError::NotFound)
@@ -173,13 +133,7 @@ impl Store {
     pub async fn viewer(&self, id: &Identity) -> StoreResult<Viewer> {
         check_key("tid", &id.tenant_key)?;
         check_key("sub", &id.subject)?;
-        let found: Option<(
-            Uuid,
-            Uuid,
-            Option<String>,
-            Option<String>,
-            Option<DateTime<Utc>>,
-        )> = user::Entity::find()
+        let found: Option<KnownUser> = user::Entity::find()
             .select_only()
             .column(user::Column::TenantId)
             .column(user::Column::Id)
@@ -204,22 +158,14 @@ impl Store {
             None => {
                 let txn = self.write_txn().await?;
                 let t = ensure_tenant(&txn, &id.tenant_key).await?;
-                let u = ensure_user(
-                    &txn,
-                    t,
-                    &id.subject,
-                    id.name.as_deref(),
-                    id.email.as_deref(),
-                )
-                .await?;
+                let u = ensure_user(&txn, t, &id.subject, id.name.as_deref(), id.email.as_deref()).await?;
                 txn.commit().await?;
                 (t.0, u.id, u.name, u.email, u.last_seen_at)
             }
         };
         // Keep the profile fresh from the token, but write at most every few minutes per user.
         let stale = last_seen.is_none_or(|t| Utc::now() - t > chrono::Duration::minutes(5));
-        let changed =
-            (id.name.is_some() && id.name != name) || (id.email.is_some() && id.email != email);
+        let changed = (id.name.is_some() && id.name != name) || (id.email.is_some() && id.email != email);
         if stale || changed {
             let mut am = user::ActiveModel {
                 tenant_id: sea_orm::ActiveValue::Unchanged(tenant_id),
@@ -264,9 +210,7 @@ impl Store {
             .one(&txn)
             .await?;
         if exists.is_some() {
-            return Err(StoreError::Conflict(
-                "a user with this subject already exists".into(),
-            ));
+            return Err(StoreError::Conflict("a user with this subject already exists".into()));
         }
         let u = ensure_user(
             &txn,
@@ -276,15 +220,7 @@ impl Store {
             email.as_ref().map(Email::as_str),
         )
         .await?;
-        audit::record(
-            &txn,
-            v,
-            "user.create",
-            "User",
-            Some(u.id),
-            serde_json::json!({"subject": u.subject}),
-        )
-        .await?;
+        audit::record(&txn, v, "user.create", "User", Some(u.id), serde_json::json!({"subject": u.subject})).await?;
         txn.commit().await?;
         Ok(u.into())
     }
@@ -313,11 +249,7 @@ impl Store {
             q = q.filter(
                 Condition::any()
                     .add(user::Column::Subject.gt(subject.clone()))
-                    .add(
-                        Condition::all()
-                            .add(user::Column::Subject.eq(subject))
-                            .add(user::Column::Id.gt(id)),
-                    ),
+                    .add(Condition::all().add(user::Column::Subject.eq(subject)).add(user::Column::Id.gt(id))),
             );
         }
         let rows = q
@@ -326,11 +258,7 @@ impl Store {
             .limit(page.limit())
             .all(&self.db)
             .await?;
-        Ok(Page::from_rows(
-            rows.into_iter().map(UserRecord::from).collect(),
-            page,
-            |u| (u.subject.clone(), u.id.0),
-        ))
+        Ok(Page::from_rows(rows.into_iter().map(UserRecord::from).collect(), page, |u| (u.subject.clone(), u.id.0)))
     }
 
     pub async fn create_user_group(
@@ -359,28 +287,15 @@ impl Store {
         })
         .exec_without_returning(&txn)
         .await
-        .map_err(|e| {
-            StoreError::unique_as_conflict(e, "a user group with this name already exists")
-        })?;
-        audit::record(
-            &txn,
-            v,
-            "userGroup.create",
-            "UserGroup",
-            Some(m.id),
-            serde_json::json!({"name": m.name}),
-        )
-        .await?;
+        .map_err(|e| StoreError::unique_as_conflict(e, "a user group with this name already exists"))?;
+        audit::record(&txn, v, "userGroup.create", "UserGroup", Some(m.id), serde_json::json!({"name": m.name}))
+            .await?;
         txn.commit().await?;
         Ok(m.into())
     }
 
     /// User groups by id: admins see all; others see the groups they belong to.
-    pub async fn user_groups_by_ids(
-        &self,
-        v: &Viewer,
-        ids: &[UserGroupId],
-    ) -> StoreResult<Vec<UserGroupRecord>> {
+    pub async fn user_groups_by_ids(&self, v: &Viewer, ids: &[UserGroupId]) -> StoreResult<Vec<UserGroupRecord>> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -394,13 +309,8 @@ impl Store {
     }
 
     /// User groups by name: admins see all, others the groups they belong to.
-    pub async fn user_groups(
-        &self,
-        v: &Viewer,
-        page: &PageRequest,
-    ) -> StoreResult<Page<UserGroupRecord>> {
-        let mut q =
-            user_group::Entity::find().filter(user_group::Column::TenantId.eq(v.tenant_id.0));
+    pub async fn user_groups(&self, v: &Viewer, page: &PageRequest) -> StoreResult<Page<UserGroupRecord>> {
+        let mut q = user_group::Entity::find().filter(user_group::Column::TenantId.eq(v.tenant_id.0));
         if !v.is_admin() {
             q = q.filter(user_group::Column::Id.in_subquery(my_groups_query(v)));
         }
@@ -408,11 +318,7 @@ impl Store {
             q = q.filter(
                 Condition::any()
                     .add(user_group::Column::Name.gt(name.clone()))
-                    .add(
-                        Condition::all()
-                            .add(user_group::Column::Name.eq(name))
-                            .add(user_group::Column::Id.gt(id)),
-                    ),
+                    .add(Condition::all().add(user_group::Column::Name.eq(name)).add(user_group::Column::Id.gt(id))),
             );
         }
         let rows = q
@@ -421,11 +327,7 @@ impl Store {
             .limit(page.limit())
             .all(&self.db)
             .await?;
-        Ok(Page::from_rows(
-            rows.into_iter().map(UserGroupRecord::from).collect(),
-            page,
-            |g| (g.name.clone(), g.id.0),
-        ))
+        Ok(Page::from_rows(rows.into_iter().map(UserGroupRecord::from).collect(), page, |g| (g.name.clone(), g.id.0)))
     }
 
     /// The user groups the viewer belongs to, by name.
@@ -442,11 +344,7 @@ impl Store {
     }
 
     /// Members of a user group (admin), by subject.
-    pub async fn user_group_members(
-        &self,
-        v: &Viewer,
-        group: UserGroupId,
-    ) -> StoreResult<Vec<UserRecord>> {
+    pub async fn user_group_members(&self, v: &Viewer, group: UserGroupId) -> StoreResult<Vec<UserRecord>> {
         require_admin(v)?;
         Ok(user::Entity::find()
             .filter(user::Column::TenantId.eq(v.tenant_id.0))
@@ -471,18 +369,10 @@ impl Store {
 
     /// Adds users to a user group (admin). All ids must name users of the tenant, or nothing is
     /// written. Returns how many memberships were new.
-    pub async fn add_user_group_members(
-        &self,
-        v: &Viewer,
-        group: UserGroupId,
-        users: &[UserId],
-    ) -> StoreResult<u64> {
+    pub async fn add_user_group_members(&self, v: &Viewer, group: UserGroupId, users: &[UserId]) -> StoreResult<u64> {
         require_admin(v)?;
         if users.len() > 1000 {
-            return Err(StoreError::invalid(
-                "userIds",
-                "at most 1000 users per call",
-            ));
+            return Err(StoreError::invalid("userIds", "at most 1000 users per call"));
         }
         let txn = self.write_txn().await?;
         self.check_user_group(&txn, v, group).await?;
@@ -504,13 +394,11 @@ impl Store {
             return Ok(0);
         }
         let now = Utc::now();
-        let added = user_group_member::Entity::insert_many(ids.iter().map(|u| {
-            user_group_member::ActiveModel {
-                tenant_id: Set(v.tenant_id.0),
-                user_group_id: Set(group.0),
-                user_id: Set(*u),
-                created_at: Set(now),
-            }
+        let added = user_group_member::Entity::insert_many(ids.iter().map(|u| user_group_member::ActiveModel {
+            tenant_id: Set(v.tenant_id.0),
+            user_group_id: Set(group.0),
+            user_id: Set(*u),
+            created_at: Set(now),
         }))
         .on_conflict(
             OnConflict::columns([
@@ -523,15 +411,8 @@ impl Store {
         )
         .exec_without_returning(&txn)
         .await?;
-        audit::record(
-            &txn,
-            v,
-            "userGroup.addMembers",
-            "UserGroup",
-            Some(group.0),
-            serde_json::json!({"userIds": ids}),
-        )
-        .await?;
+        audit::record(&txn, v, "userGroup.addMembers", "UserGroup", Some(group.0), serde_json::json!({"userIds": ids}))
+            .await?;
         txn.commit().await?;
         Ok(added)
     }
@@ -565,12 +446,7 @@ impl Store {
         Ok(res.rows_affected)
     }
 
-    async fn check_user_group<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        v: &Viewer,
-        group: UserGroupId,
-    ) -> StoreResult<()> {
+    async fn check_user_group<C: ConnectionTrait>(&self, conn: &C, v: &Viewer, group: UserGroupId) -> StoreResult<()> {
         user_group::Entity::find()
             .filter(user_group::Column::TenantId.eq(v.tenant_id.0))
             .filter(user_group::Column::Id.eq(group.0))

@@ -1,0 +1,547 @@
+//! Contact groups and their hierarchy. Reading a group needs `READ` on its home address book,
+//! configuring it `MANAGE` there (admins: everywhere). The hierarchy is a closure table: every
+//! (ancestor, descendant) pair with its depth, so "this group and everything below it" is one
+//! indexed lookup and a move rewrites the moved subtree's rows in two set-based statements.
+
+use crate::Store;
+use crate::entities::{group, group_closure, membership, membership_event};
+use crate::error::{StoreError, StoreResult};
+use crate::page::{Page, PageRequest};
+use crate::repo::audit;
+use crate::sql::Sql;
+use crate::viewer::Viewer;
+use crate::visibility::{book_level, book_levels, book_visible, like_escape};
+use chrono::{DateTime, Utc};
+use cohort_domain::AccessLevel;
+use cohort_domain::group::{ValidGroup, check_move};
+use cohort_domain::ids::{AddressBookId, GroupId};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub id: GroupId,
+    pub address_book_id: AddressBookId,
+    pub parent_id: Option<GroupId>,
+    pub name: String,
+    pub sort_name: String,
+    pub description: Option<String>,
+    pub precedence: i32,
+    pub public_name: Option<String>,
+    pub public_description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The viewer's level on the home book (at least `Read`).
+    pub my_access: AccessLevel,
+}
+
+fn record(m: group::Model, my_access: AccessLevel) -> GroupRecord {
+    GroupRecord {
+        id: GroupId(m.id),
+        address_book_id: AddressBookId(m.address_book_id),
+        parent_id: m.parent_id.map(GroupId),
+        name: m.name,
+        sort_name: m.sort_name,
+        description: m.description,
+        precedence: m.precedence,
+        public_name: m.public_name,
+        public_description: m.public_description,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        my_access,
+    }
+}
+
+/// A new group.
+#[derive(Debug, Clone)]
+pub struct GroupInput {
+    pub address_book_id: AddressBookId,
+    pub parent_id: Option<GroupId>,
+    pub name: String,
+    pub description: Option<String>,
+    pub precedence: i32,
+    pub public_name: Option<String>,
+    pub public_description: Option<String>,
+}
+
+/// A partial update: `None` leaves a field unchanged; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct GroupPatch {
+    pub address_book_id: Option<AddressBookId>,
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub precedence: Option<i32>,
+    pub public_name: Option<Option<String>>,
+    pub public_description: Option<Option<String>>,
+}
+
+/// What to do with a deleted group's subgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubgroupPolicy {
+    /// Refuse (`Conflict`) if there are any.
+    Refuse,
+    /// Move them under another group (or to the root level with `None`).
+    ReparentTo(Option<GroupId>),
+    /// Delete the whole subtree.
+    Delete,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GroupFilter {
+    pub parent_id: Option<GroupId>,
+    pub roots_only: bool,
+    /// Case-insensitive prefix of the group's name.
+    pub search: Option<String>,
+    pub is_public: Option<bool>,
+}
+
+pub(crate) fn visible_groups(v: &Viewer) -> sea_orm::Select<group::Entity> {
+    group::Entity::find().filter(group::Column::TenantId.eq(v.tenant_id.0)).filter(book_visible(
+        v,
+        group::Column::AddressBookId,
+        AccessLevel::Read,
+    ))
+}
+
+/// The ids of `root`'s subtree (itself included).
+pub(crate) async fn subtree_ids<C: ConnectionTrait>(
+    conn: &C,
+    v: &Viewer,
+    root: GroupId,
+) -> StoreResult<HashSet<GroupId>> {
+    let ids: Vec<Uuid> = group_closure::Entity::find()
+        .filter(group_closure::Column::TenantId.eq(v.tenant_id.0))
+        .filter(group_closure::Column::AncestorId.eq(root.0))
+        .select_only()
+        .column(group_closure::Column::DescendantId)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(ids.into_iter().map(GroupId).collect())
+}
+
+impl Store {
+    async fn with_group_levels(&self, v: &Viewer, rows: Vec<group::Model>) -> StoreResult<Vec<GroupRecord>> {
+        let books: Vec<Uuid> = rows.iter().map(|r| r.address_book_id).collect();
+        let levels = book_levels(&self.db, v, &books).await?;
+        Ok(rows.into_iter().filter_map(|r| levels.get(&r.address_book_id).copied().map(|l| record(r, l))).collect())
+    }
+
+    /// A visible group inside a transaction, with the viewer's level on its home book.
+    pub(crate) async fn group_for(
+        &self,
+        txn: &DatabaseTransaction,
+        v: &Viewer,
+        id: GroupId,
+        needed: AccessLevel,
+    ) -> StoreResult<group::Model> {
+        let g = visible_groups(v).filter(group::Column::Id.eq(id.0)).one(txn).await?.ok_or(StoreError::NotFound)?;
+        let level = book_level(txn, v, AddressBookId(g.address_book_id)).await?;
+        if !AccessLevel::allows(level, needed) {
+            return Err(StoreError::forbidden(match needed {
+                AccessLevel::Manage => "configuring this group needs MANAGE on its home address book",
+                AccessLevel::Write => "changing this group's members needs WRITE on its home address book",
+                AccessLevel::Read => "reading this group needs READ on its home address book",
+            }));
+        }
+        Ok(g)
+    }
+
+    async fn require_manage_book(&self, txn: &DatabaseTransaction, v: &Viewer, book: AddressBookId) -> StoreResult<()> {
+        match book_level(txn, v, book).await? {
+            None => Err(StoreError::NotFound),
+            Some(l) if l < AccessLevel::Manage => {
+                Err(StoreError::forbidden("configuring groups needs MANAGE on their home address book"))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    pub async fn create_group(&self, v: &Viewer, input: GroupInput) -> StoreResult<GroupRecord> {
+        let valid = ValidGroup::validate(
+            &input.name,
+            input.description.as_deref(),
+            input.precedence,
+            input.public_name.as_deref(),
+            input.public_description.as_deref(),
+        )?;
+        let txn = self.write_txn().await?;
+        self.require_manage_book(&txn, v, input.address_book_id).await?;
+        if let Some(p) = input.parent_id {
+            self.group_for(&txn, v, p, AccessLevel::Manage).await?;
+        }
+        let now = Utc::now();
+        let m = group::Model {
+            tenant_id: v.tenant_id.0,
+            id: Uuid::now_v7(),
+            address_book_id: input.address_book_id.0,
+            parent_id: input.parent_id.map(|p| p.0),
+            name: valid.name,
+            sort_name: valid.sort_name,
+            description: valid.description,
+            precedence: valid.precedence,
+            public_name: valid.public_name,
+            public_description: valid.public_description,
+            created_at: now,
+            updated_at: now,
+        };
+        group::Entity::insert(group::ActiveModel::from(m.clone())).exec_without_returning(&txn).await?;
+        // Closure rows: (g, g, 0) and (a, g, d + 1) for every ancestor-or-self a of the parent.
+        group_closure::Entity::insert(group_closure::ActiveModel {
+            tenant_id: Set(v.tenant_id.0),
+            ancestor_id: Set(m.id),
+            descendant_id: Set(m.id),
+            depth: Set(0),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        if let Some(p) = input.parent_id {
+            let mut q = Sql::new(txn.get_database_backend());
+            q.push("INSERT INTO group_closure (tenant_id, ancestor_id, descendant_id, depth) SELECT tenant_id, ancestor_id, ")
+                .bind(m.id)
+                .push(", depth + 1 FROM group_closure WHERE tenant_id = ")
+                .bind(v.tenant_id.0)
+                .push(" AND descendant_id = ")
+                .bind(p.0);
+            txn.execute_raw(q.build()).await?;
+        }
+        audit::record(&txn, v, "group.create", "Group", Some(m.id), serde_json::json!({"name": m.name})).await?;
+        txn.commit().await?;
+        let level = AccessLevel::effective(v.is_admin(), [AccessLevel::Manage]).unwrap_or(AccessLevel::Manage);
+        Ok(record(m, level))
+    }
+
+    pub async fn update_group(&self, v: &Viewer, id: GroupId, p: GroupPatch) -> StoreResult<GroupRecord> {
+        let txn = self.write_txn().await?;
+        let cur = self.group_for(&txn, v, id, AccessLevel::Manage).await?;
+        let valid = ValidGroup::validate(
+            p.name.as_deref().unwrap_or(&cur.name),
+            p.description.clone().unwrap_or(cur.description.clone()).as_deref(),
+            p.precedence.unwrap_or(cur.precedence),
+            p.public_name.clone().unwrap_or(cur.public_name.clone()).as_deref(),
+            p.public_description.clone().unwrap_or(cur.public_description.clone()).as_deref(),
+        )?;
+        if let Some(book) = p.address_book_id
+            && book.0 != cur.address_book_id
+        {
+            self.require_manage_book(&txn, v, book).await?;
+        }
+        let m = group::Model {
+            address_book_id: p.address_book_id.map(|b| b.0).unwrap_or(cur.address_book_id),
+            name: valid.name,
+            sort_name: valid.sort_name,
+            description: valid.description,
+            precedence: valid.precedence,
+            public_name: valid.public_name,
+            public_description: valid.public_description,
+            updated_at: Utc::now(),
+            ..cur
+        };
+        group::Entity::update(group::ActiveModel {
+            tenant_id: sea_orm::ActiveValue::Unchanged(m.tenant_id),
+            id: sea_orm::ActiveValue::Unchanged(m.id),
+            address_book_id: Set(m.address_book_id),
+            name: Set(m.name.clone()),
+            sort_name: Set(m.sort_name.clone()),
+            description: Set(m.description.clone()),
+            precedence: Set(m.precedence),
+            public_name: Set(m.public_name.clone()),
+            public_description: Set(m.public_description.clone()),
+            updated_at: Set(m.updated_at),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await?;
+        audit::record(&txn, v, "group.update", "Group", Some(m.id), serde_json::json!({"name": m.name})).await?;
+        txn.commit().await?;
+        let level = book_level(&self.db, v, AddressBookId(m.address_book_id)).await?.unwrap_or(AccessLevel::Read);
+        Ok(record(m, level))
+    }
+
+    /// Rewrites the closure rows of `g`'s subtree for its new parent (`None`: a root).
+    async fn reattach(
+        &self,
+        txn: &DatabaseTransaction,
+        v: &Viewer,
+        g: GroupId,
+        new_parent: Option<GroupId>,
+    ) -> StoreResult<()> {
+        let backend = txn.get_database_backend();
+        // Detach: drop every (outside ancestor, subtree member) pair.
+        let mut q = Sql::new(backend);
+        q.push("DELETE FROM group_closure WHERE tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND descendant_id IN (SELECT descendant_id FROM group_closure WHERE tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND ancestor_id = ")
+            .bind(g.0)
+            .push(") AND ancestor_id NOT IN (SELECT descendant_id FROM group_closure WHERE tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND ancestor_id = ")
+            .bind(g.0)
+            .push(")");
+        txn.execute_raw(q.build()).await?;
+        // Attach: every ancestor-or-self of the new parent × every subtree member.
+        if let Some(p) = new_parent {
+            let mut q = Sql::new(backend);
+            q.push("INSERT INTO group_closure (tenant_id, ancestor_id, descendant_id, depth) SELECT a.tenant_id, a.ancestor_id, s.descendant_id, a.depth + s.depth + 1 FROM group_closure a, group_closure s WHERE a.tenant_id = ")
+                .bind(v.tenant_id.0)
+                .push(" AND a.descendant_id = ")
+                .bind(p.0)
+                .push(" AND s.tenant_id = ")
+                .bind(v.tenant_id.0)
+                .push(" AND s.ancestor_id = ")
+                .bind(g.0);
+            txn.execute_raw(q.build()).await?;
+        }
+        group::Entity::update_many()
+            .col_expr(group::Column::ParentId, Expr::value(new_parent.map(|p| p.0)))
+            .col_expr(group::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(group::Column::TenantId.eq(v.tenant_id.0))
+            .filter(group::Column::Id.eq(g.0))
+            .exec(txn)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves a group (with its whole subtree and all memberships) under `new_parent`, or to the
+    /// root level. Needs MANAGE on the group and on the new parent; refuses cycles.
+    pub async fn move_group(&self, v: &Viewer, id: GroupId, new_parent: Option<GroupId>) -> StoreResult<GroupRecord> {
+        let txn = self.write_txn().await?;
+        let cur = self.group_for(&txn, v, id, AccessLevel::Manage).await?;
+        if let Some(p) = new_parent {
+            self.group_for(&txn, v, p, AccessLevel::Manage).await?;
+        }
+        let subtree = subtree_ids(&txn, v, id).await?;
+        check_move(id, new_parent, &subtree)?;
+        if cur.parent_id != new_parent.map(|p| p.0) {
+            self.reattach(&txn, v, id, new_parent).await?;
+            audit::record(
+                &txn,
+                v,
+                "group.move",
+                "Group",
+                Some(id.0),
+                serde_json::json!({"parentId": new_parent.map(|p| p.0)}),
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        let m = group::Model { parent_id: new_parent.map(|p| p.0), ..cur };
+        let level = book_level(&self.db, v, AddressBookId(m.address_book_id)).await?.unwrap_or(AccessLevel::Read);
+        Ok(record(m, level))
+    }
+
+    /// Deletes a group. Its memberships end (each with a history entry); its subgroups are
+    /// handled as `policy` says. Returns the ids of every deleted group.
+    pub async fn delete_group(&self, v: &Viewer, id: GroupId, policy: SubgroupPolicy) -> StoreResult<Vec<GroupId>> {
+        let txn = self.write_txn().await?;
+        self.group_for(&txn, v, id, AccessLevel::Manage).await?;
+        let children: Vec<Uuid> = group::Entity::find()
+            .filter(group::Column::TenantId.eq(v.tenant_id.0))
+            .filter(group::Column::ParentId.eq(id.0))
+            .select_only()
+            .column(group::Column::Id)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        let mut doomed = vec![id];
+        if !children.is_empty() {
+            match policy {
+                SubgroupPolicy::Refuse => {
+                    return Err(StoreError::Conflict(
+                        "the group has subgroups: say what to do with them (reparentChildrenTo or deleteSubgroups)"
+                            .into(),
+                    ));
+                }
+                SubgroupPolicy::ReparentTo(target) => {
+                    if let Some(t) = target {
+                        self.group_for(&txn, v, t, AccessLevel::Manage).await?;
+                        let subtree = subtree_ids(&txn, v, id).await?;
+                        if subtree.contains(&t) {
+                            return Err(StoreError::invalid(
+                                "reparentChildrenTo",
+                                "must not be inside the deleted group's subtree",
+                            ));
+                        }
+                    }
+                    for c in &children {
+                        self.reattach(&txn, v, GroupId(*c), target).await?;
+                    }
+                }
+                SubgroupPolicy::Delete => {
+                    let subtree = subtree_ids(&txn, v, id).await?;
+                    let rows = group::Entity::find()
+                        .filter(group::Column::TenantId.eq(v.tenant_id.0))
+                        .filter(group::Column::Id.is_in(subtree.iter().map(|g| g.0)))
+                        .all(&txn)
+                        .await?;
+                    for r in &rows {
+                        let level = book_level(&txn, v, AddressBookId(r.address_book_id)).await?;
+                        if !AccessLevel::allows(level, AccessLevel::Manage) {
+                            return Err(StoreError::forbidden(
+                                "deleting the subgroups needs MANAGE on every subgroup's home book",
+                            ));
+                        }
+                    }
+                    doomed = rows.into_iter().map(|r| GroupId(r.id)).collect();
+                }
+            }
+        }
+        let doomed_ids: Vec<Uuid> = doomed.iter().map(|g| g.0).collect();
+        // End every membership with a history entry, then remove closure rows, memberships, groups.
+        let members = membership::Entity::find()
+            .filter(membership::Column::TenantId.eq(v.tenant_id.0))
+            .filter(membership::Column::GroupId.is_in(doomed_ids.clone()))
+            .all(&txn)
+            .await?;
+        let now = Utc::now();
+        for chunk in members.chunks(2000) {
+            membership_event::Entity::insert_many(chunk.iter().map(|m| membership_event::ActiveModel {
+                tenant_id: Set(v.tenant_id.0),
+                id: Set(Uuid::now_v7()),
+                group_id: Set(m.group_id),
+                contact_id: Set(m.contact_id),
+                action: Set("LEAVE".into()),
+                source: Set(m.source.clone()),
+                actor_id: Set(Some(v.user_id.0)),
+                at: Set(now),
+                reason: Set(Some("group deleted".into())),
+            }))
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        membership::Entity::delete_many()
+            .filter(membership::Column::TenantId.eq(v.tenant_id.0))
+            .filter(membership::Column::GroupId.is_in(doomed_ids.clone()))
+            .exec(&txn)
+            .await?;
+        group_closure::Entity::delete_many()
+            .filter(group_closure::Column::TenantId.eq(v.tenant_id.0))
+            .filter(
+                Condition::any()
+                    .add(group_closure::Column::AncestorId.is_in(doomed_ids.clone()))
+                    .add(group_closure::Column::DescendantId.is_in(doomed_ids.clone())),
+            )
+            .exec(&txn)
+            .await?;
+        group::Entity::delete_many()
+            .filter(group::Column::TenantId.eq(v.tenant_id.0))
+            .filter(group::Column::Id.is_in(doomed_ids.clone()))
+            .exec(&txn)
+            .await?;
+        audit::record(&txn, v, "group.delete", "Group", Some(id.0), serde_json::json!({"deleted": doomed_ids})).await?;
+        txn.commit().await?;
+        Ok(doomed)
+    }
+
+    /// Visible groups among `ids`.
+    pub async fn groups_by_ids(&self, v: &Viewer, ids: &[GroupId]) -> StoreResult<Vec<GroupRecord>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = visible_groups(v).filter(group::Column::Id.is_in(ids.iter().map(|g| g.0))).all(&self.db).await?;
+        self.with_group_levels(v, rows).await
+    }
+
+    /// Visible groups, by (name, id).
+    pub async fn groups(&self, v: &Viewer, f: &GroupFilter, page: &PageRequest) -> StoreResult<Page<GroupRecord>> {
+        let mut q = visible_groups(v);
+        if let Some(p) = f.parent_id {
+            q = q.filter(group::Column::ParentId.eq(p.0));
+        }
+        if f.roots_only {
+            q = q.filter(group::Column::ParentId.is_null());
+        }
+        if let Some(p) = f.is_public {
+            q = q.filter(if p { group::Column::PublicName.is_not_null() } else { group::Column::PublicName.is_null() });
+        }
+        if let Some(term) = f.search.as_deref().map(cohort_domain::text::search_prefix).transpose()?.flatten() {
+            q = q.filter(
+                Expr::col((group::Entity, group::Column::SortName))
+                    .like(LikeExpr::new(format!("{}%", like_escape(&term))).escape('\\')),
+            );
+        }
+        if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
+            q = q.filter(
+                Condition::any()
+                    .add(group::Column::SortName.gt(name.clone()))
+                    .add(Condition::all().add(group::Column::SortName.eq(name)).add(group::Column::Id.gt(id))),
+            );
+        }
+        let rows = q
+            .order_by_asc(group::Column::SortName)
+            .order_by_asc(group::Column::Id)
+            .limit(page.limit())
+            .all(&self.db)
+            .await?;
+        let recs = self.with_group_levels(v, rows).await?;
+        Ok(Page::from_rows(recs, page, |g| (g.sort_name.clone(), g.id.0)))
+    }
+
+    /// Visible direct subgroups, by name.
+    pub async fn group_children(&self, v: &Viewer, id: GroupId) -> StoreResult<Vec<GroupRecord>> {
+        let rows = visible_groups(v)
+            .filter(group::Column::ParentId.eq(id.0))
+            .order_by_asc(group::Column::SortName)
+            .order_by_asc(group::Column::Id)
+            .limit(1000)
+            .all(&self.db)
+            .await?;
+        self.with_group_levels(v, rows).await
+    }
+
+    /// Visible ancestors, nearest first.
+    pub async fn group_ancestors(&self, v: &Viewer, id: GroupId) -> StoreResult<Vec<GroupRecord>> {
+        let rows: Vec<(Uuid, i32)> = group_closure::Entity::find()
+            .filter(group_closure::Column::TenantId.eq(v.tenant_id.0))
+            .filter(group_closure::Column::DescendantId.eq(id.0))
+            .filter(group_closure::Column::Depth.gt(0))
+            .select_only()
+            .column(group_closure::Column::AncestorId)
+            .column(group_closure::Column::Depth)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut found = self.groups_by_ids(v, &rows.iter().map(|r| GroupId(r.0)).collect::<Vec<_>>()).await?;
+        found.sort_by_key(|g| rows.iter().find(|r| r.0 == g.id.0).map(|r| r.1).unwrap_or(i32::MAX));
+        Ok(found)
+    }
+
+    /// Visible descendants (not the group itself), by (name, id).
+    pub async fn group_descendants(
+        &self,
+        v: &Viewer,
+        id: GroupId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<GroupRecord>> {
+        let sub = Query::select()
+            .column(group_closure::Column::DescendantId)
+            .from(group_closure::Entity)
+            .and_where(group_closure::Column::TenantId.eq(v.tenant_id.0))
+            .and_where(group_closure::Column::AncestorId.eq(id.0))
+            .and_where(group_closure::Column::Depth.gt(0))
+            .to_owned();
+        let mut q = visible_groups(v).filter(group::Column::Id.in_subquery(sub));
+        if let Some((name, gid)) = page.after_key::<(String, Uuid)>()? {
+            q = q.filter(
+                Condition::any()
+                    .add(group::Column::SortName.gt(name.clone()))
+                    .add(Condition::all().add(group::Column::SortName.eq(name)).add(group::Column::Id.gt(gid))),
+            );
+        }
+        let rows = q
+            .order_by_asc(group::Column::SortName)
+            .order_by_asc(group::Column::Id)
+            .limit(page.limit())
+            .all(&self.db)
+            .await?;
+        let recs = self.with_group_levels(v, rows).await?;
+        Ok(Page::from_rows(recs, page, |g| (g.sort_name.clone(), g.id.0)))
+    }
+}

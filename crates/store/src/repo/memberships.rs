@@ -1,0 +1,695 @@
+//! Memberships: bulk add/remove (set-based, transactional, idempotent), member pages and counts,
+//! a contact's memberships, and the append-only membership history. Every answer is computed
+//! over contacts the viewer can see: a hidden contact id is reported exactly like an unknown one,
+//! and is never counted as "already a member".
+
+use crate::Store;
+use crate::entities::{contact, idempotency, membership, membership_event};
+use crate::error::{StoreError, StoreResult};
+use crate::page::{Page, PageRequest};
+use crate::repo::contacts::ContactRecord;
+use crate::repo::groups::subtree_ids;
+use crate::sql::{Sql, contact_columns};
+use crate::viewer::Viewer;
+use chrono::{DateTime, Utc};
+use cohort_domain::AccessLevel;
+use cohort_domain::group::{MAX_BULK_IDS, MembershipSource};
+use cohort_domain::ids::{ContactId, GroupId, MembershipEventId, UserId};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// Rows per statement for bulk writes (SQLite binds at most 32,766 values per statement).
+const CHUNK: usize = 2000;
+
+/// How a member list is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberOrder {
+    /// By the contact's sort name, then id.
+    Name,
+    /// By when the contact joined (earliest first), then id.
+    JoinedAt,
+}
+
+/// One membership as the viewer may see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipRecord {
+    pub group_id: GroupId,
+    pub contact_id: ContactId,
+    pub joined_at: DateTime<Utc>,
+    pub source: MembershipSource,
+    pub assigned_by: Option<UserId>,
+}
+
+impl From<membership::Model> for MembershipRecord {
+    fn from(m: membership::Model) -> Self {
+        MembershipRecord {
+            group_id: GroupId(m.group_id),
+            contact_id: ContactId(m.contact_id),
+            joined_at: m.joined_at,
+            source: MembershipSource::parse(&m.source).unwrap_or(MembershipSource::Assigned),
+            assigned_by: m.assigned_by.map(UserId),
+        }
+    }
+}
+
+/// A member on a page: the contact and, for direct-member pages, its membership. (With
+/// `includeSubgroups`, the membership is resolved per edge by [`Store::effective_memberships`].)
+#[derive(Debug, Clone)]
+pub struct MemberRecord {
+    pub contact: ContactRecord,
+    pub membership: Option<MembershipRecord>,
+    /// The page key: (sort name or joined-at, contact id).
+    key: MemberKey,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum MemberKey {
+    Name(String, Uuid),
+    Joined(DateTime<Utc>, Uuid),
+}
+
+/// The answer of `addGroupMembers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddMembersOutcome {
+    pub added: u64,
+    pub already_members: u64,
+    /// Ids that are unknown or that the viewer cannot see — indistinguishable.
+    pub not_found: Vec<ContactId>,
+}
+
+/// The answer of `removeGroupMembers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveMembersOutcome {
+    pub removed: u64,
+    /// Visible contacts that were not members.
+    pub not_members: u64,
+    pub not_found: Vec<ContactId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipEventRecord {
+    pub id: MembershipEventId,
+    pub group_id: GroupId,
+    pub contact_id: ContactId,
+    /// `JOIN` or `LEAVE`.
+    pub action: String,
+    pub source: MembershipSource,
+    pub actor_id: Option<UserId>,
+    pub at: DateTime<Utc>,
+    pub reason: Option<String>,
+}
+
+impl From<membership_event::Model> for MembershipEventRecord {
+    fn from(m: membership_event::Model) -> Self {
+        MembershipEventRecord {
+            id: MembershipEventId(m.id),
+            group_id: GroupId(m.group_id),
+            contact_id: ContactId(m.contact_id),
+            action: m.action,
+            source: MembershipSource::parse(&m.source).unwrap_or(MembershipSource::Assigned),
+            actor_id: m.actor_id.map(UserId),
+            at: m.at,
+            reason: m.reason,
+        }
+    }
+}
+
+/// FNV-1a: a stable fingerprint of a bulk request, to detect an idempotency key reused for a
+/// different request.
+fn fingerprint(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0u8)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+fn request_fingerprint(
+    op: &str,
+    group: GroupId,
+    ids: &[ContactId],
+    source: Option<MembershipSource>,
+    reason: Option<&str>,
+) -> String {
+    let mut sorted: Vec<String> = ids.iter().map(|i| i.0.to_string()).collect();
+    sorted.sort();
+    let joined = sorted.join(",");
+    fingerprint(&[op, &group.0.to_string(), &joined, source.map(|s| s.as_str()).unwrap_or("-"), reason.unwrap_or("-")])
+}
+
+fn check_key(key: &str) -> StoreResult<()> {
+    if key.is_empty() || key.len() > 200 || key.chars().any(char::is_control) {
+        return Err(StoreError::invalid("idempotencyKey", "must be 1 to 200 printable characters"));
+    }
+    Ok(())
+}
+
+/// A stored answer for `key`, if this viewer used it before (for the same request), else `None`.
+async fn replay<T: for<'de> Deserialize<'de>>(
+    txn: &DatabaseTransaction,
+    v: &Viewer,
+    key: &str,
+    op: &str,
+    hash: &str,
+) -> StoreResult<Option<T>> {
+    let Some(row) = idempotency::Entity::find()
+        .filter(idempotency::Column::TenantId.eq(v.tenant_id.0))
+        .filter(idempotency::Column::UserId.eq(v.user_id.0))
+        .filter(idempotency::Column::Key.eq(key))
+        .one(txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if row.operation != op || row.request_hash != hash {
+        return Err(StoreError::Conflict("this idempotency key was already used for a different request".into()));
+    }
+    serde_json::from_str(&row.response)
+        .map(Some)
+        .map_err(|_| StoreError::Conflict("stored idempotent answer is unreadable".into()))
+}
+
+async fn remember<T: Serialize>(
+    txn: &DatabaseTransaction,
+    v: &Viewer,
+    key: &str,
+    op: &str,
+    hash: &str,
+    answer: &T,
+) -> StoreResult<()> {
+    // Keys live for a day; expired ones are swept opportunistically.
+    idempotency::Entity::delete_many()
+        .filter(idempotency::Column::TenantId.eq(v.tenant_id.0))
+        .filter(idempotency::Column::UserId.eq(v.user_id.0))
+        .filter(idempotency::Column::CreatedAt.lt(Utc::now() - chrono::Duration::hours(24)))
+        .exec(txn)
+        .await?;
+    idempotency::Entity::insert(idempotency::ActiveModel {
+        tenant_id: Set(v.tenant_id.0),
+        user_id: Set(v.user_id.0),
+        key: Set(key.to_owned()),
+        operation: Set(op.to_owned()),
+        request_hash: Set(hash.to_owned()),
+        response: Set(serde_json::to_string(answer).unwrap_or_default()),
+        created_at: Set(Utc::now()),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// (id, address_book_id, sort_name) of the visible contacts among `ids`, in chunks.
+async fn visible_contacts_among(
+    txn: &DatabaseTransaction,
+    v: &Viewer,
+    ids: &[Uuid],
+) -> StoreResult<HashMap<Uuid, (Uuid, String)>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = Sql::new(txn.get_database_backend());
+        q.push("SELECT c.id, c.address_book_id, c.sort_name FROM contacts c WHERE c.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND c.id IN ")
+            .bind_list(chunk.iter().copied())
+            .push(" AND ")
+            .visible_books(v, "c.address_book_id", AccessLevel::Read);
+        for row in txn.query_all_raw(q.build()).await? {
+            let id: Uuid = row.try_get("", "id")?;
+            out.insert(id, (row.try_get("", "address_book_id")?, row.try_get("", "sort_name")?));
+        }
+    }
+    Ok(out)
+}
+
+async fn existing_members(
+    txn: &DatabaseTransaction,
+    v: &Viewer,
+    group: GroupId,
+    ids: &[Uuid],
+) -> StoreResult<HashMap<Uuid, membership::Model>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        for m in membership::Entity::find()
+            .filter(membership::Column::TenantId.eq(v.tenant_id.0))
+            .filter(membership::Column::GroupId.eq(group.0))
+            .filter(membership::Column::ContactId.is_in(chunk.iter().copied()))
+            .all(txn)
+            .await?
+        {
+            out.insert(m.contact_id, m);
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)] // one row shape, spelled out at each call site
+async fn append_history(
+    txn: &DatabaseTransaction,
+    v: &Viewer,
+    group: Uuid,
+    contacts: &[Uuid],
+    action: &str,
+    source: &str,
+    reason: Option<&str>,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    for chunk in contacts.chunks(CHUNK) {
+        membership_event::Entity::insert_many(chunk.iter().map(|c| membership_event::ActiveModel {
+            tenant_id: Set(v.tenant_id.0),
+            id: Set(Uuid::now_v7()),
+            group_id: Set(group),
+            contact_id: Set(*c),
+            action: Set(action.to_owned()),
+            source: Set(source.to_owned()),
+            actor_id: Set(Some(v.user_id.0)),
+            at: Set(at),
+            reason: Set(reason.map(str::to_owned)),
+        }))
+        .exec_without_returning(txn)
+        .await?;
+    }
+    Ok(())
+}
+
+fn dedup(ids: &[ContactId]) -> Vec<Uuid> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    ids.iter().map(|i| i.0).filter(|u| seen.insert(*u)).collect()
+}
+
+fn check_bulk(ids: &[ContactId]) -> StoreResult<()> {
+    if ids.len() > MAX_BULK_IDS {
+        return Err(StoreError::invalid("contactIds", format!("at most {MAX_BULK_IDS} ids per call")));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Adds contacts to a group (needs WRITE on its home book and sight of each contact). Ids the
+    /// viewer cannot see are reported in `not_found`, like unknown ids. With an idempotency key,
+    /// a replay returns the first answer and changes nothing.
+    pub async fn add_group_members(
+        &self,
+        v: &Viewer,
+        group: GroupId,
+        ids: &[ContactId],
+        source: Option<MembershipSource>,
+        idempotency_key: Option<&str>,
+    ) -> StoreResult<AddMembersOutcome> {
+        check_bulk(ids)?;
+        let source = MembershipSource::for_api_call(source, v.roles())?;
+        let hash = request_fingerprint("addGroupMembers", group, ids, Some(source), None);
+        if let Some(k) = idempotency_key {
+            check_key(k)?;
+        }
+        let txn = self.write_txn().await?;
+        self.group_for(&txn, v, group, AccessLevel::Write).await?;
+        if let Some(k) = idempotency_key
+            && let Some(prev) = replay(&txn, v, k, "addGroupMembers", &hash).await?
+        {
+            txn.commit().await?;
+            return Ok(prev);
+        }
+        let wanted = dedup(ids);
+        let visible = visible_contacts_among(&txn, v, &wanted).await?;
+        let visible_ids: Vec<Uuid> = wanted.iter().copied().filter(|i| visible.contains_key(i)).collect();
+        let existing = existing_members(&txn, v, group, &visible_ids).await?;
+        let new: Vec<Uuid> = visible_ids.iter().copied().filter(|i| !existing.contains_key(i)).collect();
+        let now = Utc::now();
+        for chunk in new.chunks(CHUNK) {
+            membership::Entity::insert_many(chunk.iter().map(|c| {
+                let (book, sort) = &visible[c];
+                membership::ActiveModel {
+                    tenant_id: Set(v.tenant_id.0),
+                    group_id: Set(group.0),
+                    contact_id: Set(*c),
+                    address_book_id: Set(*book),
+                    sort_name: Set(sort.clone()),
+                    joined_at: Set(now),
+                    source: Set(source.as_str().to_owned()),
+                    assigned_by: Set(Some(v.user_id.0)),
+                    consent_id: Set(None),
+                }
+            }))
+            .on_conflict(
+                OnConflict::columns([
+                    membership::Column::TenantId,
+                    membership::Column::GroupId,
+                    membership::Column::ContactId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        append_history(&txn, v, group.0, &new, "JOIN", source.as_str(), None, now).await?;
+        let outcome = AddMembersOutcome {
+            added: new.len() as u64,
+            already_members: existing.len() as u64,
+            not_found: wanted.iter().filter(|i| !visible.contains_key(i)).map(|i| ContactId(*i)).collect(),
+        };
+        if let Some(k) = idempotency_key {
+            remember(&txn, v, k, "addGroupMembers", &hash, &outcome).await?;
+        }
+        txn.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Removes contacts from a group; same rules as [`Store::add_group_members`].
+    pub async fn remove_group_members(
+        &self,
+        v: &Viewer,
+        group: GroupId,
+        ids: &[ContactId],
+        reason: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> StoreResult<RemoveMembersOutcome> {
+        check_bulk(ids)?;
+        let reason = cohort_domain::text::optional_text("reason", reason)?;
+        let hash = request_fingerprint("removeGroupMembers", group, ids, None, reason.as_deref());
+        if let Some(k) = idempotency_key {
+            check_key(k)?;
+        }
+        let txn = self.write_txn().await?;
+        self.group_for(&txn, v, group, AccessLevel::Write).await?;
+        if let Some(k) = idempotency_key
+            && let Some(prev) = replay(&txn, v, k, "removeGroupMembers", &hash).await?
+        {
+            txn.commit().await?;
+            return Ok(prev);
+        }
+        let wanted = dedup(ids);
+        let visible = visible_contacts_among(&txn, v, &wanted).await?;
+        let visible_ids: Vec<Uuid> = wanted.iter().copied().filter(|i| visible.contains_key(i)).collect();
+        let existing = existing_members(&txn, v, group, &visible_ids).await?;
+        let leaving: Vec<Uuid> = visible_ids.iter().copied().filter(|i| existing.contains_key(i)).collect();
+        for chunk in leaving.chunks(CHUNK) {
+            membership::Entity::delete_many()
+                .filter(membership::Column::TenantId.eq(v.tenant_id.0))
+                .filter(membership::Column::GroupId.eq(group.0))
+                .filter(membership::Column::ContactId.is_in(chunk.iter().copied()))
+                .exec(&txn)
+                .await?;
+        }
+        let now = Utc::now();
+        // A leave is recorded with the source of the membership that ended.
+        let mut by_source: HashMap<&str, Vec<Uuid>> = HashMap::new();
+        for c in &leaving {
+            by_source.entry(existing[c].source.as_str()).or_default().push(*c);
+        }
+        for (src, cs) in by_source {
+            append_history(&txn, v, group.0, &cs, "LEAVE", src, reason.as_deref(), now).await?;
+        }
+        let outcome = RemoveMembersOutcome {
+            removed: leaving.len() as u64,
+            not_members: (visible_ids.len() - leaving.len()) as u64,
+            not_found: wanted.iter().filter(|i| !visible.contains_key(i)).map(|i| ContactId(*i)).collect(),
+        };
+        if let Some(k) = idempotency_key {
+            remember(&txn, v, k, "removeGroupMembers", &hash, &outcome).await?;
+        }
+        txn.commit().await?;
+        Ok(outcome)
+    }
+
+    /// One page of a visible group's visible members: a single statement (the page is chosen on
+    /// the membership index — book and sort key are on the membership row — and only the page's
+    /// contacts are joined).
+    pub async fn group_members(
+        &self,
+        v: &Viewer,
+        group: GroupId,
+        include_subgroups: bool,
+        order: MemberOrder,
+        page: &PageRequest,
+    ) -> StoreResult<Page<MemberRecord>> {
+        if self.groups_by_ids(v, &[group]).await?.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        let after = page.after_key::<MemberKey>()?;
+        let backend = self.db.get_database_backend();
+        let mut q = Sql::new(backend);
+        let (key_expr, key_col) = match (order, include_subgroups) {
+            (MemberOrder::Name, false) => ("m.sort_name", "k_name"),
+            (MemberOrder::JoinedAt, false) => ("m.joined_at", "k_joined"),
+            (MemberOrder::Name, true) => ("MIN(m.sort_name)", "k_name"),
+            (MemberOrder::JoinedAt, true) => ("MIN(m.joined_at)", "k_joined"),
+        };
+        q.push("SELECT ").push(&contact_columns("c")).push(", p.").push(key_col).push(" AS page_key");
+        if !include_subgroups {
+            q.push(", p.joined_at AS m_joined_at, p.source AS m_source, p.assigned_by AS m_assigned_by");
+        }
+        q.push(" FROM (SELECT m.contact_id, ").push(key_expr).push(" AS ").push(key_col);
+        if !include_subgroups {
+            q.push(", m.joined_at, m.source, m.assigned_by");
+        }
+        q.push(" FROM group_memberships m WHERE m.tenant_id = ").bind(v.tenant_id.0).push(" AND ");
+        if include_subgroups {
+            q.push("m.group_id IN (SELECT cl.descendant_id FROM group_closure cl WHERE cl.tenant_id = ")
+                .bind(v.tenant_id.0)
+                .push(" AND cl.ancestor_id = ")
+                .bind(group.0)
+                .push(")");
+        } else {
+            q.push("m.group_id = ").bind(group.0);
+        }
+        q.push(" AND ").visible_books(v, "m.address_book_id", AccessLevel::Read);
+        let cursor = |q: &mut Sql, key: &str| match &after {
+            Some(MemberKey::Name(n, id)) => {
+                q.push(" AND (")
+                    .push(key)
+                    .push(" > ")
+                    .bind(n.clone())
+                    .push(" OR (")
+                    .push(key)
+                    .push(" = ")
+                    .bind(n.clone());
+                q.push(" AND m.contact_id > ").bind(*id).push("))");
+            }
+            Some(MemberKey::Joined(t, id)) => {
+                q.push(" AND (").push(key).push(" > ").bind(*t).push(" OR (").push(key).push(" = ").bind(*t);
+                q.push(" AND m.contact_id > ").bind(*id).push("))");
+            }
+            None => {}
+        };
+        if include_subgroups {
+            q.push(" GROUP BY m.contact_id");
+            if after.is_some() {
+                q.push(" HAVING 1 = 1");
+                cursor(&mut q, key_expr);
+            }
+        } else {
+            cursor(&mut q, key_expr);
+        }
+        q.push(" ORDER BY ").push(key_col).push(", m.contact_id LIMIT ").bind(page.limit() as i64);
+        q.push(") p JOIN contacts c ON c.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND c.id = p.contact_id ORDER BY p.");
+        q.push(key_col).push(", p.contact_id");
+        let rows = self.db.query_all_raw(q.build()).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let c = contact::Model::from_query_result(&row, "")?;
+            let key = match order {
+                MemberOrder::Name => MemberKey::Name(row.try_get("", "page_key")?, c.id),
+                MemberOrder::JoinedAt => MemberKey::Joined(row.try_get("", "page_key")?, c.id),
+            };
+            let membership = if include_subgroups {
+                None
+            } else {
+                let source: String = row.try_get("", "m_source")?;
+                Some(MembershipRecord {
+                    group_id: group,
+                    contact_id: ContactId(c.id),
+                    joined_at: row.try_get("", "m_joined_at")?,
+                    source: MembershipSource::parse(&source).unwrap_or(MembershipSource::Assigned),
+                    assigned_by: row.try_get::<Option<Uuid>>("", "m_assigned_by")?.map(UserId),
+                })
+            };
+            out.push(MemberRecord { contact: c.into(), membership, key });
+        }
+        Ok(Page::from_rows(out, page, |m| m.key.clone()))
+    }
+
+    /// How many visible contacts are members (of the group, or of it or any descendant).
+    pub async fn group_member_count(&self, v: &Viewer, group: GroupId, include_subgroups: bool) -> StoreResult<u64> {
+        if self.groups_by_ids(v, &[group]).await?.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        let mut q = Sql::new(self.db.get_database_backend());
+        q.push(if include_subgroups { "SELECT COUNT(DISTINCT m.contact_id) AS n" } else { "SELECT COUNT(*) AS n" })
+            .push(" FROM group_memberships m WHERE m.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND ");
+        if include_subgroups {
+            q.push("m.group_id IN (SELECT cl.descendant_id FROM group_closure cl WHERE cl.tenant_id = ")
+                .bind(v.tenant_id.0)
+                .push(" AND cl.ancestor_id = ")
+                .bind(group.0)
+                .push(")");
+        } else {
+            q.push("m.group_id = ").bind(group.0);
+        }
+        q.push(" AND ").visible_books(v, "m.address_book_id", AccessLevel::Read);
+        let row = self.db.query_one_raw(q.build()).await?;
+        Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0) as u64)
+    }
+
+    /// For members shown with `includeSubgroups`: per contact, the membership in `root` itself if
+    /// there is one, else the earliest among its subgroups (visible groups only). One statement.
+    pub async fn effective_memberships(
+        &self,
+        v: &Viewer,
+        root: GroupId,
+        contacts: &[ContactId],
+    ) -> StoreResult<HashMap<ContactId, MembershipRecord>> {
+        let mut out: HashMap<ContactId, MembershipRecord> = HashMap::new();
+        if contacts.is_empty() {
+            return Ok(out);
+        }
+        let subtree = subtree_ids(&self.db, v, root).await?;
+        let visible_groups: HashSet<Uuid> = self
+            .groups_by_ids(v, &subtree.iter().copied().collect::<Vec<_>>())
+            .await?
+            .into_iter()
+            .map(|g| g.id.0)
+            .collect();
+        let rows = membership::Entity::find()
+            .filter(membership::Column::TenantId.eq(v.tenant_id.0))
+            .filter(membership::Column::GroupId.is_in(visible_groups.iter().copied()))
+            .filter(membership::Column::ContactId.is_in(contacts.iter().map(|c| c.0)))
+            .filter(crate::visibility::book_visible(v, membership::Column::AddressBookId, AccessLevel::Read))
+            .all(&self.db)
+            .await?;
+        for m in rows {
+            let rec = MembershipRecord::from(m);
+            let better = match out.get(&rec.contact_id) {
+                None => true,
+                Some(cur) if cur.group_id == root => false,
+                Some(_) if rec.group_id == root => true,
+                Some(cur) => (rec.joined_at, rec.group_id.0) < (cur.joined_at, cur.group_id.0),
+            };
+            if better {
+                out.insert(rec.contact_id, rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The memberships of visible contacts in visible groups, by group name (for the loader).
+    pub async fn contact_memberships(
+        &self,
+        v: &Viewer,
+        contacts: &[ContactId],
+    ) -> StoreResult<HashMap<ContactId, Vec<MembershipRecord>>> {
+        let mut out: HashMap<ContactId, Vec<MembershipRecord>> = HashMap::new();
+        if contacts.is_empty() {
+            return Ok(out);
+        }
+        let mut q = Sql::new(self.db.get_database_backend());
+        q.push("SELECT m.group_id, m.contact_id, m.joined_at, m.source, m.assigned_by FROM group_memberships m JOIN contact_groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id WHERE m.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND m.contact_id IN ")
+            .bind_list(contacts.iter().map(|c| c.0))
+            .push(" AND ")
+            .visible_books(v, "m.address_book_id", AccessLevel::Read)
+            .push(" AND ")
+            .visible_books(v, "g.address_book_id", AccessLevel::Read)
+            .push(" ORDER BY g.sort_name, g.id");
+        for row in self.db.query_all_raw(q.build()).await? {
+            let source: String = row.try_get("", "source")?;
+            let rec = MembershipRecord {
+                group_id: GroupId(row.try_get("", "group_id")?),
+                contact_id: ContactId(row.try_get("", "contact_id")?),
+                joined_at: row.try_get("", "joined_at")?,
+                source: MembershipSource::parse(&source).unwrap_or(MembershipSource::Assigned),
+                assigned_by: row.try_get::<Option<Uuid>>("", "assigned_by")?.map(UserId),
+            };
+            out.entry(rec.contact_id).or_default().push(rec);
+        }
+        Ok(out)
+    }
+
+    /// Membership history, newest first, visible entries only: the contact must be visible now
+    /// and the group visible. Filter by group, by contact, or both.
+    pub async fn membership_history(
+        &self,
+        v: &Viewer,
+        group: Option<GroupId>,
+        contact: Option<ContactId>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<MembershipEventRecord>> {
+        let after = page.after_key::<Uuid>()?;
+        let mut q = Sql::new(self.db.get_database_backend());
+        q.push("SELECT h.tenant_id, h.id, h.group_id, h.contact_id, h.action, h.source, h.actor_id, h.at, h.reason FROM membership_history h JOIN contacts c ON c.tenant_id = h.tenant_id AND c.id = h.contact_id JOIN contact_groups g ON g.tenant_id = h.tenant_id AND g.id = h.group_id WHERE h.tenant_id = ")
+            .bind(v.tenant_id.0);
+        if let Some(g) = group {
+            q.push(" AND h.group_id = ").bind(g.0);
+        }
+        if let Some(c) = contact {
+            q.push(" AND h.contact_id = ").bind(c.0);
+        }
+        q.push(" AND ").visible_books(v, "c.address_book_id", AccessLevel::Read);
+        q.push(" AND ").visible_books(v, "g.address_book_id", AccessLevel::Read);
+        if let Some(a) = after {
+            q.push(" AND h.id < ").bind(a);
+        }
+        q.push(" ORDER BY h.id DESC LIMIT ").bind(page.limit() as i64);
+        let rows = self.db.query_all_raw(q.build()).await?;
+        let recs = rows
+            .iter()
+            .map(|r| membership_event::Model::from_query_result(r, "").map(MembershipEventRecord::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(recs, page, |e| e.id.0))
+    }
+
+    /// Keeps the denormalised book and sort key on membership rows in step with the contact.
+    pub(crate) async fn sync_membership_keys(
+        txn: &DatabaseTransaction,
+        v: &Viewer,
+        contact: Uuid,
+        book: Uuid,
+        sort_name: &str,
+    ) -> StoreResult<()> {
+        membership::Entity::update_many()
+            .col_expr(membership::Column::AddressBookId, Expr::value(book))
+            .col_expr(membership::Column::SortName, Expr::value(sort_name.to_owned()))
+            .filter(membership::Column::TenantId.eq(v.tenant_id.0))
+            .filter(membership::Column::ContactId.eq(contact))
+            .exec(txn)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every membership of a contact about to be deleted, with history entries.
+    pub(crate) async fn end_contact_memberships(
+        txn: &DatabaseTransaction,
+        v: &Viewer,
+        contact: Uuid,
+    ) -> StoreResult<()> {
+        let rows = membership::Entity::find()
+            .filter(membership::Column::TenantId.eq(v.tenant_id.0))
+            .filter(membership::Column::ContactId.eq(contact))
+            .all(txn)
+            .await?;
+        let now = Utc::now();
+        for m in &rows {
+            append_history(txn, v, m.group_id, &[contact], "LEAVE", &m.source, Some("contact deleted"), now).await?;
+        }
+        membership::Entity::delete_many()
+            .filter(membership::Column::TenantId.eq(v.tenant_id.0))
+            .filter(membership::Column::ContactId.eq(contact))
+            .exec(txn)
+            .await?;
+        Ok(())
+    }
+}

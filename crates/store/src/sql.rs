@@ -1,0 +1,80 @@
+//! A tiny builder for the hand-written statements of the hot paths (member pages, set-based
+//! membership changes, closure-table maintenance). Values are always bound, never spliced; the
+//! placeholder style follows the backend (`?` for SQLite, `$n` for PostgreSQL).
+
+use crate::viewer::Viewer;
+use cohort_domain::AccessLevel;
+use sea_orm::{DbBackend, Statement, Value};
+
+pub(crate) struct Sql {
+    backend: DbBackend,
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    pub(crate) fn new(backend: DbBackend) -> Self {
+        Sql { backend, text: String::with_capacity(256), values: Vec::new() }
+    }
+
+    pub(crate) fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    pub(crate) fn bind(&mut self, v: impl Into<Value>) -> &mut Self {
+        self.values.push(v.into());
+        match self.backend {
+            DbBackend::Postgres => {
+                self.text.push('$');
+                self.text.push_str(&self.values.len().to_string());
+            }
+            _ => self.text.push('?'),
+        }
+        self
+    }
+
+    /// `(?, ?, …)` for a non-empty list.
+    pub(crate) fn bind_list<V: Into<Value>>(&mut self, vs: impl IntoIterator<Item = V>) -> &mut Self {
+        self.text.push('(');
+        for (i, v) in vs.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind(v);
+        }
+        self.text.push(')');
+        self
+    }
+
+    /// `<col> IN (books where the viewer holds at least `min`)`, or `1 = 1` for admins (the
+    /// tenant filter is always applied separately).
+    pub(crate) fn visible_books(&mut self, v: &Viewer, col: &str, min: AccessLevel) -> &mut Self {
+        if v.is_admin() {
+            return self.push("1 = 1");
+        }
+        self.push(col)
+            .push(" IN (SELECT vg.address_book_id FROM address_book_grants vg WHERE vg.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND vg.level >= ")
+            .bind(min.as_i16())
+            .push(" AND ((vg.principal_kind = 'USER' AND vg.principal_id = ")
+            .bind(v.user_id.0)
+            .push(") OR (vg.principal_kind = 'GROUP' AND vg.principal_id IN (SELECT vm.user_group_id FROM user_group_members vm WHERE vm.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND vm.user_id = ")
+            .bind(v.user_id.0)
+            .push("))))")
+    }
+
+    pub(crate) fn build(self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.text, self.values)
+    }
+}
+
+/// The contact columns, qualified by `alias`, in entity order (for `FromQueryResult`).
+pub(crate) fn contact_columns(alias: &str) -> String {
+    use crate::entities::contact;
+    use sea_orm::{IdenStatic, Iterable};
+    contact::Column::iter().map(|c| format!("{alias}.{}", c.as_str())).collect::<Vec<_>>().join(", ")
+}
