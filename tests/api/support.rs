@@ -8,6 +8,13 @@ use cohort_api::config::Settings;
 use cohort_store::{PoolOptions, Store};
 use serde_json::{Value, json};
 
+/// `COHORT_TEST_LOG=cohort::sql=debug cargo test …` shows the server's log lines in tests.
+pub fn init_test_logging() {
+    if let Ok(filter) = std::env::var("COHORT_TEST_LOG") {
+        cohort_api::telemetry::init(&filter, cohort_api::config::LogFormat::Pretty);
+    }
+}
+
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +77,7 @@ impl TestApp {
 
     /// Spawns with settings adjusted by `f` (e.g. other JWT keys or limits).
     pub async fn spawn_with(backend: Backend, f: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+        init_test_logging();
         let db = TestDb::new(backend).await?;
         let mut settings = Settings::for_tests(&db.url, SECRET);
         f(&mut settings);

@@ -193,6 +193,7 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(Viewer, String)>
     let failed = RequestFailed::default();
     let op_name = p.operation_name.clone();
     let export_guard = Arc::new(ExportGuard::default());
+    let query_text = p.query.clone();
     let mut req = async_graphql::Request::new(p.query).data(failed.clone()).data(ExportGuardRef(export_guard.clone()));
     if let Some(op) = p.operation_name {
         req = req.operation_name(op);
@@ -201,14 +202,20 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(Viewer, String)>
         req = req.variables(Variables::from_json(v));
     }
     if let Some((v, tenant_key)) = viewer {
-        let loaders = DataLoader::new(Loaders { store: st.store.clone(), viewer: v.clone() }, tokio::spawn);
+        let loaders = DataLoader::with_cache(
+            Loaders { store: st.store.clone(), viewer: v.clone() },
+            tokio::spawn,
+            async_graphql::dataloader::HashMapCache::default(),
+        );
         req = req.data(v.clone()).data(TenantKey(tenant_key.clone())).data(loaders);
     }
     let resp = st.schema.execute(req).await;
     let mut request_failed = failed.is_set();
     let mut body = serde_json::to_value(&resp).unwrap_or_else(|_| json!({}));
-    if export_guard.tripped.load(std::sync::atomic::Ordering::Relaxed) {
-        // Refused as a whole: no partial export.
+    if export_guard.tripped.load(std::sync::atomic::Ordering::Relaxed) && !is_mutation(&query_text, op_name.as_deref())
+    {
+        // A query is refused as a whole: no partial export. (A mutation keeps its data — it has
+        // run and committed — and carries the field errors.)
         request_failed = true;
         let e = ApiError::ExportLimit(crate::graphql::groups::MAX_MEMBERSHIP_CONTACTS).extend();
         body = json!({ "errors": [e] });

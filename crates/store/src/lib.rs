@@ -105,6 +105,8 @@ impl Store {
             if info.failed {
                 m.failed_statements.fetch_add(1, Ordering::Relaxed);
             }
+            // `COHORT_LOG=cohort::sql=debug` shows every statement (text only, never values).
+            tracing::debug!(target: "cohort::sql", elapsed_us = info.elapsed.as_micros() as u64, failed = info.failed, sql = %info.statement.sql);
         });
         Ok(Store { db, metrics })
     }

@@ -67,6 +67,31 @@ impl Sql {
             .push("))))")
     }
 
+    /// `(SELECT descendant ids of root that the viewer can see)`: the subtree a viewer's
+    /// `includeSubgroups` covers. Subgroups homed in books they cannot read do not count.
+    pub(crate) fn visible_subtree(&mut self, v: &Viewer, root: uuid::Uuid) -> &mut Self {
+        self.push("(SELECT cl.descendant_id FROM group_closure cl JOIN contact_groups dg ON dg.tenant_id = cl.tenant_id AND dg.id = cl.descendant_id WHERE cl.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND cl.ancestor_id = ")
+            .bind(root)
+            .push(" AND ")
+            .visible_books(v, "dg.address_book_id", AccessLevel::Read)
+            .push(")")
+    }
+
+    /// `(SELECT ids of the groups the viewer can see)`.
+    pub(crate) fn visible_groups(&mut self, v: &Viewer) -> &mut Self {
+        self.push("(SELECT vgr.id FROM contact_groups vgr WHERE vgr.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND ")
+            .visible_books(v, "vgr.address_book_id", AccessLevel::Read)
+            .push(")")
+    }
+
+    pub(crate) fn backend(&self) -> DbBackend {
+        self.backend
+    }
+
     pub(crate) fn build(self) -> Statement {
         Statement::from_sql_and_values(self.backend, self.text, self.values)
     }

@@ -1,7 +1,7 @@
 //! Contact groups in GraphQL: the `Group` type, member pages with provenance, membership history,
 //! and the group queries and mutations.
 
-use super::loaders::{EffectiveOf, MembershipsOf};
+use super::loaders::{EffectiveOf, MemberCountOf, MembershipsOf};
 use super::types::*;
 use super::{ids, loader, store, viewer};
 use crate::error::ApiError;
@@ -100,6 +100,12 @@ impl From<GroupRecord> for Group {
     }
 }
 
+/// Member counts go through a loader: a page of groups costs one statement, not one per group.
+async fn member_count(ctx: &Context<'_>, group: GroupId, include_subgroups: bool) -> async_graphql::Result<i64> {
+    let n = loader(ctx)?.load_one(MemberCountOf { group, include_subgroups }).await?.unwrap_or(0);
+    Ok(n as i64)
+}
+
 fn page_req(first: Option<i32>, after: Option<String>) -> Result<PageRequest, ApiError> {
     PageRequest::new(first, after).map_err(ApiError::from)
 }
@@ -177,10 +183,11 @@ impl Group {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-        #[graphql(default = false)] include_subgroups: bool,
-        #[graphql(default_with = "MemberOrderBy::Name")] order_by: MemberOrderBy,
+        #[graphql(desc = "Count members of descendant groups too (default false).")] include_subgroups: Option<bool>,
+        #[graphql(desc = "Default NAME.")] order_by: Option<MemberOrderBy>,
     ) -> async_graphql::Result<GroupMemberConnection> {
-        let order = match order_by {
+        let include_subgroups = include_subgroups.unwrap_or(false);
+        let order = match order_by.unwrap_or(MemberOrderBy::Name) {
             MemberOrderBy::Name => MemberOrder::Name,
             MemberOrderBy::JoinedAt => MemberOrder::JoinedAt,
         };
@@ -188,17 +195,32 @@ impl Group {
             .group_members(viewer(ctx)?, self.0.id, include_subgroups, order, &page_req(first, after)?)
             .await
             .map_err(ApiError::from)?;
+        // Prefetch what the edges ask for, for the whole page at once.
+        let edges = ctx.look_ahead().field("edges");
+        let rows: Vec<&cohort_store::ContactRecord> = p.rows.iter().map(|r| &r.1.contact).collect();
+        prefetch_contacts(ctx, edges.field("node"), &rows).await?;
+        let l = loader(ctx)?;
+        let wants_membership = ["joinedAt", "source", "assignedBy", "group"].iter().any(|f| edges.field(f).exists());
+        let mut memberships: Vec<MembershipRecord> = p.rows.iter().filter_map(|r| r.1.membership.clone()).collect();
+        if include_subgroups && wants_membership {
+            let keys = p.rows.iter().map(|r| EffectiveOf { root: self.0.id, contact: r.1.contact.id });
+            memberships.extend(l.load_many(keys).await?.into_values().flatten());
+        }
+        if edges.field("assignedBy").exists() {
+            l.load_many(memberships.iter().filter_map(|m| m.assigned_by)).await?;
+        }
+        if edges.field("group").exists() {
+            l.load_many(memberships.iter().map(|m| m.group_id)).await?;
+        }
         Ok(GroupMemberConnection::new(p, self.0.id, include_subgroups))
     }
     /// How many members the viewer can see.
     async fn member_count(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = false)] include_subgroups: bool,
+        #[graphql(desc = "Count members of descendant groups too (default false).")] include_subgroups: Option<bool>,
     ) -> async_graphql::Result<i64> {
-        let n =
-            store(ctx)?.group_member_count(viewer(ctx)?, self.0.id, include_subgroups).await.map_err(ApiError::from)?;
-        Ok(n as i64)
+        member_count(ctx, self.0.id, include_subgroups.unwrap_or(false)).await
     }
     /// Every join and leave of a member the viewer can see, newest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
@@ -255,7 +277,10 @@ impl GroupMemberEdge {
     async fn membership(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<MembershipRecord>> {
         match &self.rec.membership {
             Some(m) => Ok(Some(m.clone())),
-            None => Ok(loader(ctx)?.load_one(EffectiveOf { root: self.root, contact: self.rec.contact.id }).await?),
+            None => Ok(loader(ctx)?
+                .load_one(EffectiveOf { root: self.root, contact: self.rec.contact.id })
+                .await?
+                .flatten()),
         }
     }
 }
@@ -319,11 +344,7 @@ impl GroupMemberConnection {
 impl GroupMemberConnection {
     /// The number of members the viewer can see.
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        let n = store(ctx)?
-            .group_member_count(viewer(ctx)?, self.group, self.include_subgroups)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(n as i64)
+        member_count(ctx, self.group, self.include_subgroups).await
     }
 }
 
@@ -425,6 +446,10 @@ pub async fn contact_membership_history(
     first: Option<i32>,
     after: Option<String>,
 ) -> async_graphql::Result<MembershipEventConnection> {
+    // A contact's history reveals its memberships too: it counts against the export cap.
+    if let Some(g) = ctx.data_opt::<ExportGuardRef>() {
+        g.0.admit()?;
+    }
     let p = store(ctx)?
         .membership_history(viewer(ctx)?, None, Some(contact), &page_req(first, after)?)
         .await

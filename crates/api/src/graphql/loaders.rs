@@ -22,6 +22,13 @@ pub struct ChannelsOf(pub ContactId);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MembershipsOf(pub ContactId);
 
+/// A group's visible member count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MemberCountOf {
+    pub group: GroupId,
+    pub include_subgroups: bool,
+}
+
 /// The membership that makes `contact` an effective member of `root` (itself or a subgroup).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EffectiveOf {
@@ -48,14 +55,9 @@ impl async_graphql::dataloader::Loader<ChannelsOf> for Loaders {
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[ChannelsOf]) -> R<ChannelsOf, ContactChannels> {
         let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
-        Ok(self
-            .store
-            .contact_channels(&self.viewer, &ids)
-            .await
-            .map_err(err)?
-            .into_iter()
-            .map(|(k, v)| (ChannelsOf(k), v))
-            .collect())
+        // Every key gets an answer (empty lists included), so the request cache remembers it.
+        let mut found = self.store.contact_channels(&self.viewer, &ids).await.map_err(err)?;
+        Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
     }
 }
 
@@ -125,15 +127,16 @@ impl async_graphql::dataloader::Loader<MembershipsOf> for Loaders {
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[MembershipsOf]) -> R<MembershipsOf, Vec<MembershipRecord>> {
         let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
-        let found = self.store.contact_memberships(&self.viewer, &ids).await.map_err(err)?;
-        Ok(found.into_iter().map(|(k, v)| (MembershipsOf(k), v)).collect())
+        let mut found = self.store.contact_memberships(&self.viewer, &ids).await.map_err(err)?;
+        Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
     }
 }
 
 impl async_graphql::dataloader::Loader<EffectiveOf> for Loaders {
-    type Value = MembershipRecord;
+    /// `None`: not an effective member (for the viewer) — cached like any answer.
+    type Value = Option<MembershipRecord>;
     type Error = async_graphql::Error;
-    async fn load(&self, keys: &[EffectiveOf]) -> R<EffectiveOf, MembershipRecord> {
+    async fn load(&self, keys: &[EffectiveOf]) -> R<EffectiveOf, Option<MembershipRecord>> {
         // One page asks for one root: group the keys by root (normally a single call).
         let mut by_root: HashMap<GroupId, Vec<ContactId>> = HashMap::new();
         for k in keys {
@@ -141,8 +144,29 @@ impl async_graphql::dataloader::Loader<EffectiveOf> for Loaders {
         }
         let mut out = HashMap::new();
         for (root, contacts) in by_root {
-            for (c, m) in self.store.effective_memberships(&self.viewer, root, &contacts).await.map_err(err)? {
-                out.insert(EffectiveOf { root, contact: c }, m);
+            let mut found = self.store.effective_memberships(&self.viewer, root, &contacts).await.map_err(err)?;
+            for c in contacts {
+                out.insert(EffectiveOf { root, contact: c }, found.remove(&c));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl async_graphql::dataloader::Loader<MemberCountOf> for Loaders {
+    type Value = u64;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[MemberCountOf]) -> R<MemberCountOf, u64> {
+        let mut out = HashMap::new();
+        for include_subgroups in [false, true] {
+            let groups: Vec<GroupId> =
+                keys.iter().filter(|k| k.include_subgroups == include_subgroups).map(|k| k.group).collect();
+            if groups.is_empty() {
+                continue;
+            }
+            let counts = self.store.group_member_counts(&self.viewer, &groups, include_subgroups).await.map_err(err)?;
+            for g in groups {
+                out.insert(MemberCountOf { group: g, include_subgroups }, counts.get(&g).copied().unwrap_or(0));
             }
         }
         Ok(out)

@@ -53,9 +53,13 @@ pub(crate) fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store, ApiError> {
     ctx.data_opt::<Store>().ok_or_else(|| ApiError::Internal("store missing from schema data".into()))
 }
 
-pub(crate) fn loader<'a>(ctx: &Context<'a>) -> Result<&'a DataLoader<Loaders>, ApiError> {
+/// The per-request loaders. Their cache lives as long as the request, so a page prefetched with
+/// `load_many` is served from memory when each row asks for its part.
+pub type RequestLoader = DataLoader<Loaders, async_graphql::dataloader::HashMapCache>;
+
+pub(crate) fn loader<'a>(ctx: &Context<'a>) -> Result<&'a RequestLoader, ApiError> {
     viewer(ctx)?;
-    ctx.data_opt::<DataLoader<Loaders>>().ok_or_else(|| ApiError::Internal("loaders missing from request".into()))
+    ctx.data_opt::<RequestLoader>().ok_or_else(|| ApiError::Internal("loaders missing from request".into()))
 }
 
 pub(crate) fn tenant_key<'a>(ctx: &Context<'a>) -> Result<&'a str, ApiError> {

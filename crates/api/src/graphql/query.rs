@@ -132,6 +132,8 @@ impl CoreQuery {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let filter = filter.unwrap_or_default().into_filter()?;
         let p = store(ctx)?.contacts(v, &filter, &page).await.map_err(ApiError::from)?;
+        let rows: Vec<&cohort_store::ContactRecord> = p.rows.iter().map(|r| &r.1).collect();
+        prefetch_contacts(ctx, ctx.look_ahead().field("edges").field("node"), &rows).await?;
         Ok(ContactConnection::from_page(p, Some(CountSource::Contacts(filter))))
     }
 

@@ -4,7 +4,7 @@
 
 use crate::Store;
 use crate::entities::{
-    business_status, contact, contact_email, contact_phone, group_closure, membership, status_change,
+    business_status, contact, contact_email, contact_phone, group, group_closure, membership, status_change,
 };
 use crate::error::{StoreError, StoreResult};
 use crate::page::{Page, PageRequest};
@@ -162,6 +162,9 @@ impl Store {
             q = q.filter(contact::Column::Kind.eq(kind.as_str()));
         }
         if let Some(keys) = &f.business_status {
+            if keys.len() > 20 {
+                return Err(StoreError::invalid("businessStatus", "at most 20 statuses in one filter"));
+            }
             let known: Vec<String> = business_status::Entity::find()
                 .filter(business_status::Column::TenantId.eq(v.tenant_id.0))
                 .filter(business_status::Column::Key.is_in(keys.iter().cloned()))
@@ -171,9 +174,10 @@ impl Store {
                 .all(&self.db)
                 .await?;
             if let Some(unknown) = keys.iter().find(|k| !known.contains(k)) {
+                let shown: String = unknown.chars().take(40).collect();
                 return Err(StoreError::invalid(
                     "businessStatus",
-                    format!("'{unknown}' is not a business status of this tenant"),
+                    format!("'{shown}' is not a business status of this tenant"),
                 ));
             }
             q = q.filter(
@@ -213,6 +217,21 @@ impl Store {
                                 .from(group_closure::Entity)
                                 .and_where(group_closure::Column::TenantId.eq(v.tenant_id.0))
                                 .and_where(group_closure::Column::AncestorId.is_in(groups.iter().map(|g| g.0)))
+                                // Only subgroups the viewer can see count.
+                                .and_where(
+                                    group_closure::Column::DescendantId.in_subquery(
+                                        Query::select()
+                                            .column(group::Column::Id)
+                                            .from(group::Entity)
+                                            .and_where(group::Column::TenantId.eq(v.tenant_id.0))
+                                            .cond_where(book_visible(
+                                                v,
+                                                group::Column::AddressBookId,
+                                                AccessLevel::Read,
+                                            ))
+                                            .to_owned(),
+                                    ),
+                                )
                                 .to_owned(),
                         ),
                     );
@@ -317,7 +336,14 @@ impl Store {
         id: ContactId,
         needed: AccessLevel,
     ) -> StoreResult<contact::Model> {
-        let c = visible_contacts(v).filter(contact::Column::Id.eq(id.0)).one(txn).await?.ok_or(StoreError::NotFound)?;
+        // Locked (PostgreSQL) so that concurrent writers serialise on the contact: its book and
+        // sort key are copied onto membership rows, which must never go stale.
+        let c = visible_contacts(v)
+            .filter(contact::Column::Id.eq(id.0))
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let level = book_level(txn, v, AddressBookId(c.address_book_id)).await?;
         if !AccessLevel::allows(level, needed) {
             return Err(StoreError::forbidden(

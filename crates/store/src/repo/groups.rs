@@ -371,6 +371,11 @@ impl Store {
                         }
                     }
                     for c in &children {
+                        // Moving a subgroup is configuring it: MANAGE on its home book, too.
+                        self.group_for(&txn, v, GroupId(*c), AccessLevel::Manage).await.map_err(|e| match e {
+                            StoreError::NotFound => StoreError::forbidden("reparenting needs MANAGE on every subgroup"),
+                            other => other,
+                        })?;
                         self.reattach(&txn, v, GroupId(*c), target).await?;
                     }
                 }
@@ -394,14 +399,27 @@ impl Store {
             }
         }
         let doomed_ids: Vec<Uuid> = doomed.iter().map(|g| g.0).collect();
-        // End every membership with a history entry, then remove closure rows, memberships, groups.
-        let members = membership::Entity::find()
-            .filter(membership::Column::TenantId.eq(v.tenant_id.0))
-            .filter(membership::Column::GroupId.is_in(doomed_ids.clone()))
-            .all(&txn)
-            .await?;
+        // End every membership with a history entry (in bounded chunks: a group may have millions
+        // of members), then remove closure rows, memberships and the groups.
         let now = Utc::now();
-        for chunk in members.chunks(2000) {
+        let mut after: Option<(Uuid, Uuid)> = None;
+        loop {
+            let mut q = membership::Entity::find()
+                .filter(membership::Column::TenantId.eq(v.tenant_id.0))
+                .filter(membership::Column::GroupId.is_in(doomed_ids.clone()));
+            if let Some((g, c)) = after {
+                q = q.filter(Condition::any().add(membership::Column::GroupId.gt(g)).add(
+                    Condition::all().add(membership::Column::GroupId.eq(g)).add(membership::Column::ContactId.gt(c)),
+                ));
+            }
+            let chunk = q
+                .order_by_asc(membership::Column::GroupId)
+                .order_by_asc(membership::Column::ContactId)
+                .limit(2000)
+                .all(&txn)
+                .await?;
+            let Some(last) = chunk.last() else { break };
+            after = Some((last.group_id, last.contact_id));
             membership_event::Entity::insert_many(chunk.iter().map(|m| membership_event::ActiveModel {
                 tenant_id: Set(v.tenant_id.0),
                 id: Set(Uuid::now_v7()),
@@ -456,7 +474,20 @@ impl Store {
             q = q.filter(group::Column::ParentId.eq(p.0));
         }
         if f.roots_only {
-            q = q.filter(group::Column::ParentId.is_null());
+            // Roots as the viewer sees the forest: no parent, or a parent they cannot see (which
+            // shows as `parent: null`).
+            q = q.filter(
+                Condition::any().add(group::Column::ParentId.is_null()).add(
+                    group::Column::ParentId.not_in_subquery(
+                        Query::select()
+                            .column(group::Column::Id)
+                            .from(group::Entity)
+                            .and_where(group::Column::TenantId.eq(v.tenant_id.0))
+                            .cond_where(book_visible(v, group::Column::AddressBookId, AccessLevel::Read))
+                            .to_owned(),
+                    ),
+                ),
+            );
         }
         if let Some(p) = f.is_public {
             q = q.filter(if p { group::Column::PublicName.is_not_null() } else { group::Column::PublicName.is_null() });

@@ -67,8 +67,8 @@ pub struct MemberRecord {
     key: MemberKey,
 }
 
+/// Tagged, so a cursor from one ordering cannot be mistaken for the other's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
 enum MemberKey {
     Name(String, Uuid),
     Joined(DateTime<Utc>, Uuid),
@@ -222,6 +222,11 @@ async fn visible_contacts_among(
             .bind_list(chunk.iter().copied())
             .push(" AND ")
             .visible_books(v, "c.address_book_id", AccessLevel::Read);
+        if q.backend() == sea_orm::DbBackend::Postgres {
+            // Hold the contacts until commit: a concurrent move or rename then waits, and syncs
+            // the memberships written here (SQLite serialises writers already).
+            q.push(" FOR SHARE OF c");
+        }
         for row in txn.query_all_raw(q.build()).await? {
             let id: Uuid = row.try_get("", "id")?;
             out.insert(id, (row.try_get("", "address_book_id")?, row.try_get("", "sort_name")?));
@@ -432,10 +437,13 @@ impl Store {
         order: MemberOrder,
         page: &PageRequest,
     ) -> StoreResult<Page<MemberRecord>> {
-        if self.groups_by_ids(v, &[group]).await?.is_empty() {
-            return Err(StoreError::NotFound);
-        }
         let after = page.after_key::<MemberKey>()?;
+        match (&after, order) {
+            (Some(MemberKey::Name(..)), MemberOrder::JoinedAt) | (Some(MemberKey::Joined(..)), MemberOrder::Name) => {
+                return Err(StoreError::invalid("after", "is a cursor of a differently ordered list"));
+            }
+            _ => {}
+        }
         let backend = self.db.get_database_backend();
         let mut q = Sql::new(backend);
         let (key_expr, key_col) = match (order, include_subgroups) {
@@ -454,13 +462,10 @@ impl Store {
         }
         q.push(" FROM group_memberships m WHERE m.tenant_id = ").bind(v.tenant_id.0).push(" AND ");
         if include_subgroups {
-            q.push("m.group_id IN (SELECT cl.descendant_id FROM group_closure cl WHERE cl.tenant_id = ")
-                .bind(v.tenant_id.0)
-                .push(" AND cl.ancestor_id = ")
-                .bind(group.0)
-                .push(")");
+            q.push("m.group_id IN ").visible_subtree(v, group.0);
         } else {
-            q.push("m.group_id = ").bind(group.0);
+            // The group itself must be visible (a hidden group is an empty list, like no group).
+            q.push("m.group_id = ").bind(group.0).push(" AND m.group_id IN ").visible_groups(v);
         }
         q.push(" AND ").visible_books(v, "m.address_book_id", AccessLevel::Read);
         let cursor = |q: &mut Sql, key: &str| match &after {
@@ -491,9 +496,9 @@ impl Store {
             cursor(&mut q, key_expr);
         }
         q.push(" ORDER BY ").push(key_col).push(", m.contact_id LIMIT ").bind(page.limit() as i64);
-        q.push(") p JOIN contacts c ON c.tenant_id = ")
-            .bind(v.tenant_id.0)
-            .push(" AND c.id = p.contact_id ORDER BY p.");
+        q.push(") p JOIN contacts c ON c.tenant_id = ").bind(v.tenant_id.0).push(" AND c.id = p.contact_id AND ");
+        // Defence in depth: the contact's own book decides, should a copied key ever be stale.
+        q.visible_books(v, "c.address_book_id", AccessLevel::Read).push(" ORDER BY p.");
         q.push(key_col).push(", p.contact_id");
         let rows = self.db.query_all_raw(q.build()).await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -520,28 +525,53 @@ impl Store {
         Ok(Page::from_rows(out, page, |m| m.key.clone()))
     }
 
-    /// How many visible contacts are members (of the group, or of it or any descendant).
+    /// How many visible contacts are members (of the group, or of it or any visible descendant).
     pub async fn group_member_count(&self, v: &Viewer, group: GroupId, include_subgroups: bool) -> StoreResult<u64> {
-        if self.groups_by_ids(v, &[group]).await?.is_empty() {
-            return Err(StoreError::NotFound);
+        Ok(self.group_member_counts(v, &[group], include_subgroups).await?.get(&group).copied().unwrap_or(0))
+    }
+
+    /// Member counts of many visible groups in one statement (the loader batches a page's groups).
+    /// Hidden groups, hidden subgroups and hidden contacts count nothing.
+    pub async fn group_member_counts(
+        &self,
+        v: &Viewer,
+        groups: &[GroupId],
+        include_subgroups: bool,
+    ) -> StoreResult<HashMap<GroupId, u64>> {
+        let mut out = HashMap::new();
+        if groups.is_empty() {
+            return Ok(out);
         }
         let mut q = Sql::new(self.db.get_database_backend());
-        q.push(if include_subgroups { "SELECT COUNT(DISTINCT m.contact_id) AS n" } else { "SELECT COUNT(*) AS n" })
-            .push(" FROM group_memberships m WHERE m.tenant_id = ")
-            .bind(v.tenant_id.0)
-            .push(" AND ");
         if include_subgroups {
-            q.push("m.group_id IN (SELECT cl.descendant_id FROM group_closure cl WHERE cl.tenant_id = ")
+            q.push("SELECT cl.ancestor_id AS g, COUNT(DISTINCT m.contact_id) AS n FROM group_closure cl JOIN contact_groups dg ON dg.tenant_id = cl.tenant_id AND dg.id = cl.descendant_id JOIN group_memberships m ON m.tenant_id = cl.tenant_id AND m.group_id = cl.descendant_id WHERE cl.tenant_id = ")
                 .bind(v.tenant_id.0)
-                .push(" AND cl.ancestor_id = ")
-                .bind(group.0)
-                .push(")");
+                .push(" AND cl.ancestor_id IN ")
+                .bind_list(groups.iter().map(|g| g.0))
+                .push(" AND cl.ancestor_id IN ")
+                .visible_groups(v)
+                .push(" AND ")
+                .visible_books(v, "dg.address_book_id", AccessLevel::Read)
+                .push(" AND ")
+                .visible_books(v, "m.address_book_id", AccessLevel::Read)
+                .push(" GROUP BY cl.ancestor_id");
         } else {
-            q.push("m.group_id = ").bind(group.0);
+            q.push("SELECT m.group_id AS g, COUNT(*) AS n FROM group_memberships m WHERE m.tenant_id = ")
+                .bind(v.tenant_id.0)
+                .push(" AND m.group_id IN ")
+                .bind_list(groups.iter().map(|g| g.0))
+                .push(" AND m.group_id IN ")
+                .visible_groups(v)
+                .push(" AND ")
+                .visible_books(v, "m.address_book_id", AccessLevel::Read)
+                .push(" GROUP BY m.group_id");
         }
-        q.push(" AND ").visible_books(v, "m.address_book_id", AccessLevel::Read);
-        let row = self.db.query_one_raw(q.build()).await?;
-        Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0) as u64)
+        for row in self.db.query_all_raw(q.build()).await? {
+            let g: Uuid = row.try_get("", "g")?;
+            let n: i64 = row.try_get("", "n")?;
+            out.insert(GroupId(g), n as u64);
+        }
+        Ok(out)
     }
 
     /// For members shown with `includeSubgroups`: per contact, the membership in `root` itself if
@@ -682,8 +712,20 @@ impl Store {
             .all(txn)
             .await?;
         let now = Utc::now();
-        for m in &rows {
-            append_history(txn, v, m.group_id, &[contact], "LEAVE", &m.source, Some("contact deleted"), now).await?;
+        for chunk in rows.chunks(CHUNK) {
+            membership_event::Entity::insert_many(chunk.iter().map(|m| membership_event::ActiveModel {
+                tenant_id: Set(v.tenant_id.0),
+                id: Set(Uuid::now_v7()),
+                group_id: Set(m.group_id),
+                contact_id: Set(contact),
+                action: Set("LEAVE".into()),
+                source: Set(m.source.clone()),
+                actor_id: Set(Some(v.user_id.0)),
+                at: Set(now),
+                reason: Set(Some("contact deleted".into())),
+            }))
+            .exec_without_returning(txn)
+            .await?;
         }
         membership::Entity::delete_many()
             .filter(membership::Column::TenantId.eq(v.tenant_id.0))

@@ -425,6 +425,9 @@ impl Store {
         users: &[UserId],
     ) -> StoreResult<u64> {
         require_admin(v)?;
+        if users.len() > 1000 {
+            return Err(StoreError::invalid("userIds", "at most 1000 users per call"));
+        }
         let txn = self.write_txn().await?;
         self.check_user_group(&txn, v, group).await?;
         let res = user_group_member::Entity::delete_many()
