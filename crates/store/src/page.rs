@@ -53,6 +53,31 @@ pub(crate) fn decode_cursor<K: DeserializeOwned>(s: &str) -> StoreResult<K> {
     serde_json::from_slice(&bytes).map_err(|_| bad())
 }
 
+/// The keyset condition "after (a, b)" in ascending order: `a > ka OR (a = ka AND b > kb)`,
+/// written without row-value syntax so it reads the same on every database.
+pub(crate) fn after<A, B, VA, VB>(a: A, b: B, key: (VA, VB)) -> sea_orm::Condition
+where
+    A: sea_orm::ColumnTrait,
+    B: sea_orm::ColumnTrait,
+    VA: Into<sea_orm::Value> + Clone,
+    VB: Into<sea_orm::Value>,
+{
+    use sea_orm::Condition;
+    Condition::any().add(a.gt(key.0.clone())).add(Condition::all().add(a.eq(key.0)).add(b.gt(key.1)))
+}
+
+/// The same for a descending order: `a < ka OR (a = ka AND b < kb)`.
+pub(crate) fn before<A, B, VA, VB>(a: A, b: B, key: (VA, VB)) -> sea_orm::Condition
+where
+    A: sea_orm::ColumnTrait,
+    B: sea_orm::ColumnTrait,
+    VA: Into<sea_orm::Value> + Clone,
+    VB: Into<sea_orm::Value>,
+{
+    use sea_orm::Condition;
+    Condition::any().add(a.lt(key.0.clone())).add(Condition::all().add(a.eq(key.0)).add(b.lt(key.1)))
+}
+
 /// One page of rows, each with its cursor.
 #[derive(Debug, Clone)]
 pub struct Page<T> {

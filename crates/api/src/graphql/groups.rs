@@ -616,14 +616,6 @@ pub struct RemoveGroupMembersPayload {
     pub not_found: Vec<ID>,
 }
 
-fn maybe<T>(m: MaybeUndefined<T>) -> Option<Option<T>> {
-    match m {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(v) => Some(Some(v)),
-    }
-}
-
 fn group_id(id: &ID) -> Result<GroupId, ApiError> {
     Ok(GroupId(ids::decode(GroupId::TAG, id)?))
 }
@@ -704,10 +696,10 @@ impl GroupMutation {
                 .map(|b| ids::decode(AddressBookId::TAG, b).map(AddressBookId))
                 .transpose()?,
             name: input.name,
-            description: maybe(input.description),
+            description: super::patch(input.description),
             precedence: input.precedence,
-            public_name: maybe(input.public_name),
-            public_description: maybe(input.public_description),
+            public_name: super::patch(input.public_name),
+            public_description: super::patch(input.public_description),
         };
         let g = store(ctx)?.update_group(v, id, patch).await.map_err(ApiError::from)?;
         Ok(UpdateGroupPayload { group: Group(g) })
@@ -730,7 +722,7 @@ impl GroupMutation {
     ) -> async_graphql::Result<DeleteGroupPayload> {
         let v = viewer(ctx)?;
         let id = group_id(&input.id)?;
-        let policy = match (maybe(input.reparent_children_to), input.delete_subgroups) {
+        let policy = match (super::patch(input.reparent_children_to), input.delete_subgroups) {
             (Some(_), true) => {
                 return Err(ApiError::bad_input(
                     "deleteSubgroups",

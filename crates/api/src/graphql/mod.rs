@@ -62,6 +62,15 @@ pub(crate) fn loader<'a>(ctx: &Context<'a>) -> Result<&'a RequestLoader, ApiErro
     ctx.data_opt::<RequestLoader>().ok_or_else(|| ApiError::Internal("loaders missing from request".into()))
 }
 
+/// `MaybeUndefined` as a patch value: absent = leave as is, `null` = clear, a value = set.
+pub(crate) fn patch<T>(m: async_graphql::MaybeUndefined<T>) -> Option<Option<T>> {
+    match m {
+        async_graphql::MaybeUndefined::Undefined => None,
+        async_graphql::MaybeUndefined::Null => Some(None),
+        async_graphql::MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
 pub(crate) fn tenant_key<'a>(ctx: &Context<'a>) -> Result<&'a str, ApiError> {
     ctx.data_opt::<TenantKey>().map(|t| t.0.as_str()).ok_or(ApiError::Unauthenticated)
 }

@@ -169,14 +169,6 @@ pub struct SetContactBusinessStatusPayload {
     pub contact: Contact,
 }
 
-fn maybe<T>(m: MaybeUndefined<T>) -> Option<Option<T>> {
-    match m {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(v) => Some(Some(v)),
-    }
-}
-
 fn principal(user: Option<ID>, group: Option<ID>) -> Result<Principal, ApiError> {
     match (user, group) {
         (Some(u), None) => Ok(Principal::User(UserId(ids::decode(UserId::TAG, &u)?))),
@@ -331,16 +323,16 @@ impl CoreMutation {
             .as_ref()
             .map(|b| ids::decode(AddressBookId::TAG, b).map(AddressBookId))
             .transpose()?;
-        let company_id = match maybe(input.company_id) {
+        let company_id = match super::patch(input.company_id) {
             None => None,
             Some(None) => Some(None),
             Some(Some(c)) => Some(Some(ContactId(ids::decode(ContactId::TAG, &c)?))),
         };
         let patch = ContactPatch {
             address_book_id,
-            first_name: maybe(input.first_name),
-            last_name: maybe(input.last_name),
-            company_name: maybe(input.company_name),
+            first_name: super::patch(input.first_name),
+            last_name: super::patch(input.last_name),
+            company_name: super::patch(input.company_name),
             emails: input.emails.map(channels_e),
             phones: input.phones.map(channels_p),
             company_id,

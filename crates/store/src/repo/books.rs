@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::ids::{AddressBookId, UserGroupId, UserId};
 use cohort_domain::text::{Name, optional_text};
-use sea_orm::sea_query::{Condition, OnConflict};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -122,10 +122,7 @@ impl Store {
             .filter(address_book::Column::TenantId.eq(v.tenant_id.0))
             .filter(book_visible(v, address_book::Column::Id, AccessLevel::Read));
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
-            q =
-                q.filter(Condition::any().add(address_book::Column::Name.gt(name.clone())).add(
-                    Condition::all().add(address_book::Column::Name.eq(name)).add(address_book::Column::Id.gt(id)),
-                ));
+            q = q.filter(crate::page::after(address_book::Column::Name, address_book::Column::Id, (name, id)));
         }
         let rows = q
             .order_by_asc(address_book::Column::Name)

@@ -282,11 +282,7 @@ impl Store {
     ) -> StoreResult<Page<ContactRecord>> {
         let mut q = self.filtered(v, f).await?;
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(
-                Condition::any()
-                    .add(contact::Column::SortName.gt(name.clone()))
-                    .add(Condition::all().add(contact::Column::SortName.eq(name)).add(contact::Column::Id.gt(id))),
-            );
+            q = q.filter(crate::page::after(contact::Column::SortName, contact::Column::Id, (name, id)));
         }
         let rows = q
             .order_by_asc(contact::Column::SortName)
@@ -644,9 +640,7 @@ impl Store {
             .filter(status_change::Column::TenantId.eq(v.tenant_id.0))
             .filter(status_change::Column::ContactId.in_subquery(visible));
         if let Some((at, cid)) = page.after_key::<(DateTime<Utc>, Uuid)>()? {
-            q = q.filter(Condition::any().add(status_change::Column::ChangedAt.lt(at)).add(
-                Condition::all().add(status_change::Column::ChangedAt.eq(at)).add(status_change::Column::Id.lt(cid)),
-            ));
+            q = q.filter(crate::page::before(status_change::Column::ChangedAt, status_change::Column::Id, (at, cid)));
         }
         let rows = q
             .order_by_desc(status_change::Column::ChangedAt)

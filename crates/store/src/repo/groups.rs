@@ -408,9 +408,7 @@ impl Store {
                 .filter(membership::Column::TenantId.eq(v.tenant_id.0))
                 .filter(membership::Column::GroupId.is_in(doomed_ids.clone()));
             if let Some((g, c)) = after {
-                q = q.filter(Condition::any().add(membership::Column::GroupId.gt(g)).add(
-                    Condition::all().add(membership::Column::GroupId.eq(g)).add(membership::Column::ContactId.gt(c)),
-                ));
+                q = q.filter(crate::page::after(membership::Column::GroupId, membership::Column::ContactId, (g, c)));
             }
             let chunk = q
                 .order_by_asc(membership::Column::GroupId)
@@ -499,11 +497,7 @@ impl Store {
             );
         }
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(
-                Condition::any()
-                    .add(group::Column::SortName.gt(name.clone()))
-                    .add(Condition::all().add(group::Column::SortName.eq(name)).add(group::Column::Id.gt(id))),
-            );
+            q = q.filter(crate::page::after(group::Column::SortName, group::Column::Id, (name, id)));
         }
         let rows = q
             .order_by_asc(group::Column::SortName)
@@ -560,11 +554,7 @@ impl Store {
             .to_owned();
         let mut q = visible_groups(v).filter(group::Column::Id.in_subquery(sub));
         if let Some((name, gid)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(
-                Condition::any()
-                    .add(group::Column::SortName.gt(name.clone()))
-                    .add(Condition::all().add(group::Column::SortName.eq(name)).add(group::Column::Id.gt(gid))),
-            );
+            q = q.filter(crate::page::after(group::Column::SortName, group::Column::Id, (name, gid)));
         }
         let rows = q
             .order_by_asc(group::Column::SortName)

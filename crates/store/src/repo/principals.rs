@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use cohort_domain::ids::{TenantId, UserGroupId, UserId};
 use cohort_domain::status::SEEDED_STATUSES;
 use cohort_domain::text::{Email, Name, optional_text};
-use sea_orm::sea_query::{Condition, OnConflict};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -246,11 +246,7 @@ impl Store {
         require_admin(v)?;
         let mut q = user::Entity::find().filter(user::Column::TenantId.eq(v.tenant_id.0));
         if let Some((subject, id)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(
-                Condition::any()
-                    .add(user::Column::Subject.gt(subject.clone()))
-                    .add(Condition::all().add(user::Column::Subject.eq(subject)).add(user::Column::Id.gt(id))),
-            );
+            q = q.filter(crate::page::after(user::Column::Subject, user::Column::Id, (subject, id)));
         }
         let rows = q
             .order_by_asc(user::Column::Subject)
@@ -315,11 +311,7 @@ impl Store {
             q = q.filter(user_group::Column::Id.in_subquery(my_groups_query(v)));
         }
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(
-                Condition::any()
-                    .add(user_group::Column::Name.gt(name.clone()))
-                    .add(Condition::all().add(user_group::Column::Name.eq(name)).add(user_group::Column::Id.gt(id))),
-            );
+            q = q.filter(crate::page::after(user_group::Column::Name, user_group::Column::Id, (name, id)));
         }
         let rows = q
             .order_by_asc(user_group::Column::Name)
