@@ -6,8 +6,9 @@ use crate::entities::address_book;
 use crate::error::StoreResult;
 use crate::repo::principals::{ensure_tenant, ensure_user};
 use crate::viewer::Viewer;
-use crate::{ContactInput, Principal, Store};
+use crate::{ContactInput, GroupInput, Principal, Store};
 use cohort_domain::contact::{ContactFields, ContactKind};
+use cohort_domain::group::MembershipSource;
 use cohort_domain::ids::{ContactId, UserId};
 use cohort_domain::{AccessLevel, Role, Roles};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -52,8 +53,9 @@ impl SystemHandle {
         })
     }
 
-    /// Creates the demo tenant once: three address books, users and user groups, grants and 50
-    /// contacts (persons linked to companies, with e-mails, phones and statuses). Idempotent.
+    /// Creates the demo tenant once: three address books, users and user groups, grants, 50
+    /// contacts (persons linked to companies, with e-mails, phones and statuses) and a group
+    /// hierarchy with members from every book. Idempotent.
     pub async fn seed_demo(&self) -> StoreResult<DemoTenant> {
         let s = &self.store;
         let info = DemoTenant {
@@ -89,6 +91,7 @@ impl SystemHandle {
         s.grant_access(&admin, partners.id, Principal::UserGroup(support.id), AccessLevel::Read).await?;
 
         let mut n = 0usize;
+        let mut everyone: Vec<(usize, ContactId)> = vec![];
         for (bi, book) in [&customers, &partners, &suppliers].into_iter().enumerate() {
             let mut companies: Vec<ContactId> = vec![];
             for ci in 0..2 {
@@ -117,33 +120,67 @@ impl SystemHandle {
             for pi in 0..persons {
                 let first = FIRST[(n * 7 + pi) % FIRST.len()];
                 let last = LAST[(n * 3 + pi) % LAST.len()];
-                s.create_contact(
-                    &admin,
-                    ContactInput {
-                        address_book_id: book.id,
-                        kind: ContactKind::Person,
-                        fields: ContactFields {
-                            first_name: Some(first.into()),
-                            last_name: Some(last.into()),
-                            emails: vec![(
-                                format!("{}.{}{}@mail.example", first.to_lowercase(), last.to_lowercase(), n),
-                                None,
-                            )],
-                            phones: if pi % 3 == 0 {
-                                vec![(format!("+49 170 {:07}", 5000 + n), Some("mobile".into()))]
-                            } else {
-                                vec![]
+                let person = s
+                    .create_contact(
+                        &admin,
+                        ContactInput {
+                            address_book_id: book.id,
+                            kind: ContactKind::Person,
+                            fields: ContactFields {
+                                first_name: Some(first.into()),
+                                last_name: Some(last.into()),
+                                emails: vec![(
+                                    format!("{}.{}{}@mail.example", first.to_lowercase(), last.to_lowercase(), n),
+                                    None,
+                                )],
+                                phones: if pi % 3 == 0 {
+                                    vec![(format!("+49 170 {:07}", 5000 + n), Some("mobile".into()))]
+                                } else {
+                                    vec![]
+                                },
+                                ..Default::default()
                             },
-                            ..Default::default()
+                            company_id: (pi % 2 == 0).then(|| companies[pi / 2 % companies.len()]),
+                            business_status: (pi % 4 != 3).then(|| STATUSES[(n + pi) % STATUSES.len()].to_string()),
                         },
-                        company_id: (pi % 2 == 0).then(|| companies[pi / 2 % companies.len()]),
-                        business_status: (pi % 4 != 3).then(|| STATUSES[(n + pi) % STATUSES.len()].to_string()),
-                    },
-                )
-                .await?;
+                    )
+                    .await?;
+                everyone.push((bi, person.id));
                 n += 1;
             }
         }
+
+        // Groups: a regional hierarchy homed in "Customers DACH", a public newsletter, and a
+        // purchasing segment homed in "Suppliers" (invisible to the agent). Members come from
+        // every book: the agent sees only the ones they could see anyway.
+        let group = |book, name: &str, parent, precedence, public: Option<&str>| GroupInput {
+            address_book_id: book,
+            parent_id: parent,
+            name: name.into(),
+            description: None,
+            precedence,
+            public_name: public.map(str::to_owned),
+            public_description: public.map(|_| "News and offers, about once a month".to_owned()),
+        };
+        let europe = s.create_group(&admin, group(customers.id, "Europe", None, 100, None)).await?;
+        let dach = s.create_group(&admin, group(customers.id, "DACH", Some(europe.id), 50, None)).await?;
+        let germany = s.create_group(&admin, group(customers.id, "Germany", Some(dach.id), 10, None)).await?;
+        let austria = s.create_group(&admin, group(customers.id, "Austria", Some(dach.id), 10, None)).await?;
+        let south = s.create_group(&admin, group(customers.id, "Southern Europe", Some(europe.id), 50, None)).await?;
+        let newsletter =
+            s.create_group(&admin, group(partners.id, "Newsletter", None, 200, Some("Cohort Monthly"))).await?;
+        let vip = s.create_group(&admin, group(customers.id, "Key accounts", None, 1, None)).await?;
+        let purchasing = s.create_group(&admin, group(suppliers.id, "Preferred suppliers", None, 5, None)).await?;
+        let pick = |modulo: usize, rest: usize| -> Vec<ContactId> {
+            everyone.iter().enumerate().filter(|(i, _)| i % modulo == rest).map(|(_, c)| c.1).collect()
+        };
+        s.add_group_members(&admin, germany.id, &pick(3, 0), Some(MembershipSource::Import), None).await?;
+        s.add_group_members(&admin, austria.id, &pick(5, 1), Some(MembershipSource::Import), None).await?;
+        s.add_group_members(&admin, south.id, &pick(7, 2), None, None).await?;
+        s.add_group_members(&admin, newsletter.id, &pick(2, 1), Some(MembershipSource::Automation), None).await?;
+        s.add_group_members(&admin, vip.id, &pick(6, 0), None, None).await?;
+        let suppliers_people: Vec<ContactId> = everyone.iter().filter(|(b, _)| *b == 2).map(|(_, c)| *c).collect();
+        s.add_group_members(&admin, purchasing.id, &suppliers_people, None, None).await?;
         Ok(DemoTenant { created: true, ..info })
     }
 }
