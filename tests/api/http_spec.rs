@@ -235,7 +235,7 @@ async fn empty_body_is_refused(app: TestApp) {
     assert_eq!(r.code(), "BAD_REQUEST");
     assert_no_data(&r, "empty body");
     let r = post(&app, Some(JSON), Some(JSON), "").await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.code(), "BAD_REQUEST");
     assert_no_data(&r, "empty body");
 }
@@ -280,10 +280,10 @@ async fn bad_parameters_are_400_with_graphql_response_json(app: TestApp) {
     }
 }
 
-async fn bad_parameters_are_200_with_errors_with_application_json(app: TestApp) {
+async fn bad_parameters_are_400_with_errors_with_application_json(app: TestApp) {
     for (what, body) in bad_parameter_bodies() {
         let r = post_json(&app, JSON, &body).await;
-        assert_eq!(r.status, 200, "{what}: {}", r.text);
+        assert_eq!(r.status, 400, "{what}: {}", r.text);
         assert_eq!(r.media_type(), JSON, "{what}");
         assert_eq!(r.code(), "BAD_REQUEST", "{what}");
         assert_no_data(&r, what);
@@ -304,7 +304,7 @@ async fn bad_get_parameters_are_refused(app: TestApp) {
         assert_eq!(r.code(), "BAD_REQUEST", "{what}");
         assert_no_data(&r, what);
         let r = get(&app, JSON, None, &params).await;
-        assert_eq!(r.status, 200, "{what}: {}", r.text);
+        assert_eq!(r.status, 400, "{what}: {}", r.text);
         assert_eq!(r.code(), "BAD_REQUEST", "{what}");
         assert_no_data(&r, what);
     }
@@ -349,7 +349,7 @@ async fn json_parse_failure(app: TestApp) {
     assert_eq!(r.code(), "BAD_REQUEST");
     assert_no_data(&r, "bad JSON");
     let r = post(&app, Some(JSON), Some(JSON), r#"{ "not a JSON"#).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.code(), "BAD_REQUEST");
     assert_no_data(&r, "bad JSON");
 }
@@ -739,7 +739,7 @@ on_both_backends!(
     unsupported_content_type_is_415,
     empty_body_is_refused,
     bad_parameters_are_400_with_graphql_response_json,
-    bad_parameters_are_200_with_errors_with_application_json,
+    bad_parameters_are_400_with_errors_with_application_json,
     bad_get_parameters_are_refused,
     null_parameters_are_accepted,
     map_variables_are_used,

@@ -101,11 +101,11 @@ fn respond(status: StatusCode, media: Media, body: &Value) -> Response {
     r
 }
 
-/// A request that could not even be read as a GraphQL request (bad JSON, bad parameters): 400
-/// for `application/graphql-response+json`, 200 with `errors` (and no `data`) for legacy JSON.
+/// A request that could not even be read as a GraphQL request (bad JSON, bad parameters): 400,
+/// with `errors` and no `data`, whichever media type the client accepts (the current
+/// GraphQL-over-HTTP audit recommends 400 for legacy `application/json` clients too).
 fn request_error(media: Media, message: &str) -> Response {
-    let status = if media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    respond(status, media, &error_body(message, "BAD_REQUEST"))
+    respond(StatusCode::BAD_REQUEST, media, &error_body(message, "BAD_REQUEST"))
 }
 
 fn unauthenticated(media: Media) -> Response {
