@@ -53,6 +53,9 @@ typed_id! {
     StatusChangeId => "StatusChange",
     GroupId => "Group",
     MembershipEventId => "MembershipEvent",
+    ProductId => "Product",
+    PriceListId => "PriceList",
+    PriceItemId => "PriceItem",
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ pub mod contact;
 pub mod error;
 pub mod group;
 pub mod ids;
+pub mod money;
+pub mod pricing;
 pub mod status;
 pub mod text;
 

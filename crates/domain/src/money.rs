@@ -1,0 +1,184 @@
+//! Money: exact decimals (never floats), ISO 4217 currencies with their minor units, and the
+//! rounding rule of DESIGN §1 (half away from zero, to the currency's minor units).
+
+use crate::error::{DomainError, DomainResult};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// ISO 4217 codes with their minor units (the currencies a CRM price list plausibly uses; extend
+/// as needed). Codes not in the table are refused rather than guessed.
+const CURRENCIES: &[(&str, u32)] = &[
+    ("AED", 2),
+    ("ARS", 2),
+    ("AUD", 2),
+    ("BGN", 2),
+    ("BHD", 3),
+    ("BRL", 2),
+    ("CAD", 2),
+    ("CHF", 2),
+    ("CLP", 0),
+    ("CNY", 2),
+    ("COP", 2),
+    ("CZK", 2),
+    ("DKK", 2),
+    ("EGP", 2),
+    ("EUR", 2),
+    ("GBP", 2),
+    ("HKD", 2),
+    ("HUF", 2),
+    ("IDR", 2),
+    ("ILS", 2),
+    ("INR", 2),
+    ("ISK", 0),
+    ("JOD", 3),
+    ("JPY", 0),
+    ("KRW", 0),
+    ("KWD", 3),
+    ("MAD", 2),
+    ("MXN", 2),
+    ("MYR", 2),
+    ("NOK", 2),
+    ("NZD", 2),
+    ("OMR", 3),
+    ("PHP", 2),
+    ("PLN", 2),
+    ("QAR", 2),
+    ("RON", 2),
+    ("RSD", 2),
+    ("SAR", 2),
+    ("SEK", 2),
+    ("SGD", 2),
+    ("THB", 2),
+    ("TND", 3),
+    ("TRY", 2),
+    ("TWD", 2),
+    ("UAH", 2),
+    ("USD", 2),
+    ("VND", 0),
+    ("ZAR", 2),
+];
+
+/// An ISO 4217 currency code we know the minor units of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency {
+    code: [u8; 3],
+    minor_units: u32,
+}
+
+impl Currency {
+    pub fn parse(raw: &str) -> DomainResult<Self> {
+        let code = raw.trim().to_ascii_uppercase();
+        CURRENCIES
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(c, m)| {
+                let b = c.as_bytes();
+                Currency { code: [b[0], b[1], b[2]], minor_units: *m }
+            })
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "currency",
+                    format!("'{}' is not a supported ISO 4217 currency", raw.chars().take(8).collect::<String>()),
+                )
+            })
+    }
+    pub fn code(&self) -> &str {
+        std::str::from_utf8(&self.code).unwrap_or("XXX")
+    }
+    pub fn minor_units(&self) -> u32 {
+        self.minor_units
+    }
+    /// Rounds half away from zero to the currency's minor units (2 for EUR: 100.005 → 100.01).
+    pub fn round(&self, amount: Decimal) -> Decimal {
+        amount.round_dp_with_strategy(self.minor_units, RoundingStrategy::MidpointAwayFromZero)
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A price: a non-negative amount, at most 6 decimal places, below 10^12.
+pub fn parse_price(field: &'static str, amount: Decimal) -> DomainResult<Decimal> {
+    if amount.is_sign_negative() && !amount.is_zero() {
+        return Err(DomainError::invalid(field, "must not be negative"));
+    }
+    if amount.scale() > 6 {
+        return Err(DomainError::invalid(field, "at most 6 decimal places"));
+    }
+    if amount >= Decimal::from(1_000_000_000_000i64) {
+        return Err(DomainError::invalid(field, "is too large"));
+    }
+    Ok(amount.normalize())
+}
+
+/// A quantity: positive, at most 3 decimal places (weights, lengths), below 10^9.
+pub fn parse_quantity(amount: Decimal) -> DomainResult<Decimal> {
+    if amount <= Decimal::ZERO {
+        return Err(DomainError::invalid("quantity", "must be positive"));
+    }
+    if amount.scale() > 3 {
+        return Err(DomainError::invalid("quantity", "at most 3 decimal places"));
+    }
+    if amount >= Decimal::from(1_000_000_000i64) {
+        return Err(DomainError::invalid("quantity", "is too large"));
+    }
+    Ok(amount.normalize())
+}
+
+/// unit price × quantity, rounded to the currency.
+pub fn line_total(unit_price: Decimal, quantity: Decimal, currency: Currency) -> Decimal {
+    currency.round(unit_price * quantity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn the_designs_worked_example() {
+        let eur = Currency::parse("eur").unwrap();
+        assert_eq!(line_total(d("33.335"), d("3"), eur), d("100.01"));
+        assert_eq!(eur.round(d("0.005")), d("0.01"));
+        assert_eq!(eur.round(d("-0.005")), d("-0.01"), "half away from zero, also below zero");
+        assert_eq!(eur.round(d("2.675")), d("2.68"), "exact decimals: no binary-float surprise");
+    }
+
+    #[test]
+    fn minor_units_follow_iso_4217() {
+        assert_eq!(Currency::parse("JPY").unwrap().round(d("100.5")), d("101"));
+        assert_eq!(Currency::parse("KWD").unwrap().round(d("1.0005")), d("1.001"));
+        assert!(Currency::parse("EURO").is_err());
+        assert!(Currency::parse("XYZ").is_err());
+    }
+
+    #[test]
+    fn quantities_and_prices_are_validated() {
+        assert!(parse_quantity(d("0")).is_err());
+        assert!(parse_quantity(d("-1")).is_err());
+        assert!(parse_quantity(d("1.0001")).is_err());
+        assert!(parse_price("price", d("-0.01")).is_err());
+        assert_eq!(parse_price("price", d("10.500")).unwrap(), d("10.5"));
+    }
+
+    proptest! {
+        /// Rounding is idempotent, never moves more than half a minor unit, and is symmetric.
+        #[test]
+        fn rounding_is_sound(units in -10_000_000_000i64..10_000_000_000i64, scale in 0u32..7) {
+            let eur = Currency::parse("EUR").unwrap();
+            let x = Decimal::new(units, scale);
+            let r = eur.round(x);
+            prop_assert_eq!(eur.round(r), r);
+            prop_assert!((r - x).abs() <= Decimal::new(5, 3));
+            prop_assert_eq!(eur.round(-x), -r);
+            prop_assert!(r.scale() <= 2);
+        }
+    }
+}
