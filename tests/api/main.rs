@@ -8,4 +8,5 @@ mod bad_input;
 mod groups;
 mod http_spec;
 mod noninterference;
+mod pricing;
 mod visibility;

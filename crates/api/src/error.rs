@@ -21,6 +21,8 @@ pub enum ApiError {
     },
     Conflict(String),
     /// The cause is logged, never shown.
+    /// No price applies (DESIGN §1: no list, and the list price is in another currency).
+    NoPrice(String),
     /// A request would resolve group memberships for more contacts than allowed (bulk export).
     ExportLimit(usize),
     /// The cause is logged, never shown.
@@ -36,6 +38,7 @@ impl ApiError {
             ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::ExportLimit(_) => "EXPORT_LIMIT",
+            ApiError::NoPrice(_) => "NO_PRICE",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -43,7 +46,7 @@ impl ApiError {
     pub fn message(&self) -> String {
         match self {
             ApiError::Unauthenticated => "authentication required".into(),
-            ApiError::Forbidden(m) | ApiError::Conflict(m) => m.clone(),
+            ApiError::Forbidden(m) | ApiError::Conflict(m) | ApiError::NoPrice(m) => m.clone(),
             ApiError::NotFound => "not found".into(),
             ApiError::BadUserInput { message, .. } => message.clone(),
             ApiError::ExportLimit(n) => {
@@ -68,6 +71,7 @@ impl From<StoreError> for ApiError {
                 ApiError::BadUserInput { field: Some(d.field().to_owned()), message: d.to_string() }
             }
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::NoPrice(m) => ApiError::NoPrice(m),
             StoreError::Database(db) => ApiError::Internal(db.to_string()),
         }
     }

@@ -88,8 +88,11 @@ impl Currency {
         self.minor_units
     }
     /// Rounds half away from zero to the currency's minor units (2 for EUR: 100.005 → 100.01).
+    /// The result carries exactly the minor units' scale, so it prints as money ("720.00").
     pub fn round(&self, amount: Decimal) -> Decimal {
-        amount.round_dp_with_strategy(self.minor_units, RoundingStrategy::MidpointAwayFromZero)
+        let mut r = amount.round_dp_with_strategy(self.minor_units, RoundingStrategy::MidpointAwayFromZero);
+        r.rescale(self.minor_units);
+        r
     }
 }
 
@@ -127,6 +130,32 @@ pub fn parse_quantity(amount: Decimal) -> DomainResult<Decimal> {
     Ok(amount.normalize())
 }
 
+/// Fixed-point storage: prices and percentages in millionths, quantities in thousandths. Values
+/// are validated to those scales first, so the conversions are exact.
+pub fn to_micros(v: Decimal) -> i64 {
+    (v * Decimal::from(1_000_000)).trunc().try_into().unwrap_or(i64::MAX)
+}
+pub fn from_micros(v: i64) -> Decimal {
+    Decimal::new(v, 6).normalize()
+}
+pub fn to_millis(v: Decimal) -> i64 {
+    (v * Decimal::from(1_000)).trunc().try_into().unwrap_or(i64::MAX)
+}
+pub fn from_millis(v: i64) -> Decimal {
+    Decimal::new(v, 3).normalize()
+}
+
+/// A percentage: 0 to 100, at most 4 decimal places.
+pub fn parse_percent(field: &'static str, v: Decimal) -> DomainResult<Decimal> {
+    if v < Decimal::ZERO || v > Decimal::ONE_HUNDRED {
+        return Err(DomainError::invalid(field, "must be between 0 and 100"));
+    }
+    if v.scale() > 4 {
+        return Err(DomainError::invalid(field, "at most 4 decimal places"));
+    }
+    Ok(v.normalize())
+}
+
 /// unit price × quantity, rounded to the currency.
 pub fn line_total(unit_price: Decimal, quantity: Decimal, currency: Currency) -> Decimal {
     currency.round(unit_price * quantity)
@@ -146,6 +175,7 @@ mod tests {
     fn the_designs_worked_example() {
         let eur = Currency::parse("eur").unwrap();
         assert_eq!(line_total(d("33.335"), d("3"), eur), d("100.01"));
+        assert_eq!(line_total(d("80"), d("9"), eur).to_string(), "720.00", "money prints with its minor units");
         assert_eq!(eur.round(d("0.005")), d("0.01"));
         assert_eq!(eur.round(d("-0.005")), d("-0.01"), "half away from zero, also below zero");
         assert_eq!(eur.round(d("2.675")), d("2.68"), "exact decimals: no binary-float surprise");
@@ -166,6 +196,14 @@ mod tests {
         assert!(parse_quantity(d("1.0001")).is_err());
         assert!(parse_price("price", d("-0.01")).is_err());
         assert_eq!(parse_price("price", d("10.500")).unwrap(), d("10.5"));
+    }
+
+    #[test]
+    fn fixed_point_roundtrips() {
+        for v in ["0", "0.000001", "12.5", "999999.999999"] {
+            assert_eq!(from_micros(to_micros(d(v))), d(v).normalize());
+        }
+        assert_eq!(from_millis(to_millis(d("2.125"))), d("2.125"));
     }
 
     proptest! {

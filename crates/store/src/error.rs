@@ -18,6 +18,9 @@ pub enum StoreError {
     /// The change conflicts with existing state (a duplicate name, a non-empty container, …).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// No price list applies and the list price is in another currency.
+    #[error("no price: {0}")]
+    NoPrice(String),
     #[error("database error: {0}")]
     Database(#[from] DbErr),
 }

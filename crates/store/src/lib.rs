@@ -29,6 +29,10 @@ pub use repo::groups::{GroupFilter, GroupInput, GroupPatch, GroupRecord, Subgrou
 pub use repo::memberships::{
     AddMembersOutcome, MemberOrder, MemberRecord, MembershipEventRecord, MembershipRecord, RemoveMembersOutcome,
 };
+pub use repo::pricing::{
+    ListAssignmentRecord, PriceItemInput, PriceItemRecord, PriceLine, PriceListInput, PriceListRecord, PricedLine,
+    ProductInput, ProductPatch, ProductRecord, ProductRef,
+};
 pub use repo::principals::{UserGroupRecord, UserRecord};
 pub use repo::statuses::BusinessStatusRecord;
 pub use system::{DemoTenant, SystemHandle};

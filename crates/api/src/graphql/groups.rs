@@ -236,6 +236,18 @@ impl Group {
             .map_err(ApiError::from)?;
         Ok(MembershipEventConnection::from_page(p))
     }
+    /// The group's own price lists, by priority.
+    async fn price_lists(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::pricing::GroupPriceList>> {
+        super::pricing::group_price_lists(ctx, self.0.id, false).await
+    }
+    /// The lists that apply to the group's members: its own, else the nearest ancestor's
+    /// (`definedOn` names where they come from).
+    async fn effective_price_lists(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<super::pricing::GroupPriceList>> {
+        super::pricing::group_price_lists(ctx, self.0.id, true).await
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

@@ -5,6 +5,7 @@ pub mod groups;
 pub mod ids;
 pub mod loaders;
 pub mod mutation;
+pub mod pricing;
 pub mod query;
 pub mod types;
 
@@ -22,12 +23,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The query root: one object per area, merged.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(query::CoreQuery, groups::GroupQuery);
+pub struct QueryRoot(query::CoreQuery, groups::GroupQuery, pricing::PricingQuery);
 
 /// The mutation root: one object per area, merged.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(mutation::CoreMutation, groups::GroupMutation);
+pub struct MutationRoot(mutation::CoreMutation, groups::GroupMutation, pricing::PricingMutation);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
