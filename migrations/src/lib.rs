@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_foundation;
 mod m20261123_000002_groups;
 mod m20261123_000003_pricing;
+mod m20261123_000004_orders;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_foundation::Migration),
             Box::new(m20261123_000002_groups::Migration),
             Box::new(m20261123_000003_pricing::Migration),
+            Box::new(m20261123_000004_orders::Migration),
         ]
     }
 }

@@ -23,6 +23,7 @@ enum HiddenOp {
     SetStatus { target: usize, status: usize },
     Delete { target: usize },
     Join { target: usize, group: usize },
+    Order { target: usize, quantity: u32 },
     Leave { target: usize, group: usize },
 }
 
@@ -36,6 +37,7 @@ fn op() -> impl Strategy<Value = HiddenOp> {
         1 => (0..8usize).prop_map(|target| HiddenOp::Delete { target }),
         3 => (0..8usize, 0..3usize).prop_map(|(target, group)| HiddenOp::Join { target, group }),
         1 => (0..8usize, 0..3usize).prop_map(|(target, group)| HiddenOp::Leave { target, group }),
+        2 => (0..8usize, 1u32..50).prop_map(|(target, quantity)| HiddenOp::Order { target, quantity }),
     ]
 }
 
@@ -71,6 +73,25 @@ async fn setup_groups(app: &TestApp, w: &World) -> Groups {
     admin.ok(crate::groups::ADD, add(&main, vec![w.id("anna"), w.id("bruno"), w.id("anna_hidden")])).await;
     admin.ok(crate::groups::ADD, add(&sub, vec![w.id("clara"), w.id("anna")])).await;
     admin.ok(crate::groups::ADD, add(&probe, vec![w.id("anna")])).await;
+    // Pricing: a product, a list on the main group, and one visible order.
+    admin.ok("mutation { createProduct(input: {sku: \"NI-1\", name: \"Widget\", listPrice: \"10\", currency: \"EUR\"}) { product { id } } }", json!({})).await;
+    let l = admin
+        .ok(
+            "mutation { createPriceList(input: {name: \"Members\", currency: \"EUR\"}) { priceList { id } } }",
+            json!({}),
+        )
+        .await;
+    let list = l["createPriceList"]["priceList"]["id"].clone();
+    let p = admin.ok("{ products(search: \"ni-1\") { edges { node { id } } } }", json!({})).await;
+    let pid = p["products"]["edges"][0]["node"]["id"].clone();
+    admin.ok("mutation($l: ID!, $p: ID!) { setPriceListItems(input: {priceListId: $l, items: [{productId: $p, fixedPrice: \"9.5\"}]}) { itemCount } }", json!({"l": list, "p": pid})).await;
+    admin.ok("mutation($g: ID!, $l: ID!) { assignGroupPriceList(input: {groupId: $g, priceListId: $l, priority: 1}) { group { id } } }", json!({"g": main, "l": list})).await;
+    admin
+        .ok(
+            "mutation($c: ID!) { placeOrder(input: {contactId: $c, currency: \"EUR\", lines: [{sku: \"NI-1\", quantity: \"2\"}]}) { order { id } } }",
+            json!({"c": w.id("bruno")}),
+        )
+        .await;
     let d = admin
         .ok(
             CREATE_CONTACT,
@@ -171,6 +192,18 @@ async fn observe(app: &TestApp, w: &World, g: &Groups) -> Vec<String> {
     ] {
         out.push(ok(v.gql(select, json!({"f": f})).await));
     }
+    // Orders and prices: summaries, order pages, and a price explanation.
+    let orders = "query($g: ID!, $sub: Boolean) { group(id: $g) { orderSummary(includeSubgroups: $sub) { currency orderCount total }
+        orders(first: 5, includeSubgroups: $sub) { edges { cursor node { id total contact { id } } } pageInfo { hasNextPage endCursor } } } }";
+    for sub in [false, true] {
+        out.push(ok(v.gql(orders, json!({"g": g.main, "sub": sub})).await));
+    }
+    out.push(ok(v
+        .gql(
+            "query($c: ID!) { resolvePrice(input: {contactId: $c, sku: \"NI-1\", quantity: \"3\", currency: \"EUR\", at: \"2026-06-01T00:00:00Z\"}) { unitPrice lineTotal source priceList { name } group { name } explanation { priceList { name } group { name } definedOn { name } outcome } } }",
+            json!({"c": w.id("anna")}),
+        )
+        .await));
     // V's own bulk calls on the probe group, undone right after: hidden contacts — members or
     // not, existing or deleted — answer exactly like ids that never existed.
     let unknown = "Q29udGFjdDowMTlhMDAwMDAwMDA3MDAwODAwMDAwMDAwMDAwMDAwMA";
@@ -240,6 +273,15 @@ async fn apply(app: &TestApp, w: &World, g: &Groups, ops: &[HiddenOp]) {
                 let grp = g.all()[*group];
                 admin
                     .ok(crate::groups::REMOVE, json!({"i": {"groupId": grp, "contactIds": [id], "reason": "hidden"}}))
+                    .await;
+            }
+            HiddenOp::Order { target, quantity } => {
+                let id = &hidden_ids[target % hidden_ids.len()];
+                admin
+                    .ok(
+                        "mutation($c: ID!, $q: Decimal!) { placeOrder(input: {contactId: $c, currency: \"EUR\", lines: [{sku: \"NI-1\", quantity: $q}]}) { order { id } } }",
+                        json!({"c": id, "q": quantity.to_string()}),
+                    )
                     .await;
             }
             HiddenOp::Delete { target } => {

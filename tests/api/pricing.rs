@@ -281,7 +281,81 @@ async fn quoting_is_batched(app: TestApp) {
     let _ = CREATE_CONTACT;
 }
 
+const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { order { id total currency lineCount lines { lineNo sku quantity unitPrice lineTotal source priceList { name } } } } }";
+
+async fn placed_orders_keep_their_prices_and_group_views_see_visible_members_only(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let agent = app.actor(&w.tenant, "agent", &["agent"]);
+    let p = product(&admin, "O-1", "10", "EUR").await;
+    let list = price_list(&admin, "Shop", json!({})).await;
+    items(&admin, &list, json!([{"productId": p, "fixedPrice": "8.5"}])).await;
+    let g = group(&admin, &w.own, "Buyers", None).await;
+    assign_group(&admin, &g, &list, 1).await;
+    admin.ok(ADD, json!({"i": {"groupId": g, "contactIds": [w.id("anna"), w.id("bruno"), w.id("anna_hidden")]}})).await;
+    let order =
+        |c: &str, q: &str| json!({"i": {"contactId": c, "currency": "EUR", "lines": [{"sku": "O-1", "quantity": q}]}});
+    let d = agent.ok(PLACE, order(w.id("anna"), "3")).await;
+    let o = d["placeOrder"]["order"].clone();
+    assert_eq!(
+        (o["total"].as_str(), o["lines"][0]["unitPrice"].as_str(), o["lines"][0]["source"].as_str()),
+        (Some("25.50"), Some("8.5"), Some("GROUP_LIST"))
+    );
+    agent.ok(PLACE, order(w.id("bruno"), "1")).await;
+    // The list changes: the placed order does not.
+    items(&admin, &list, json!([{"productId": p, "fixedPrice": "99"}])).await;
+    let again = agent
+        .ok(
+            "query($id: ID!) { order(id: $id) { total lines { unitPrice lineTotal priceList { name } } } }",
+            json!({"id": o["id"]}),
+        )
+        .await;
+    assert_eq!(
+        again["order"],
+        json!({"total": "25.50", "lines": [{"unitPrice": "8.5", "lineTotal": "25.50", "priceList": {"name": "Shop"}}]})
+    );
+    // What the agent sees of the group's orders.
+    let view = "query($g: ID!) { group(id: $g) { orderSummary { currency orderCount total } orders(first: 10) { edges { cursor node { total contact { displayName } } } } } }";
+    let before = agent.ok(view, json!({"g": g})).await;
+    assert_eq!(before["group"]["orderSummary"], json!([{"currency": "EUR", "orderCount": 2, "total": "34.00"}]));
+    // Orders of a contact the agent cannot see — a member of the same group — change nothing.
+    admin.ok(PLACE, order(w.id("anna_hidden"), "100")).await;
+    admin.ok(PLACE, order(w.id("anna_hidden"), "7")).await;
+    assert_eq!(agent.ok(view, json!({"g": g})).await, before, "hidden contacts' orders must not show");
+    let d = admin.ok(view, json!({"g": g})).await;
+    assert_eq!(d["group"]["orderSummary"][0]["orderCount"], 4);
+    // A hidden contact's order answers like an order that never existed.
+    let hidden = admin
+        .ok(
+            "query($c: ID!) { contact(id: $c) { orders { edges { node { id } } } } }",
+            json!({"c": w.id("anna_hidden")}),
+        )
+        .await;
+    let hidden_id = hidden["contact"]["orders"]["edges"][0]["node"]["id"].clone();
+    let unknown = "T3JkZXI6MDE5YTAwMDAwMDAwNzAwMDgwMDAwMDAwMDAwMDAwMDA";
+    let a = agent.gql("query($id: ID!) { order(id: $id) { total } }", json!({"id": hidden_id})).await;
+    let b = agent.gql("query($id: ID!) { order(id: $id) { total } }", json!({"id": unknown})).await;
+    assert_eq!(a, b);
+    assert_eq!(a["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    // Date windows on the summary.
+    let d = agent
+        .ok(
+            "query($g: ID!) { group(id: $g) { orderSummary(from: \"2099-01-01T00:00:00Z\") { orderCount } } }",
+            json!({"g": g}),
+        )
+        .await;
+    assert_eq!(d["group"]["orderSummary"], json!([]));
+    // Placing needs WRITE; bad lines write nothing.
+    assert_eq!(agent.err(PLACE, order(w.id("clara"), "1")).await, "FORBIDDEN");
+    assert_eq!(agent.err(PLACE, order(w.id("anna"), "0")).await, "BAD_USER_INPUT");
+    let d = agent
+        .ok("query($c: ID!) { contact(id: $c) { orders { edges { node { total } } } } }", json!({"c": w.id("anna")}))
+        .await;
+    assert_eq!(d["contact"]["orders"]["edges"].as_array().unwrap().len(), 1);
+}
+
 on_both_backends!(
+    placed_orders_keep_their_prices_and_group_views_see_visible_members_only,
     resolution_follows_the_design_order,
     validity_inheritance_bases_and_rounding,
     agents_cannot_read_lists_and_explanations_hide_groups,

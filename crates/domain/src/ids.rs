@@ -56,6 +56,7 @@ typed_id! {
     ProductId => "Product",
     PriceListId => "PriceList",
     PriceItemId => "PriceItem",
+    OrderId => "Order",
 }
 
 #[cfg(test)]

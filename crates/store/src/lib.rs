@@ -29,6 +29,7 @@ pub use repo::groups::{GroupFilter, GroupInput, GroupPatch, GroupRecord, Subgrou
 pub use repo::memberships::{
     AddMembersOutcome, MemberOrder, MemberRecord, MembershipEventRecord, MembershipRecord, RemoveMembersOutcome,
 };
+pub use repo::orders::{OrderLineRecord, OrderRecord, OrderSummaryRecord};
 pub use repo::pricing::{
     ListAssignmentRecord, PriceItemInput, PriceItemRecord, PriceLine, PriceListInput, PriceListRecord, PricedLine,
     ProductInput, ProductPatch, ProductRecord, ProductRef,

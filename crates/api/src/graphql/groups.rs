@@ -236,6 +236,28 @@ impl Group {
             .map_err(ApiError::from)?;
         Ok(MembershipEventConnection::from_page(p))
     }
+    /// Orders of the members the viewer can see, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        include_subgroups: Option<bool>,
+    ) -> async_graphql::Result<super::pricing::OrderConnection> {
+        super::pricing::group_orders(ctx, self.0.id, include_subgroups.unwrap_or(false), first, after).await
+    }
+    /// Order count and totals per currency over the members the viewer can see, for orders
+    /// placed in `[from, to)`.
+    async fn order_summary(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        include_subgroups: Option<bool>,
+    ) -> async_graphql::Result<Vec<super::pricing::OrderSummary>> {
+        super::pricing::group_order_summary(ctx, self.0.id, include_subgroups.unwrap_or(false), from, to).await
+    }
     /// The group's own price lists, by priority.
     async fn price_lists(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::pricing::GroupPriceList>> {
         super::pricing::group_price_lists(ctx, self.0.id, false).await

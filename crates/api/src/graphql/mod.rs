@@ -23,12 +23,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The query root: one object per area, merged.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(query::CoreQuery, groups::GroupQuery, pricing::PricingQuery);
+pub struct QueryRoot(query::CoreQuery, groups::GroupQuery, pricing::PricingQuery, pricing::OrderQuery);
 
 /// The mutation root: one object per area, merged.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(mutation::CoreMutation, groups::GroupMutation, pricing::PricingMutation);
+pub struct MutationRoot(
+    mutation::CoreMutation,
+    groups::GroupMutation,
+    pricing::PricingMutation,
+    pricing::OrderMutation,
+);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

@@ -87,6 +87,12 @@ impl CoreQuery {
             UserId::TAG => l.load_one(UserId(uuid)).await?.map(|u| Node::User(User(u))),
             UserGroupId::TAG => l.load_one(UserGroupId(uuid)).await?.map(|g| Node::UserGroup(UserGroup(g))),
             GroupId::TAG => l.load_one(GroupId(uuid)).await?.map(|g| Node::Group(super::groups::Group(g))),
+            cohort_domain::ids::OrderId::TAG => store(ctx)?
+                .orders_by_ids(viewer(ctx)?, &[cohort_domain::ids::OrderId(uuid)])
+                .await
+                .map_err(ApiError::from)?
+                .pop()
+                .map(|o| Node::Order(super::pricing::Order(o))),
             _ => None,
         })
     }

@@ -172,6 +172,7 @@ pub enum Node {
     User(User),
     UserGroup(UserGroup),
     Group(super::groups::Group),
+    Order(super::pricing::Order),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,6 +286,16 @@ impl Contact {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let p = store(ctx)?.status_history(viewer(ctx)?, self.0.id, &page).await.map_err(ApiError::from)?;
         Ok(StatusChangeConnection::from_page(p, None))
+    }
+    /// The contact's orders, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<super::pricing::OrderConnection> {
+        super::pricing::contact_orders(ctx, self.0.id, first, after).await
     }
     /// The contact's memberships in groups the viewer can see, by group name. Resolving this
     /// for more than 100 contacts in one request refuses the request (`EXPORT_LIMIT`).

@@ -16,6 +16,8 @@ pub(crate) mod group_price_list;
 pub(crate) mod idempotency;
 pub(crate) mod membership;
 pub(crate) mod membership_event;
+pub(crate) mod order;
+pub(crate) mod order_line;
 pub(crate) mod price_item;
 pub(crate) mod price_list;
 pub(crate) mod product;

@@ -3,6 +3,7 @@ pub mod books;
 pub mod contacts;
 pub mod groups;
 pub mod memberships;
+pub mod orders;
 pub mod pricing;
 pub mod principals;
 pub mod statuses;

@@ -419,7 +419,10 @@ impl Store {
                 (Some(p), None) => (Some(money::to_micros(money::parse_price("fixedPrice", p)?)), None),
                 (None, Some(d)) => (None, Some(money::to_micros(money::parse_percent("discountPercent", d)?))),
                 _ => {
-                    return Err(StoreError::invalid("fixedPrice", "give exactly one of fixedPrice and discountPercent"));
+                    return Err(StoreError::invalid(
+                        "fixedPrice",
+                        "give exactly one of fixedPrice and discountPercent",
+                    ));
                 }
             };
             rows.push(price_item::Model {

@@ -1,0 +1,299 @@
+//! Orders: placed with their prices frozen, readable by whoever can see the ordering contact.
+//! Group views (`Group.orders`, `Group.orderSummary`) cover the orders of the group's members the
+//! viewer can see — an order of a hidden contact never shows, not even in a total.
+
+use crate::Store;
+use crate::entities::{order, order_line};
+use crate::error::{StoreError, StoreResult};
+use crate::page::{Page, PageRequest};
+use crate::repo::pricing::{PriceLine, ProductRecord};
+use crate::sql::Sql;
+use crate::viewer::Viewer;
+use chrono::{DateTime, Utc};
+use cohort_domain::AccessLevel;
+use cohort_domain::ids::{ContactId, GroupId, OrderId, PriceListId, ProductId, UserId};
+use cohort_domain::money::{self, Currency};
+use cohort_domain::pricing::Step;
+use rust_decimal::Decimal;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, FromQueryResult};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    pub id: OrderId,
+    pub contact_id: ContactId,
+    pub currency: Currency,
+    pub total: Decimal,
+    pub line_count: i32,
+    pub placed_at: DateTime<Utc>,
+    pub placed_by: Option<UserId>,
+    /// The date the prices were determined for.
+    pub priced_at: DateTime<Utc>,
+}
+
+fn order_record(m: order::Model) -> OrderRecord {
+    let currency = Currency::parse(&m.currency).unwrap_or_else(|_| Currency::parse("EUR").expect("EUR is known"));
+    OrderRecord {
+        id: OrderId(m.id),
+        contact_id: ContactId(m.contact_id),
+        total: currency.round(money::from_micros(m.total_micros)),
+        currency,
+        line_count: m.line_count,
+        placed_at: m.placed_at,
+        placed_by: m.placed_by.map(UserId),
+        priced_at: m.priced_at,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLineRecord {
+    pub line_no: i32,
+    pub product_id: ProductId,
+    pub sku: String,
+    pub product_name: String,
+    pub quantity: Decimal,
+    pub unit_price: Decimal,
+    pub line_total: Decimal,
+    pub source: Step,
+    pub price_list_id: Option<PriceListId>,
+    pub price_list_name: Option<String>,
+    pub group_id: Option<GroupId>,
+}
+
+/// Orders of one currency: how many, and their total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderSummaryRecord {
+    pub currency: Currency,
+    pub order_count: i64,
+    pub total: Decimal,
+}
+
+fn step_str(s: Step) -> &'static str {
+    match s {
+        Step::ContactList => "CONTACT_LIST",
+        Step::GroupList => "GROUP_LIST",
+        Step::DefaultList => "DEFAULT_LIST",
+        Step::ListPrice => "LIST_PRICE",
+    }
+}
+
+fn step_parse(s: &str) -> Step {
+    match s {
+        "CONTACT_LIST" => Step::ContactList,
+        "GROUP_LIST" => Step::GroupList,
+        "DEFAULT_LIST" => Step::DefaultList,
+        _ => Step::ListPrice,
+    }
+}
+
+/// Which orders a group view covers: those of the group's (or its visible subtree's) members,
+/// placed by contacts the viewer can see.
+fn group_orders_where(q: &mut Sql, v: &Viewer, g: GroupId, include_subgroups: bool) {
+    q.push(" FROM orders o JOIN contacts c ON c.tenant_id = o.tenant_id AND c.id = o.contact_id WHERE o.tenant_id = ")
+        .bind(v.tenant_id.0)
+        .push(" AND ")
+        .visible_books(v, "c.address_book_id", AccessLevel::Read)
+        .push(" AND o.contact_id IN (SELECT m.contact_id FROM group_memberships m WHERE m.tenant_id = ")
+        .bind(v.tenant_id.0)
+        .push(" AND m.group_id IN ");
+    if include_subgroups {
+        q.visible_subtree(v, g.0);
+    } else {
+        q.push("(").bind(g.0).push(") AND m.group_id IN ").visible_groups(v);
+    }
+    q.push(")");
+}
+
+const ORDER_COLUMNS: &str = "SELECT o.tenant_id, o.id, o.contact_id, o.currency, o.total_micros, o.line_count, o.placed_at, o.placed_by, o.priced_at";
+
+impl Store {
+    /// Prices the lines now and stores the order with its prices frozen (WRITE on the contact).
+    pub async fn place_order(
+        &self,
+        v: &Viewer,
+        contact: ContactId,
+        lines: &[PriceLine],
+        currency: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> StoreResult<OrderRecord> {
+        let now = Utc::now();
+        let priced_at = at.unwrap_or(now);
+        let priced = self.price_lines(v, contact, lines, currency, priced_at, AccessLevel::Write).await?;
+        let cur = priced.first().map(|p| p.resolution.currency).ok_or(StoreError::NotFound)?;
+        let total: Decimal = priced.iter().map(|p| p.resolution.line_total).sum();
+        let id = Uuid::now_v7();
+        let m = order::Model {
+            tenant_id: v.tenant_id.0,
+            id,
+            contact_id: contact.0,
+            currency: cur.code().to_owned(),
+            total_micros: money::to_micros(total),
+            line_count: priced.len() as i32,
+            placed_at: now,
+            placed_by: Some(v.user_id.0),
+            priced_at,
+        };
+        let txn = self.write_txn().await?;
+        order::Entity::insert(order::ActiveModel::from(m.clone())).exec_without_returning(&txn).await?;
+        let rows: Vec<order_line::ActiveModel> = priced
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let r = &p.resolution;
+                let prod: &ProductRecord = &p.product;
+                order_line::ActiveModel {
+                    tenant_id: Set(v.tenant_id.0),
+                    order_id: Set(id),
+                    line_no: Set(i as i32 + 1),
+                    product_id: Set(prod.id.0),
+                    sku: Set(prod.sku.clone()),
+                    product_name: Set(prod.name.clone()),
+                    quantity_millis: Set(money::to_millis(p.quantity)),
+                    unit_price_micros: Set(money::to_micros(r.unit_price)),
+                    line_total_micros: Set(money::to_micros(r.line_total)),
+                    source: Set(step_str(r.step).to_owned()),
+                    price_list_id: Set(r.list.map(|l| l.0)),
+                    price_list_name: Set(r.list.and_then(|l| p.list_names.get(&l).cloned())),
+                    group_id: Set(r.group.map(|g| g.0)),
+                }
+            })
+            .collect();
+        for chunk in rows.chunks(1000) {
+            order_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
+        }
+        txn.commit().await?;
+        Ok(order_record(m))
+    }
+
+    /// Orders by id, of contacts the viewer can see.
+    pub async fn orders_by_ids(&self, v: &Viewer, ids: &[OrderId]) -> StoreResult<Vec<OrderRecord>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut q = Sql::new(self.db.get_database_backend());
+        q.push(ORDER_COLUMNS)
+            .push(" FROM orders o JOIN contacts c ON c.tenant_id = o.tenant_id AND c.id = o.contact_id WHERE o.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND o.id IN ")
+            .bind_list(ids.iter().map(|i| i.0))
+            .push(" AND ")
+            .visible_books(v, "c.address_book_id", AccessLevel::Read);
+        let rows = self.db.query_all_raw(q.build()).await?;
+        rows.iter()
+            .map(|r| order::Model::from_query_result(r, "").map(order_record).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// The lines of a visible order.
+    pub async fn order_lines(&self, v: &Viewer, id: OrderId) -> StoreResult<Vec<OrderLineRecord>> {
+        if self.orders_by_ids(v, &[id]).await?.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+        Ok(order_line::Entity::find()
+            .filter(order_line::Column::TenantId.eq(v.tenant_id.0))
+            .filter(order_line::Column::OrderId.eq(id.0))
+            .order_by_asc(order_line::Column::LineNo)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|l| OrderLineRecord {
+                line_no: l.line_no,
+                product_id: ProductId(l.product_id),
+                sku: l.sku,
+                product_name: l.product_name,
+                quantity: money::from_millis(l.quantity_millis),
+                unit_price: money::from_micros(l.unit_price_micros),
+                line_total: money::from_micros(l.line_total_micros),
+                source: step_parse(&l.source),
+                price_list_id: l.price_list_id.map(PriceListId),
+                price_list_name: l.price_list_name,
+                group_id: l.group_id.map(GroupId),
+            })
+            .collect())
+    }
+
+    async fn order_page(&self, mut q: Sql, page: &PageRequest) -> StoreResult<Page<OrderRecord>> {
+        if let Some((at, id)) = page.after_key::<(DateTime<Utc>, Uuid)>()? {
+            q.push(" AND (o.placed_at < ")
+                .bind(at)
+                .push(" OR (o.placed_at = ")
+                .bind(at)
+                .push(" AND o.id < ")
+                .bind(id)
+                .push("))");
+        }
+        q.push(" ORDER BY o.placed_at DESC, o.id DESC LIMIT ").bind(page.limit() as i64);
+        let rows = self.db.query_all_raw(q.build()).await?;
+        let recs = rows
+            .iter()
+            .map(|r| order::Model::from_query_result(r, "").map(order_record))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(recs, page, |o| (o.placed_at, o.id.0)))
+    }
+
+    /// A visible contact's orders, newest first.
+    pub async fn contact_orders(
+        &self,
+        v: &Viewer,
+        contact: ContactId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<OrderRecord>> {
+        let mut q = Sql::new(self.db.get_database_backend());
+        q.push(ORDER_COLUMNS)
+            .push(" FROM orders o JOIN contacts c ON c.tenant_id = o.tenant_id AND c.id = o.contact_id WHERE o.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND o.contact_id = ")
+            .bind(contact.0)
+            .push(" AND ")
+            .visible_books(v, "c.address_book_id", AccessLevel::Read);
+        self.order_page(q, page).await
+    }
+
+    /// Orders of the group's visible members, newest first.
+    pub async fn group_orders(
+        &self,
+        v: &Viewer,
+        g: GroupId,
+        include_subgroups: bool,
+        page: &PageRequest,
+    ) -> StoreResult<Page<OrderRecord>> {
+        let mut q = Sql::new(self.db.get_database_backend());
+        q.push(ORDER_COLUMNS);
+        group_orders_where(&mut q, v, g, include_subgroups);
+        self.order_page(q, page).await
+    }
+
+    /// Order counts and totals per currency over the group's visible members, placed in
+    /// `[from, to)`.
+    pub async fn group_order_summary(
+        &self,
+        v: &Viewer,
+        g: GroupId,
+        include_subgroups: bool,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<OrderSummaryRecord>> {
+        let mut q = Sql::new(self.db.get_database_backend());
+        q.push("SELECT o.currency AS currency, COUNT(*) AS n, CAST(SUM(o.total_micros) AS BIGINT) AS total");
+        group_orders_where(&mut q, v, g, include_subgroups);
+        if let Some(f) = from {
+            q.push(" AND o.placed_at >= ").bind(f);
+        }
+        if let Some(t) = to {
+            q.push(" AND o.placed_at < ").bind(t);
+        }
+        q.push(" GROUP BY o.currency ORDER BY o.currency");
+        let mut out = vec![];
+        for r in self.db.query_all_raw(q.build()).await? {
+            let code: String = r.try_get("", "currency")?;
+            let Ok(currency) = Currency::parse(&code) else { continue };
+            out.push(OrderSummaryRecord {
+                currency,
+                order_count: r.try_get("", "n")?,
+                total: currency.round(money::from_micros(r.try_get("", "total")?)),
+            });
+        }
+        Ok(out)
+    }
+}
