@@ -2,7 +2,7 @@
 //! the leak-proof reads (a group never reveals a member the viewer could not see anyway).
 
 use crate::on_both_backends;
-use crate::support::{Actor, CREATE_CONTACT, TestApp, World};
+use crate::support::{Actor, CREATE_CONTACT, TestApp, World, statements};
 use serde_json::{Value, json};
 
 pub const CREATE_GROUP: &str = "mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id name } } }";
@@ -500,16 +500,6 @@ async fn reparenting_needs_manage_on_every_child(app: TestApp) {
     assert_eq!(d["group"]["parent"]["name"], "Parent");
     let d = admin.ok(del, json!({"i": {"id": parent, "reparentChildrenTo": null}})).await;
     assert_eq!(d["deleteGroup"]["deletedIds"], json!([parent]));
-}
-
-/// The SQL statements a request costs, read from the server's own metrics.
-async fn statements(app: &TestApp) -> u64 {
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .find(|l| l.starts_with("cohort_db_statements_total "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse::<f64>().ok())
-        .unwrap() as u64
 }
 
 async fn member_pages_cost_the_same_statements_whatever_their_size(app: TestApp) {

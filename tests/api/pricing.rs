@@ -2,7 +2,7 @@
 
 use crate::groups::{ADD, group};
 use crate::on_both_backends;
-use crate::support::{Actor, CREATE_CONTACT, TestApp, World};
+use crate::support::{Actor, CREATE_CONTACT, TestApp, World, statements};
 use serde_json::{Value, json};
 
 const RESOLVE: &str = "query($i: ResolvePriceInput!) { resolvePrice(input: $i) { unitPrice lineTotal currency source
@@ -228,16 +228,6 @@ async fn agents_cannot_read_lists_and_explanations_hide_groups(app: TestApp) {
     assert_eq!(d["priceList"]["items"], json!([{"fixedPrice": "21.5"}]));
     assert_eq!(admin.err("mutation { createProduct(input: {sku: \"P-3\", name: \"Dup\", listPrice: \"1\", currency: \"EUR\"}) { product { id } } }", json!({})).await, "CONFLICT");
     assert_eq!(admin.err("mutation { createProduct(input: {sku: \"P-4\", name: \"X\", listPrice: \"1\", currency: \"EURO\"}) { product { id } } }", json!({})).await, "BAD_USER_INPUT");
-}
-
-/// The SQL statements a request costs, read from the server's own metrics.
-async fn statements(app: &TestApp) -> u64 {
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .find(|l| l.starts_with("cohort_db_statements_total "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse::<f64>().ok())
-        .unwrap() as u64
 }
 
 async fn quoting_is_batched(app: TestApp) {

@@ -157,6 +157,17 @@ impl Drop for TestApp {
     }
 }
 
+/// The SQL statements the server has run so far, read from its own metrics (a request's cost
+/// is the difference around it).
+pub async fn statements(app: &TestApp) -> u64 {
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with("cohort_db_statements_total "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap() as u64
+}
+
 /// A caller with a token (or none).
 pub struct Actor<'a> {
     pub app: &'a TestApp,

@@ -272,7 +272,31 @@ pub struct PriceResolution {
     pub explanation: Vec<PriceCandidate>,
 }
 
-async fn to_resolution(ctx: &Context<'_>, line: PricedLine) -> async_graphql::Result<PriceResolution> {
+/// Loads, in one batch, every group any of the lines may name (visible ones only).
+async fn prefetch_groups(ctx: &Context<'_>, lines: &[PricedLine]) -> async_graphql::Result<()> {
+    let mut ids: Vec<GroupId> = lines
+        .iter()
+        .flat_map(|l| {
+            l.resolution
+                .considered
+                .iter()
+                .flat_map(|c| [c.candidate.group, c.candidate.defined_on])
+                .flatten()
+                .filter(|g| l.visible_groups.contains(g))
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    loader(ctx)?.load_many(ids).await?;
+    Ok(())
+}
+
+/// Builds the answer for one line; the explanation only when the query asks for it.
+async fn to_resolution(
+    ctx: &Context<'_>,
+    line: PricedLine,
+    with_explanation: bool,
+) -> async_graphql::Result<PriceResolution> {
     let l = loader(ctx)?;
     let named = |id: PriceListId| PriceListRef {
         id: ids::encode(PriceListId::TAG, id.0),
@@ -280,7 +304,9 @@ async fn to_resolution(ctx: &Context<'_>, line: PricedLine) -> async_graphql::Re
     };
     let visible = |g: Option<GroupId>| g.filter(|g| line.visible_groups.contains(g));
     let mut explanation = Vec::with_capacity(line.resolution.considered.len());
-    for c in &line.resolution.considered {
+    let considered: &[cohort_domain::pricing::Considered] =
+        if with_explanation { &line.resolution.considered } else { &[] };
+    for c in considered {
         let (outcome, skip_reason) = match &c.outcome {
             Outcome::Applied { .. } => (CandidateOutcome::Applied, None),
             Outcome::NotReached => (CandidateOutcome::NotReached, None),
@@ -451,8 +477,9 @@ impl PricingQuery {
             .price_lines(v, contact, &[line], &input.currency, at, Level::Read)
             .await
             .map_err(ApiError::from)?;
+        prefetch_groups(ctx, &priced).await?;
         let line = priced.pop().ok_or(ApiError::NotFound)?;
-        to_resolution(ctx, line).await
+        to_resolution(ctx, line, ctx.look_ahead().field("explanation").exists()).await
     }
 
     /// Prices many lines at once (one batch of queries, not one per line). Needs WRITE on the
@@ -473,9 +500,11 @@ impl PricingQuery {
         let total: Decimal = priced.iter().map(|p| p.resolution.line_total).sum();
         let total = priced.first().map(|p| p.resolution.currency.round(total)).unwrap_or(total);
         let currency = priced.first().map(|p| p.resolution.currency.code().to_owned()).unwrap_or_default();
+        prefetch_groups(ctx, &priced).await?;
+        let with_explanation = ctx.look_ahead().field("lines").field("explanation").exists();
         let mut out = Vec::with_capacity(priced.len());
         for p in priced {
-            out.push(to_resolution(ctx, p).await?);
+            out.push(to_resolution(ctx, p, with_explanation).await?);
         }
         Ok(OrderQuote { currency, lines: out, total: Dec(total) })
     }
