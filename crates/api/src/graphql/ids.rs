@@ -44,7 +44,7 @@ mod tests {
     fn roundtrip_and_type_check() {
         let u = Uuid::now_v7();
         let id = encode("Contact", u);
-        assert_eq!(decode("Contact", &id).unwrap(), u);
+        assert_eq!(decode("Contact", &id).unwrap(), u); // ok: unit test
         assert!(matches!(decode("AddressBook", &id), Err(ApiError::NotFound)));
         assert!(matches!(decode("Contact", &ID("garbage!".into())), Err(ApiError::NotFound)));
         assert!(matches!(decode("Contact", &ID(URL_SAFE_NO_PAD.encode("Contact:nope"))), Err(ApiError::NotFound)));
