@@ -1,6 +1,7 @@
 //! Orders: a priced order for a contact, with its lines' prices frozen at placing time (a later
-//! change to a price list never changes a placed order). Money in millionths, quantities in
-//! thousandths, like the price lists.
+//! change to a price list never changes a placed order). Unit prices in millionths and
+//! quantities in thousandths, like the price lists; line and order totals — already rounded to
+//! the currency — in its minor units (cents), so sums over many orders stay far inside 64 bits.
 
 use crate::cols::*;
 use sea_orm_migration::prelude::*;
@@ -27,7 +28,7 @@ impl MigrationTrait for Migration {
                 .col(uuid("id"))
                 .col(uuid("contact_id"))
                 .col(ColumnDef::new("currency").string_len(3).not_null())
-                .col(big("total_micros"))
+                .col(big("total_minor"))
                 .col(int("line_count"))
                 .col(ts("placed_at"))
                 .col(uuid_null("placed_by"))
@@ -64,7 +65,7 @@ impl MigrationTrait for Migration {
                 .col(text("product_name"))
                 .col(big("quantity_millis"))
                 .col(big("unit_price_micros"))
-                .col(big("line_total_micros"))
+                .col(big("line_total_minor"))
                 .col(ColumnDef::new("source").string_len(16).not_null())
                 .col(uuid_null("price_list_id"))
                 .col(text_null("price_list_name"))

@@ -158,6 +158,22 @@ async fn validity_inheritance_bases_and_rounding(app: TestApp) {
         (Some("18"), Some("36.00"), Some("Partners DE"))
     );
     assert_eq!(r["explanation"][0]["definedOn"]["name"], "Partners");
+    // Updates persist (name and base of a list, price and state of a product).
+    let upd_ok = "mutation($i: UpdatePriceListInput!) { updatePriceList(input: $i) { priceList { name basePriceList { name } } } }";
+    admin
+        .ok(upd_ok, json!({"i": {"id": derived, "name": "Partners 2027", "currency": "EUR", "basePriceListId": base}}))
+        .await;
+    let d =
+        admin.ok("query($l: ID!) { priceList(id: $l) { name basePriceList { name } } }", json!({"l": derived})).await;
+    assert_eq!(d["priceList"], json!({"name": "Partners 2027", "basePriceList": {"name": "Base"}}));
+    admin
+        .ok(
+            "mutation($p: ID!) { updateProduct(input: {id: $p, listPrice: \"40\"}) { product { id } } }",
+            json!({"p": p}),
+        )
+        .await;
+    let d = admin.ok("query($p: ID!) { product(id: $p) { listPrice } }", json!({"p": p})).await;
+    assert_eq!(d["product"]["listPrice"], "40");
     // Base-list cycles are refused.
     let upd = "mutation($i: UpdatePriceListInput!) { updatePriceList(input: $i) { priceList { id } } }";
     assert_eq!(
@@ -342,6 +358,24 @@ async fn placed_orders_keep_their_prices_and_group_views_see_visible_members_onl
         .ok("query($c: ID!) { contact(id: $c) { orders { edges { node { total } } } } }", json!({"c": w.id("anna")}))
         .await;
     assert_eq!(d["contact"]["orders"]["edges"].as_array().unwrap().len(), 1);
+    // Only admins may price an order for another date (an expired promotion must stay expired).
+    let mut backdated = order(w.id("anna"), "1");
+    backdated["i"]["at"] = json!("2020-01-01T00:00:00Z");
+    assert_eq!(agent.err(PLACE, backdated.clone()).await, "FORBIDDEN");
+    admin.ok(PLACE, backdated).await;
+    // Totals that do not fit are refused with a code — never clamped, never a crash.
+    product(&admin, "BIG", "999999999999", "EUR").await;
+    let huge = json!({"i": {"contactId": w.id("anna"), "currency": "EUR", "lines": [{"sku": "BIG", "quantity": "999999999"}]}});
+    assert_eq!(agent.err(PLACE, huge).await, "BAD_USER_INPUT");
+    // Trailing zeros are just zeros; inactive products cannot be ordered.
+    agent.ok(PLACE, order(w.id("anna"), "1.0000")).await;
+    admin
+        .ok(
+            "mutation($p: ID!) { updateProduct(input: {id: $p, active: false}) { product { active } } }",
+            json!({"p": p}),
+        )
+        .await;
+    assert_eq!(agent.err(PLACE, order(w.id("anna"), "1")).await, "BAD_USER_INPUT");
 }
 
 on_both_backends!(

@@ -104,6 +104,7 @@ impl std::fmt::Display for Currency {
 
 /// A price: a non-negative amount, at most 6 decimal places, below 10^12.
 pub fn parse_price(field: &'static str, amount: Decimal) -> DomainResult<Decimal> {
+    let amount = amount.normalize();
     if amount.is_sign_negative() && !amount.is_zero() {
         return Err(DomainError::invalid(field, "must not be negative"));
     }
@@ -118,6 +119,7 @@ pub fn parse_price(field: &'static str, amount: Decimal) -> DomainResult<Decimal
 
 /// A quantity: positive, at most 3 decimal places (weights, lengths), below 10^9.
 pub fn parse_quantity(amount: Decimal) -> DomainResult<Decimal> {
+    let amount = amount.normalize();
     if amount <= Decimal::ZERO {
         return Err(DomainError::invalid("quantity", "must be positive"));
     }
@@ -132,14 +134,29 @@ pub fn parse_quantity(amount: Decimal) -> DomainResult<Decimal> {
 
 /// Fixed-point storage: prices and percentages in millionths, quantities in thousandths. Values
 /// are validated to those scales first, so the conversions are exact.
-pub fn to_micros(v: Decimal) -> i64 {
-    (v * Decimal::from(1_000_000)).trunc().try_into().unwrap_or(i64::MAX)
+/// `None` when the value does not fit (callers validate amounts first, see [`MAX_AMOUNT`]).
+pub fn to_micros(v: Decimal) -> Option<i64> {
+    v.checked_mul(Decimal::from(1_000_000))?.trunc().try_into().ok()
 }
 pub fn from_micros(v: i64) -> Decimal {
     Decimal::new(v, 6).normalize()
 }
-pub fn to_millis(v: Decimal) -> i64 {
-    (v * Decimal::from(1_000)).trunc().try_into().unwrap_or(i64::MAX)
+pub fn to_millis(v: Decimal) -> Option<i64> {
+    v.checked_mul(Decimal::from(1_000))?.trunc().try_into().ok()
+}
+
+/// Money rounded to its currency, as an integer count of minor units (cents for EUR): how
+/// order totals are stored, so sums of many orders stay far inside 64 bits.
+pub fn to_minor(v: Decimal, currency: Currency) -> Option<i64> {
+    currency.round(v).checked_mul(Decimal::from(10i64.pow(currency.minor_units())))?.trunc().try_into().ok()
+}
+pub fn from_minor(v: i64, currency: Currency) -> Decimal {
+    Decimal::new(v, currency.minor_units())
+}
+
+/// The largest price, line total or order total accepted (10^12 units of any currency).
+pub fn max_amount() -> Decimal {
+    Decimal::from(1_000_000_000_000i64)
 }
 pub fn from_millis(v: i64) -> Decimal {
     Decimal::new(v, 3).normalize()
@@ -201,9 +218,14 @@ mod tests {
     #[test]
     fn fixed_point_roundtrips() {
         for v in ["0", "0.000001", "12.5", "999999.999999"] {
-            assert_eq!(from_micros(to_micros(d(v))), d(v).normalize());
+            assert_eq!(from_micros(to_micros(d(v)).unwrap()), d(v).normalize());
         }
-        assert_eq!(from_millis(to_millis(d("2.125"))), d("2.125"));
+        assert_eq!(from_millis(to_millis(d("2.125")).unwrap()), d("2.125"));
+        assert_eq!(to_micros(d("1e22")), None, "too large is refused, never clamped");
+        let eur = Currency::parse("EUR").unwrap();
+        assert_eq!(to_minor(d("720.005"), eur), Some(72001));
+        assert_eq!(from_minor(72001, eur).to_string(), "720.01");
+        assert_eq!(parse_quantity(d("1.0000")).unwrap(), d("1"), "trailing zeros are fine");
     }
 
     proptest! {

@@ -2,7 +2,9 @@
 //! status, company) is batched into one viewer-scoped store call per page, never one per row.
 
 use crate::error::ApiError;
-use cohort_domain::ids::{AddressBookId, BusinessStatusId, ContactId, GroupId, UserGroupId, UserId};
+use cohort_domain::ids::{
+    AddressBookId, BusinessStatusId, ContactId, GroupId, OrderId, ProductId, UserGroupId, UserId,
+};
 use cohort_store::{
     AddressBookRecord, BusinessStatusRecord, ContactChannels, ContactRecord, GroupRecord, MembershipRecord, Store,
     UserGroupRecord, UserRecord, Viewer,
@@ -170,5 +172,23 @@ impl async_graphql::dataloader::Loader<MemberCountOf> for Loaders {
             }
         }
         Ok(out)
+    }
+}
+
+impl async_graphql::dataloader::Loader<ProductId> for Loaders {
+    type Value = cohort_store::ProductRecord;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[ProductId]) -> R<ProductId, cohort_store::ProductRecord> {
+        Ok(self.store.products_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|p| (p.id, p)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<OrderId> for Loaders {
+    /// An order's lines (orders the viewer cannot see have none).
+    type Value = Vec<cohort_store::OrderLineRecord>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[OrderId]) -> R<OrderId, Vec<cohort_store::OrderLineRecord>> {
+        let mut found = self.store.order_lines(&self.viewer, keys).await.map_err(err)?;
+        Ok(keys.iter().map(|k| (*k, found.remove(k).unwrap_or_default())).collect())
     }
 }

@@ -134,8 +134,7 @@ impl PriceListItem {
         ids::encode(PriceItemId::TAG, self.0.id.0)
     }
     async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
-        let p = store(ctx)?.products_by_ids(viewer(ctx)?, &[self.0.product_id]).await.map_err(ApiError::from)?;
-        Ok(p.into_iter().next().map(Product))
+        Ok(loader(ctx)?.load_one(self.0.product_id).await?.map(Product))
     }
     async fn min_quantity(&self) -> Dec {
         Dec(self.0.min_quantity)
@@ -882,7 +881,7 @@ impl Order {
         }
     }
     async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderLine>> {
-        let l = store(ctx)?.order_lines(viewer(ctx)?, self.0.id).await.map_err(ApiError::from)?;
+        let l = loader(ctx)?.load_one(self.0.id).await?.unwrap_or_default();
         let currency = self.0.currency;
         Ok(l.into_iter().map(|line| OrderLine(line, currency)).collect())
     }
@@ -902,8 +901,7 @@ impl OrderLine {
         &self.0.product_name
     }
     async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
-        let p = store(ctx)?.products_by_ids(viewer(ctx)?, &[self.0.product_id]).await.map_err(ApiError::from)?;
-        Ok(p.into_iter().next().map(Product))
+        Ok(loader(ctx)?.load_one(self.0.product_id).await?.map(Product))
     }
     async fn quantity(&self) -> Dec {
         Dec(self.0.quantity)

@@ -10,7 +10,7 @@ pub struct Model {
     pub id: Uuid,
     pub contact_id: Uuid,
     pub currency: String,
-    pub total_micros: i64,
+    pub total_minor: i64,
     pub line_count: i32,
     pub placed_at: DateTimeUtc,
     pub placed_by: Option<Uuid>,

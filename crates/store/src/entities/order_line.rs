@@ -15,7 +15,7 @@ pub struct Model {
     pub product_name: String,
     pub quantity_millis: i64,
     pub unit_price_micros: i64,
-    pub line_total_micros: i64,
+    pub line_total_minor: i64,
     pub source: String,
     pub price_list_id: Option<Uuid>,
     pub price_list_name: Option<String>,

@@ -325,7 +325,7 @@ impl Store {
     }
 
     /// Loads a contact the viewer can see and checks they hold `needed` on its book.
-    async fn contact_for(
+    pub(crate) async fn contact_for(
         &self,
         txn: &DatabaseTransaction,
         v: &Viewer,

@@ -16,6 +16,7 @@ use cohort_domain::money::{self, Currency};
 use cohort_domain::pricing::Step;
 use rust_decimal::Decimal;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, FromQueryResult};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +37,7 @@ fn order_record(m: order::Model) -> OrderRecord {
     OrderRecord {
         id: OrderId(m.id),
         contact_id: ContactId(m.contact_id),
-        total: currency.round(money::from_micros(m.total_micros)),
+        total: money::from_minor(m.total_minor, currency),
         currency,
         line_count: m.line_count,
         placed_at: m.placed_at,
@@ -104,7 +105,7 @@ fn group_orders_where(q: &mut Sql, v: &Viewer, g: GroupId, include_subgroups: bo
     q.push(")");
 }
 
-const ORDER_COLUMNS: &str = "SELECT o.tenant_id, o.id, o.contact_id, o.currency, o.total_micros, o.line_count, o.placed_at, o.placed_by, o.priced_at";
+const ORDER_COLUMNS: &str = "SELECT o.tenant_id, o.id, o.contact_id, o.currency, o.total_minor, o.line_count, o.placed_at, o.placed_by, o.priced_at";
 
 impl Store {
     /// Prices the lines now and stores the order with its prices frozen (WRITE on the contact).
@@ -116,48 +117,63 @@ impl Store {
         currency: &str,
         at: Option<DateTime<Utc>>,
     ) -> StoreResult<OrderRecord> {
+        // Back-dating an order (pricing it for another date) could revive an expired promotion:
+        // only admins may.
+        if at.is_some() && !v.is_admin() {
+            return Err(StoreError::forbidden("only admins may price an order for another date"));
+        }
         let now = Utc::now();
         let priced_at = at.unwrap_or(now);
         let priced = self.price_lines(v, contact, lines, currency, priced_at, AccessLevel::Write).await?;
         let cur = priced.first().map(|p| p.resolution.currency).ok_or(StoreError::NotFound)?;
+        let too_large = || StoreError::invalid("lines", "line and order totals must stay below 10^12");
+        if priced.iter().any(|p| p.resolution.line_total >= money::max_amount()) {
+            return Err(too_large());
+        }
         let total: Decimal = priced.iter().map(|p| p.resolution.line_total).sum();
+        if total >= money::max_amount() {
+            return Err(too_large());
+        }
         let id = Uuid::now_v7();
         let m = order::Model {
             tenant_id: v.tenant_id.0,
             id,
             contact_id: contact.0,
             currency: cur.code().to_owned(),
-            total_micros: money::to_micros(total),
+            total_minor: money::to_minor(total, cur).ok_or_else(too_large)?,
             line_count: priced.len() as i32,
             placed_at: now,
             placed_by: Some(v.user_id.0),
             priced_at,
         };
         let txn = self.write_txn().await?;
+        // The grant is checked again inside the writing transaction (with the contact locked): a
+        // revocation or a move between pricing and writing refuses the order.
+        self.contact_for(&txn, v, contact, AccessLevel::Write).await?;
         order::Entity::insert(order::ActiveModel::from(m.clone())).exec_without_returning(&txn).await?;
         let rows: Vec<order_line::ActiveModel> = priced
             .iter()
             .enumerate()
-            .map(|(i, p)| {
+            .map(|(i, p)| -> StoreResult<order_line::ActiveModel> {
                 let r = &p.resolution;
                 let prod: &ProductRecord = &p.product;
-                order_line::ActiveModel {
+                Ok(order_line::ActiveModel {
                     tenant_id: Set(v.tenant_id.0),
                     order_id: Set(id),
                     line_no: Set(i as i32 + 1),
                     product_id: Set(prod.id.0),
                     sku: Set(prod.sku.clone()),
                     product_name: Set(prod.name.clone()),
-                    quantity_millis: Set(money::to_millis(p.quantity)),
-                    unit_price_micros: Set(money::to_micros(r.unit_price)),
-                    line_total_micros: Set(money::to_micros(r.line_total)),
+                    quantity_millis: Set(crate::repo::pricing::millis("quantity", p.quantity)?),
+                    unit_price_micros: Set(crate::repo::pricing::micros("unitPrice", r.unit_price)?),
+                    line_total_minor: Set(money::to_minor(r.line_total, cur).ok_or_else(too_large)?),
                     source: Set(step_str(r.step).to_owned()),
                     price_list_id: Set(r.list.map(|l| l.0)),
                     price_list_name: Set(r.list.and_then(|l| p.list_names.get(&l).cloned())),
                     group_id: Set(r.group.map(|g| g.0)),
-                }
+                })
             })
-            .collect();
+            .collect::<StoreResult<_>>()?;
         for chunk in rows.chunks(1000) {
             order_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
         }
@@ -184,33 +200,43 @@ impl Store {
             .collect()
     }
 
-    /// The lines of a visible order.
-    pub async fn order_lines(&self, v: &Viewer, id: OrderId) -> StoreResult<Vec<OrderLineRecord>> {
-        if self.orders_by_ids(v, &[id]).await?.is_empty() {
-            return Err(StoreError::NotFound);
+    /// The lines of visible orders, for many orders at once (one check, one statement).
+    pub async fn order_lines(
+        &self,
+        v: &Viewer,
+        ids: &[OrderId],
+    ) -> StoreResult<HashMap<OrderId, Vec<OrderLineRecord>>> {
+        let visible: HashMap<Uuid, Currency> =
+            self.orders_by_ids(v, ids).await?.into_iter().map(|o| (o.id.0, o.currency)).collect();
+        let mut out: HashMap<OrderId, Vec<OrderLineRecord>> = HashMap::new();
+        if visible.is_empty() {
+            return Ok(out);
         }
         use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
-        Ok(order_line::Entity::find()
+        for l in order_line::Entity::find()
             .filter(order_line::Column::TenantId.eq(v.tenant_id.0))
-            .filter(order_line::Column::OrderId.eq(id.0))
+            .filter(order_line::Column::OrderId.is_in(visible.keys().copied()))
+            .order_by_asc(order_line::Column::OrderId)
             .order_by_asc(order_line::Column::LineNo)
             .all(&self.db)
             .await?
-            .into_iter()
-            .map(|l| OrderLineRecord {
+        {
+            let currency = visible[&l.order_id];
+            out.entry(OrderId(l.order_id)).or_default().push(OrderLineRecord {
                 line_no: l.line_no,
                 product_id: ProductId(l.product_id),
                 sku: l.sku,
                 product_name: l.product_name,
                 quantity: money::from_millis(l.quantity_millis),
                 unit_price: money::from_micros(l.unit_price_micros),
-                line_total: money::from_micros(l.line_total_micros),
+                line_total: money::from_minor(l.line_total_minor, currency),
                 source: step_parse(&l.source),
                 price_list_id: l.price_list_id.map(PriceListId),
                 price_list_name: l.price_list_name,
                 group_id: l.group_id.map(GroupId),
-            })
-            .collect())
+            });
+        }
+        Ok(out)
     }
 
     async fn order_page(&self, mut q: Sql, page: &PageRequest) -> StoreResult<Page<OrderRecord>> {
@@ -275,7 +301,7 @@ impl Store {
         to: Option<DateTime<Utc>>,
     ) -> StoreResult<Vec<OrderSummaryRecord>> {
         let mut q = Sql::new(self.db.get_database_backend());
-        q.push("SELECT o.currency AS currency, COUNT(*) AS n, CAST(SUM(o.total_micros) AS BIGINT) AS total");
+        q.push("SELECT o.currency AS currency, COUNT(*) AS n, CAST(SUM(o.total_minor) AS BIGINT) AS total");
         group_orders_where(&mut q, v, g, include_subgroups);
         if let Some(f) = from {
             q.push(" AND o.placed_at >= ").bind(f);
@@ -291,7 +317,7 @@ impl Store {
             out.push(OrderSummaryRecord {
                 currency,
                 order_count: r.try_get("", "n")?,
-                total: currency.round(money::from_micros(r.try_get("", "total")?)),
+                total: money::from_minor(r.try_get("", "total")?, currency),
             });
         }
         Ok(out)

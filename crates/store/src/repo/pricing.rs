@@ -30,6 +30,14 @@ use sea_orm::{
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
+pub(crate) fn micros(field: &'static str, v: Decimal) -> StoreResult<i64> {
+    money::to_micros(v).ok_or_else(|| StoreError::invalid(field, "is too large"))
+}
+
+pub(crate) fn millis(field: &'static str, v: Decimal) -> StoreResult<i64> {
+    money::to_millis(v).ok_or_else(|| StoreError::invalid(field, "is too large"))
+}
+
 fn require_admin(v: &Viewer, what: &str) -> StoreResult<()> {
     if v.is_admin() { Ok(()) } else { Err(StoreError::forbidden(format!("{what} is for admins"))) }
 }
@@ -198,7 +206,7 @@ impl Store {
             sku: sku.to_owned(),
             sort_name: name.as_str().to_lowercase(),
             name: name.into_string(),
-            list_price_micros: money::to_micros(price),
+            list_price_micros: micros("listPrice", price)?,
             currency: currency.code().to_owned(),
             active: input.active,
             created_at: now,
@@ -228,7 +236,7 @@ impl Store {
             None => cur.name.clone(),
         };
         let price = match p.list_price {
-            Some(x) => money::to_micros(money::parse_price("listPrice", x)?),
+            Some(x) => micros("listPrice", money::parse_price("listPrice", x)?)?,
             None => cur.list_price_micros,
         };
         let currency = match &p.currency {
@@ -244,7 +252,21 @@ impl Store {
             updated_at: Utc::now(),
             ..cur
         };
-        product::Entity::update(product::ActiveModel::from(m.clone())).exec(&txn).await?;
+        // Every column is written explicitly: an ActiveModel made from a Model marks its fields
+        // unchanged, and updating it would silently write nothing.
+        product::Entity::update(product::ActiveModel {
+            tenant_id: sea_orm::ActiveValue::Unchanged(m.tenant_id),
+            id: sea_orm::ActiveValue::Unchanged(m.id),
+            name: Set(m.name.clone()),
+            sort_name: Set(m.sort_name.clone()),
+            list_price_micros: Set(m.list_price_micros),
+            currency: Set(m.currency.clone()),
+            active: Set(m.active),
+            updated_at: Set(m.updated_at),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await?;
         audit::record(&txn, v, "product.update", "Product", Some(m.id), serde_json::json!({"sku": m.sku})).await?;
         txn.commit().await?;
         Ok(product_record(m))
@@ -381,6 +403,18 @@ impl Store {
         if let Some(b) = input.base_price_list_id {
             self.check_base(&txn, v, Some(id), b, currency).await?;
         }
+        if cur.currency != currency.code() {
+            let dependants = price_list::Entity::find()
+                .filter(price_list::Column::TenantId.eq(v.tenant_id.0))
+                .filter(price_list::Column::BasePriceListId.eq(id.0))
+                .count(&txn)
+                .await?;
+            if dependants > 0 {
+                return Err(StoreError::Conflict(
+                    "other price lists are based on this one: change their base before its currency".into(),
+                ));
+            }
+        }
         let m = price_list::Model {
             sort_name: name.as_str().to_lowercase(),
             name: name.into_string(),
@@ -391,7 +425,20 @@ impl Store {
             updated_at: Utc::now(),
             ..cur
         };
-        price_list::Entity::update(price_list::ActiveModel::from(m.clone())).exec(&txn).await?;
+        price_list::Entity::update(price_list::ActiveModel {
+            tenant_id: sea_orm::ActiveValue::Unchanged(m.tenant_id),
+            id: sea_orm::ActiveValue::Unchanged(m.id),
+            name: Set(m.name.clone()),
+            sort_name: Set(m.sort_name.clone()),
+            currency: Set(m.currency.clone()),
+            valid_from: Set(m.valid_from),
+            valid_to: Set(m.valid_to),
+            base_price_list_id: Set(m.base_price_list_id),
+            updated_at: Set(m.updated_at),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await?;
         audit::record(&txn, v, "priceList.update", "PriceList", Some(m.id), serde_json::json!({"name": m.name}))
             .await?;
         txn.commit().await?;
@@ -416,8 +463,10 @@ impl Store {
                 .map_err(|_| StoreError::invalid("minQuantity", "must be positive, at most 3 decimal places"))?;
             window_ok(it.valid_from, it.valid_to)?;
             let (fixed, pct) = match (it.fixed_price, it.discount_percent) {
-                (Some(p), None) => (Some(money::to_micros(money::parse_price("fixedPrice", p)?)), None),
-                (None, Some(d)) => (None, Some(money::to_micros(money::parse_percent("discountPercent", d)?))),
+                (Some(p), None) => (Some(micros("fixedPrice", money::parse_price("fixedPrice", p)?)?), None),
+                (None, Some(d)) => {
+                    (None, Some(micros("discountPercent", money::parse_percent("discountPercent", d)?)?))
+                }
                 _ => {
                     return Err(StoreError::invalid(
                         "fixedPrice",
@@ -430,7 +479,7 @@ impl Store {
                 id: Uuid::now_v7(),
                 price_list_id: id.0,
                 product_id: it.product_id.0,
-                min_quantity_millis: money::to_millis(min),
+                min_quantity_millis: millis("minQuantity", min)?,
                 fixed_price_micros: fixed,
                 discount_percent_micros: pct,
                 valid_from: it.valid_from,
@@ -620,6 +669,15 @@ impl Store {
         )
         .exec_without_returning(&txn)
         .await?;
+        audit::record(
+            &txn,
+            v,
+            "contact.assignPriceList",
+            "Contact",
+            Some(c.0),
+            serde_json::json!({"priceListId": list.0, "priority": priority}),
+        )
+        .await?;
         txn.commit().await?;
         Ok(())
     }
@@ -634,6 +692,15 @@ impl Store {
             .filter(contact_price_list::Column::PriceListId.eq(list.0))
             .exec(&txn)
             .await?;
+        audit::record(
+            &txn,
+            v,
+            "contact.unassignPriceList",
+            "Contact",
+            Some(c.0),
+            serde_json::json!({"priceListId": list.0}),
+        )
+        .await?;
         txn.commit().await?;
         Ok(r.rows_affected > 0)
     }
@@ -656,6 +723,15 @@ impl Store {
                 .to_owned(),
         )
         .exec_without_returning(&txn)
+        .await?;
+        audit::record(
+            &txn,
+            v,
+            "tenant.setDefaultPriceList",
+            "Tenant",
+            Some(v.tenant_id.0),
+            serde_json::json!({"priceListId": list.map(|l| l.0)}),
+        )
         .await?;
         txn.commit().await?;
         Ok(())
@@ -759,7 +835,11 @@ impl Store {
         };
         let mut resolved_products = Vec::with_capacity(lines.len());
         for l in lines {
-            resolved_products.push(find(&l.product).cloned().ok_or(StoreError::NotFound)?);
+            let p = find(&l.product).cloned().ok_or(StoreError::NotFound)?;
+            if !p.active {
+                return Err(StoreError::invalid("productId", format!("product {} is inactive", p.sku)));
+            }
+            resolved_products.push(p);
         }
         // Candidates: the contact's own lists, every direct group's effective lists (all groups
         // count; only visible ones are named later), the tenant default.
@@ -822,7 +902,7 @@ impl Store {
         let mut lists: HashMap<PriceListId, PriceList> = HashMap::new();
         let mut names: HashMap<PriceListId, String> = HashMap::new();
         let mut todo: HashSet<Uuid> = pricing::order(&assignments).iter().map(|c| c.list.0).collect();
-        for _ in 0..8 {
+        for _ in 0..32 {
             todo.retain(|l| !lists.contains_key(&PriceListId(*l)));
             if todo.is_empty() {
                 break;
