@@ -48,6 +48,26 @@ pub(crate) mod cols {
     pub fn ts_null(name: &'static str) -> ColumnDef {
         ColumnDef::new(name).timestamp_with_time_zone().null().to_owned()
     }
+    pub fn big(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).big_integer().not_null().to_owned()
+    }
+    pub fn big_null(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).big_integer().null().to_owned()
+    }
+    /// A tenant-scoped foreign key `(tenant_id, <col>) → <to>(tenant_id, id)`, cascading.
+    pub fn fk_cascade(
+        name: &str,
+        from: &'static str,
+        cols: (&'static str, &'static str),
+        to: &'static str,
+    ) -> ForeignKeyCreateStatement {
+        ForeignKey::create()
+            .name(name)
+            .from(from, cols)
+            .to(to, ("tenant_id", "id"))
+            .on_delete(ForeignKeyAction::Cascade)
+            .to_owned()
+    }
     pub fn int(name: &'static str) -> ColumnDef {
         ColumnDef::new(name).integer().not_null().to_owned()
     }

@@ -12,20 +12,6 @@ impl MigrationName for Migration {
     }
 }
 
-fn fk(
-    name: &str,
-    from: &'static str,
-    cols: (&'static str, &'static str),
-    to: &'static str,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(from, cols)
-        .to(to, ("tenant_id", "id"))
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -94,13 +80,13 @@ impl MigrationTrait for Migration {
                 .col(uuid("descendant_id"))
                 .col(int("depth"))
                 .primary_key(Index::create().col("tenant_id").col("ancestor_id").col("descendant_id"))
-                .foreign_key(&mut fk(
+                .foreign_key(&mut fk_cascade(
                     "fk_closure_ancestor",
                     "group_closure",
                     ("tenant_id", "ancestor_id"),
                     "contact_groups",
                 ))
-                .foreign_key(&mut fk(
+                .foreign_key(&mut fk_cascade(
                     "fk_closure_descendant",
                     "group_closure",
                     ("tenant_id", "descendant_id"),
@@ -136,13 +122,13 @@ impl MigrationTrait for Migration {
                 .col(uuid_null("assigned_by"))
                 .col(uuid_null("consent_id"))
                 .primary_key(Index::create().col("tenant_id").col("group_id").col("contact_id"))
-                .foreign_key(&mut fk(
+                .foreign_key(&mut fk_cascade(
                     "fk_memberships_group",
                     "group_memberships",
                     ("tenant_id", "group_id"),
                     "contact_groups",
                 ))
-                .foreign_key(&mut fk(
+                .foreign_key(&mut fk_cascade(
                     "fk_memberships_contact",
                     "group_memberships",
                     ("tenant_id", "contact_id"),

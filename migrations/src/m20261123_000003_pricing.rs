@@ -14,26 +14,6 @@ impl MigrationName for Migration {
     }
 }
 
-fn big(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name).big_integer().not_null().to_owned()
-}
-fn big_null(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name).big_integer().null().to_owned()
-}
-fn fk(
-    name: &str,
-    from: &'static str,
-    cols: (&'static str, &'static str),
-    to: &'static str,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(from, cols)
-        .to(to, ("tenant_id", "id"))
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -111,8 +91,18 @@ impl MigrationTrait for Migration {
                 .col(ts_null("valid_from"))
                 .col(ts_null("valid_to"))
                 .primary_key(Index::create().col("tenant_id").col("id"))
-                .foreign_key(&mut fk("fk_items_list", "price_items", ("tenant_id", "price_list_id"), "price_lists"))
-                .foreign_key(&mut fk("fk_items_product", "price_items", ("tenant_id", "product_id"), "products"))
+                .foreign_key(&mut fk_cascade(
+                    "fk_items_list",
+                    "price_items",
+                    ("tenant_id", "price_list_id"),
+                    "price_lists",
+                ))
+                .foreign_key(&mut fk_cascade(
+                    "fk_items_product",
+                    "price_items",
+                    ("tenant_id", "product_id"),
+                    "products",
+                ))
                 .to_owned(),
         )
         .await?;
@@ -142,8 +132,13 @@ impl MigrationTrait for Migration {
                     .col(uuid("price_list_id"))
                     .col(int("priority"))
                     .primary_key(Index::create().col("tenant_id").col(owner).col("price_list_id"))
-                    .foreign_key(&mut fk(&format!("fk_{table}_owner"), table, ("tenant_id", owner), owner_table))
-                    .foreign_key(&mut fk(
+                    .foreign_key(&mut fk_cascade(
+                        &format!("fk_{table}_owner"),
+                        table,
+                        ("tenant_id", owner),
+                        owner_table,
+                    ))
+                    .foreign_key(&mut fk_cascade(
                         &format!("fk_{table}_list"),
                         table,
                         ("tenant_id", "price_list_id"),

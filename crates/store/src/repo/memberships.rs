@@ -297,6 +297,53 @@ fn check_bulk(ids: &[ContactId]) -> StoreResult<()> {
     Ok(())
 }
 
+/// Where a bulk membership change starts, inside its transaction: the distinct ids asked for,
+/// the visible ones among them (with book and sort key), and their current memberships.
+struct BulkStart {
+    txn: DatabaseTransaction,
+    wanted: Vec<Uuid>,
+    visible: HashMap<Uuid, (Uuid, String)>,
+    visible_ids: Vec<Uuid>,
+    existing: HashMap<Uuid, membership::Model>,
+}
+
+enum Begun<T> {
+    /// The idempotency key was used before for this request: its first answer.
+    Replayed(T),
+    Fresh(BulkStart),
+}
+
+impl Store {
+    /// The shared start of `addGroupMembers` / `removeGroupMembers`: bounds, WRITE on the
+    /// group's home book, idempotent replay, and the visible part of the request.
+    async fn begin_bulk<T: for<'de> Deserialize<'de>>(
+        &self,
+        v: &Viewer,
+        group: GroupId,
+        ids: &[ContactId],
+        op: &str,
+        hash: &str,
+        idempotency_key: Option<&str>,
+    ) -> StoreResult<Begun<T>> {
+        if let Some(k) = idempotency_key {
+            check_key(k)?;
+        }
+        let txn = self.write_txn().await?;
+        self.group_for(&txn, v, group, AccessLevel::Write).await?;
+        if let Some(k) = idempotency_key
+            && let Some(prev) = replay(&txn, v, k, op, hash).await?
+        {
+            txn.commit().await?;
+            return Ok(Begun::Replayed(prev));
+        }
+        let wanted = dedup(ids);
+        let visible = visible_contacts_among(&txn, v, &wanted).await?;
+        let visible_ids: Vec<Uuid> = wanted.iter().copied().filter(|i| visible.contains_key(i)).collect();
+        let existing = existing_members(&txn, v, group, &visible_ids).await?;
+        Ok(Begun::Fresh(BulkStart { txn, wanted, visible, visible_ids, existing }))
+    }
+}
+
 impl Store {
     /// Adds contacts to a group (needs WRITE on its home book and sight of each contact). Ids the
     /// viewer cannot see are reported in `not_found`, like unknown ids. With an idempotency key,
@@ -312,21 +359,11 @@ impl Store {
         check_bulk(ids)?;
         let source = MembershipSource::for_api_call(source, v.roles())?;
         let hash = request_fingerprint("addGroupMembers", group, ids, Some(source), None);
-        if let Some(k) = idempotency_key {
-            check_key(k)?;
-        }
-        let txn = self.write_txn().await?;
-        self.group_for(&txn, v, group, AccessLevel::Write).await?;
-        if let Some(k) = idempotency_key
-            && let Some(prev) = replay(&txn, v, k, "addGroupMembers", &hash).await?
-        {
-            txn.commit().await?;
-            return Ok(prev);
-        }
-        let wanted = dedup(ids);
-        let visible = visible_contacts_among(&txn, v, &wanted).await?;
-        let visible_ids: Vec<Uuid> = wanted.iter().copied().filter(|i| visible.contains_key(i)).collect();
-        let existing = existing_members(&txn, v, group, &visible_ids).await?;
+        let BulkStart { txn, wanted, visible, visible_ids, existing } =
+            match self.begin_bulk(v, group, ids, "addGroupMembers", &hash, idempotency_key).await? {
+                Begun::Replayed(prev) => return Ok(prev),
+                Begun::Fresh(start) => start,
+            };
         let new: Vec<Uuid> = visible_ids.iter().copied().filter(|i| !existing.contains_key(i)).collect();
         let now = Utc::now();
         for chunk in new.chunks(CHUNK) {
@@ -381,21 +418,11 @@ impl Store {
         check_bulk(ids)?;
         let reason = cohort_domain::text::optional_text("reason", reason)?;
         let hash = request_fingerprint("removeGroupMembers", group, ids, None, reason.as_deref());
-        if let Some(k) = idempotency_key {
-            check_key(k)?;
-        }
-        let txn = self.write_txn().await?;
-        self.group_for(&txn, v, group, AccessLevel::Write).await?;
-        if let Some(k) = idempotency_key
-            && let Some(prev) = replay(&txn, v, k, "removeGroupMembers", &hash).await?
-        {
-            txn.commit().await?;
-            return Ok(prev);
-        }
-        let wanted = dedup(ids);
-        let visible = visible_contacts_among(&txn, v, &wanted).await?;
-        let visible_ids: Vec<Uuid> = wanted.iter().copied().filter(|i| visible.contains_key(i)).collect();
-        let existing = existing_members(&txn, v, group, &visible_ids).await?;
+        let BulkStart { txn, wanted, visible, visible_ids, existing } =
+            match self.begin_bulk(v, group, ids, "removeGroupMembers", &hash, idempotency_key).await? {
+                Begun::Replayed(prev) => return Ok(prev),
+                Begun::Fresh(start) => start,
+            };
         let leaving: Vec<Uuid> = visible_ids.iter().copied().filter(|i| existing.contains_key(i)).collect();
         for chunk in leaving.chunks(CHUNK) {
             membership::Entity::delete_many()
