@@ -276,14 +276,30 @@ async fn quoting_is_batched(app: TestApp) {
     assert_eq!(costs[0], costs[1], "a quote's statements do not grow with its lines: {costs:?}");
     let d = agent.ok(q, quote(40)).await;
     assert_eq!(d["quoteOrder"]["total"], "720.00");
-    // Quoting needs WRITE: Clara's book is READ-only for the agent.
-    let code = agent
-        .err(
+    // A quote writes nothing: READ is enough (like resolvePrice). Placing the order needs WRITE,
+    // and Clara's book is READ-only for the agent.
+    let d = agent
+        .ok(
             q,
             json!({"i": {"contactId": w.id("clara"), "currency": "EUR", "lines": [{"sku": "Q-1", "quantity": "1"}]}}),
         )
         .await;
+    assert_eq!(d["quoteOrder"]["lines"].as_array().map(Vec::len), Some(1));
+    let code = agent
+        .err(
+            PLACE,
+            json!({"i": {"contactId": w.id("clara"), "currency": "EUR", "lines": [{"sku": "Q-1", "quantity": "1"}]}}),
+        )
+        .await;
     assert_eq!(code, "FORBIDDEN");
+    // A hidden contact is NOT_FOUND for a quote too.
+    let code = agent
+        .err(
+            q,
+            json!({"i": {"contactId": w.id("anna_hidden"), "currency": "EUR", "lines": [{"sku": "Q-1", "quantity": "1"}]}}),
+        )
+        .await;
+    assert_eq!(code, "NOT_FOUND");
     let _ = CREATE_CONTACT;
 }
 

@@ -6,7 +6,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::Ordering;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,6 +31,12 @@ pub struct StateLabels {
     pub state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    pub database: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub graphql_operations: Family<OpLabels, Counter>,
@@ -40,6 +46,24 @@ pub struct Metrics {
     db_statements_failed: Counter,
     db_statement_seconds: prometheus_client::metrics::counter::Counter<f64, std::sync::atomic::AtomicU64>,
     db_pool: Family<StateLabels, Gauge>,
+    build_info: Family<BuildLabels, Gauge>,
+    resident_memory: Gauge,
+    resident_memory_peak: Gauge,
+}
+
+/// (resident, peak resident) bytes of this process, from `/proc/self/status` (Linux; zero elsewhere).
+fn resident_memory() -> (i64, i64) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return (0, 0);
+    };
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+            .map_or(0, |v| v * 1024)
+    };
+    (kb("VmRSS:"), kb("VmHWM:"))
 }
 
 fn latency_histogram() -> Histogram {
@@ -54,7 +78,25 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("cohort");
+        let mut root = Registry::default();
+        // The standard process metric keeps its standard name; everything else is `cohort_*`.
+        let resident_memory = Gauge::default();
+        root.register_with_unit(
+            "process_resident_memory",
+            "Resident memory size in bytes",
+            Unit::Bytes,
+            resident_memory.clone(),
+        );
+        let registry = root.sub_registry_with_prefix("cohort");
+        let resident_memory_peak = Gauge::default();
+        registry.register_with_unit(
+            "process_resident_memory_peak",
+            "Peak resident memory size in bytes since start",
+            Unit::Bytes,
+            resident_memory_peak.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        registry.register("build_info", "Version and database backend (value 1)", build_info.clone());
         let graphql_operations = Family::<OpLabels, Counter>::default();
         registry.register(
             "graphql_operations",
@@ -76,7 +118,7 @@ impl Metrics {
         let db_pool = Family::<StateLabels, Gauge>::default();
         registry.register("db_pool_connections", "Database pool connections by state", db_pool.clone());
         Metrics {
-            registry,
+            registry: root,
             graphql_operations,
             http_requests,
             http_duration,
@@ -84,6 +126,9 @@ impl Metrics {
             db_statements_failed,
             db_statement_seconds,
             db_pool,
+            build_info,
+            resident_memory,
+            resident_memory_peak,
         }
     }
 
@@ -110,6 +155,15 @@ impl Metrics {
         let (size, idle) = store.pool_stats();
         self.db_pool.get_or_create(&StateLabels { state: "idle".into() }).set(idle as i64);
         self.db_pool.get_or_create(&StateLabels { state: "active".into() }).set(size.saturating_sub(idle) as i64);
+        self.build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                database: store.backend_name().to_owned(),
+            })
+            .set(1);
+        let (rss, peak) = resident_memory();
+        self.resident_memory.set(rss);
+        self.resident_memory_peak.set(peak);
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out

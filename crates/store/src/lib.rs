@@ -7,6 +7,7 @@
 //! so it cannot write a query that skips the filter. Background jobs, the CLI and demo seeding go
 //! through [`SystemHandle`], which is loudly named and never reachable from a GraphQL resolver.
 
+mod bulk;
 mod entities;
 mod error;
 mod page;
@@ -18,11 +19,12 @@ pub mod testing;
 mod viewer;
 mod visibility;
 
+pub use bulk::{BulkContact, BulkGroup, BulkLoader, BulkMembership, BulkPriceItem, BulkProduct, BulkUser};
 pub use error::{StoreError, StoreResult};
 pub use page::{MAX_PAGE_SIZE, Page, PageRequest};
 pub use repo::books::{AddressBookRecord, GrantRecord, Principal};
 pub use repo::contacts::{
-    ContactChannels, ContactFilter, ContactInput, ContactPatch, ContactRecord, EmailRecord, GroupSelection,
+    ContactChannels, ContactFilter, ContactOrder, ContactInput, ContactPatch, ContactRecord, EmailRecord, GroupSelection,
     PhoneRecord, StatusChangeRecord,
 };
 pub use repo::groups::{GroupFilter, GroupInput, GroupPatch, GroupRecord, SubgroupPolicy};
@@ -52,6 +54,10 @@ pub struct StoreMetrics {
     pub failed_statements: AtomicU64,
     /// Sum of statement execution time, microseconds.
     pub statement_micros: AtomicU64,
+    /// When set, every statement (text and values) is kept: the benchmark's raw-SQL mode replays
+    /// exactly what one API request ran. Off in normal operation (one relaxed load per statement).
+    recording: std::sync::atomic::AtomicBool,
+    recorded: std::sync::Mutex<Vec<sea_orm::Statement>>,
 }
 
 /// Pool options; defaults suit one process on a small machine.
@@ -110,6 +116,11 @@ impl Store {
             if info.failed {
                 m.failed_statements.fetch_add(1, Ordering::Relaxed);
             }
+            if m.recording.load(Ordering::Relaxed) {
+                if let Ok(mut r) = m.recorded.lock() {
+                    r.push(info.statement.clone());
+                }
+            }
             // `COHORT_LOG=cohort::sql=debug` shows every statement (text only, never values).
             tracing::debug!(target: "cohort::sql", elapsed_us = info.elapsed.as_micros() as u64, failed = info.failed, sql = %info.statement.sql);
         });
@@ -128,6 +139,20 @@ impl Store {
                 ..Default::default()
             })
             .await?)
+    }
+
+    /// Starts keeping every statement this store runs (see [`Store::take_recorded`]).
+    pub fn start_recording(&self) {
+        if let Ok(mut r) = self.metrics.recorded.lock() {
+            r.clear();
+        }
+        self.metrics.recording.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops recording and returns the statements run since [`Store::start_recording`], in order.
+    pub fn take_recorded(&self) -> Vec<sea_orm::Statement> {
+        self.metrics.recording.store(false, Ordering::Relaxed);
+        self.metrics.recorded.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
     }
 
     pub fn metrics(&self) -> &StoreMetrics {

@@ -39,6 +39,20 @@ impl SystemHandle {
         SystemHandle { store }
     }
 
+    /// A set-based loader into the tenant `tenant_key` (created if missing), for the benchmark
+    /// generator and bulk imports.
+    pub async fn bulk_loader(&self, tenant_key: &str) -> StoreResult<crate::BulkLoader> {
+        crate::BulkLoader::open(self.store.clone(), tenant_key).await
+    }
+
+    /// How many users a tenant has (the benchmark generator refuses to load into a used tenant).
+    pub async fn tenant_user_count(&self, tenant: cohort_domain::ids::TenantId) -> StoreResult<u64> {
+        Ok(crate::entities::user::Entity::find()
+            .filter(crate::entities::user::Column::TenantId.eq(tenant.0))
+            .count(&self.store.db)
+            .await?)
+    }
+
     /// Acts as an admin of `tenant_key` (creating tenant and user if needed).
     async fn admin_of(&self, tenant_key: &str, subject: &str) -> StoreResult<Viewer> {
         let t = ensure_tenant(&self.store.db, tenant_key).await?;

@@ -46,6 +46,24 @@ pub(crate) fn books_with_level(v: &Viewer, min: AccessLevel) -> SelectStatement 
         .to_owned()
 }
 
+/// `(SELECT MAX(level) FROM address_book_grants WHERE <applies to viewer> AND address_book_id =
+/// <book_col>)`: the viewer's level on the book of each row, as a correlated subquery in the same
+/// statement as the rows (NULL where they hold none). Not for admins (they hold MANAGE everywhere).
+pub(crate) fn level_on_book<T, C>(v: &Viewer, table: T, book_col: C) -> sea_orm::sea_query::SimpleExpr
+where
+    T: sea_orm::sea_query::IntoIden,
+    C: sea_orm::sea_query::IntoIden,
+{
+    use sea_orm::sea_query::{Expr, ExprTrait, QueryStatementBuilder};
+    let sub = Query::select()
+        .expr(Expr::col((grant::Entity, grant::Column::Level)).max())
+        .from(grant::Entity)
+        .cond_where(viewer_grants_condition(v))
+        .and_where(Expr::col((grant::Entity, grant::Column::AddressBookId)).equals((table, book_col)))
+        .to_owned();
+    sea_orm::sea_query::SimpleExpr::SubQuery(None, Box::new(sub.into_sub_query_statement()))
+}
+
 /// A condition restricting `book_col` to books where the viewer holds at least `min`. For admins
 /// it is the always-true condition (they read every book of the tenant; the tenant filter is
 /// applied separately by every query).

@@ -481,8 +481,8 @@ impl PricingQuery {
         to_resolution(ctx, line, ctx.look_ahead().field("explanation").exists()).await
     }
 
-    /// Prices many lines at once (one batch of queries, not one per line). Needs WRITE on the
-    /// contact's book.
+    /// Prices many lines at once (one batch of queries, not one per line). Needs READ on the
+    /// contact's book, like `resolvePrice`: a quote writes nothing (`placeOrder` needs WRITE).
     async fn quote_order(&self, ctx: &Context<'_>, input: QuoteOrderInput) -> async_graphql::Result<OrderQuote> {
         let v = viewer(ctx)?;
         let contact = ContactId(ids::decode(ContactId::TAG, &input.contact_id)?);
@@ -493,7 +493,7 @@ impl PricingQuery {
             .collect::<Result<Vec<_>, ApiError>>()?;
         let at = input.at.unwrap_or_else(Utc::now);
         let priced = store(ctx)?
-            .price_lines(v, contact, &lines, &input.currency, at, Level::Write)
+            .price_lines(v, contact, &lines, &input.currency, at, Level::Read)
             .await
             .map_err(ApiError::from)?;
         let total: Decimal = priced.iter().map(|p| p.resolution.line_total).sum();

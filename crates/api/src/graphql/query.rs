@@ -7,6 +7,15 @@ use async_graphql::{Context, ID, InputObject, Object};
 use cohort_domain::ids::{AddressBookId, ContactId, GroupId, UserGroupId, UserId};
 use cohort_store::{ContactFilter, GroupSelection, PageRequest};
 
+/// The order of `contacts`.
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ContactOrderBy {
+    /// By the contact's sort name (a person's last name, a company's name), then id.
+    Name,
+    /// By id: the order contacts were created in.
+    Id,
+}
+
 #[derive(Default)]
 pub struct CoreQuery;
 
@@ -125,7 +134,7 @@ impl CoreQuery {
         loader(ctx)?.load_one(id).await?.map(Contact).ok_or_else(|| ApiError::NotFound.into())
     }
 
-    /// Visible contacts, by (name, id), keyset-paginated.
+    /// Visible contacts, keyset-paginated (a cursor belongs to the order it was made in).
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn contacts(
         &self,
@@ -133,11 +142,16 @@ impl CoreQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<ContactFilterInput>,
+        #[graphql(desc = "Default NAME.")] order_by: Option<ContactOrderBy>,
     ) -> async_graphql::Result<ContactConnection> {
         let v = viewer(ctx)?;
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let filter = filter.unwrap_or_default().into_filter()?;
-        let p = store(ctx)?.contacts(v, &filter, &page).await.map_err(ApiError::from)?;
+        let order = match order_by.unwrap_or(ContactOrderBy::Name) {
+            ContactOrderBy::Name => cohort_store::ContactOrder::Name,
+            ContactOrderBy::Id => cohort_store::ContactOrder::Id,
+        };
+        let p = store(ctx)?.contacts(v, &filter, order, &page).await.map_err(ApiError::from)?;
         let rows: Vec<&cohort_store::ContactRecord> = p.rows.iter().map(|r| &r.1).collect();
         prefetch_contacts(ctx, ctx.look_ahead().field("edges").field("node"), &rows).await?;
         Ok(ContactConnection::from_page(p, Some(CountSource::Contacts(filter))))

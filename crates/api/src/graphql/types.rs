@@ -422,7 +422,10 @@ impl AddressBook {
     ) -> async_graphql::Result<ContactConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let filter = ContactFilter { address_books: Some(vec![self.0.id]), ..Default::default() };
-        let p = store(ctx)?.contacts(viewer(ctx)?, &filter, &page).await.map_err(ApiError::from)?;
+        let p = store(ctx)?
+            .contacts(viewer(ctx)?, &filter, cohort_store::ContactOrder::Name, &page)
+            .await
+            .map_err(ApiError::from)?;
         let rows: Vec<&ContactRecord> = p.rows.iter().map(|r| &r.1).collect();
         prefetch_contacts(ctx, ctx.look_ahead().field("edges").field("node"), &rows).await?;
         Ok(ContactConnection::from_page(p, Some(CountSource::Contacts(filter))))

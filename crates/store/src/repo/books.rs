@@ -34,13 +34,13 @@ pub enum Principal {
 }
 
 impl Principal {
-    fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Principal::User(_) => PRINCIPAL_USER,
             Principal::UserGroup(_) => PRINCIPAL_GROUP,
         }
     }
-    fn id(&self) -> Uuid {
+    pub(crate) fn id(&self) -> Uuid {
         match self {
             Principal::User(u) => u.0,
             Principal::UserGroup(g) => g.0,

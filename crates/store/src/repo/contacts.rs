@@ -133,9 +133,19 @@ pub struct ContactPatch {
     pub company_id: Option<Option<ContactId>>,
 }
 
+/// The order of a contact list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContactOrder {
+    /// By sort name (a person's last name, a company's name), then id.
+    #[default]
+    Name,
+    /// By id: creation order for ids the service assigns (UUIDv7).
+    Id,
+}
+
 /// The words of the display name, lower-cased, each preceded by a space: `LIKE '% ann%'` then
 /// matches a prefix of any word.
-fn search_text(display_name: &str) -> String {
+pub(crate) fn search_text(display_name: &str) -> String {
     let mut s = String::with_capacity(display_name.len() + 8);
     for w in display_name.split_whitespace() {
         s.push(' ');
@@ -273,26 +283,35 @@ impl Store {
         Ok(q)
     }
 
-    /// A page of visible contacts matching `f`, ordered by (sort name, id).
+    /// A page of visible contacts matching `f`, ordered by (sort name, id) or by id.
     pub async fn contacts(
         &self,
         v: &Viewer,
         f: &ContactFilter,
+        order: ContactOrder,
         page: &PageRequest,
     ) -> StoreResult<Page<ContactRecord>> {
         let mut q = self.filtered(v, f).await?;
-        if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(crate::page::after(contact::Column::SortName, contact::Column::Id, (name, id)));
+        match order {
+            ContactOrder::Name => {
+                if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
+                    q = q.filter(crate::page::after(contact::Column::SortName, contact::Column::Id, (name, id)));
+                }
+                q = q.order_by_asc(contact::Column::SortName).order_by_asc(contact::Column::Id);
+            }
+            ContactOrder::Id => {
+                if let Some(id) = page.after_key::<Uuid>()? {
+                    q = q.filter(contact::Column::Id.gt(id));
+                }
+                q = q.order_by_asc(contact::Column::Id);
+            }
         }
-        let rows = q
-            .order_by_asc(contact::Column::SortName)
-            .order_by_asc(contact::Column::Id)
-            .limit(page.limit())
-            .all(&self.db)
-            .await?;
-        Ok(Page::from_rows(rows.into_iter().map(ContactRecord::from).collect(), page, |c| {
-            (c.sort_name.clone(), c.id.0)
-        }))
+        let rows = q.limit(page.limit()).all(&self.db).await?;
+        let records = rows.into_iter().map(ContactRecord::from).collect();
+        Ok(match order {
+            ContactOrder::Name => Page::from_rows(records, page, |c| (c.sort_name.clone(), c.id.0)),
+            ContactOrder::Id => Page::from_rows(records, page, |c| c.id.0),
+        })
     }
 
     /// How many visible contacts match `f`.

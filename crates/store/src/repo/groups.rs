@@ -40,6 +40,24 @@ pub struct GroupRecord {
     pub my_access: AccessLevel,
 }
 
+/// A group row with the viewer's level on its home book.
+#[derive(sea_orm::FromQueryResult)]
+struct GroupWithLevel {
+    tenant_id: Uuid,
+    id: Uuid,
+    address_book_id: Uuid,
+    parent_id: Option<Uuid>,
+    name: String,
+    sort_name: String,
+    description: Option<String>,
+    precedence: i32,
+    public_name: Option<String>,
+    public_description: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    my_level: Option<i16>,
+}
+
 fn record(m: group::Model, my_access: AccessLevel) -> GroupRecord {
     GroupRecord {
         id: GroupId(m.id),
@@ -461,8 +479,41 @@ impl Store {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let rows = visible_groups(v).filter(group::Column::Id.is_in(ids.iter().map(|g| g.0))).all(&self.db).await?;
-        self.with_group_levels(v, rows).await
+        let q = visible_groups(v).filter(group::Column::Id.is_in(ids.iter().map(|g| g.0)));
+        if v.is_admin() {
+            let rows = q.all(&self.db).await?;
+            return Ok(rows.into_iter().map(|r| record(r, AccessLevel::Manage)).collect());
+        }
+        // The rows and the viewer's level on each home book in one statement (this lookup backs
+        // `group(id)` and every group a page mentions).
+        let rows: Vec<GroupWithLevel> = q
+            .column_as(crate::visibility::level_on_book(v, group::Entity, group::Column::AddressBookId), "my_level")
+            .into_model()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let level = r.my_level.and_then(AccessLevel::from_i16)?;
+                Some(record(
+                    group::Model {
+                        tenant_id: r.tenant_id,
+                        id: r.id,
+                        address_book_id: r.address_book_id,
+                        parent_id: r.parent_id,
+                        name: r.name,
+                        sort_name: r.sort_name,
+                        description: r.description,
+                        precedence: r.precedence,
+                        public_name: r.public_name,
+                        public_description: r.public_description,
+                        created_at: r.created_at,
+                        updated_at: r.updated_at,
+                    },
+                    level,
+                ))
+            })
+            .collect())
     }
 
     /// Visible groups, by (name, id).

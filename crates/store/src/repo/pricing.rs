@@ -792,8 +792,8 @@ impl Store {
 
     // ---- resolution ----------------------------------------------------------------------
 
-    /// Prices `lines` for a contact the viewer can see (`needed` = READ to look a price up,
-    /// WRITE to quote an order). One fixed set of statements whatever the number of lines.
+    /// Prices `lines` for a contact the viewer can see (`needed`: READ to look prices up or quote,
+    /// WRITE when an order is placed). One fixed set of statements whatever the number of lines.
     pub async fn price_lines(
         &self,
         v: &Viewer,
@@ -813,7 +813,7 @@ impl Store {
             book_level(&self.db, v, cohort_domain::ids::AddressBookId(c.address_book_id)).await?,
             needed,
         ) {
-            return Err(StoreError::forbidden("quoting needs WRITE access on the contact's address book"));
+            return Err(StoreError::forbidden("placing an order needs WRITE access on the contact's address book"));
         }
         // Products, by id or SKU, in one statement.
         let ids: Vec<Uuid> =

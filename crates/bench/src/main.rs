@@ -1,0 +1,171 @@
+//! `cohort-bench` — Cohort's benchmark harness (not part of `cargo test`; BENCHMARKS.md says how to
+//! run it).
+//!
+//! - `generate` loads dataset M (`--size m`) or its 1/100 scale (`--size s`) into a database.
+//! - `run` drives a running `cohort serve` over HTTP as user 1 and checks every answer.
+//! - `sql` replays the exact statements the server runs for a workload, for the raw-SQL ceiling.
+//! - `report` turns the result lines both append to `--out` into the BENCHMARKS.md table.
+
+mod dataset;
+mod generate;
+mod report;
+mod run;
+mod sql;
+mod workloads;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use dataset::Size;
+use report::Figures;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+use workloads::Workload;
+
+#[derive(Parser)]
+#[command(name = "cohort-bench", about = "Cohort's benchmark harness: dataset M, workloads W1–W6, raw-SQL ceiling")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct Load {
+    /// W1 … W6 (DATASET.md).
+    #[arg(long, value_parser = parse_workload)]
+    workload: Workload,
+    /// Concurrent connections (each runs requests back to back).
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Unmeasured seconds before measuring (connections, caches, JIT users).
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// The size the database was generated with (expected answers depend on it).
+    #[arg(long, default_value = "m", value_parser = parse_size)]
+    size: Size,
+    /// Append the result as one JSON line to this file (for `report`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the dataset into an empty database (migrating it first).
+    Generate {
+        #[arg(long, env = "COHORT_DATABASE_URL")]
+        database: String,
+        #[arg(long, default_value = "m", value_parser = parse_size)]
+        size: Size,
+    },
+    /// Drive a running server over HTTP.
+    Run {
+        /// The server, e.g. http://127.0.0.1:8080
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The server's HS256 secret, to sign user 1's token (and an admin's for W6's setup).
+        #[arg(long, env = "COHORT_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+        #[arg(long, env = "COHORT_JWT_ISSUER", default_value = "cohort")]
+        jwt_issuer: String,
+        #[arg(long, env = "COHORT_JWT_AUDIENCE", default_value = "cohort-api")]
+        jwt_audience: String,
+        /// Act as a tenant admin instead of user 1 (W6: all 10,000 contacts are visible).
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// Replay the server's statements for W1–W5 directly against the database.
+    Sql {
+        #[arg(long, env = "COHORT_DATABASE_URL")]
+        database: String,
+        /// Print the statements and their values.
+        #[arg(long)]
+        show: bool,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// Print the markdown table of a results file.
+    Report { file: PathBuf },
+}
+
+fn parse_workload(s: &str) -> Result<Workload, String> {
+    Workload::parse(s).ok_or_else(|| format!("'{s}' is not a workload (W1 … W6)"))
+}
+
+fn parse_size(s: &str) -> Result<Size, String> {
+    Size::parse(s).ok_or_else(|| format!("'{s}' is not a size (s or m)"))
+}
+
+fn secs(s: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("'{s}' is not a number of seconds"))
+}
+
+fn emit(figures: &[Figures], out: Option<&PathBuf>) -> anyhow::Result<()> {
+    for f in figures {
+        f.print();
+    }
+    if let Some(path) = out {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        for f in figures {
+            writeln!(file, "{}", f.to_json())?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Generate { database, size } => generate::run(&database, size).await,
+        Command::Run { url, jwt_secret, jwt_issuer, jwt_audience, admin, load } => {
+            let figures = run::run(run::RunArgs {
+                url,
+                workload: load.workload,
+                connections: load.connections.max(1),
+                duration: secs(load.duration)?,
+                warmup: secs(load.warmup)?,
+                size: load.size,
+                secret: jwt_secret,
+                issuer: jwt_issuer,
+                audience: jwt_audience,
+                as_admin: admin,
+            })
+            .await?;
+            emit(&figures, load.out.as_ref())?;
+            if figures.iter().any(|f| f.errors > 0) {
+                anyhow::bail!("{} answered with errors", load.workload.name());
+            }
+            Ok(())
+        }
+        Command::Sql { database, show, load } => {
+            let figures = sql::run(sql::SqlArgs {
+                database,
+                workload: load.workload,
+                connections: load.connections.max(1),
+                duration: secs(load.duration)?,
+                warmup: secs(load.warmup)?,
+                size: load.size,
+                show,
+            })
+            .await?;
+            emit(std::slice::from_ref(&figures), load.out.as_ref())?;
+            if figures.errors > 0 {
+                anyhow::bail!("{} statements failed", figures.errors);
+            }
+            Ok(())
+        }
+        Command::Report { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            print!("{}", report::table(&text));
+            Ok(())
+        }
+    }
+}

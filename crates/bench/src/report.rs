@@ -1,0 +1,164 @@
+//! Latency histograms, one result line per measurement, and the BENCHMARKS.md table.
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Latencies in microseconds, 1 µs to 60 s at 3 significant digits.
+pub struct Stopwatch(Histogram<u64>);
+
+impl Stopwatch {
+    pub fn new() -> Stopwatch {
+        Stopwatch(Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant bounds within hdrhistogram's limits"))
+    }
+    pub fn record(&mut self, d: Duration) {
+        self.0.saturating_record(d.as_micros().max(1) as u64);
+    }
+    pub fn merge(&mut self, other: &Stopwatch) {
+        let _ = self.0.add(&other.0);
+    }
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+}
+
+/// One measurement: a workload on one database at one concurrency, through the server or as
+/// raw SQL.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    pub workload: String,
+    /// "server" or "sql".
+    pub mode: String,
+    pub database: String,
+    pub connections: usize,
+    pub requests: u64,
+    pub seconds: f64,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub errors: u64,
+    pub statements_per_request: Option<f64>,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl Figures {
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_stopwatch(
+        workload: &str,
+        mode: &str,
+        database: &str,
+        connections: usize,
+        w: &Stopwatch,
+        elapsed: Duration,
+        errors: u64,
+        statements_per_request: Option<f64>,
+        peak_rss_bytes: Option<u64>,
+    ) -> Figures {
+        let ms = |q: f64| w.0.value_at_quantile(q) as f64 / 1000.0;
+        Figures {
+            workload: workload.to_owned(),
+            mode: mode.to_owned(),
+            database: database.to_owned(),
+            connections,
+            requests: w.count(),
+            seconds: elapsed.as_secs_f64(),
+            per_second: w.count() as f64 / elapsed.as_secs_f64().max(1e-9),
+            p50_ms: ms(0.5),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+            max_ms: w.0.max() as f64 / 1000.0,
+            errors,
+            statements_per_request,
+            peak_rss_bytes,
+        }
+    }
+
+    pub fn print(&self) {
+        let stmts = self.statements_per_request.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into());
+        let rss = self.peak_rss_bytes.map(|b| format!("{:.1} MB", b as f64 / 1e6)).unwrap_or_else(|| "-".into());
+        println!(
+            "{:<10} {:<6} {:<8} conns={:<3} {:>9.1}/s  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  errors {}  statements/request {}  peak RSS {}",
+            self.workload,
+            self.mode,
+            self.database,
+            self.connections,
+            self.per_second,
+            self.p50_ms,
+            self.p95_ms,
+            self.p99_ms,
+            self.max_ms,
+            self.errors,
+            stmts,
+            rss
+        );
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "workload": self.workload, "mode": self.mode, "database": self.database,
+            "connections": self.connections, "requests": self.requests, "seconds": self.seconds,
+            "per_second": self.per_second, "p50_ms": self.p50_ms, "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms, "max_ms": self.max_ms, "errors": self.errors,
+            "statements_per_request": self.statements_per_request, "peak_rss_bytes": self.peak_rss_bytes,
+        })
+    }
+
+    pub fn from_json(v: &Value) -> Option<Figures> {
+        Some(Figures {
+            workload: v.get("workload")?.as_str()?.to_owned(),
+            mode: v.get("mode")?.as_str()?.to_owned(),
+            database: v.get("database")?.as_str()?.to_owned(),
+            connections: v.get("connections")?.as_u64()? as usize,
+            requests: v.get("requests")?.as_u64()?,
+            seconds: v.get("seconds")?.as_f64()?,
+            per_second: v.get("per_second")?.as_f64()?,
+            p50_ms: v.get("p50_ms")?.as_f64()?,
+            p95_ms: v.get("p95_ms")?.as_f64()?,
+            p99_ms: v.get("p99_ms")?.as_f64()?,
+            max_ms: v.get("max_ms")?.as_f64()?,
+            errors: v.get("errors")?.as_u64()?,
+            statements_per_request: v.get("statements_per_request").and_then(Value::as_f64),
+            peak_rss_bytes: v.get("peak_rss_bytes").and_then(Value::as_u64),
+        })
+    }
+}
+
+/// The markdown table of a results file (one JSON object per line; a later line for the same
+/// workload, mode, database and concurrency replaces an earlier one).
+pub fn table(lines: &str) -> String {
+    let mut all: BTreeMap<(String, String, usize, String), Figures> = BTreeMap::new();
+    for l in lines.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(f) = serde_json::from_str::<Value>(l).ok().as_ref().and_then(Figures::from_json) {
+            all.insert((f.database.clone(), f.workload.clone(), f.connections, f.mode.clone()), f);
+        }
+    }
+    let mut out = String::from(
+        "| database | workload | conns | requests/s | p50 ms | p95 ms | p99 ms | max ms | errors | SQL/request | raw SQL tx/s | efficiency | peak RSS |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for ((db, w, c, mode), f) in &all {
+        if mode != "server" {
+            continue;
+        }
+        let sql = all.get(&(db.clone(), w.clone(), *c, "sql".to_owned()));
+        let (tps, ratio) = match sql {
+            Some(s) => (format!("{:.0}", s.per_second), format!("{:.2}", f.per_second / s.per_second.max(1e-9))),
+            None => ("–".into(), "–".into()),
+        };
+        out.push_str(&format!(
+            "| {db} | {w} | {c} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {tps} | {ratio} | {} |\n",
+            f.per_second,
+            f.p50_ms,
+            f.p95_ms,
+            f.p99_ms,
+            f.max_ms,
+            f.errors,
+            f.statements_per_request.map(|s| format!("{s:.1}")).unwrap_or_else(|| "–".into()),
+            f.peak_rss_bytes.map(|b| format!("{:.0} MB", b as f64 / 1e6)).unwrap_or_else(|| "–".into()),
+        ));
+    }
+    out
+}
