@@ -11,6 +11,7 @@ mod m20261123_000001_foundation;
 mod m20261123_000002_groups;
 mod m20261123_000003_pricing;
 mod m20261123_000004_orders;
+mod m20261123_000005_member_counts;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_groups::Migration),
             Box::new(m20261123_000003_pricing::Migration),
             Box::new(m20261123_000004_orders::Migration),
+            Box::new(m20261123_000005_member_counts::Migration),
         ]
     }
 }

@@ -265,17 +265,14 @@ pub fn members(size: &Size, g: u64) -> impl Iterator<Item = Member> + '_ {
         (size.scale(2000 + (g * 7919) % 1001), size.scale((g - 2) * 1000))
     };
     (1..=count).map(move |k| {
-        if g == 1 {
-            member(size, k, k, k)
-        } else {
-            member(size, (offset + k) % size.contacts, g * 1000 + k, g + k)
-        }
+        if g == 1 { member(size, k, k, k) } else { member(size, (offset + k) % size.contacts, g * 1000 + k, g + k) }
     })
 }
 
 /// Does group `g` hold contact `c` (ring membership or the pricing contact's extra groups)?
 pub fn is_member(size: &Size, g: u64, c: u64) -> bool {
-    (size.pricing_contact() == c && size.pricing_extra_groups().contains(&g)) || members(size, g).any(|m| m.contact == c)
+    (size.pricing_contact() == c && size.pricing_extra_groups().contains(&g))
+        || members(size, g).any(|m| m.contact == c)
 }
 
 pub fn product_list_price(p: u64) -> Decimal {

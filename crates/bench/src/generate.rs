@@ -4,9 +4,7 @@ use crate::dataset::{self as ds, ContactName, Size};
 use anyhow::{Context, bail};
 use cohort_domain::contact::ContactKind;
 use cohort_domain::group::MembershipSource;
-use cohort_domain::ids::{
-    AddressBookId, ContactId, GroupId, PriceItemId, PriceListId, ProductId, UserGroupId, UserId,
-};
+use cohort_domain::ids::{AddressBookId, ContactId, GroupId, PriceItemId, PriceListId, ProductId, UserGroupId, UserId};
 use cohort_domain::money::Currency;
 use cohort_store::{
     BulkContact, BulkGroup, BulkLoader, BulkMembership, BulkPriceItem, BulkProduct, BulkUser, PoolOptions, Principal,
@@ -35,7 +33,8 @@ pub async fn run(database: &str, size: Size) -> anyhow::Result<()> {
         .map(|u| BulkUser { id: UserId(ds::user_id(u)), subject: ds::subject(u), name: Some(format!("User {u}")) })
         .collect();
     let mut n = loader.users(&users).await?;
-    let ugs: Vec<_> = (1..=ds::USER_GROUPS).map(|g| (UserGroupId(ds::user_group_id(g)), format!("User group {g}"))).collect();
+    let ugs: Vec<_> =
+        (1..=ds::USER_GROUPS).map(|g| (UserGroupId(ds::user_group_id(g)), format!("User group {g}"))).collect();
     n += loader.user_groups(&ugs).await?;
     let ugm: Vec<_> = (1..=ds::USERS)
         .map(|u| (UserGroupId(ds::user_group_id(ds::user_group_of(u))), UserId(ds::user_id(u))))

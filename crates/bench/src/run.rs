@@ -74,7 +74,9 @@ async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<(u64, u64,
     };
     Ok((
         find("cohort_db_statements_total").context("the server's /metrics has no cohort_db_statements_total")?,
-        find("cohort_process_resident_memory_peak_bytes").or_else(|| find("process_resident_memory_bytes")).unwrap_or(0),
+        find("cohort_process_resident_memory_peak_bytes")
+            .or_else(|| find("process_resident_memory_bytes"))
+            .unwrap_or(0),
         text.lines()
             .find(|l| l.starts_with("cohort_build_info{"))
             .and_then(|l| l.split("database=\"").nth(1))
@@ -92,13 +94,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
         .timeout(Duration::from_secs(60))
         .build()?;
     let (subject, role) = if args.as_admin { ("bench-admin".to_owned(), "admin") } else { (ds::subject(1), "agent") };
-    let client = Arc::new(Client { http: http.clone(), graphql: format!("{base}/graphql"), token: token(&args, &subject, role)? });
+    let client = Arc::new(Client {
+        http: http.clone(),
+        graphql: format!("{base}/graphql"),
+        token: token(&args, &subject, role)?,
+    });
 
     // Each connection runs its own request sequence: one request for W1–W5, an add/remove cycle
     // on a group of its own for W6.
     let mut plans: Vec<Vec<Prepared>> = vec![];
     if args.workload == Workload::W6 {
-        let admin = Client { http: http.clone(), graphql: client.graphql.clone(), token: token(&args, "bench-admin", "admin")? };
+        let admin = Client {
+            http: http.clone(),
+            graphql: client.graphql.clone(),
+            token: token(&args, "bench-admin", "admin")?,
+        };
         let (ids, visible) = workloads::w6_ids(&args.size, args.as_admin);
         let run_id = uuid::Uuid::new_v4().simple().to_string();
         for i in 0..args.connections {
@@ -109,7 +119,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
                     "variables": { "b": workloads::gid("AddressBook", ds::book_id(51)), "n": format!("W6 {run_id} {i}") },
                 }))
                 .await?;
-            let g = v.pointer("/data/createGroup/group/id").and_then(Value::as_str).with_context(|| format!("createGroup failed: {v}"))?;
+            let g = v
+                .pointer("/data/createGroup/group/id")
+                .and_then(Value::as_str)
+                .with_context(|| format!("createGroup failed: {v}"))?;
             plans.push(vec![workloads::w6_add(g, &ids, visible), workloads::w6_remove(g, &ids, visible)]);
         }
     } else {
@@ -196,10 +209,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
     // Statements seen by the server while measuring (requests in flight at either edge make this
     // approximate by at most one request per connection).
     let stmts = stmts_after.saturating_sub(stmts_before);
+    let who = if args.as_admin { " (admin)" } else { "" };
     let label = |i: usize| match (args.workload, i) {
-        (Workload::W6, 0) => "W6 add".to_owned(),
-        (Workload::W6, _) => "W6 remove".to_owned(),
-        (w, _) => w.name().to_owned(),
+        (Workload::W6, 0) => format!("W6 add{who}"),
+        (Workload::W6, _) => format!("W6 remove{who}"),
+        (w, _) => format!("{}{who}", w.name()),
     };
     let figures: Vec<Figures> = merged
         .iter()

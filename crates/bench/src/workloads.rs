@@ -79,7 +79,9 @@ fn ids_of(edges: &Value) -> Result<Vec<String>, String> {
         .as_array()
         .ok_or("edges is not a list")?
         .iter()
-        .map(|e| e.pointer("/node/id").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| "edge without id".into()))
+        .map(|e| {
+            e.pointer("/node/id").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| "edge without id".into())
+        })
         .collect()
 }
 
@@ -90,8 +92,7 @@ pub fn w1(size: &Size) -> Prepared {
         .collect();
     let total = visible.len() as u64;
     visible.sort();
-    let expected: Vec<String> =
-        visible.iter().take(50).map(|(_, c)| gid("Contact", ds::contact_id(*c))).collect();
+    let expected: Vec<String> = visible.iter().take(50).map(|(_, c)| gid("Contact", ds::contact_id(*c))).collect();
     Prepared {
         body: json!({
             "operationName": "W1",

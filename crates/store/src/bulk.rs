@@ -8,6 +8,7 @@
 //! transaction) — so loaded data is indistinguishable from data created through the API. Only the
 //! ids are the caller's: deterministic ids let a benchmark name "contact 79191".
 
+use crate::Store;
 use crate::entities::{
     address_book, contact, contact_email, grant, group, group_closure, group_price_list, membership, price_item,
     price_list, product, user, user_group, user_group_member,
@@ -15,15 +16,14 @@ use crate::entities::{
 use crate::error::{StoreError, StoreResult};
 use crate::repo::books::Principal;
 use crate::repo::principals::ensure_tenant;
-use crate::Store;
 use chrono::{DateTime, Utc};
+use cohort_domain::AccessLevel;
 use cohort_domain::contact::{ContactFields, ContactKind, ValidContact};
 use cohort_domain::group::{MembershipSource, ValidGroup};
 use cohort_domain::ids::{
     AddressBookId, ContactId, GroupId, PriceItemId, PriceListId, ProductId, TenantId, UserGroupId, UserId,
 };
 use cohort_domain::money::{self, Currency};
-use cohort_domain::AccessLevel;
 use rust_decimal::Decimal;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Statement};
 use std::collections::HashMap;
@@ -367,7 +367,8 @@ impl BulkLoader {
         let now = Utc::now();
         let mut models = Vec::with_capacity(rows.len());
         for p in rows {
-            let price = money::to_micros(p.list_price).ok_or_else(|| StoreError::invalid("listPrice", "is too large"))?;
+            let price =
+                money::to_micros(p.list_price).ok_or_else(|| StoreError::invalid("listPrice", "is too large"))?;
             models.push(product::ActiveModel {
                 tenant_id: Set(t),
                 id: Set(p.id.0),

@@ -24,8 +24,8 @@ pub use error::{StoreError, StoreResult};
 pub use page::{MAX_PAGE_SIZE, Page, PageRequest};
 pub use repo::books::{AddressBookRecord, GrantRecord, Principal};
 pub use repo::contacts::{
-    ContactChannels, ContactFilter, ContactOrder, ContactInput, ContactPatch, ContactRecord, EmailRecord, GroupSelection,
-    PhoneRecord, StatusChangeRecord,
+    ContactChannels, ContactFilter, ContactInput, ContactOrder, ContactPatch, ContactRecord, EmailRecord,
+    GroupSelection, PhoneRecord, StatusChangeRecord,
 };
 pub use repo::groups::{GroupFilter, GroupInput, GroupPatch, GroupRecord, SubgroupPolicy};
 pub use repo::memberships::{

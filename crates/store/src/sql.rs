@@ -53,8 +53,14 @@ impl Sql {
         if v.is_admin() {
             return self.push("1 = 1");
         }
+        // PostgreSQL plans `IN (subquery)` as a semi-join, re-matching every scanned row against
+        // the grants; `= ANY(ARRAY(subquery))` evaluates the viewer's books once per statement
+        // (an InitPlan) and tests each row against that small array. Same rows, same statement.
+        let open = if self.backend == DbBackend::Postgres { " = ANY(ARRAY(" } else { " IN (" };
+        let close = if self.backend == DbBackend::Postgres { ")))))" } else { "))))" };
         self.push(col)
-            .push(" IN (SELECT vg.address_book_id FROM address_book_grants vg WHERE vg.tenant_id = ")
+            .push(open)
+            .push("SELECT vg.address_book_id FROM address_book_grants vg WHERE vg.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND vg.level >= ")
             .bind(min.as_i16())
@@ -64,7 +70,7 @@ impl Sql {
             .bind(v.tenant_id.0)
             .push(" AND vm.user_id = ")
             .bind(v.user_id.0)
-            .push("))))")
+            .push(close)
     }
 
     /// `(SELECT descendant ids of root that the viewer can see)`: the subtree a viewer's

@@ -481,12 +481,12 @@ impl Store {
         };
         q.push("SELECT ").push(&contact_columns("c")).push(", p.").push(key_col).push(" AS page_key");
         if !include_subgroups {
-            q.push(", p.joined_at AS m_joined_at, p.source AS m_source, p.assigned_by AS m_assigned_by");
+            q.push(", pm.joined_at AS m_joined_at, pm.source AS m_source, pm.assigned_by AS m_assigned_by");
         }
+        // The inner page reads only index columns (group, key, contact, book): an index-only scan
+        // that skips invisible rows without touching the table. Provenance is joined afterwards,
+        // for the page's rows only.
         q.push(" FROM (SELECT m.contact_id, ").push(key_expr).push(" AS ").push(key_col);
-        if !include_subgroups {
-            q.push(", m.joined_at, m.source, m.assigned_by");
-        }
         q.push(" FROM group_memberships m WHERE m.tenant_id = ").bind(v.tenant_id.0).push(" AND ");
         if include_subgroups {
             q.push("m.group_id IN ").visible_subtree(v, group.0);
@@ -525,7 +525,15 @@ impl Store {
         q.push(" ORDER BY ").push(key_col).push(", m.contact_id LIMIT ").bind(page.limit() as i64);
         q.push(") p JOIN contacts c ON c.tenant_id = ").bind(v.tenant_id.0).push(" AND c.id = p.contact_id AND ");
         // Defence in depth: the contact's own book decides, should a copied key ever be stale.
-        q.visible_books(v, "c.address_book_id", AccessLevel::Read).push(" ORDER BY p.");
+        q.visible_books(v, "c.address_book_id", AccessLevel::Read);
+        if !include_subgroups {
+            q.push(" JOIN group_memberships pm ON pm.tenant_id = ")
+                .bind(v.tenant_id.0)
+                .push(" AND pm.group_id = ")
+                .bind(group.0)
+                .push(" AND pm.contact_id = p.contact_id");
+        }
+        q.push(" ORDER BY p.");
         q.push(key_col).push(", p.contact_id");
         let rows = self.db.query_all_raw(q.build()).await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -583,15 +591,17 @@ impl Store {
                 .visible_books(v, "m.address_book_id", AccessLevel::Read)
                 .push(" GROUP BY cl.ancestor_id");
         } else {
-            q.push("SELECT m.group_id AS g, COUNT(*) AS n FROM group_memberships m WHERE m.tenant_id = ")
+            // The database keeps a member count per (group, book) (migration 5): the visible
+            // count is a sum over the viewer's books, not a scan of the group's memberships.
+            q.push("SELECT gc.group_id AS g, CAST(SUM(gc.member_count) AS BIGINT) AS n FROM group_member_counts gc WHERE gc.tenant_id = ")
                 .bind(v.tenant_id.0)
-                .push(" AND m.group_id IN ")
+                .push(" AND gc.group_id IN ")
                 .bind_list(groups.iter().map(|g| g.0))
-                .push(" AND m.group_id IN ")
+                .push(" AND gc.group_id IN ")
                 .visible_groups(v)
                 .push(" AND ")
-                .visible_books(v, "m.address_book_id", AccessLevel::Read)
-                .push(" GROUP BY m.group_id");
+                .visible_books(v, "gc.address_book_id", AccessLevel::Read)
+                .push(" GROUP BY gc.group_id");
         }
         for row in self.db.query_all_raw(q.build()).await? {
             let g: Uuid = row.try_get("", "g")?;
