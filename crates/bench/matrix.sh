@@ -35,7 +35,7 @@ done
 ready=$(date +%s%N)
 echo "cold start to ready: $(( (ready - start) / 1000000 )) ms"
 
-run() { "$bin/cohort-bench" run --url "http://127.0.0.1:$port" --size "$size" --duration "$duration" --warmup "$warmup" --out "$out" "$@"; }
+run() { "$bin/cohort-bench" run --url "http://127.0.0.1:$port" --size "$size" --duration "$duration" --warmup "$warmup" --out "$out" "$@" || echo "!! $* had errors (recorded in the results)"; }
 for c in $connections; do
   for w in W1 W2 W3 W4 W5; do
     run --workload "$w" --connections "$c"

@@ -294,20 +294,19 @@ async fn selection_by_groups(app: TestApp) {
     // and a cursor of one order is refused by the other.
     let by_id = "query($f: ContactFilterInput, $a: String, $o: ContactOrderBy) { contacts(first: 1, after: $a, filter: $f, orderBy: $o) { edges { cursor node { id displayName } } pageInfo { hasNextPage } } }";
     let f = json!({"groups": {"any": [athens, italy]}});
-    let (mut seen, mut after, mut last_cursor) = (vec![], Value::Null, None);
+    let (mut seen, mut after) = (vec![], Value::Null);
     loop {
         let d = agent.ok(by_id, json!({"f": f, "a": after, "o": "ID"})).await;
         let edge = &d["contacts"]["edges"][0];
         seen.push(edge["node"]["displayName"].as_str().unwrap().to_owned());
         after = edge["cursor"].clone();
-        last_cursor = Some(after.clone());
         if d["contacts"]["pageInfo"]["hasNextPage"] == false {
             break;
         }
     }
     // anna, bruno, clara come from World (in that order), Dora was created here.
     assert_eq!(seen, ["Anna Abbott", "Bruno Baker", "Clara Carter", "Dora Dimitriou"]);
-    let code = agent.err(by_id, json!({"f": f, "a": last_cursor, "o": "NAME"})).await;
+    let code = agent.err(by_id, json!({"f": f, "a": after, "o": "NAME"})).await;
     assert_eq!(code, "BAD_USER_INPUT");
 }
 

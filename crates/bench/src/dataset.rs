@@ -191,7 +191,7 @@ pub enum ContactName {
 pub fn contact_name(c: u64) -> ContactName {
     let h = (c * 2_654_435_761) % 4_294_967_296;
     let ln = LN[((h / 40) % 50) as usize];
-    if c % 5 == 0 {
+    if c.is_multiple_of(5) {
         ContactName::Company { name: format!("{ln} {}", CO[((h / 2000) % 5) as usize]) }
     } else {
         ContactName::Person { first: FN[(h % 40) as usize], last: format!("{ln}{}", SX[((h / 2000) % 8) as usize]) }
@@ -227,7 +227,7 @@ pub fn group_name(g: u64) -> String {
 }
 
 pub fn group_public_name(g: u64) -> Option<String> {
-    (g % 3 == 0).then(|| format!("Public group {g}"))
+    g.is_multiple_of(3).then(|| format!("Public group {g}"))
 }
 
 pub fn group_book(g: u64) -> u64 {
@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn user_1_sees_the_books_ending_in_1_and_visible_ring_indexes_are_multiples_of_10() {
-        let books: HashSet<u64> = grants().iter().filter(|(_, ug, p, _)| *p == 1).map(|(b, ..)| *b).collect();
+        let books: HashSet<u64> = grants().iter().filter(|(_, _, p, _)| *p == 1).map(|(b, ..)| *b).collect();
         assert_eq!(books, (1..=BOOKS).filter(|b| b % 10 == 1).collect());
         for idx in 0..1000 {
             assert_eq!(visible_to_user1(Size::M.ring(idx)), idx % 10 == 0, "ring index {idx}");

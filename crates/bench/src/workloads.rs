@@ -53,10 +53,13 @@ pub fn gid(tag: &str, id: Uuid) -> String {
 /// the same shape over groups it can read: in group 1 and group 11, not in group 21.
 pub const W3_GROUPS: (u64, u64, u64) = (1, 11, 21);
 
+/// Checks one answer: `Err` says what is wrong with it.
+pub type Check = Box<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
+
 /// A request body plus the check of its answer.
 pub struct Prepared {
     pub body: Value,
-    pub check: Box<dyn Fn(&Value) -> Result<(), String> + Send + Sync>,
+    pub check: Check,
 }
 
 fn data<'a>(v: &'a Value, path: &[&str]) -> Result<&'a Value, String> {

@@ -116,10 +116,10 @@ impl Store {
             if info.failed {
                 m.failed_statements.fetch_add(1, Ordering::Relaxed);
             }
-            if m.recording.load(Ordering::Relaxed) {
-                if let Ok(mut r) = m.recorded.lock() {
-                    r.push(info.statement.clone());
-                }
+            if m.recording.load(Ordering::Relaxed)
+                && let Ok(mut r) = m.recorded.lock()
+            {
+                r.push(info.statement.clone());
             }
             // `COHORT_LOG=cohort::sql=debug` shows every statement (text only, never values).
             tracing::debug!(target: "cohort::sql", elapsed_us = info.elapsed.as_micros() as u64, failed = info.failed, sql = %info.statement.sql);
