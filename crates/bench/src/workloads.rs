@@ -4,8 +4,6 @@
 //! (ids, counts, names) — a fast wrong answer is a failure.
 
 use crate::dataset::{self as ds, Size};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -43,8 +41,9 @@ impl Workload {
     }
 }
 
+/// The API's own global id encoding (one definition, so the harness cannot drift from it).
 pub fn gid(tag: &str, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{tag}:{}", id.simple()))
+    cohort_api::graphql::ids::encode(tag, id).0
 }
 
 /// The groups W3 selects by. DATASET.md names groups 1, 2 and 3, but groups 2 and 3 are homed in
