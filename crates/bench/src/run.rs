@@ -103,6 +103,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
     // Each connection runs its own request sequence: one request for W1–W5, an add/remove cycle
     // on a group of its own for W6.
     let mut plans: Vec<Vec<Prepared>> = vec![];
+    let mut w6_groups: Vec<String> = vec![];
     if args.workload == Workload::W6 {
         let admin = Client {
             http: http.clone(),
@@ -124,6 +125,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
                 .and_then(Value::as_str)
                 .with_context(|| format!("createGroup failed: {v}"))?;
             plans.push(vec![workloads::w6_add(g, &ids, visible), workloads::w6_remove(g, &ids, visible)]);
+            w6_groups.push(g.to_owned());
         }
     } else {
         for _ in 0..args.connections {
@@ -146,7 +148,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
             (client.clone(), stop.clone(), measuring.clone(), errors.clone(), first_error.clone());
         tasks.push(tokio::spawn(async move {
             let mut watches: Vec<Stopwatch> = plan.iter().map(|_| Stopwatch::new()).collect();
-            'outer: while !stop.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 for (p, w) in plan.iter().zip(watches.iter_mut()) {
                     let t = Instant::now();
                     let res = client.post(&p.body).await;
@@ -155,10 +157,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
                         Ok(v) => (p.check)(&v).map_err(anyhow::Error::msg),
                         Err(e) => Err(e),
                     };
+                    // Outside the window nothing is recorded, but a W6 cycle always runs to its
+                    // end: stopping between its add and its remove would leave members behind
+                    // and change the dataset for the next workload.
                     if !measuring.load(Ordering::Relaxed) {
-                        if stop.load(Ordering::Relaxed) {
-                            break 'outer;
-                        }
                         continue;
                     }
                     match ok {
@@ -198,6 +200,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
         } else {
             for (m, w) in merged.iter_mut().zip(watches) {
                 m.merge(&w);
+            }
+        }
+    }
+    // W6 leaves the dataset as it found it: its (now empty) groups are deleted.
+    if !w6_groups.is_empty() {
+        let admin = Client {
+            http: http.clone(),
+            graphql: client.graphql.clone(),
+            token: token(&args, "bench-admin", "admin")?,
+        };
+        for g in &w6_groups {
+            let v = admin
+                .post(&json!({
+                    "query": "mutation($g: ID!) { deleteGroup(input: { id: $g }) { deletedId } }",
+                    "variables": { "g": g },
+                }))
+                .await?;
+            if v.get("errors").is_some() {
+                bail!("could not delete W6 group {g}: {v}");
             }
         }
     }
