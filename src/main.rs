@@ -6,7 +6,7 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use cohort_api::config::Settings;
-use cohort_store::{PoolOptions, Store};
+use cohort_store::Store;
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Parser)]
@@ -82,7 +82,7 @@ async fn shutdown_signal() {
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Store> {
-    let store = Store::connect(&settings.database_url, PoolOptions::default())
+    let store = Store::connect(&settings.database_url, settings.database.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
     Ok(store)

@@ -2,7 +2,7 @@
 //! empty SQLite file; `cohort schema` against the committed `schema.graphql`; migrations
 //! up → down → up on SQLite and PostgreSQL; `cohort token`.
 
-use cohort_store::{PoolOptions, Store};
+use cohort_store::{Store, StoreOptions};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -147,7 +147,7 @@ fn token_command_needs_a_secret_and_known_roles() {
 }
 
 async fn up_down_up(url: &str) {
-    let store = Store::connect(url, PoolOptions::default()).await.expect("connect");
+    let store = Store::connect(url, StoreOptions::default()).await.expect("connect");
     store.migrate().await.expect("up");
     let tables = store.table_names().await.unwrap();
     for t in ["tenants", "users", "address_books", "address_book_grants", "contacts", "contact_status_history"] {

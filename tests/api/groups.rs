@@ -282,6 +282,22 @@ async fn selection_by_groups(app: TestApp) {
     // all = intersection.
     let d = agent.ok(q, json!({"f": {"groups": {"all": [italy, customers]}}})).await;
     assert_eq!(names(&d), ["Clara Carter"]);
+    // The smallest `all` group drives the selection; whichever it is, and whatever order the
+    // groups are named in, the answer is the same (and a hidden member counts nowhere).
+    for all in [json!([athens, customers]), json!([customers, athens])] {
+        let d = agent.ok(q, json!({"f": {"groups": {"all": all}}})).await;
+        assert_eq!(names(&d), ["Dora Dimitriou"]);
+        assert_eq!(d["contacts"]["totalCount"], 1);
+        let d = agent.ok(q, json!({"f": {"groups": {"all": all, "none": [italy]}}})).await;
+        assert_eq!(names(&d), ["Dora Dimitriou"]);
+        let d = agent.ok(q, json!({"f": {"groups": {"all": all, "any": [italy]}}})).await;
+        assert_eq!(d["contacts"]["totalCount"], 0);
+    }
+    let d = agent.ok(q, json!({"f": {"groups": {"all": [customers], "any": [athens, italy]}}})).await;
+    assert_eq!(names(&d), ["Clara Carter", "Dora Dimitriou"]);
+    let d = agent.ok(q, json!({"f": {"groups": {"all": [athens]}}})).await;
+    assert_eq!(names(&d), ["Anna Abbott", "Dora Dimitriou"]);
+    assert_eq!(d["contacts"]["totalCount"], 2, "anna_hidden is a member but not counted");
     // Combined with the other filters.
     let d = agent.ok(q, json!({"f": {"search": "d", "groups": {"all": [greece], "includeSubgroups": true}}})).await;
     assert_eq!(names(&d), ["Dora Dimitriou"]);

@@ -301,6 +301,10 @@ async fn apply(app: &TestApp, w: &World, g: &Groups, ops: &[HiddenOp]) {
 }
 
 fn run(backend: Backend, cases: u32) {
+    run_with(backend, cases, |_| {});
+}
+
+fn run_with(backend: Backend, cases: u32, settings: fn(&mut cohort_api::config::Settings)) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     if backend == Backend::Postgres && std::env::var("COHORT_TEST_DATABASE_URL").map(|s| s.is_empty()).unwrap_or(true) {
         eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
@@ -310,7 +314,7 @@ fn run(backend: Backend, cases: u32) {
     runner
         .run(&proptest::collection::vec(op(), 1..12), |ops| {
             rt.block_on(async {
-                let app = TestApp::spawn(backend).await.expect("app");
+                let app = TestApp::spawn_with(backend, settings).await.expect("app");
                 let w = World::build(&app).await;
                 let g = setup_groups(&app, &w).await;
                 let before = observe(&app, &w, &g).await;
@@ -334,6 +338,14 @@ fn hidden_contacts_never_change_a_viewers_responses_sqlite() {
 #[test]
 fn hidden_contacts_never_change_a_viewers_responses_postgres() {
     run(Backend::Postgres, 4);
+}
+
+/// The same property when the viewer's grants are not bound inline (a viewer with more grants
+/// than `max_inline_grants`): every filter then derives the books with a grants subquery.
+#[test]
+fn hidden_contacts_never_change_a_viewers_responses_with_grants_subquery() {
+    run_with(Backend::Sqlite, 6, |s| s.database.max_inline_grants = 0);
+    run_with(Backend::Postgres, 2, |s| s.database.max_inline_grants = 0);
 }
 
 /// A named case: the worst collision — a hidden twin of a visible contact (same names, same

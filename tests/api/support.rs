@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use cohort_api::config::Settings;
-use cohort_store::{PoolOptions, Store};
+use cohort_store::Store;
 use serde_json::{Value, json};
 
 /// `COHORT_TEST_LOG=cohort::sql=debug cargo test …` shows the server's log lines in tests.
@@ -81,7 +81,7 @@ impl TestApp {
         let db = TestDb::new(backend).await?;
         let mut settings = Settings::for_tests(&db.url, SECRET);
         f(&mut settings);
-        let store = Store::connect(&db.url, PoolOptions::default()).await.expect("connect");
+        let store = Store::connect(&db.url, settings.database.clone()).await.expect("connect");
         store.migrate().await.expect("migrate");
         let router = cohort_api::build(&settings, store.clone()).expect("build app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -51,6 +51,8 @@ pub struct JwtSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: String,
+    /// Pool size, acquire timeout and the inline-grants threshold of the store.
+    pub database: cohort_store::StoreOptions,
     pub listen: SocketAddr,
     pub jwt: JwtSettings,
     pub graphiql: bool,
@@ -104,8 +106,22 @@ impl Settings {
             }
         };
         let d = Limits::default();
+        let db = cohort_store::StoreOptions::default();
+        let max_connections: u32 = env_num("COHORT_DATABASE_MAX_CONNECTIONS", db.max_connections)?;
+        if !(1..=1000).contains(&max_connections) {
+            return Err(ConfigError("COHORT_DATABASE_MAX_CONNECTIONS must be 1 to 1000".into()));
+        }
+        let acquire_ms: u64 = env_num("COHORT_DATABASE_ACQUIRE_TIMEOUT_MS", db.acquire_timeout.as_millis() as u64)?;
+        if acquire_ms == 0 {
+            return Err(ConfigError("COHORT_DATABASE_ACQUIRE_TIMEOUT_MS must be at least 1".into()));
+        }
         Ok(Settings {
             database_url: env("COHORT_DATABASE_URL").unwrap_or_else(|| "sqlite://cohort.db".into()),
+            database: cohort_store::StoreOptions {
+                max_connections,
+                acquire_timeout: Duration::from_millis(acquire_ms),
+                ..db
+            },
             listen,
             jwt: JwtSettings {
                 secret: env("COHORT_JWT_SECRET").map(SecretString::from),
@@ -136,6 +152,7 @@ impl Settings {
     pub fn for_tests(database_url: &str, secret: &str) -> Settings {
         Settings {
             database_url: database_url.into(),
+            database: cohort_store::StoreOptions::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             jwt: JwtSettings {
                 secret: Some(SecretString::from(secret.to_owned())),

@@ -7,8 +7,8 @@ use cohort_domain::group::MembershipSource;
 use cohort_domain::ids::{AddressBookId, ContactId, GroupId, PriceItemId, PriceListId, ProductId, UserGroupId, UserId};
 use cohort_domain::money::Currency;
 use cohort_store::{
-    BulkContact, BulkGroup, BulkLoader, BulkMembership, BulkPriceItem, BulkProduct, BulkUser, PoolOptions, Principal,
-    Store,
+    BulkContact, BulkGroup, BulkLoader, BulkMembership, BulkPriceItem, BulkProduct, BulkUser, Principal, Store,
+    StoreOptions,
 };
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ const BATCH: usize = 50_000;
 
 pub async fn run(database: &str, size: Size) -> anyhow::Result<()> {
     let started = Instant::now();
-    let store = Store::connect(database, PoolOptions::default()).await.context("cannot open the database")?;
+    let store = Store::connect(database, StoreOptions::default()).await.context("cannot open the database")?;
     store.migrate().await.context("migration failed")?;
     let loader = store.system().bulk_loader(ds::TENANT).await?;
     if !loader_is_empty(&store, &loader).await? {

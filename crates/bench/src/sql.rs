@@ -12,7 +12,7 @@ use crate::workloads::{self, Workload};
 use anyhow::{Context, bail};
 use axum::body::Body;
 use cohort_api::config::Settings;
-use cohort_store::{PoolOptions, Store};
+use cohort_store::{Store, StoreOptions};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +34,7 @@ pub async fn capture(database: &str, w: Workload, size: &Size) -> anyhow::Result
     let Some(prepared) = workloads::prepare(w, size) else {
         bail!("the raw-SQL ceiling is measured for the read workloads W1–W5");
     };
-    let store = Store::connect(database, PoolOptions { max_connections: 2, ..Default::default() })
+    let store = Store::connect(database, StoreOptions { max_connections: 2, ..Default::default() })
         .await
         .context("cannot open the database")?;
     let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());

@@ -1,9 +1,11 @@
 //! Cohort's persistence: sea-orm on SQLite (embedded default) and PostgreSQL.
 //!
 //! **Authorization cannot be forgotten.** Every public method that reads or writes tenant data
-//! takes a [`Viewer`], and the visibility rule is part of the SQL it runs (an `IN (subquery)` over
-//! the viewer's grants, evaluated in the same statement, so a revoked grant takes effect on the
-//! very next request). Entities are crate-private: code outside this crate cannot name a table,
+//! takes a [`Viewer`], and the visibility rule is part of the SQL it runs: the viewer's readable
+//! books, read with the user when the request resolves its viewer, are bound into every statement
+//! as a list (or, for a viewer with very many grants, derived by a grants subquery in the same
+//! statement), so counts, filters, orders and cursors are computed over visible rows only and a
+//! revoked grant takes effect on the very next request. Entities are crate-private: code outside this crate cannot name a table,
 //! so it cannot write a query that skips the filter. Background jobs, the CLI and demo seeding go
 //! through [`SystemHandle`], which is loudly named and never reachable from a GraphQL resolver.
 
@@ -60,16 +62,21 @@ pub struct StoreMetrics {
     recorded: std::sync::Mutex<Vec<sea_orm::Statement>>,
 }
 
-/// Pool options; defaults suit one process on a small machine.
+/// Connection pool and store options; defaults suit one process on a small machine.
 #[derive(Debug, Clone)]
-pub struct PoolOptions {
+pub struct StoreOptions {
     pub max_connections: u32,
+    /// How long a request waits for a free connection before it fails (`INTERNAL`, logged).
     pub acquire_timeout: Duration,
+    /// Up to this many address books, a viewer's grants are bound into each statement as a list;
+    /// above it, statements derive them with a grants subquery (same rows, slower to plan, and no
+    /// limit on the number of parameters). Tests set 0 to exercise the subquery path.
+    pub max_inline_grants: usize,
 }
 
-impl Default for PoolOptions {
+impl Default for StoreOptions {
     fn default() -> Self {
-        PoolOptions { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        StoreOptions { max_connections: 16, acquire_timeout: Duration::from_secs(5), max_inline_grants: 1000 }
     }
 }
 
@@ -78,12 +85,13 @@ impl Default for PoolOptions {
 pub struct Store {
     pub(crate) db: DatabaseConnection,
     metrics: Arc<StoreMetrics>,
+    pub(crate) max_inline_grants: usize,
 }
 
 impl Store {
     /// Connects to `sqlite://…` or `postgres://…`. For SQLite files, the file is created if missing
     /// and WAL journaling is used so readers never wait for the writer.
-    pub async fn connect(url: &str, pool: PoolOptions) -> StoreResult<Store> {
+    pub async fn connect(url: &str, pool: StoreOptions) -> StoreResult<Store> {
         let url = normalise_sqlite_url(url);
         let is_sqlite = url.starts_with("sqlite:");
         let mut opts = ConnectOptions::new(url.clone());
@@ -124,7 +132,7 @@ impl Store {
             // `COHORT_LOG=cohort::sql=debug` shows every statement (text only, never values).
             tracing::debug!(target: "cohort::sql", elapsed_us = info.elapsed.as_micros() as u64, failed = info.failed, sql = %info.statement.sql);
         });
-        Ok(Store { db, metrics })
+        Ok(Store { db, metrics, max_inline_grants: pool.max_inline_grants })
     }
 
     /// Begins a transaction that will write. On SQLite it takes the write lock up front

@@ -53,6 +53,24 @@ impl Sql {
         if v.is_admin() {
             return self.push("1 = 1");
         }
+        if let Some(books) = v.grants.books(min) {
+            if books.is_empty() {
+                return self.push("1 = 0");
+            }
+            if self.backend == DbBackend::Postgres {
+                // One array parameter behind an InitPlan, not `IN ($1, …, $n)`: in a cached
+                // generic plan PostgreSQL rebuilds `ARRAY[$1, …, $n]` for every row it tests,
+                // which cost more than the scan itself (perf: construct_md_array). The InitPlan
+                // is evaluated once per execution. (`ANY((SELECT …))` would be the row-subquery
+                // form of ANY, hence the outer CAST, which costs nothing: same type.)
+                return self
+                    .push(col)
+                    .push(" = ANY(CAST((SELECT CAST(")
+                    .bind(crate::viewer::GrantSnapshot::pg_array(&books))
+                    .push(" AS uuid[])) AS uuid[]))");
+            }
+            return self.push(col).push(" IN ").bind_list(books);
+        }
         // PostgreSQL plans `IN (subquery)` as a semi-join, re-matching every scanned row against
         // the grants; `= ANY(ARRAY(subquery))` evaluates the viewer's books once per statement
         // (an InitPlan) and tests each row against that small array. Same rows, same statement.

@@ -64,6 +64,7 @@ impl SystemHandle {
             roles: Roles::new([Role::Admin]),
             name: u.name,
             email: u.email,
+            grants: Default::default(),
         })
     }
 

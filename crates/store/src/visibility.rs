@@ -1,13 +1,15 @@
-//! The visibility rule, as SQL. Everything that touches contacts (and later groups) is filtered
-//! through these fragments, inside the same statement as the data, so counts, filters, sort
-//! positions and cursors are computed over visible rows only.
+//! The visibility rule, as SQL. Everything that touches contacts and groups is filtered through
+//! these fragments, inside the same statement as the data, so counts, filters, sort positions and
+//! cursors are computed over visible rows only. The books come from the viewer's grant snapshot
+//! (bound as a list) or, when it is not inline, from a grants subquery in the same statement.
 
 use crate::entities::{grant, user_group_member};
 use crate::error::StoreResult;
-use crate::viewer::Viewer;
+use crate::viewer::{GrantSnapshot, Viewer};
 use cohort_domain::AccessLevel;
 use cohort_domain::ids::AddressBookId;
 use sea_orm::sea_query::{Condition, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
 pub(crate) const PRINCIPAL_USER: &str = "USER";
@@ -54,7 +56,7 @@ where
     T: sea_orm::sea_query::IntoIden,
     C: sea_orm::sea_query::IntoIden,
 {
-    use sea_orm::sea_query::{Expr, ExprTrait, QueryStatementBuilder};
+    use sea_orm::sea_query::QueryStatementBuilder;
     let sub = Query::select()
         .expr(Expr::col((grant::Entity, grant::Column::Level)).max())
         .from(grant::Entity)
@@ -68,7 +70,19 @@ where
 /// it is the always-true condition (they read every book of the tenant; the tenant filter is
 /// applied separately by every query).
 pub(crate) fn book_visible<C: ColumnTrait>(v: &Viewer, book_col: C, min: AccessLevel) -> Condition {
-    if v.is_admin() { Condition::all() } else { Condition::all().add(book_col.in_subquery(books_with_level(v, min))) }
+    if v.is_admin() {
+        return Condition::all();
+    }
+    match v.grants.books(min) {
+        Some(books) if books.is_empty() => Condition::all().add(Expr::cust("1 = 0")),
+        // One array parameter on PostgreSQL, for the reason given in `Sql::visible_books`.
+        Some(books) if v.grants.is_postgres() => Condition::all().add(Expr::cust_with_exprs(
+            "$1 = ANY(CAST((SELECT CAST($2 AS uuid[])) AS uuid[]))",
+            [Expr::col((book_col.entity_name(), book_col)), Expr::val(GrantSnapshot::pg_array(&books))],
+        )),
+        Some(books) => Condition::all().add(book_col.is_in(books)),
+        None => Condition::all().add(book_col.in_subquery(books_with_level(v, min))),
+    }
 }
 
 /// The viewer's effective level on one book, or `None` when the book does not exist for them.
@@ -88,6 +102,9 @@ pub(crate) async fn book_level<C: ConnectionTrait>(
             .one(conn)
             .await?;
         return Ok(exists.and(v.admin_level()));
+    }
+    if let Some(levels) = v.grants.levels() {
+        return Ok(levels.get(&book.0).copied());
     }
     let levels: Vec<i16> = grant::Entity::find()
         .filter(viewer_grants_condition(v))
@@ -113,6 +130,14 @@ pub(crate) async fn book_levels<C: ConnectionTrait>(
     if v.is_admin() {
         for b in books {
             out.insert(*b, AccessLevel::Manage);
+        }
+        return Ok(out);
+    }
+    if let Some(levels) = v.grants.levels() {
+        for b in books {
+            if let Some(l) = levels.get(b) {
+                out.insert(*b, *l);
+            }
         }
         return Ok(out);
     }
@@ -146,4 +171,67 @@ pub(crate) fn like_escape(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entities::contact;
+    use crate::viewer::GrantSnapshot;
+    use cohort_domain::Roles;
+    use cohort_domain::ids::{TenantId, UserId};
+    use sea_orm::{DbBackend, QueryTrait};
+    use std::sync::Arc;
+    use uuid::Uuid;
+
+    fn viewer(books: &[(u128, AccessLevel)], postgres: bool) -> Viewer {
+        Viewer {
+            tenant_id: TenantId(Uuid::from_u128(1)),
+            user_id: UserId(Uuid::from_u128(2)),
+            subject: "s".into(),
+            roles: Roles::from_claims(["agent"]),
+            name: None,
+            email: None,
+            grants: Arc::new(GrantSnapshot::from_rows(
+                books.iter().map(|(b, l)| (Uuid::from_u128(*b), *l)),
+                1000,
+                postgres,
+            )),
+        }
+    }
+
+    fn render(v: &Viewer, backend: DbBackend) -> String {
+        contact::Entity::find()
+            .filter(book_visible(v, contact::Column::AddressBookId, AccessLevel::Write))
+            .build(backend)
+            .to_string()
+    }
+
+    #[test]
+    fn inline_books_are_one_array_on_postgres_and_a_list_on_sqlite() {
+        let v = viewer(&[(10, AccessLevel::Read), (11, AccessLevel::Write), (12, AccessLevel::Manage)], true);
+        let pg = render(&v, DbBackend::Postgres);
+        assert!(
+            pg.ends_with(
+                r#"WHERE "contacts"."address_book_id" = ANY(CAST((SELECT CAST('{00000000-0000-0000-0000-00000000000b,00000000-0000-0000-0000-00000000000c}' AS uuid[])) AS uuid[]))"#
+            ),
+            "{pg}"
+        );
+        let v = viewer(&[(10, AccessLevel::Read), (11, AccessLevel::Write), (11, AccessLevel::Read)], false);
+        let lite = render(&v, DbBackend::Sqlite);
+        assert!(
+            lite.ends_with(r#"WHERE "contacts"."address_book_id" IN ('00000000-0000-0000-0000-00000000000b')"#),
+            "{lite}"
+        );
+        assert!(!lite.contains("0000000a"), "READ-only book 10 does not satisfy WRITE: {lite}");
+    }
+
+    #[test]
+    fn no_grants_match_nothing_and_too_many_fall_back_to_the_subquery() {
+        let v = viewer(&[], true);
+        assert!(render(&v, DbBackend::Postgres).ends_with("WHERE 1 = 0"));
+        let mut v = viewer(&[(10, AccessLevel::Read)], true);
+        v.grants = Arc::new(GrantSnapshot::from_rows([(Uuid::from_u128(10), AccessLevel::Read)], 0, true));
+        assert!(render(&v, DbBackend::Postgres).contains("address_book_grants"));
+    }
 }

@@ -211,7 +211,8 @@ impl Store {
             let mut distinct = named.clone();
             distinct.sort();
             distinct.dedup();
-            if self.groups_by_ids(v, &distinct).await?.len() != distinct.len() {
+            let sizes = self.selection_group_sizes(v, &distinct).await?;
+            if sizes.len() != distinct.len() {
                 return Err(StoreError::NotFound);
             }
             let members_of = |groups: &[GroupId]| {
@@ -250,14 +251,64 @@ impl Store {
                 }
                 q.to_owned()
             };
-            for g in &sel.all {
-                q = q.filter(contact::Column::Id.in_subquery(members_of(std::slice::from_ref(g))));
-            }
-            if !sel.any.is_empty() {
-                q = q.filter(contact::Column::Id.in_subquery(members_of(&sel.any)));
-            }
-            if !sel.none.is_empty() {
-                q = q.filter(contact::Column::Id.not_in_subquery(members_of(&sel.none)));
+            // Without subgroups, a selection with `all` groups is driven by the smallest of them:
+            // its visible members (book and key are on the membership row, so this is one index
+            // range), each probed against the other groups by primary key. Left to itself the
+            // planner tends to walk `contacts` in id order and test every row against each group
+            // (tens of thousands of probes to find one page).
+            let driver = (!sel.include_subgroups)
+                .then(|| sel.all.iter().min_by_key(|g| (sizes.get(*g).copied().unwrap_or(0), g.0)))
+                .flatten();
+            if let Some(d) = driver {
+                let mut sub = Query::select();
+                sub.column((membership::Entity, membership::Column::ContactId))
+                    .from(membership::Entity)
+                    .and_where(membership::Column::TenantId.eq(v.tenant_id.0))
+                    .and_where(membership::Column::GroupId.eq(d.0))
+                    .cond_where(book_visible(v, membership::Column::AddressBookId, AccessLevel::Read));
+                // Each driver row is probed by primary key: a correlated EXISTS per row. On
+                // PostgreSQL `OFFSET 0` keeps it so — without it the planner turns the EXISTS
+                // into a join and, in a cached generic plan that cannot know the groups' sizes,
+                // may merge-join against all 100,000 members of a large group.
+                let postgres = self.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+                let probe = |groups: &[GroupId]| {
+                    let mx = sea_orm::sea_query::Alias::new("mx");
+                    let mut p = Query::select();
+                    p.expr(Expr::val(1))
+                        .from_as(membership::Entity, mx.clone())
+                        .and_where(Expr::col((mx.clone(), membership::Column::TenantId)).eq(v.tenant_id.0))
+                        .and_where(
+                            Expr::col((mx.clone(), membership::Column::GroupId)).is_in(groups.iter().map(|g| g.0)),
+                        )
+                        .and_where(
+                            Expr::col((mx, membership::Column::ContactId))
+                                .equals((membership::Entity, membership::Column::ContactId)),
+                        );
+                    if postgres {
+                        p.offset(0);
+                    }
+                    p.to_owned()
+                };
+                for g in sel.all.iter().filter(|g| *g != d) {
+                    sub.and_where(Expr::exists(probe(std::slice::from_ref(g))));
+                }
+                if !sel.any.is_empty() {
+                    sub.and_where(Expr::exists(probe(&sel.any)));
+                }
+                if !sel.none.is_empty() {
+                    sub.and_where(Expr::exists(probe(&sel.none)).not());
+                }
+                q = q.filter(contact::Column::Id.in_subquery(sub.to_owned()));
+            } else {
+                for g in &sel.all {
+                    q = q.filter(contact::Column::Id.in_subquery(members_of(std::slice::from_ref(g))));
+                }
+                if !sel.any.is_empty() {
+                    q = q.filter(contact::Column::Id.in_subquery(members_of(&sel.any)));
+                }
+                if !sel.none.is_empty() {
+                    q = q.filter(contact::Column::Id.not_in_subquery(members_of(&sel.none)));
+                }
             }
         }
         if let Some(term) = f.search.as_deref().map(cohort_domain::text::search_prefix).transpose()?.flatten() {

@@ -484,6 +484,16 @@ impl Store {
             let rows = q.all(&self.db).await?;
             return Ok(rows.into_iter().map(|r| record(r, AccessLevel::Manage)).collect());
         }
+        if let Some(levels) = v.grants.levels() {
+            let rows = q.all(&self.db).await?;
+            return Ok(rows
+                .into_iter()
+                .filter_map(|r| {
+                    let level = *levels.get(&r.address_book_id)?;
+                    Some(record(r, level))
+                })
+                .collect());
+        }
         // The rows and the viewer's level on each home book in one statement (this lookup backs
         // `group(id)` and every group a page mentions).
         let rows: Vec<GroupWithLevel> = q

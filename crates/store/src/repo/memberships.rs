@@ -611,6 +611,35 @@ impl Store {
         Ok(out)
     }
 
+    /// The visible groups among `groups`, each with its member count over the viewer's books
+    /// (0 when none of its members is visible), in one statement. A contact selection uses it
+    /// both to refuse hidden groups and to drive itself from the smallest group.
+    pub(crate) async fn selection_group_sizes(
+        &self,
+        v: &Viewer,
+        groups: &[GroupId],
+    ) -> StoreResult<HashMap<GroupId, u64>> {
+        let mut out = HashMap::new();
+        if groups.is_empty() {
+            return Ok(out);
+        }
+        let mut q = Sql::new(self.db.get_database_backend());
+        q.push("SELECT sg.id AS g, CAST(COALESCE((SELECT SUM(gc.member_count) FROM group_member_counts gc WHERE gc.tenant_id = sg.tenant_id AND gc.group_id = sg.id AND ")
+            .visible_books(v, "gc.address_book_id", AccessLevel::Read)
+            .push("), 0) AS BIGINT) AS n FROM contact_groups sg WHERE sg.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND sg.id IN ")
+            .bind_list(groups.iter().map(|g| g.0))
+            .push(" AND ")
+            .visible_books(v, "sg.address_book_id", AccessLevel::Read);
+        for row in self.db.query_all_raw(q.build()).await? {
+            let g: Uuid = row.try_get("", "g")?;
+            let n: i64 = row.try_get("", "n")?;
+            out.insert(GroupId(g), n.max(0) as u64);
+        }
+        Ok(out)
+    }
+
     /// For members shown with `includeSubgroups`: per contact, the membership in `root` itself if
     /// there is one, else the earliest among its subgroups (visible groups only). One statement.
     pub async fn effective_memberships(

@@ -173,9 +173,10 @@ pub struct PricedLine {
     pub quantity: Decimal,
     pub resolution: pricing::Resolution,
     /// Names of the lists in the explanation.
-    pub list_names: HashMap<PriceListId, String>,
+    /// Shared by every line of one pricing call (a quote of 500 lines does not copy it 500 times).
+    pub list_names: std::sync::Arc<HashMap<PriceListId, String>>,
     /// Groups in the explanation the viewer can see (others are not named).
-    pub visible_groups: HashSet<GroupId>,
+    pub visible_groups: std::sync::Arc<HashSet<GroupId>>,
 }
 
 fn window_ok(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> StoreResult<()> {
@@ -948,8 +949,9 @@ impl Store {
             assignments.groups.iter().flat_map(|g| [g.group, g.defined_on]).collect();
         candidate_groups.sort();
         candidate_groups.dedup();
-        let visible_groups: HashSet<GroupId> =
-            self.groups_by_ids(v, &candidate_groups).await?.into_iter().map(|g| g.id).collect();
+        let names = std::sync::Arc::new(names);
+        let visible_groups: std::sync::Arc<HashSet<GroupId>> =
+            std::sync::Arc::new(self.groups_by_ids(v, &candidate_groups).await?.into_iter().map(|g| g.id).collect());
         let mut out = Vec::with_capacity(lines.len());
         for (p, qty) in resolved_products.into_iter().zip(quantities) {
             let prod = product_record(p);

@@ -6,13 +6,17 @@ use crate::entities::{business_status, tenant, user, user_group, user_group_memb
 use crate::error::{StoreError, StoreResult};
 use crate::page::{Page, PageRequest};
 use crate::repo::audit;
-use crate::viewer::{Identity, Viewer};
+use crate::sql::Sql;
+use crate::viewer::{GrantSnapshot, Identity, Viewer};
 use chrono::{DateTime, Utc};
+use cohort_domain::AccessLevel;
 use cohort_domain::ids::{TenantId, UserGroupId, UserId};
 use cohort_domain::status::SEEDED_STATUSES;
 use cohort_domain::text::{Email, Name, optional_text};
+use sea_orm::FromQueryResult;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::sync::Arc;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +56,16 @@ impl From<user_group::Model> for UserGroupRecord {
     }
 }
 
-/// (tenant id, user id, name, e-mail, last seen) of a user found by tenant key and subject.
-type KnownUser = (Uuid, Uuid, Option<String>, Option<String>, Option<DateTime<Utc>>);
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct UserWithGrant {
+    tenant_id: Uuid,
+    user_id: Uuid,
+    name: Option<String>,
+    email: Option<String>,
+    last_seen_at: Option<DateTime<Utc>>,
+    book: Option<Uuid>,
+    level: Option<i16>,
+}
 
 fn require_admin(v: &Viewer) -> StoreResult<()> {
     if v.is_admin() { Ok(()) } else { Err(StoreError::forbidden("this operation needs the admin role")) }
@@ -133,35 +145,28 @@ impl Store {
     pub async fn viewer(&self, id: &Identity) -> StoreResult<Viewer> {
         check_key("tid", &id.tenant_key)?;
         check_key("sub", &id.subject)?;
-        let found: Option<KnownUser> = user::Entity::find()
-            .select_only()
-            .column(user::Column::TenantId)
-            .column(user::Column::Id)
-            .column(user::Column::Name)
-            .column(user::Column::Email)
-            .column(user::Column::LastSeenAt)
-            .filter(user::Column::Subject.eq(id.subject.as_str()))
-            .filter(
-                user::Column::TenantId.in_subquery(
-                    sea_orm::sea_query::Query::select()
-                        .column(tenant::Column::Id)
-                        .from(tenant::Entity)
-                        .and_where(tenant::Column::Key.eq(id.tenant_key.as_str()))
-                        .to_owned(),
-                ),
+        let admin = id.roles.is_admin();
+        let mut rows = self.user_with_grants(id, !admin).await?;
+        if rows.is_empty() {
+            let txn = self.write_txn().await?;
+            let t = ensure_tenant(&txn, &id.tenant_key).await?;
+            ensure_user(&txn, t, &id.subject, id.name.as_deref(), id.email.as_deref()).await?;
+            txn.commit().await?;
+            // Rare (first request of a user); an admin may have pre-created the user and granted
+            // them access already, so read again rather than assume no grants.
+            rows = self.user_with_grants(id, !admin).await?;
+        }
+        let Some(first) = rows.first() else { return Err(StoreError::NotFound) };
+        let (tenant_id, user_id, name, email, last_seen) =
+            (first.tenant_id, first.user_id, first.name.clone(), first.email.clone(), first.last_seen_at);
+        let grants = if admin {
+            GrantSnapshot::NotNeeded
+        } else {
+            GrantSnapshot::from_rows(
+                rows.iter().filter_map(|r| Some((r.book?, AccessLevel::from_i16(r.level?)?))),
+                self.max_inline_grants,
+                self.db.get_database_backend() == sea_orm::DbBackend::Postgres,
             )
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        let (tenant_id, user_id, name, email, last_seen) = match found {
-            Some(f) => f,
-            None => {
-                let txn = self.write_txn().await?;
-                let t = ensure_tenant(&txn, &id.tenant_key).await?;
-                let u = ensure_user(&txn, t, &id.subject, id.name.as_deref(), id.email.as_deref()).await?;
-                txn.commit().await?;
-                (t.0, u.id, u.name, u.email, u.last_seen_at)
-            }
         };
         // Keep the profile fresh from the token, but write at most every few minutes per user.
         let stale = last_seen.is_none_or(|t| Utc::now() - t > chrono::Duration::minutes(5));
@@ -188,7 +193,39 @@ impl Store {
             roles: id.roles.clone(),
             name: id.name.clone().or(name),
             email: id.email.clone().or(email),
+            grants: Arc::new(grants),
         })
+    }
+
+    /// The user named by the identity (a row with NULL book) and, when `with_grants`, one more row
+    /// per grant that applies to them (direct or through a user group), in one statement.
+    async fn user_with_grants(&self, id: &Identity, with_grants: bool) -> StoreResult<Vec<UserWithGrant>> {
+        // Three index lookups glued by UNION ALL (the user; their direct grants; their user
+        // groups' grants) rather than one join with an OR, which PostgreSQL can only answer by
+        // scanning the tenant's grants.
+        const USER: &str = "SELECT u.tenant_id, u.id AS user_id, u.name, u.email, u.last_seen_at";
+        let mut q = Sql::new(self.db.get_database_backend());
+        q.push(USER)
+            .push(", NULL AS book, NULL AS level FROM tenants t JOIN users u ON u.tenant_id = t.id WHERE t.key = ")
+            .bind(id.tenant_key.as_str())
+            .push(" AND u.subject = ")
+            .bind(id.subject.as_str());
+        if with_grants {
+            q.push(" UNION ALL ")
+                .push(USER)
+                .push(", g.address_book_id, g.level FROM tenants t JOIN users u ON u.tenant_id = t.id JOIN address_book_grants g ON g.tenant_id = u.tenant_id AND g.principal_kind = 'USER' AND g.principal_id = u.id WHERE t.key = ")
+                .bind(id.tenant_key.as_str())
+                .push(" AND u.subject = ")
+                .bind(id.subject.as_str())
+                .push(" UNION ALL ")
+                .push(USER)
+                .push(", g.address_book_id, g.level FROM tenants t JOIN users u ON u.tenant_id = t.id JOIN user_group_members ugm ON ugm.tenant_id = u.tenant_id AND ugm.user_id = u.id JOIN address_book_grants g ON g.tenant_id = u.tenant_id AND g.principal_kind = 'GROUP' AND g.principal_id = ugm.user_group_id WHERE t.key = ")
+                .bind(id.tenant_key.as_str())
+                .push(" AND u.subject = ")
+                .bind(id.subject.as_str());
+        }
+        let rows = self.db.query_all_raw(q.build()).await?;
+        rows.iter().map(|r| UserWithGrant::from_query_result(r, "").map_err(StoreError::Database)).collect()
     }
 
     /// Pre-creates a user (admin), so grants and routing can name them before their first login.
