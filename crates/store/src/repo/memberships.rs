@@ -494,7 +494,11 @@ impl Store {
             // The group itself must be visible (a hidden group is an empty list, like no group).
             q.push("m.group_id = ").bind(group.0).push(" AND m.group_id IN ").visible_groups(v);
         }
-        q.push(" AND ").visible_books(v, "m.address_book_id", AccessLevel::Read);
+        // On SQLite the unary `+` keeps the book list from choosing the (group, book) index: it
+        // would collect every visible member and sort them, where walking the order index and
+        // skipping invisible entries stops after one page (22 ms vs 2 ms for group 1 of dataset M).
+        let book_col = if backend == sea_orm::DbBackend::Sqlite { "+m.address_book_id" } else { "m.address_book_id" };
+        q.push(" AND ").visible_books(v, book_col, AccessLevel::Read);
         let cursor = |q: &mut Sql, key: &str| match &after {
             Some(MemberKey::Name(n, id)) => {
                 q.push(" AND (")
