@@ -179,3 +179,25 @@ async fn migrations_up_down_up_postgres() {
     up_down_up(&cohort_store::testing::with_database(&admin, &name)).await;
     cohort_store::testing::drop_postgres_database(&admin, &name).await.unwrap();
 }
+
+#[test]
+fn bad_pool_settings_refuse_to_start_with_a_clear_message() {
+    for (var, value, says) in [
+        ("COHORT_DATABASE_MAX_CONNECTIONS", "0", "COHORT_DATABASE_MAX_CONNECTIONS must be 1 to 1000"),
+        ("COHORT_DATABASE_MAX_CONNECTIONS", "many", "COHORT_DATABASE_MAX_CONNECTIONS must be a number"),
+        ("COHORT_DATABASE_ACQUIRE_TIMEOUT_MS", "0", "COHORT_DATABASE_ACQUIRE_TIMEOUT_MS must be at least 1"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cohort"))
+            .args(["serve"])
+            .env_clear()
+            .env("COHORT_DATABASE_URL", "sqlite::memory:")
+            .env("COHORT_LISTEN", "127.0.0.1:0")
+            .env("COHORT_JWT_SECRET", SECRET)
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}={value} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{var}={value}: {err}");
+    }
+}

@@ -6,6 +6,10 @@ use crate::viewer::Viewer;
 use cohort_domain::AccessLevel;
 use sea_orm::{DbBackend, Statement, Value};
 
+/// `<col> = ANY(<one text parameter holding a uuid[] literal>)`, split around the parameter: the
+/// PostgreSQL form of "book in the viewer's grant snapshot" (see [`Sql::visible_books`]).
+pub(crate) const PG_ANY_BOOKS: (&str, &str) = (" = ANY(CAST((SELECT CAST(", " AS uuid[])) AS uuid[]))");
+
 pub(crate) struct Sql {
     backend: DbBackend,
     text: String,
@@ -65,9 +69,9 @@ impl Sql {
                 // form of ANY, hence the outer CAST, which costs nothing: same type.)
                 return self
                     .push(col)
-                    .push(" = ANY(CAST((SELECT CAST(")
+                    .push(PG_ANY_BOOKS.0)
                     .bind(crate::viewer::GrantSnapshot::pg_array(&books))
-                    .push(" AS uuid[])) AS uuid[]))");
+                    .push(PG_ANY_BOOKS.1);
             }
             return self.push(col).push(" IN ").bind_list(books);
         }

@@ -77,7 +77,7 @@ pub(crate) fn book_visible<C: ColumnTrait>(v: &Viewer, book_col: C, min: AccessL
         Some(books) if books.is_empty() => Condition::all().add(Expr::cust("1 = 0")),
         // One array parameter on PostgreSQL, for the reason given in `Sql::visible_books`.
         Some(books) if v.grants.is_postgres() => Condition::all().add(Expr::cust_with_exprs(
-            "$1 = ANY(CAST((SELECT CAST($2 AS uuid[])) AS uuid[]))",
+            format!("$1{}$2{}", crate::sql::PG_ANY_BOOKS.0, crate::sql::PG_ANY_BOOKS.1),
             [Expr::col((book_col.entity_name(), book_col)), Expr::val(GrantSnapshot::pg_array(&books))],
         )),
         Some(books) => Condition::all().add(book_col.is_in(books)),
