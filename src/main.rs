@@ -82,7 +82,7 @@ async fn shutdown_signal() {
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Store> {
-    let store = Store::connect(&settings.database_url, settings.database.clone())
+    let store = Store::connect(settings.database_url.expose_secret(), settings.database.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
     Ok(store)

@@ -12,6 +12,7 @@ mod m20261123_000002_groups;
 mod m20261123_000003_pricing;
 mod m20261123_000004_orders;
 mod m20261123_000005_member_counts;
+mod m20261201_000006_events;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_pricing::Migration),
             Box::new(m20261123_000004_orders::Migration),
             Box::new(m20261123_000005_member_counts::Migration),
+            Box::new(m20261201_000006_events::Migration),
         ]
     }
 }

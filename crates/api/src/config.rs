@@ -36,21 +36,13 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct JwtSettings {
-    /// HS256 shared secret (`COHORT_JWT_SECRET`).
-    pub secret: Option<SecretString>,
-    /// PEM public key or JWKS file (`COHORT_JWT_PUBLIC_KEYS`), for RS256 / ES256.
-    pub public_keys: Option<PathBuf>,
-    pub issuer: String,
-    pub audience: String,
-    /// Clock leeway in seconds; capped at 30 (DESIGN §3).
-    pub leeway_secs: u64,
-}
+/// How tokens are verified (`COHORT_JWT_*`); defined with the verifier in the store.
+pub use cohort_store::TokenSettings as JwtSettings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub database_url: String,
+    /// May hold a password: a secret, shown in `Debug` output as `[REDACTED]`.
+    pub database_url: SecretString,
     /// Pool size, acquire timeout and the inline-grants threshold of the store.
     pub database: cohort_store::StoreOptions,
     pub listen: SocketAddr,
@@ -116,7 +108,7 @@ impl Settings {
             return Err(ConfigError("COHORT_DATABASE_ACQUIRE_TIMEOUT_MS must be at least 1".into()));
         }
         Ok(Settings {
-            database_url: env("COHORT_DATABASE_URL").unwrap_or_else(|| "sqlite://cohort.db".into()),
+            database_url: SecretString::from(env("COHORT_DATABASE_URL").unwrap_or_else(|| "sqlite://cohort.db".into())),
             database: cohort_store::StoreOptions {
                 max_connections,
                 acquire_timeout: Duration::from_millis(acquire_ms),
@@ -151,7 +143,7 @@ impl Settings {
     /// Settings for tests and embedding: in-memory values, no environment.
     pub fn for_tests(database_url: &str, secret: &str) -> Settings {
         Settings {
-            database_url: database_url.into(),
+            database_url: SecretString::from(database_url.to_owned()),
             database: cohort_store::StoreOptions::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             jwt: JwtSettings {

@@ -73,6 +73,8 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::NoPrice(m) => ApiError::NoPrice(m),
             StoreError::Database(db) => ApiError::Internal(db.to_string()),
+            // Logged with the value by `Internal`'s handler; the client sees only INTERNAL.
+            e @ StoreError::Corrupt { .. } => ApiError::Internal(e.to_string()),
         }
     }
 }

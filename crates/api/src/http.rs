@@ -2,7 +2,6 @@
 //! audit expects), GraphiQL, health, readiness and metrics, wrapped in request ids, tracing,
 //! CORS, body-size and time limits.
 
-use crate::auth::JwtVerifier;
 use crate::config::{Limits, Settings};
 use crate::error::ApiError;
 use crate::graphql::groups::{ExportGuard, ExportGuardRef};
@@ -19,7 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use cohort_store::{Store, StoreError, Viewer};
+use cohort_store::{DataHandle, Gate, Refused};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,8 +35,8 @@ const JSON: &str = "application/json; charset=utf-8";
 #[derive(Clone)]
 pub struct AppState {
     pub schema: AppSchema,
-    pub store: Store,
-    pub verifier: Arc<JwtVerifier>,
+    /// The only way in: verifies a token and hands out the request's data handle.
+    pub gate: Arc<Gate>,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub graphiql: bool,
@@ -144,8 +143,9 @@ fn params_from_object(obj: &Map<String, Value>) -> Result<Params, &'static str> 
     Ok(Params { query, operation_name, variables })
 }
 
-/// Resolves the bearer token, if any. `Ok(None)` = anonymous (only `__typename` and errors).
-async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<(Viewer, String)>, Response> {
+/// Resolves the bearer token, if any, into the request's data handle. `Ok(None)` = anonymous
+/// (only `__typename` and errors).
+async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<(DataHandle, String)>, Response> {
     let Some(h) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -159,18 +159,17 @@ async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<(View
     let Some(token) = token else {
         return Err(unauthenticated(media));
     };
-    let identity = match st.verifier.verify(token) {
-        Ok(i) => i,
-        Err(e) => {
-            tracing::debug!(reason = %e, "token rejected");
-            return Err(unauthenticated(media));
+    let rid = request_id(headers);
+    match st.gate.admit(token, Some(&rid)).await {
+        Ok(handle) => {
+            let tenant_key = handle.viewer().tenant_key().to_owned();
+            Ok(Some((handle, tenant_key)))
         }
-    };
-    match st.store.viewer(&identity).await {
-        Ok(v) => Ok(Some((v, identity.tenant_key))),
-        Err(StoreError::Invalid(_)) => Err(unauthenticated(media)),
-        Err(e) => {
-            let rid = request_id(headers);
+        Err(Refused::Unauthenticated(reason)) => {
+            tracing::debug!(%reason, "token rejected");
+            Err(unauthenticated(media))
+        }
+        Err(Refused::Internal(e)) => {
             tracing::error!(error = %e, request_id = %rid, "resolving viewer failed");
             let body = json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL", "requestId": rid}}]});
             Err(respond(StatusCode::INTERNAL_SERVER_ERROR, media, &body))
@@ -189,7 +188,7 @@ fn op_label(name: Option<&str>) -> String {
 }
 
 /// Runs one request; returns the JSON body and whether it failed before execution.
-async fn execute_one(st: &AppState, p: Params, viewer: &Option<(Viewer, String)>, rid: &str) -> (Value, bool) {
+async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, String)>, rid: &str) -> (Value, bool) {
     let failed = RequestFailed::default();
     let op_name = p.operation_name.clone();
     let export_guard = Arc::new(ExportGuard::default());
@@ -201,13 +200,13 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(Viewer, String)>
     if let Some(v) = p.variables {
         req = req.variables(Variables::from_json(v));
     }
-    if let Some((v, tenant_key)) = viewer {
+    if let Some((handle, tenant_key)) = viewer {
         let loaders = DataLoader::with_cache(
-            Loaders { store: st.store.clone(), viewer: v.clone() },
+            Loaders { data: handle.clone() },
             tokio::spawn,
             async_graphql::dataloader::HashMapCache::default(),
         );
-        req = req.data(v.clone()).data(TenantKey(tenant_key.clone())).data(loaders);
+        req = req.data(handle.clone()).data(TenantKey(tenant_key.clone())).data(loaders);
     }
     let resp = st.schema.execute(req).await;
     let mut request_failed = failed.is_set();
@@ -396,15 +395,15 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {
-    if st.store.is_ready().await {
-        (StatusCode::OK, axum::Json(json!({"status": "ready", "database": st.store.backend_name()}))).into_response()
+    if st.gate.is_ready().await {
+        (StatusCode::OK, axum::Json(json!({"status": "ready", "database": st.gate.backend_name()}))).into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable"}))).into_response()
     }
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
-    let body = st.metrics.render(&st.store);
+    let body = st.metrics.render(&st.gate);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

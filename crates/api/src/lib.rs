@@ -3,26 +3,27 @@
 
 pub mod auth;
 pub mod config;
+pub mod door;
 pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod telemetry;
 
-use auth::{JwtVerifier, KeyConfigError};
+use cohort_store::{Gate, KeyConfigError};
 use config::Settings;
 use std::sync::Arc;
 
 pub use graphql::sdl;
 
-/// Builds the service's router over an already-connected (and migrated) store.
+/// Builds the service's router over an already-connected (and migrated) store. The store goes
+/// into the [`Gate`] and no further: handlers and resolvers only ever see per-request handles.
 pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Router, KeyConfigError> {
-    let verifier = Arc::new(JwtVerifier::from_settings(&settings.jwt)?);
-    let schema = graphql::build_schema(Some(store.clone()), &settings.limits, settings.introspection);
+    let gate = Arc::new(Gate::new(store, &settings.jwt)?);
+    let schema = graphql::build_schema(&settings.limits, settings.introspection);
     let state = http::AppState {
         schema,
-        store,
-        verifier,
+        gate,
         metrics: Arc::new(metrics::Metrics::new()),
         limits: settings.limits.clone(),
         graphiql: settings.graphiql,

@@ -133,7 +133,7 @@ impl Metrics {
     }
 
     /// Renders the registry, first copying the store's counters and pool state into it.
-    pub fn render(&self, store: &cohort_store::Store) -> String {
+    pub fn render(&self, store: &cohort_store::Gate) -> String {
         let m = store.metrics();
         let stmts = m.statements.load(Ordering::Relaxed);
         let failed = m.failed_statements.load(Ordering::Relaxed);

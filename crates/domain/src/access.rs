@@ -73,6 +73,14 @@ pub enum AccessLevel {
 }
 
 impl AccessLevel {
+    /// The level as the API spells it: `READ`, `WRITE`, `MANAGE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Read => "READ",
+            Self::Write => "WRITE",
+            Self::Manage => "MANAGE",
+        }
+    }
     pub fn as_i16(self) -> i16 {
         self as i16
     }

@@ -57,6 +57,7 @@ typed_id! {
     PriceListId => "PriceList",
     PriceItemId => "PriceItem",
     OrderId => "Order",
+    EventId => "Event",
 }
 
 #[cfg(test)]

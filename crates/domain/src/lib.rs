@@ -7,6 +7,7 @@ pub mod contact;
 pub mod error;
 pub mod group;
 pub mod ids;
+pub mod inherit;
 pub mod money;
 pub mod pricing;
 pub mod status;

@@ -9,13 +9,13 @@
 //! ids are the caller's: deterministic ids let a benchmark name "contact 79191".
 
 use crate::Store;
+use crate::access::books::Principal;
+use crate::access::principals::ensure_tenant;
 use crate::entities::{
     address_book, contact, contact_email, grant, group, group_closure, group_price_list, membership, price_item,
     price_list, product, user, user_group, user_group_member,
 };
 use crate::error::{StoreError, StoreResult};
-use crate::repo::books::Principal;
-use crate::repo::principals::ensure_tenant;
 use chrono::{DateTime, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::contact::{ContactFields, ContactKind, ValidContact};
@@ -25,7 +25,9 @@ use cohort_domain::ids::{
 };
 use cohort_domain::money::{self, Currency};
 use rust_decimal::Decimal;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Statement};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Statement, TransactionTrait,
+};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -112,7 +114,7 @@ impl BulkLoader {
         A: sea_orm::ActiveModelTrait<Entity = E> + Send,
     {
         let n = models.len() as u64;
-        let txn = self.store.write_txn().await?;
+        let txn = self.store.db.begin_with_options(crate::core::uow::immediate()).await?;
         let mut it = models.into_iter().peekable();
         while it.peek().is_some() {
             let chunk: Vec<A> = it.by_ref().take(rows_per_insert(columns)).collect();
@@ -234,7 +236,7 @@ impl BulkLoader {
                 id: Set(c.id.0),
                 address_book_id: Set(c.address_book_id.0),
                 kind: Set(valid.kind.as_str().to_owned()),
-                search_text: Set(crate::repo::contacts::search_text(&valid.display_name)),
+                search_text: Set(crate::contacts::contact::search_text(&valid.display_name)),
                 first_name: Set(valid.first_name),
                 last_name: Set(valid.last_name),
                 company_name: Set(valid.company_name),
@@ -249,7 +251,7 @@ impl BulkLoader {
         }
         let n = rows.len() as u64;
         self.contacts_unanalyzed.store(true, std::sync::atomic::Ordering::Relaxed);
-        let txn = self.store.write_txn().await?;
+        let txn = self.store.db.begin_with_options(crate::core::uow::immediate()).await?;
         for chunk in contacts.chunks(rows_per_insert(15)) {
             contact::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
         }
@@ -300,7 +302,7 @@ impl BulkLoader {
             });
         }
         let n = rows.len() as u64;
-        let txn = self.store.write_txn().await?;
+        let txn = self.store.db.begin_with_options(crate::core::uow::immediate()).await?;
         for chunk in groups.chunks(rows_per_insert(12)) {
             group::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
         }
@@ -320,7 +322,7 @@ impl BulkLoader {
             let db = &self.store.db;
             db.execute_raw(Statement::from_string(db.get_database_backend(), "ANALYZE contacts")).await?;
         }
-        let txn = self.store.write_txn().await?;
+        let txn = self.store.db.begin_with_options(crate::core::uow::immediate()).await?;
         for chunk in rows.chunks(rows_per_insert(9)) {
             let mut ids: Vec<Uuid> = chunk.iter().map(|m| m.contact_id.0).collect();
             ids.sort_unstable();
@@ -449,10 +451,7 @@ impl BulkLoader {
     /// (autovacuum would do the same a little later).
     pub async fn analyze(&self) -> StoreResult<()> {
         let db = &self.store.db;
-        let sql = match db.get_database_backend() {
-            sea_orm::DbBackend::Postgres => "VACUUM ANALYZE",
-            _ => "ANALYZE",
-        };
+        let sql = self.store.dialect().analyze();
         db.execute_raw(Statement::from_string(db.get_database_backend(), sql)).await?;
         Ok(())
     }

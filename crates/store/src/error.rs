@@ -23,6 +23,10 @@ pub enum StoreError {
     NoPrice(String),
     #[error("database error: {0}")]
     Database(#[from] DbErr),
+    /// A stored value that this version cannot read (corrupt, or written by a newer version).
+    /// Never reinterpreted as some default: the request fails (`INTERNAL`, logged with the value).
+    #[error("unreadable stored value in {what}: {value:?}")]
+    Corrupt { what: &'static str, value: String },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -33,6 +37,9 @@ impl StoreError {
     }
     pub(crate) fn invalid(field: &'static str, msg: impl Into<String>) -> Self {
         StoreError::Invalid(DomainError::invalid(field, msg))
+    }
+    pub(crate) fn corrupt(what: &'static str, value: impl std::fmt::Debug) -> Self {
+        StoreError::Corrupt { what, value: format!("{value:?}") }
     }
     /// Turns a unique-constraint violation into a `Conflict` with `msg`; other errors pass through.
     pub(crate) fn unique_as_conflict(e: DbErr, msg: &str) -> Self {

@@ -1,47 +1,62 @@
 //! Cohort's persistence: sea-orm on SQLite (embedded default) and PostgreSQL.
 //!
-//! **Authorization cannot be forgotten.** Every public method that reads or writes tenant data
-//! takes a [`Viewer`], and the visibility rule is part of the SQL it runs: the viewer's readable
-//! books, read with the user when the request resolves its viewer, are bound into every statement
-//! as a list (or, for a viewer with very many grants, derived by a grants subquery in the same
-//! statement), so counts, filters, orders and cursors are computed over visible rows only and a
-//! revoked grant takes effect on the very next request. Entities are crate-private: code outside this crate cannot name a table,
-//! so it cannot write a query that skips the filter. Background jobs, the CLI and demo seeding go
-//! through [`SystemHandle`], which is loudly named and never reachable from a GraphQL resolver.
+//! **One door.** Tenant data is reachable only through a [`DataHandle`]: the request-scoped
+//! capability that [`Gate::admit`] makes from a verified token (one tenant, one viewer, the
+//! viewer's grant snapshot). Every read is a method of the handle and carries the visibility rule
+//! (`core::visibility`, defined once) inside its SQL, so counts, filters, orders and cursors are
+//! computed over visible rows only and a revoked grant takes effect on the very next request.
+//! Every write runs in a unit of work opened from the handle (`core::uow`), which writes the
+//! change, its audit entries and its outbox events ([`EventRecord`]) atomically and owns the
+//! request's idempotency key.
+//!
+//! Entities are crate-private: code outside this crate cannot name a table, so it cannot write a
+//! query that skips the filter. The raw [`Store`] (connect, migrate, statement recording) and the
+//! loudly named [`SystemHandle`] are for the CLI, demo seeding, benchmarks and background work;
+//! the API crate's resolvers only ever receive handles (the compile-fail examples on
+//! [`DataHandle`] show what does not compile).
+//!
+//! Layout: `access` (viewers, tokens, the gate, address books, users), `contacts`, `groups`
+//! (hierarchy, memberships), `pricing`, `orders`, `events`, and `core` (SQL builder, dialect,
+//! visibility rule, pagination, unit of work).
 
+mod access;
 mod bulk;
+mod contacts;
+mod core;
 mod entities;
 mod error;
-mod page;
-mod repo;
-mod sql;
+mod events;
+mod groups;
+mod orders;
+mod pricing;
 mod system;
 #[doc(hidden)]
 pub mod testing;
-mod viewer;
-mod visibility;
 
+pub use access::books::{AddressBookRecord, GrantRecord, Principal};
+pub use access::handle::{DataHandle, Gate, Refused};
+pub use access::principals::{UserGroupRecord, UserRecord};
+pub use access::token::{Claims, KeyConfigError, TokenSettings, issue_hs256};
+pub use access::viewer::{Identity, Viewer};
 pub use bulk::{BulkContact, BulkGroup, BulkLoader, BulkMembership, BulkPriceItem, BulkProduct, BulkUser};
-pub use error::{StoreError, StoreResult};
-pub use page::{MAX_PAGE_SIZE, Page, PageRequest};
-pub use repo::books::{AddressBookRecord, GrantRecord, Principal};
-pub use repo::contacts::{
+pub use contacts::contact::{
     ContactChannels, ContactFilter, ContactInput, ContactOrder, ContactPatch, ContactRecord, EmailRecord,
     GroupSelection, PhoneRecord, StatusChangeRecord,
 };
-pub use repo::groups::{GroupFilter, GroupInput, GroupPatch, GroupRecord, SubgroupPolicy};
-pub use repo::memberships::{
+pub use contacts::status::BusinessStatusRecord;
+pub use core::page::{MAX_PAGE_SIZE, Page, PageRequest};
+pub use error::{StoreError, StoreResult};
+pub use events::{EVENT_SCHEMA_VERSION, EventFilter, EventRecord, EventType, Subject, SubjectKind};
+pub use groups::hierarchy::{GroupFilter, GroupInput, GroupPatch, GroupRecord, SubgroupPolicy};
+pub use groups::membership::{
     AddMembersOutcome, MemberOrder, MemberRecord, MembershipEventRecord, MembershipRecord, RemoveMembersOutcome,
 };
-pub use repo::orders::{OrderLineRecord, OrderRecord, OrderSummaryRecord};
-pub use repo::pricing::{
+pub use orders::{OrderLineRecord, OrderRecord, OrderSummaryRecord};
+pub use pricing::{
     ListAssignmentRecord, PriceItemInput, PriceItemRecord, PriceLine, PriceListInput, PriceListRecord, PricedLine,
     ProductInput, ProductPatch, ProductRecord, ProductRef,
 };
-pub use repo::principals::{UserGroupRecord, UserRecord};
-pub use repo::statuses::BusinessStatusRecord;
 pub use system::{DemoTenant, SystemHandle};
-pub use viewer::{Identity, Viewer};
 
 use cohort_migrations::MigratorTrait;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
@@ -135,18 +150,8 @@ impl Store {
         Ok(Store { db, metrics, max_inline_grants: pool.max_inline_grants })
     }
 
-    /// Begins a transaction that will write. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail with
-    /// `SQLITE_BUSY` when another writer got in between, whereas an immediate one just waits.
-    pub(crate) async fn write_txn(&self) -> StoreResult<sea_orm::DatabaseTransaction> {
-        use sea_orm::TransactionTrait;
-        Ok(self
-            .db
-            .begin_with_options(sea_orm::TransactionOptions {
-                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await?)
+    pub(crate) fn dialect(&self) -> core::dialect::Dialect {
+        core::dialect::Dialect::of(self.db.get_database_backend())
     }
 
     /// Starts keeping every statement this store runs (see [`Store::take_recorded`]).
@@ -168,11 +173,7 @@ impl Store {
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self.db.get_database_backend() {
-            DbBackend::Postgres => "postgres",
-            DbBackend::Sqlite => "sqlite",
-            _ => "other",
-        }
+        self.dialect().name()
     }
 
     /// (open connections, idle connections) of the pool.
@@ -213,18 +214,14 @@ impl Store {
 
     /// The names of the tables that exist (for migration tests).
     pub async fn table_names(&self) -> StoreResult<Vec<String>> {
-        let sql = match self.db.get_database_backend() {
-            DbBackend::Postgres => {
-                "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
-            }
-            _ => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1",
-        };
+        let sql = self.dialect().table_names();
         let rows = self.db.query_all_raw(sea_orm::Statement::from_string(self.db.get_database_backend(), sql)).await?;
         rows.iter().map(|r| r.try_get::<String>("", "name").map_err(StoreError::Database)).collect()
     }
 
-    /// The system handle: for the CLI, demo seeding and background work. It bypasses viewer
-    /// scoping by design, so it is never handed to request handlers.
+    /// The system handle: for the CLI, demo seeding and background work. It can act in any
+    /// tenant by design, so it is never handed to request handlers (the API crate receives the
+    /// store only to build its [`Gate`], which keeps it private).
     pub fn system(&self) -> SystemHandle {
         SystemHandle::new(self.clone())
     }

@@ -2,14 +2,15 @@
 //! jobs later). It can act inside any tenant, so it is deliberately not a `Viewer` and is never
 //! handed to request handlers.
 
+use crate::access::handle::DataHandle;
+use crate::access::principals::{ensure_tenant, ensure_user};
+use crate::access::viewer::Identity;
 use crate::entities::address_book;
 use crate::error::StoreResult;
-use crate::repo::principals::{ensure_tenant, ensure_user};
-use crate::viewer::Viewer;
 use crate::{ContactInput, GroupInput, Principal, Store};
 use cohort_domain::contact::{ContactFields, ContactKind};
 use cohort_domain::group::MembershipSource;
-use cohort_domain::ids::{ContactId, UserId};
+use cohort_domain::ids::ContactId;
 use cohort_domain::{AccessLevel, Role, Roles};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
@@ -53,19 +54,20 @@ impl SystemHandle {
             .await?)
     }
 
-    /// Acts as an admin of `tenant_key` (creating tenant and user if needed).
-    async fn admin_of(&self, tenant_key: &str, subject: &str) -> StoreResult<Viewer> {
+    /// A data handle acting as `subject` with `roles` in `tenant_key` (tenant and user created if
+    /// needed), for seeding, imports and background work that must go through the same rules as
+    /// a request (visibility, unit of work, events). The grants are read as for a request.
+    pub async fn act_as(&self, tenant_key: &str, subject: &str, roles: Roles) -> StoreResult<DataHandle> {
         let t = ensure_tenant(&self.store.db, tenant_key).await?;
-        let u = ensure_user(&self.store.db, t, subject, Some("Demo Admin"), None).await?;
-        Ok(Viewer {
-            tenant_id: t,
-            user_id: UserId(u.id),
-            subject: subject.to_owned(),
-            roles: Roles::new([Role::Admin]),
-            name: u.name,
-            email: u.email,
-            grants: Default::default(),
-        })
+        ensure_user(&self.store.db, t, subject, None, None).await?;
+        let id = Identity::new(tenant_key.to_owned(), subject.to_owned(), roles, None, None);
+        let viewer = self.store.resolve_viewer(&id).await?;
+        Ok(DataHandle::new(self.store.db.clone(), viewer, None))
+    }
+
+    /// Acts as an admin of `tenant_key`.
+    async fn admin_of(&self, tenant_key: &str, subject: &str) -> StoreResult<DataHandle> {
+        self.act_as(tenant_key, subject, Roles::new([Role::Admin])).await
     }
 
     /// Creates the demo tenant once: three address books, users and user groups, grants, 50
@@ -81,29 +83,26 @@ impl SystemHandle {
         };
         let admin = self.admin_of(&info.tenant_key, &info.admin_subject).await?;
         let books = address_book::Entity::find()
-            .filter(address_book::Column::TenantId.eq(admin.tenant_id.0))
+            .filter(address_book::Column::TenantId.eq(admin.viewer().tenant_id.0))
             .count(&s.db)
             .await?;
         if books > 0 {
             return Ok(info);
         }
-        let customers = s
-            .create_address_book(&admin, "Customers DACH", Some("Key customers in Germany, Austria, Switzerland"))
-            .await?;
+        let customers =
+            admin.create_address_book("Customers DACH", Some("Key customers in Germany, Austria, Switzerland")).await?;
         let partners =
-            s.create_address_book(&admin, "Partners & Leads", Some("Resellers, partners and fresh leads")).await?;
-        let suppliers =
-            s.create_address_book(&admin, "Suppliers", Some("Purchasing only: agents have no access")).await?;
-        let agent = s.create_user(&admin, &info.agent_subject, Some("Demo Agent"), Some("agent@demo.example")).await?;
-        let l2 = s.create_user(&admin, "demo-l2", Some("Lena Support"), None).await?;
-        let kam =
-            s.create_user_group(&admin, "Key account managers", Some("Own the DACH customer relationships")).await?;
-        let support = s.create_user_group(&admin, "Support L2", Some("Second-level support")).await?;
-        s.add_user_group_members(&admin, kam.id, &[agent.id]).await?;
-        s.add_user_group_members(&admin, support.id, &[agent.id, l2.id]).await?;
-        s.grant_access(&admin, customers.id, Principal::UserGroup(kam.id), AccessLevel::Write).await?;
-        s.grant_access(&admin, partners.id, Principal::User(agent.id), AccessLevel::Read).await?;
-        s.grant_access(&admin, partners.id, Principal::UserGroup(support.id), AccessLevel::Read).await?;
+            admin.create_address_book("Partners & Leads", Some("Resellers, partners and fresh leads")).await?;
+        let suppliers = admin.create_address_book("Suppliers", Some("Purchasing only: agents have no access")).await?;
+        let agent = admin.create_user(&info.agent_subject, Some("Demo Agent"), Some("agent@demo.example")).await?;
+        let l2 = admin.create_user("demo-l2", Some("Lena Support"), None).await?;
+        let kam = admin.create_user_group("Key account managers", Some("Own the DACH customer relationships")).await?;
+        let support = admin.create_user_group("Support L2", Some("Second-level support")).await?;
+        admin.add_user_group_members(kam.id, &[agent.id]).await?;
+        admin.add_user_group_members(support.id, &[agent.id, l2.id]).await?;
+        admin.grant_access(customers.id, Principal::UserGroup(kam.id), AccessLevel::Write).await?;
+        admin.grant_access(partners.id, Principal::User(agent.id), AccessLevel::Read).await?;
+        admin.grant_access(partners.id, Principal::UserGroup(support.id), AccessLevel::Read).await?;
 
         let mut n = 0usize;
         let mut everyone: Vec<(usize, ContactId)> = vec![];
@@ -111,22 +110,19 @@ impl SystemHandle {
             let mut companies: Vec<ContactId> = vec![];
             for ci in 0..2 {
                 let name = COMPANIES[(bi * 2 + ci) % COMPANIES.len()];
-                let c = s
-                    .create_contact(
-                        &admin,
-                        ContactInput {
-                            address_book_id: book.id,
-                            kind: ContactKind::Company,
-                            fields: ContactFields {
-                                company_name: Some(name.into()),
-                                emails: vec![(format!("info@{}.example", slug(name)), Some("office".into()))],
-                                phones: vec![(format!("+49 30 {:07}", 1000 + n), None)],
-                                ..Default::default()
-                            },
-                            company_id: None,
-                            business_status: Some(STATUSES[n % STATUSES.len()].into()),
+                let c = admin
+                    .create_contact(ContactInput {
+                        address_book_id: book.id,
+                        kind: ContactKind::Company,
+                        fields: ContactFields {
+                            company_name: Some(name.into()),
+                            emails: vec![(format!("info@{}.example", slug(name)), Some("office".into()))],
+                            phones: vec![(format!("+49 30 {:07}", 1000 + n), None)],
+                            ..Default::default()
                         },
-                    )
+                        company_id: None,
+                        business_status: Some(STATUSES[n % STATUSES.len()].into()),
+                    })
                     .await?;
                 companies.push(c.id);
                 n += 1;
@@ -135,30 +131,27 @@ impl SystemHandle {
             for pi in 0..persons {
                 let first = FIRST[(n * 7 + pi) % FIRST.len()];
                 let last = LAST[(n * 3 + pi) % LAST.len()];
-                let person = s
-                    .create_contact(
-                        &admin,
-                        ContactInput {
-                            address_book_id: book.id,
-                            kind: ContactKind::Person,
-                            fields: ContactFields {
-                                first_name: Some(first.into()),
-                                last_name: Some(last.into()),
-                                emails: vec![(
-                                    format!("{}.{}{}@mail.example", first.to_lowercase(), last.to_lowercase(), n),
-                                    None,
-                                )],
-                                phones: if pi % 3 == 0 {
-                                    vec![(format!("+49 170 {:07}", 5000 + n), Some("mobile".into()))]
-                                } else {
-                                    vec![]
-                                },
-                                ..Default::default()
+                let person = admin
+                    .create_contact(ContactInput {
+                        address_book_id: book.id,
+                        kind: ContactKind::Person,
+                        fields: ContactFields {
+                            first_name: Some(first.into()),
+                            last_name: Some(last.into()),
+                            emails: vec![(
+                                format!("{}.{}{}@mail.example", first.to_lowercase(), last.to_lowercase(), n),
+                                None,
+                            )],
+                            phones: if pi % 3 == 0 {
+                                vec![(format!("+49 170 {:07}", 5000 + n), Some("mobile".into()))]
+                            } else {
+                                vec![]
                             },
-                            company_id: (pi % 2 == 0).then(|| companies[pi / 2 % companies.len()]),
-                            business_status: (pi % 4 != 3).then(|| STATUSES[(n + pi) % STATUSES.len()].to_string()),
+                            ..Default::default()
                         },
-                    )
+                        company_id: (pi % 2 == 0).then(|| companies[pi / 2 % companies.len()]),
+                        business_status: (pi % 4 != 3).then(|| STATUSES[(n + pi) % STATUSES.len()].to_string()),
+                    })
                     .await?;
                 everyone.push((bi, person.id));
                 n += 1;
@@ -177,25 +170,25 @@ impl SystemHandle {
             public_name: public.map(str::to_owned),
             public_description: public.map(|_| "News and offers, about once a month".to_owned()),
         };
-        let europe = s.create_group(&admin, group(customers.id, "Europe", None, 100, None)).await?;
-        let dach = s.create_group(&admin, group(customers.id, "DACH", Some(europe.id), 50, None)).await?;
-        let germany = s.create_group(&admin, group(customers.id, "Germany", Some(dach.id), 10, None)).await?;
-        let austria = s.create_group(&admin, group(customers.id, "Austria", Some(dach.id), 10, None)).await?;
-        let south = s.create_group(&admin, group(customers.id, "Southern Europe", Some(europe.id), 50, None)).await?;
+        let europe = admin.create_group(group(customers.id, "Europe", None, 100, None)).await?;
+        let dach = admin.create_group(group(customers.id, "DACH", Some(europe.id), 50, None)).await?;
+        let germany = admin.create_group(group(customers.id, "Germany", Some(dach.id), 10, None)).await?;
+        let austria = admin.create_group(group(customers.id, "Austria", Some(dach.id), 10, None)).await?;
+        let south = admin.create_group(group(customers.id, "Southern Europe", Some(europe.id), 50, None)).await?;
         let newsletter =
-            s.create_group(&admin, group(partners.id, "Newsletter", None, 200, Some("Cohort Monthly"))).await?;
-        let vip = s.create_group(&admin, group(customers.id, "Key accounts", None, 1, None)).await?;
-        let purchasing = s.create_group(&admin, group(suppliers.id, "Preferred suppliers", None, 5, None)).await?;
+            admin.create_group(group(partners.id, "Newsletter", None, 200, Some("Cohort Monthly"))).await?;
+        let vip = admin.create_group(group(customers.id, "Key accounts", None, 1, None)).await?;
+        let purchasing = admin.create_group(group(suppliers.id, "Preferred suppliers", None, 5, None)).await?;
         let pick = |modulo: usize, rest: usize| -> Vec<ContactId> {
             everyone.iter().enumerate().filter(|(i, _)| i % modulo == rest).map(|(_, c)| c.1).collect()
         };
-        s.add_group_members(&admin, germany.id, &pick(3, 0), Some(MembershipSource::Import), None).await?;
-        s.add_group_members(&admin, austria.id, &pick(5, 1), Some(MembershipSource::Import), None).await?;
-        s.add_group_members(&admin, south.id, &pick(7, 2), None, None).await?;
-        s.add_group_members(&admin, newsletter.id, &pick(2, 1), Some(MembershipSource::Automation), None).await?;
-        s.add_group_members(&admin, vip.id, &pick(6, 0), None, None).await?;
+        admin.add_group_members(germany.id, &pick(3, 0), Some(MembershipSource::Import), None).await?;
+        admin.add_group_members(austria.id, &pick(5, 1), Some(MembershipSource::Import), None).await?;
+        admin.add_group_members(south.id, &pick(7, 2), None, None).await?;
+        admin.add_group_members(newsletter.id, &pick(2, 1), Some(MembershipSource::Automation), None).await?;
+        admin.add_group_members(vip.id, &pick(6, 0), None, None).await?;
         let suppliers_people: Vec<ContactId> = everyone.iter().filter(|(b, _)| *b == 2).map(|(_, c)| *c).collect();
-        s.add_group_members(&admin, purchasing.id, &suppliers_people, None, None).await?;
+        admin.add_group_members(purchasing.id, &suppliers_people, None, None).await?;
         Ok(DemoTenant { created: true, ..info })
     }
 }

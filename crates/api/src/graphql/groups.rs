@@ -3,7 +3,7 @@
 
 use super::loaders::{EffectiveOf, MemberCountOf, MembershipsOf};
 use super::types::*;
-use super::{ids, loader, store, viewer};
+use super::{data, ids, loader, viewer};
 use crate::error::ApiError;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -153,12 +153,12 @@ impl Group {
     }
     /// Direct subgroups the viewer can see, by name.
     async fn children(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Group>> {
-        let c = store(ctx)?.group_children(viewer(ctx)?, self.0.id).await.map_err(ApiError::from)?;
+        let c = data(ctx)?.group_children(self.0.id).await.map_err(ApiError::from)?;
         Ok(c.into_iter().map(Group).collect())
     }
     /// Ancestors the viewer can see, nearest first.
     async fn ancestors(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Group>> {
-        let a = store(ctx)?.group_ancestors(viewer(ctx)?, self.0.id).await.map_err(ApiError::from)?;
+        let a = data(ctx)?.group_ancestors(self.0.id).await.map_err(ApiError::from)?;
         Ok(a.into_iter().map(Group).collect())
     }
     /// All groups below this one that the viewer can see, by name.
@@ -169,10 +169,7 @@ impl Group {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<GroupConnection> {
-        let p = store(ctx)?
-            .group_descendants(viewer(ctx)?, self.0.id, &page_req(first, after)?)
-            .await
-            .map_err(ApiError::from)?;
+        let p = data(ctx)?.group_descendants(self.0.id, &page_req(first, after)?).await.map_err(ApiError::from)?;
         Ok(GroupConnection::from_page(p))
     }
     /// Members the viewer can see. With `includeSubgroups`, members of any descendant count too
@@ -191,8 +188,8 @@ impl Group {
             MemberOrderBy::Name => MemberOrder::Name,
             MemberOrderBy::JoinedAt => MemberOrder::JoinedAt,
         };
-        let p = store(ctx)?
-            .group_members(viewer(ctx)?, self.0.id, include_subgroups, order, &page_req(first, after)?)
+        let p = data(ctx)?
+            .group_members(self.0.id, include_subgroups, order, &page_req(first, after)?)
             .await
             .map_err(ApiError::from)?;
         // Prefetch what the edges ask for, for the whole page at once.
@@ -230,8 +227,8 @@ impl Group {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<MembershipEventConnection> {
-        let p = store(ctx)?
-            .membership_history(viewer(ctx)?, Some(self.0.id), None, &page_req(first, after)?)
+        let p = data(ctx)?
+            .membership_history(Some(self.0.id), None, &page_req(first, after)?)
             .await
             .map_err(ApiError::from)?;
         Ok(MembershipEventConnection::from_page(p))
@@ -484,10 +481,8 @@ pub async fn contact_membership_history(
     if let Some(g) = ctx.data_opt::<ExportGuardRef>() {
         g.0.admit()?;
     }
-    let p = store(ctx)?
-        .membership_history(viewer(ctx)?, None, Some(contact), &page_req(first, after)?)
-        .await
-        .map_err(ApiError::from)?;
+    let p =
+        data(ctx)?.membership_history(None, Some(contact), &page_req(first, after)?).await.map_err(ApiError::from)?;
     Ok(MembershipEventConnection::from_page(p))
 }
 
@@ -527,7 +522,6 @@ impl GroupQuery {
         after: Option<String>,
         filter: Option<GroupFilterInput>,
     ) -> async_graphql::Result<GroupConnection> {
-        let v = viewer(ctx)?;
         let f = filter.unwrap_or_default();
         let filter = GroupFilter {
             parent_id: f.parent_id.as_ref().map(|p| ids::decode(GroupId::TAG, p).map(GroupId)).transpose()?,
@@ -535,7 +529,7 @@ impl GroupQuery {
             search: f.search,
             is_public: f.is_public,
         };
-        let p = store(ctx)?.groups(v, &filter, &page_req(first, after)?).await.map_err(ApiError::from)?;
+        let p = data(ctx)?.groups(&filter, &page_req(first, after)?).await.map_err(ApiError::from)?;
         Ok(GroupConnection::from_page(p))
     }
 }
@@ -681,7 +675,7 @@ fn not_found(input: &[ID], missing: &[ContactId]) -> Vec<ID> {
 }
 
 async fn reload(ctx: &Context<'_>, id: GroupId) -> async_graphql::Result<Group> {
-    let g = store(ctx)?.groups_by_ids(viewer(ctx)?, &[id]).await.map_err(ApiError::from)?;
+    let g = data(ctx)?.groups_by_ids(&[id]).await.map_err(ApiError::from)?;
     g.into_iter().next().map(Group).ok_or_else(|| ApiError::NotFound.into())
 }
 
@@ -696,20 +690,16 @@ impl GroupMutation {
         ctx: &Context<'_>,
         input: CreateGroupInput,
     ) -> async_graphql::Result<CreateGroupPayload> {
-        let v = viewer(ctx)?;
-        let g = store(ctx)?
-            .create_group(
-                v,
-                GroupInput {
-                    address_book_id: AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?),
-                    parent_id: input.parent_id.as_ref().map(group_id).transpose()?,
-                    name: input.name,
-                    description: input.description,
-                    precedence: input.precedence,
-                    public_name: input.public_name,
-                    public_description: input.public_description,
-                },
-            )
+        let g = data(ctx)?
+            .create_group(GroupInput {
+                address_book_id: AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?),
+                parent_id: input.parent_id.as_ref().map(group_id).transpose()?,
+                name: input.name,
+                description: input.description,
+                precedence: input.precedence,
+                public_name: input.public_name,
+                public_description: input.public_description,
+            })
             .await
             .map_err(ApiError::from)?;
         Ok(CreateGroupPayload { group: Group(g) })
@@ -721,7 +711,6 @@ impl GroupMutation {
         ctx: &Context<'_>,
         input: UpdateGroupInput,
     ) -> async_graphql::Result<UpdateGroupPayload> {
-        let v = viewer(ctx)?;
         let id = group_id(&input.id)?;
         let patch = GroupPatch {
             address_book_id: input
@@ -735,16 +724,15 @@ impl GroupMutation {
             public_name: super::patch(input.public_name),
             public_description: super::patch(input.public_description),
         };
-        let g = store(ctx)?.update_group(v, id, patch).await.map_err(ApiError::from)?;
+        let g = data(ctx)?.update_group(id, patch).await.map_err(ApiError::from)?;
         Ok(UpdateGroupPayload { group: Group(g) })
     }
 
     /// Moves a group and its subtree; memberships stay.
     async fn move_group(&self, ctx: &Context<'_>, input: MoveGroupInput) -> async_graphql::Result<MoveGroupPayload> {
-        let v = viewer(ctx)?;
         let id = group_id(&input.id)?;
         let parent = input.parent_id.as_ref().map(group_id).transpose()?;
-        let g = store(ctx)?.move_group(v, id, parent).await.map_err(ApiError::from)?;
+        let g = data(ctx)?.move_group(id, parent).await.map_err(ApiError::from)?;
         Ok(MoveGroupPayload { group: Group(g) })
     }
 
@@ -754,7 +742,6 @@ impl GroupMutation {
         ctx: &Context<'_>,
         input: DeleteGroupInput,
     ) -> async_graphql::Result<DeleteGroupPayload> {
-        let v = viewer(ctx)?;
         let id = group_id(&input.id)?;
         let policy = match (super::patch(input.reparent_children_to), input.delete_subgroups) {
             (Some(_), true) => {
@@ -768,7 +755,7 @@ impl GroupMutation {
             (None, true) => SubgroupPolicy::Delete,
             (None, false) => SubgroupPolicy::Refuse,
         };
-        let deleted = store(ctx)?.delete_group(v, id, policy).await.map_err(ApiError::from)?;
+        let deleted = data(ctx)?.delete_group(id, policy).await.map_err(ApiError::from)?;
         Ok(DeleteGroupPayload {
             deleted_id: input.id,
             deleted_ids: deleted.into_iter().map(|g| ids::encode(GroupId::TAG, g.0)).collect(),
@@ -781,11 +768,10 @@ impl GroupMutation {
         ctx: &Context<'_>,
         input: AddGroupMembersInput,
     ) -> async_graphql::Result<AddGroupMembersPayload> {
-        let v = viewer(ctx)?;
         let gid = group_id(&input.group_id)?;
         let wanted = contact_ids(&input.contact_ids)?;
-        let out = store(ctx)?
-            .add_group_members(v, gid, &wanted, input.source.map(Into::into), input.idempotency_key.as_deref())
+        let out = data(ctx)?
+            .add_group_members(gid, &wanted, input.source.map(Into::into), input.idempotency_key.as_deref())
             .await
             .map_err(ApiError::from)?;
         Ok(AddGroupMembersPayload {
@@ -802,11 +788,10 @@ impl GroupMutation {
         ctx: &Context<'_>,
         input: RemoveGroupMembersInput,
     ) -> async_graphql::Result<RemoveGroupMembersPayload> {
-        let v = viewer(ctx)?;
         let gid = group_id(&input.group_id)?;
         let wanted = contact_ids(&input.contact_ids)?;
-        let out = store(ctx)?
-            .remove_group_members(v, gid, &wanted, input.reason.as_deref(), input.idempotency_key.as_deref())
+        let out = data(ctx)?
+            .remove_group_members(gid, &wanted, input.reason.as_deref(), input.idempotency_key.as_deref())
             .await
             .map_err(ApiError::from)?;
         Ok(RemoveGroupMembersPayload {

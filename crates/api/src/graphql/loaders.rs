@@ -6,14 +6,14 @@ use cohort_domain::ids::{
     AddressBookId, BusinessStatusId, ContactId, GroupId, OrderId, ProductId, UserGroupId, UserId,
 };
 use cohort_store::{
-    AddressBookRecord, BusinessStatusRecord, ContactChannels, ContactRecord, GroupRecord, MembershipRecord, Store,
-    UserGroupRecord, UserRecord, Viewer,
+    AddressBookRecord, BusinessStatusRecord, ContactChannels, ContactRecord, DataHandle, GroupRecord, MembershipRecord,
+    UserGroupRecord, UserRecord,
 };
 use std::collections::HashMap;
 
+/// The loaders hold the request's data handle: they can reach exactly what its viewer may.
 pub struct Loaders {
-    pub store: Store,
-    pub viewer: Viewer,
+    pub data: DataHandle,
 }
 
 /// Wrapper key so channels and contacts (both keyed by contact id) use separate loaders.
@@ -48,7 +48,7 @@ impl async_graphql::dataloader::Loader<ContactId> for Loaders {
     type Value = ContactRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[ContactId]) -> R<ContactId, ContactRecord> {
-        Ok(self.store.contacts_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|c| (c.id, c)).collect())
+        Ok(self.data.contacts_by_ids(keys).await.map_err(err)?.into_iter().map(|c| (c.id, c)).collect())
     }
 }
 
@@ -58,7 +58,7 @@ impl async_graphql::dataloader::Loader<ChannelsOf> for Loaders {
     async fn load(&self, keys: &[ChannelsOf]) -> R<ChannelsOf, ContactChannels> {
         let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
         // Every key gets an answer (empty lists included), so the request cache remembers it.
-        let mut found = self.store.contact_channels(&self.viewer, &ids).await.map_err(err)?;
+        let mut found = self.data.contact_channels(&ids).await.map_err(err)?;
         Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
     }
 }
@@ -67,14 +67,7 @@ impl async_graphql::dataloader::Loader<AddressBookId> for Loaders {
     type Value = AddressBookRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[AddressBookId]) -> R<AddressBookId, AddressBookRecord> {
-        Ok(self
-            .store
-            .address_books_by_ids(&self.viewer, keys)
-            .await
-            .map_err(err)?
-            .into_iter()
-            .map(|b| (b.id, b))
-            .collect())
+        Ok(self.data.address_books_by_ids(keys).await.map_err(err)?.into_iter().map(|b| (b.id, b)).collect())
     }
 }
 
@@ -82,14 +75,7 @@ impl async_graphql::dataloader::Loader<BusinessStatusId> for Loaders {
     type Value = BusinessStatusRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[BusinessStatusId]) -> R<BusinessStatusId, BusinessStatusRecord> {
-        Ok(self
-            .store
-            .business_statuses_by_ids(&self.viewer, keys)
-            .await
-            .map_err(err)?
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect())
+        Ok(self.data.business_statuses_by_ids(keys).await.map_err(err)?.into_iter().map(|s| (s.id, s)).collect())
     }
 }
 
@@ -97,7 +83,7 @@ impl async_graphql::dataloader::Loader<UserId> for Loaders {
     type Value = UserRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[UserId]) -> R<UserId, UserRecord> {
-        Ok(self.store.users_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|u| (u.id, u)).collect())
+        Ok(self.data.users_by_ids(keys).await.map_err(err)?.into_iter().map(|u| (u.id, u)).collect())
     }
 }
 
@@ -105,14 +91,7 @@ impl async_graphql::dataloader::Loader<UserGroupId> for Loaders {
     type Value = UserGroupRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[UserGroupId]) -> R<UserGroupId, UserGroupRecord> {
-        Ok(self
-            .store
-            .user_groups_by_ids(&self.viewer, keys)
-            .await
-            .map_err(err)?
-            .into_iter()
-            .map(|g| (g.id, g))
-            .collect())
+        Ok(self.data.user_groups_by_ids(keys).await.map_err(err)?.into_iter().map(|g| (g.id, g)).collect())
     }
 }
 
@@ -120,7 +99,7 @@ impl async_graphql::dataloader::Loader<GroupId> for Loaders {
     type Value = GroupRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[GroupId]) -> R<GroupId, GroupRecord> {
-        Ok(self.store.groups_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|g| (g.id, g)).collect())
+        Ok(self.data.groups_by_ids(keys).await.map_err(err)?.into_iter().map(|g| (g.id, g)).collect())
     }
 }
 
@@ -129,7 +108,7 @@ impl async_graphql::dataloader::Loader<MembershipsOf> for Loaders {
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[MembershipsOf]) -> R<MembershipsOf, Vec<MembershipRecord>> {
         let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
-        let mut found = self.store.contact_memberships(&self.viewer, &ids).await.map_err(err)?;
+        let mut found = self.data.contact_memberships(&ids).await.map_err(err)?;
         Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
     }
 }
@@ -146,7 +125,7 @@ impl async_graphql::dataloader::Loader<EffectiveOf> for Loaders {
         }
         let mut out = HashMap::new();
         for (root, contacts) in by_root {
-            let mut found = self.store.effective_memberships(&self.viewer, root, &contacts).await.map_err(err)?;
+            let mut found = self.data.effective_memberships(root, &contacts).await.map_err(err)?;
             for c in contacts {
                 out.insert(EffectiveOf { root, contact: c }, found.remove(&c));
             }
@@ -166,7 +145,7 @@ impl async_graphql::dataloader::Loader<MemberCountOf> for Loaders {
             if groups.is_empty() {
                 continue;
             }
-            let counts = self.store.group_member_counts(&self.viewer, &groups, include_subgroups).await.map_err(err)?;
+            let counts = self.data.group_member_counts(&groups, include_subgroups).await.map_err(err)?;
             for g in groups {
                 out.insert(MemberCountOf { group: g, include_subgroups }, counts.get(&g).copied().unwrap_or(0));
             }
@@ -179,7 +158,7 @@ impl async_graphql::dataloader::Loader<ProductId> for Loaders {
     type Value = cohort_store::ProductRecord;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[ProductId]) -> R<ProductId, cohort_store::ProductRecord> {
-        Ok(self.store.products_by_ids(&self.viewer, keys).await.map_err(err)?.into_iter().map(|p| (p.id, p)).collect())
+        Ok(self.data.products_by_ids(keys).await.map_err(err)?.into_iter().map(|p| (p.id, p)).collect())
     }
 }
 
@@ -188,7 +167,7 @@ impl async_graphql::dataloader::Loader<OrderId> for Loaders {
     type Value = Vec<cohort_store::OrderLineRecord>;
     type Error = async_graphql::Error;
     async fn load(&self, keys: &[OrderId]) -> R<OrderId, Vec<cohort_store::OrderLineRecord>> {
-        let mut found = self.store.order_lines(&self.viewer, keys).await.map_err(err)?;
+        let mut found = self.data.order_lines(keys).await.map_err(err)?;
         Ok(keys.iter().map(|k| (*k, found.remove(k).unwrap_or_default())).collect())
     }
 }

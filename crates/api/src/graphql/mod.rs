@@ -1,6 +1,7 @@
 //! The GraphQL schema: root types, per-request context, and the guards that bound every request
 //! (depth, complexity, aliases, operations) before any resolver runs.
 
+pub mod events;
 pub mod groups;
 pub mod ids;
 pub mod loaders;
@@ -15,7 +16,7 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Context, EmptySubscription, Schema, ServerError, ServerResult, ValidationResult, Variables};
-use cohort_store::{Store, Viewer};
+use cohort_store::{DataHandle, Viewer};
 use loaders::Loaders;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +24,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The query root: one object per area, merged.
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(query::CoreQuery, groups::GroupQuery, pricing::PricingQuery, pricing::OrderQuery);
+pub struct QueryRoot(
+    query::CoreQuery,
+    groups::GroupQuery,
+    pricing::PricingQuery,
+    pricing::OrderQuery,
+    events::EventQuery,
+);
 
 /// The mutation root: one object per area, merged.
 #[derive(async_graphql::MergedObject, Default)]
@@ -51,12 +58,14 @@ impl RequestFailed {
     }
 }
 
-pub(crate) fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
-    ctx.data_opt::<Viewer>().ok_or(ApiError::Unauthenticated)
+/// The request's data handle: the only way a resolver reaches tenant data. Absent for anonymous
+/// requests, which therefore get `UNAUTHENTICATED` from any field that needs data.
+pub(crate) fn data<'a>(ctx: &Context<'a>) -> Result<&'a DataHandle, ApiError> {
+    ctx.data_opt::<DataHandle>().ok_or(ApiError::Unauthenticated)
 }
 
-pub(crate) fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store, ApiError> {
-    ctx.data_opt::<Store>().ok_or_else(|| ApiError::Internal("store missing from schema data".into()))
+pub(crate) fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
+    Ok(data(ctx)?.viewer())
 }
 
 /// The per-request loaders. Their cache lives as long as the request, so a page prefetched with
@@ -81,8 +90,9 @@ pub(crate) fn tenant_key<'a>(ctx: &Context<'a>) -> Result<&'a str, ApiError> {
     ctx.data_opt::<TenantKey>().map(|t| t.0.as_str()).ok_or(ApiError::Unauthenticated)
 }
 
-/// Builds the schema. `store` is `None` only for printing the SDL.
-pub fn build_schema(store: Option<Store>, limits: &Limits, introspection: bool) -> AppSchema {
+/// Builds the schema. It holds no data of its own: tenant data arrives per request, as the
+/// request's [`DataHandle`] (the store itself is never put into the schema).
+pub fn build_schema(limits: &Limits, introspection: bool) -> AppSchema {
     let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
@@ -93,15 +103,12 @@ pub fn build_schema(store: Option<Store>, limits: &Limits, introspection: bool) 
     if !introspection {
         b = b.disable_introspection();
     }
-    if let Some(s) = store {
-        b = b.data(s);
-    }
     b.finish()
 }
 
 /// The SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    build_schema(None, &Limits::default(), true).sdl()
+    build_schema(&Limits::default(), true).sdl()
 }
 
 /// Refuses oversized documents right after parsing (before validation, whose cost grows with the

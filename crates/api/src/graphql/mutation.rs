@@ -2,7 +2,7 @@
 //! mutation is one store transaction: it either happens completely or not at all.
 
 use super::types::*;
-use super::{ids, store, viewer};
+use super::{data, ids};
 use crate::error::ApiError;
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use cohort_domain::contact::ContactFields;
@@ -193,8 +193,8 @@ fn channels_p(v: Vec<PhoneInput>) -> Vec<(String, Option<String>)> {
 impl CoreMutation {
     /// Pre-creates a user so they can be granted access before first login (admin).
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> async_graphql::Result<CreateUserPayload> {
-        let u = store(ctx)?
-            .create_user(viewer(ctx)?, &input.subject, input.name.as_deref(), input.email.as_deref())
+        let u = data(ctx)?
+            .create_user(&input.subject, input.name.as_deref(), input.email.as_deref())
             .await
             .map_err(ApiError::from)?;
         Ok(CreateUserPayload { user: User(u) })
@@ -206,10 +206,8 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: CreateUserGroupInput,
     ) -> async_graphql::Result<CreateUserGroupPayload> {
-        let g = store(ctx)?
-            .create_user_group(viewer(ctx)?, &input.name, input.description.as_deref())
-            .await
-            .map_err(ApiError::from)?;
+        let g =
+            data(ctx)?.create_user_group(&input.name, input.description.as_deref()).await.map_err(ApiError::from)?;
         Ok(CreateUserGroupPayload { user_group: UserGroup(g) })
     }
 
@@ -219,11 +217,10 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: AddUserGroupMembersInput,
     ) -> async_graphql::Result<AddUserGroupMembersPayload> {
-        let v = viewer(ctx)?;
-        let s = store(ctx)?;
+        let s = data(ctx)?;
         let gid = UserGroupId(ids::decode(UserGroupId::TAG, &input.user_group_id)?);
-        let added = s.add_user_group_members(v, gid, &user_ids(&input.user_ids)?).await.map_err(ApiError::from)?;
-        let g = s.user_groups_by_ids(v, &[gid]).await.map_err(ApiError::from)?.pop().ok_or(ApiError::NotFound)?;
+        let added = s.add_user_group_members(gid, &user_ids(&input.user_ids)?).await.map_err(ApiError::from)?;
+        let g = s.user_groups_by_ids(&[gid]).await.map_err(ApiError::from)?.pop().ok_or(ApiError::NotFound)?;
         Ok(AddUserGroupMembersPayload { user_group: UserGroup(g), added_count: added as i32 })
     }
 
@@ -233,11 +230,10 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: RemoveUserGroupMembersInput,
     ) -> async_graphql::Result<RemoveUserGroupMembersPayload> {
-        let v = viewer(ctx)?;
-        let s = store(ctx)?;
+        let s = data(ctx)?;
         let gid = UserGroupId(ids::decode(UserGroupId::TAG, &input.user_group_id)?);
-        let removed = s.remove_user_group_members(v, gid, &user_ids(&input.user_ids)?).await.map_err(ApiError::from)?;
-        let g = s.user_groups_by_ids(v, &[gid]).await.map_err(ApiError::from)?.pop().ok_or(ApiError::NotFound)?;
+        let removed = s.remove_user_group_members(gid, &user_ids(&input.user_ids)?).await.map_err(ApiError::from)?;
+        let g = s.user_groups_by_ids(&[gid]).await.map_err(ApiError::from)?.pop().ok_or(ApiError::NotFound)?;
         Ok(RemoveUserGroupMembersPayload { user_group: UserGroup(g), removed_count: removed as i32 })
     }
 
@@ -247,10 +243,8 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: CreateAddressBookInput,
     ) -> async_graphql::Result<CreateAddressBookPayload> {
-        let b = store(ctx)?
-            .create_address_book(viewer(ctx)?, &input.name, input.description.as_deref())
-            .await
-            .map_err(ApiError::from)?;
+        let b =
+            data(ctx)?.create_address_book(&input.name, input.description.as_deref()).await.map_err(ApiError::from)?;
         Ok(CreateAddressBookPayload { address_book: AddressBook(b) })
     }
 
@@ -262,7 +256,7 @@ impl CoreMutation {
     ) -> async_graphql::Result<GrantAddressBookAccessPayload> {
         let book = AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?);
         let p = principal(input.user_id, input.user_group_id)?;
-        let g = store(ctx)?.grant_access(viewer(ctx)?, book, p, input.level.into()).await.map_err(ApiError::from)?;
+        let g = data(ctx)?.grant_access(book, p, input.level.into()).await.map_err(ApiError::from)?;
         Ok(GrantAddressBookAccessPayload { grant: AddressBookGrant(g) })
     }
 
@@ -274,7 +268,7 @@ impl CoreMutation {
     ) -> async_graphql::Result<RevokeAddressBookAccessPayload> {
         let book = AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?);
         let p = principal(input.user_id, input.user_group_id)?;
-        let revoked = store(ctx)?.revoke_access(viewer(ctx)?, book, p).await.map_err(ApiError::from)?;
+        let revoked = data(ctx)?.revoke_access(book, p).await.map_err(ApiError::from)?;
         Ok(RevokeAddressBookAccessPayload { revoked })
     }
 
@@ -284,27 +278,23 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: CreateContactInput,
     ) -> async_graphql::Result<CreateContactPayload> {
-        let v = viewer(ctx)?;
         let book = AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?);
         let company_id =
             input.company_id.as_ref().map(|c| ids::decode(ContactId::TAG, c).map(ContactId)).transpose()?;
-        let c = store(ctx)?
-            .create_contact(
-                v,
-                ContactInput {
-                    address_book_id: book,
-                    kind: input.kind.into(),
-                    fields: ContactFields {
-                        first_name: input.first_name,
-                        last_name: input.last_name,
-                        company_name: input.company_name,
-                        emails: channels_e(input.emails),
-                        phones: channels_p(input.phones),
-                    },
-                    company_id,
-                    business_status: input.business_status,
+        let c = data(ctx)?
+            .create_contact(ContactInput {
+                address_book_id: book,
+                kind: input.kind.into(),
+                fields: ContactFields {
+                    first_name: input.first_name,
+                    last_name: input.last_name,
+                    company_name: input.company_name,
+                    emails: channels_e(input.emails),
+                    phones: channels_p(input.phones),
                 },
-            )
+                company_id,
+                business_status: input.business_status,
+            })
             .await
             .map_err(ApiError::from)?;
         Ok(CreateContactPayload { contact: Contact(c) })
@@ -316,7 +306,6 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: UpdateContactInput,
     ) -> async_graphql::Result<UpdateContactPayload> {
-        let v = viewer(ctx)?;
         let id = ContactId(ids::decode(ContactId::TAG, &input.id)?);
         let address_book_id = input
             .address_book_id
@@ -337,7 +326,7 @@ impl CoreMutation {
             phones: input.phones.map(channels_p),
             company_id,
         };
-        let c = store(ctx)?.update_contact(v, id, patch).await.map_err(ApiError::from)?;
+        let c = data(ctx)?.update_contact(id, patch).await.map_err(ApiError::from)?;
         Ok(UpdateContactPayload { contact: Contact(c) })
     }
 
@@ -347,9 +336,8 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: DeleteContactInput,
     ) -> async_graphql::Result<DeleteContactPayload> {
-        let v = viewer(ctx)?;
         let id = ContactId(ids::decode(ContactId::TAG, &input.id)?);
-        store(ctx)?.delete_contact(v, id).await.map_err(ApiError::from)?;
+        data(ctx)?.delete_contact(id).await.map_err(ApiError::from)?;
         Ok(DeleteContactPayload { deleted_id: input.id })
     }
 
@@ -359,10 +347,9 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: SetContactBusinessStatusInput,
     ) -> async_graphql::Result<SetContactBusinessStatusPayload> {
-        let v = viewer(ctx)?;
         let id = ContactId(ids::decode(ContactId::TAG, &input.contact_id)?);
-        let c = store(ctx)?
-            .set_business_status(v, id, input.status.as_deref(), input.note.as_deref())
+        let c = data(ctx)?
+            .set_business_status(id, input.status.as_deref(), input.note.as_deref())
             .await
             .map_err(ApiError::from)?;
         Ok(SetContactBusinessStatusPayload { contact: Contact(c) })

@@ -3,7 +3,7 @@
 
 use super::groups::Group;
 use super::types::*;
-use super::{ids, loader, store, viewer};
+use super::{data, ids, loader, viewer};
 use crate::error::ApiError;
 use async_graphql::{
     Context, Enum, ID, InputObject, InputValueError, InputValueResult, Object, Scalar, ScalarType, SimpleObject, Value,
@@ -117,11 +117,11 @@ impl PriceList {
     /// The list percentages are taken off; `null`: the product's list price.
     async fn base_price_list(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<PriceList>> {
         let Some(b) = self.0.base_price_list_id else { return Ok(None) };
-        let l = store(ctx)?.price_lists_by_ids(viewer(ctx)?, &[b]).await.map_err(ApiError::from)?;
+        let l = data(ctx)?.price_lists_by_ids(&[b]).await.map_err(ApiError::from)?;
         Ok(l.into_iter().next().map(PriceList))
     }
     async fn items(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PriceListItem>> {
-        let items = store(ctx)?.price_list_items(viewer(ctx)?, self.0.id).await.map_err(ApiError::from)?;
+        let items = data(ctx)?.price_list_items(self.0.id).await.map_err(ApiError::from)?;
         Ok(items.into_iter().map(PriceListItem).collect())
     }
 }
@@ -196,7 +196,7 @@ pub async fn group_price_lists(
     g: GroupId,
     effective: bool,
 ) -> async_graphql::Result<Vec<GroupPriceList>> {
-    let l = store(ctx)?.group_price_lists(viewer(ctx)?, g, effective).await.map_err(ApiError::from)?;
+    let l = data(ctx)?.group_price_lists(g, effective).await.map_err(ApiError::from)?;
     Ok(l.into_iter().map(GroupPriceList).collect())
 }
 
@@ -418,10 +418,7 @@ impl PricingQuery {
         after: Option<String>,
         search: Option<String>,
     ) -> async_graphql::Result<ProductConnection> {
-        let p = store(ctx)?
-            .products(viewer(ctx)?, search.as_deref(), &page_req(first, after)?)
-            .await
-            .map_err(ApiError::from)?;
+        let p = data(ctx)?.products(search.as_deref(), &page_req(first, after)?).await.map_err(ApiError::from)?;
         let page_info = page_info(&p);
         Ok(ProductConnection {
             edges: p.rows.into_iter().map(|(cursor, r)| ProductEdge { cursor, node: Product(r) }).collect(),
@@ -431,7 +428,7 @@ impl PricingQuery {
 
     async fn product(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Product> {
         let id = ProductId(ids::decode(ProductId::TAG, &id)?);
-        let p = store(ctx)?.products_by_ids(viewer(ctx)?, &[id]).await.map_err(ApiError::from)?;
+        let p = data(ctx)?.products_by_ids(&[id]).await.map_err(ApiError::from)?;
         p.into_iter().next().map(Product).ok_or_else(|| ApiError::NotFound.into())
     }
 
@@ -443,7 +440,7 @@ impl PricingQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<PriceListConnection> {
-        let p = store(ctx)?.price_lists(viewer(ctx)?, &page_req(first, after)?).await.map_err(ApiError::from)?;
+        let p = data(ctx)?.price_lists(&page_req(first, after)?).await.map_err(ApiError::from)?;
         let page_info = page_info(&p);
         Ok(PriceListConnection {
             edges: p.rows.into_iter().map(|(cursor, r)| PriceListEdge { cursor, node: PriceList(r) }).collect(),
@@ -458,7 +455,7 @@ impl PricingQuery {
             return Err(ApiError::Forbidden("reading price lists is for admins".into()).into());
         }
         let id = PriceListId(ids::decode(PriceListId::TAG, &id)?);
-        let l = store(ctx)?.price_lists_by_ids(v, &[id]).await.map_err(ApiError::from)?;
+        let l = data(ctx)?.price_lists_by_ids(&[id]).await.map_err(ApiError::from)?;
         l.into_iter().next().map(PriceList).ok_or_else(|| ApiError::NotFound.into())
     }
 
@@ -468,14 +465,11 @@ impl PricingQuery {
         ctx: &Context<'_>,
         input: ResolvePriceInput,
     ) -> async_graphql::Result<PriceResolution> {
-        let v = viewer(ctx)?;
         let contact = ContactId(ids::decode(ContactId::TAG, &input.contact_id)?);
         let line = PriceLine { product: product_ref(&input.product_id, &input.sku)?, quantity: input.quantity.0 };
         let at = input.at.unwrap_or_else(Utc::now);
-        let mut priced = store(ctx)?
-            .price_lines(v, contact, &[line], &input.currency, at, Level::Read)
-            .await
-            .map_err(ApiError::from)?;
+        let mut priced =
+            data(ctx)?.price_lines(contact, &[line], &input.currency, at, Level::Read).await.map_err(ApiError::from)?;
         prefetch_groups(ctx, &priced).await?;
         let line = priced.pop().ok_or(ApiError::NotFound)?;
         to_resolution(ctx, line, ctx.look_ahead().field("explanation").exists()).await
@@ -484,7 +478,6 @@ impl PricingQuery {
     /// Prices many lines at once (one batch of queries, not one per line). Needs READ on the
     /// contact's book, like `resolvePrice`: a quote writes nothing (`placeOrder` needs WRITE).
     async fn quote_order(&self, ctx: &Context<'_>, input: QuoteOrderInput) -> async_graphql::Result<OrderQuote> {
-        let v = viewer(ctx)?;
         let contact = ContactId(ids::decode(ContactId::TAG, &input.contact_id)?);
         let lines = input
             .lines
@@ -492,10 +485,8 @@ impl PricingQuery {
             .map(|l| Ok(PriceLine { product: product_ref(&l.product_id, &l.sku)?, quantity: l.quantity.0 }))
             .collect::<Result<Vec<_>, ApiError>>()?;
         let at = input.at.unwrap_or_else(Utc::now);
-        let priced = store(ctx)?
-            .price_lines(v, contact, &lines, &input.currency, at, Level::Read)
-            .await
-            .map_err(ApiError::from)?;
+        let priced =
+            data(ctx)?.price_lines(contact, &lines, &input.currency, at, Level::Read).await.map_err(ApiError::from)?;
         let total: Decimal = priced.iter().map(|p| p.resolution.line_total).sum();
         let total = priced.first().map(|p| p.resolution.currency.round(total)).unwrap_or(total);
         let currency = priced.first().map(|p| p.resolution.currency.code().to_owned()).unwrap_or_default();
@@ -665,12 +656,12 @@ fn list_input(
 }
 
 async fn reload_group(ctx: &Context<'_>, g: GroupId) -> async_graphql::Result<Group> {
-    let r = store(ctx)?.groups_by_ids(viewer(ctx)?, &[g]).await.map_err(ApiError::from)?;
+    let r = data(ctx)?.groups_by_ids(&[g]).await.map_err(ApiError::from)?;
     r.into_iter().next().map(Group).ok_or_else(|| ApiError::NotFound.into())
 }
 
 async fn reload_contact(ctx: &Context<'_>, c: ContactId) -> async_graphql::Result<Contact> {
-    let r = store(ctx)?.contacts_by_ids(viewer(ctx)?, &[c]).await.map_err(ApiError::from)?;
+    let r = data(ctx)?.contacts_by_ids(&[c]).await.map_err(ApiError::from)?;
     r.into_iter().next().map(Contact).ok_or_else(|| ApiError::NotFound.into())
 }
 
@@ -685,17 +676,14 @@ impl PricingMutation {
         ctx: &Context<'_>,
         input: CreateProductInput,
     ) -> async_graphql::Result<CreateProductPayload> {
-        let p = store(ctx)?
-            .create_product(
-                viewer(ctx)?,
-                ProductInput {
-                    sku: input.sku,
-                    name: input.name,
-                    list_price: input.list_price.0,
-                    currency: input.currency,
-                    active: input.active,
-                },
-            )
+        let p = data(ctx)?
+            .create_product(ProductInput {
+                sku: input.sku,
+                name: input.name,
+                list_price: input.list_price.0,
+                currency: input.currency,
+                active: input.active,
+            })
             .await
             .map_err(ApiError::from)?;
         Ok(CreateProductPayload { product: Product(p) })
@@ -713,7 +701,7 @@ impl PricingMutation {
             currency: input.currency,
             active: input.active,
         };
-        let p = store(ctx)?.update_product(viewer(ctx)?, id, patch).await.map_err(ApiError::from)?;
+        let p = data(ctx)?.update_product(id, patch).await.map_err(ApiError::from)?;
         Ok(UpdateProductPayload { product: Product(p) })
     }
 
@@ -724,7 +712,7 @@ impl PricingMutation {
         input: CreatePriceListInput,
     ) -> async_graphql::Result<CreatePriceListPayload> {
         let i = list_input(input.name, input.currency, input.valid_from, input.valid_to, input.base_price_list_id)?;
-        let l = store(ctx)?.create_price_list(viewer(ctx)?, i).await.map_err(ApiError::from)?;
+        let l = data(ctx)?.create_price_list(i).await.map_err(ApiError::from)?;
         Ok(CreatePriceListPayload { price_list: PriceList(l) })
     }
 
@@ -735,7 +723,7 @@ impl PricingMutation {
     ) -> async_graphql::Result<UpdatePriceListPayload> {
         let id = list_id(&input.id)?;
         let i = list_input(input.name, input.currency, input.valid_from, input.valid_to, input.base_price_list_id)?;
-        let l = store(ctx)?.update_price_list(viewer(ctx)?, id, i).await.map_err(ApiError::from)?;
+        let l = data(ctx)?.update_price_list(id, i).await.map_err(ApiError::from)?;
         Ok(UpdatePriceListPayload { price_list: PriceList(l) })
     }
 
@@ -745,7 +733,6 @@ impl PricingMutation {
         ctx: &Context<'_>,
         input: SetPriceListItemsInput,
     ) -> async_graphql::Result<SetPriceListItemsPayload> {
-        let v = viewer(ctx)?;
         let id = list_id(&input.price_list_id)?;
         let items = input
             .items
@@ -761,9 +748,9 @@ impl PricingMutation {
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
-        let s = store(ctx)?;
-        let written = s.set_price_list_items(v, id, &items).await.map_err(ApiError::from)?;
-        let l = s.price_lists_by_ids(v, &[id]).await.map_err(ApiError::from)?.pop().ok_or(ApiError::NotFound)?;
+        let s = data(ctx)?;
+        let written = s.set_price_list_items(id, &items).await.map_err(ApiError::from)?;
+        let l = s.price_lists_by_ids(&[id]).await.map_err(ApiError::from)?.pop().ok_or(ApiError::NotFound)?;
         Ok(SetPriceListItemsPayload { price_list: PriceList(l), item_count: written.len() as i32 })
     }
 
@@ -774,8 +761,8 @@ impl PricingMutation {
         input: AssignGroupPriceListInput,
     ) -> async_graphql::Result<GroupPriceListPayload> {
         let g = GroupId(ids::decode(GroupId::TAG, &input.group_id)?);
-        store(ctx)?
-            .assign_group_price_list(viewer(ctx)?, g, list_id(&input.price_list_id)?, input.priority)
+        data(ctx)?
+            .assign_group_price_list(g, list_id(&input.price_list_id)?, input.priority)
             .await
             .map_err(ApiError::from)?;
         Ok(GroupPriceListPayload { group: reload_group(ctx, g).await? })
@@ -787,10 +774,7 @@ impl PricingMutation {
         input: UnassignGroupPriceListInput,
     ) -> async_graphql::Result<GroupPriceListPayload> {
         let g = GroupId(ids::decode(GroupId::TAG, &input.group_id)?);
-        store(ctx)?
-            .unassign_group_price_list(viewer(ctx)?, g, list_id(&input.price_list_id)?)
-            .await
-            .map_err(ApiError::from)?;
+        data(ctx)?.unassign_group_price_list(g, list_id(&input.price_list_id)?).await.map_err(ApiError::from)?;
         Ok(GroupPriceListPayload { group: reload_group(ctx, g).await? })
     }
 
@@ -801,8 +785,8 @@ impl PricingMutation {
         input: AssignContactPriceListInput,
     ) -> async_graphql::Result<ContactPriceListPayload> {
         let c = ContactId(ids::decode(ContactId::TAG, &input.contact_id)?);
-        store(ctx)?
-            .assign_contact_price_list(viewer(ctx)?, c, list_id(&input.price_list_id)?, input.priority)
+        data(ctx)?
+            .assign_contact_price_list(c, list_id(&input.price_list_id)?, input.priority)
             .await
             .map_err(ApiError::from)?;
         Ok(ContactPriceListPayload { contact: reload_contact(ctx, c).await? })
@@ -814,10 +798,7 @@ impl PricingMutation {
         input: UnassignContactPriceListInput,
     ) -> async_graphql::Result<ContactPriceListPayload> {
         let c = ContactId(ids::decode(ContactId::TAG, &input.contact_id)?);
-        store(ctx)?
-            .unassign_contact_price_list(viewer(ctx)?, c, list_id(&input.price_list_id)?)
-            .await
-            .map_err(ApiError::from)?;
+        data(ctx)?.unassign_contact_price_list(c, list_id(&input.price_list_id)?).await.map_err(ApiError::from)?;
         Ok(ContactPriceListPayload { contact: reload_contact(ctx, c).await? })
     }
 
@@ -827,13 +808,12 @@ impl PricingMutation {
         ctx: &Context<'_>,
         input: SetDefaultPriceListInput,
     ) -> async_graphql::Result<SetDefaultPriceListPayload> {
-        let v = viewer(ctx)?;
         let id = input.price_list_id.as_ref().map(list_id).transpose()?;
-        let s = store(ctx)?;
-        s.set_default_price_list(v, id).await.map_err(ApiError::from)?;
+        let s = data(ctx)?;
+        s.set_default_price_list(id).await.map_err(ApiError::from)?;
         let list = match id {
             Some(i) => s
-                .price_lists_by_ids(v, &[i])
+                .price_lists_by_ids(&[i])
                 .await
                 .map_err(ApiError::from)?
                 .pop()
@@ -983,7 +963,7 @@ impl OrderQuery {
     /// One order; `NOT_FOUND` if the viewer cannot see its contact.
     async fn order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Order> {
         let id = cohort_domain::ids::OrderId(ids::decode(cohort_domain::ids::OrderId::TAG, &id)?);
-        let o = store(ctx)?.orders_by_ids(viewer(ctx)?, &[id]).await.map_err(ApiError::from)?;
+        let o = data(ctx)?.orders_by_ids(&[id]).await.map_err(ApiError::from)?;
         o.into_iter().next().map(Order).ok_or_else(|| ApiError::NotFound.into())
     }
 }
@@ -996,14 +976,13 @@ impl OrderMutation {
     /// Prices the lines (as `quoteOrder`) and places the order with those prices frozen. Needs
     /// WRITE on the contact's address book.
     async fn place_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> async_graphql::Result<PlaceOrderPayload> {
-        let v = viewer(ctx)?;
         let contact = ContactId(ids::decode(ContactId::TAG, &input.contact_id)?);
         let lines = input
             .lines
             .iter()
             .map(|l| Ok(PriceLine { product: product_ref(&l.product_id, &l.sku)?, quantity: l.quantity.0 }))
             .collect::<Result<Vec<_>, ApiError>>()?;
-        let o = store(ctx)?.place_order(v, contact, &lines, &input.currency, input.at).await.map_err(ApiError::from)?;
+        let o = data(ctx)?.place_order(contact, &lines, &input.currency, input.at).await.map_err(ApiError::from)?;
         Ok(PlaceOrderPayload { order: Order(o) })
     }
 }
@@ -1014,7 +993,7 @@ pub async fn contact_orders(
     first: Option<i32>,
     after: Option<String>,
 ) -> async_graphql::Result<OrderConnection> {
-    let p = store(ctx)?.contact_orders(viewer(ctx)?, c, &page_req(first, after)?).await.map_err(ApiError::from)?;
+    let p = data(ctx)?.contact_orders(c, &page_req(first, after)?).await.map_err(ApiError::from)?;
     Ok(OrderConnection::from_page(p))
 }
 
@@ -1025,10 +1004,7 @@ pub async fn group_orders(
     first: Option<i32>,
     after: Option<String>,
 ) -> async_graphql::Result<OrderConnection> {
-    let p = store(ctx)?
-        .group_orders(viewer(ctx)?, g, include_subgroups, &page_req(first, after)?)
-        .await
-        .map_err(ApiError::from)?;
+    let p = data(ctx)?.group_orders(g, include_subgroups, &page_req(first, after)?).await.map_err(ApiError::from)?;
     Ok(OrderConnection::from_page(p))
 }
 
@@ -1039,8 +1015,7 @@ pub async fn group_order_summary(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> async_graphql::Result<Vec<OrderSummary>> {
-    let s =
-        store(ctx)?.group_order_summary(viewer(ctx)?, g, include_subgroups, from, to).await.map_err(ApiError::from)?;
+    let s = data(ctx)?.group_order_summary(g, include_subgroups, from, to).await.map_err(ApiError::from)?;
     Ok(s.into_iter()
         .map(|r| OrderSummary {
             currency: r.currency.code().to_owned(),

@@ -1,7 +1,7 @@
 //! Root queries. Every resolver starts from the viewer; without one it answers `UNAUTHENTICATED`.
 
 use super::types::*;
-use super::{ids, loader, store, viewer};
+use super::{data, ids, loader, viewer};
 use crate::error::ApiError;
 use async_graphql::{Context, ID, InputObject, Object};
 use cohort_domain::ids::{AddressBookId, ContactId, GroupId, UserGroupId, UserId};
@@ -96,8 +96,8 @@ impl CoreQuery {
             UserId::TAG => l.load_one(UserId(uuid)).await?.map(|u| Node::User(User(u))),
             UserGroupId::TAG => l.load_one(UserGroupId(uuid)).await?.map(|g| Node::UserGroup(UserGroup(g))),
             GroupId::TAG => l.load_one(GroupId(uuid)).await?.map(|g| Node::Group(super::groups::Group(g))),
-            cohort_domain::ids::OrderId::TAG => store(ctx)?
-                .orders_by_ids(viewer(ctx)?, &[cohort_domain::ids::OrderId(uuid)])
+            cohort_domain::ids::OrderId::TAG => data(ctx)?
+                .orders_by_ids(&[cohort_domain::ids::OrderId(uuid)])
                 .await
                 .map_err(ApiError::from)?
                 .pop()
@@ -114,9 +114,8 @@ impl CoreQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<AddressBookConnection> {
-        let v = viewer(ctx)?;
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = store(ctx)?.address_books(v, &page).await.map_err(ApiError::from)?;
+        let p = data(ctx)?.address_books(&page).await.map_err(ApiError::from)?;
         Ok(AddressBookConnection::from_page(p, None))
     }
 
@@ -144,14 +143,13 @@ impl CoreQuery {
         filter: Option<ContactFilterInput>,
         #[graphql(desc = "Default NAME.")] order_by: Option<ContactOrderBy>,
     ) -> async_graphql::Result<ContactConnection> {
-        let v = viewer(ctx)?;
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let filter = filter.unwrap_or_default().into_filter()?;
         let order = match order_by.unwrap_or(ContactOrderBy::Name) {
             ContactOrderBy::Name => cohort_store::ContactOrder::Name,
             ContactOrderBy::Id => cohort_store::ContactOrder::Id,
         };
-        let p = store(ctx)?.contacts(v, &filter, order, &page).await.map_err(ApiError::from)?;
+        let p = data(ctx)?.contacts(&filter, order, &page).await.map_err(ApiError::from)?;
         let rows: Vec<&cohort_store::ContactRecord> = p.rows.iter().map(|r| &r.1).collect();
         prefetch_contacts(ctx, ctx.look_ahead().field("edges").field("node"), &rows).await?;
         Ok(ContactConnection::from_page(p, Some(CountSource::Contacts(filter))))
@@ -159,7 +157,7 @@ impl CoreQuery {
 
     /// The tenant's business-status classification, in display order.
     async fn business_statuses(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<BusinessStatus>> {
-        let s = store(ctx)?.business_statuses(viewer(ctx)?).await.map_err(ApiError::from)?;
+        let s = data(ctx)?.business_statuses().await.map_err(ApiError::from)?;
         Ok(s.into_iter().map(BusinessStatus).collect())
     }
 
@@ -172,7 +170,7 @@ impl CoreQuery {
         after: Option<String>,
     ) -> async_graphql::Result<UserConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = store(ctx)?.users(viewer(ctx)?, &page).await.map_err(ApiError::from)?;
+        let p = data(ctx)?.users(&page).await.map_err(ApiError::from)?;
         Ok(UserConnection::from_page(p, None))
     }
 
@@ -185,7 +183,7 @@ impl CoreQuery {
         after: Option<String>,
     ) -> async_graphql::Result<UserGroupConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = store(ctx)?.user_groups(viewer(ctx)?, &page).await.map_err(ApiError::from)?;
+        let p = data(ctx)?.user_groups(&page).await.map_err(ApiError::from)?;
         Ok(UserGroupConnection::from_page(p, None))
     }
 }

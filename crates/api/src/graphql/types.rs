@@ -1,7 +1,7 @@
 //! GraphQL object types. Each wraps a store record (never a sea-orm model) and resolves related
 //! objects through the per-request loaders, so visibility rules apply to every hop.
 
-use super::{ids, loader, store, viewer};
+use super::{data, ids, loader, viewer};
 use crate::error::ApiError;
 use async_graphql::{ComplexObject, Context, Enum, ID, Interface, Object, SimpleObject, Union};
 use chrono::{DateTime, Utc};
@@ -134,9 +134,7 @@ pub enum CountSource {
 
 async fn total_count(ctx: &Context<'_>, c: &Option<CountSource>) -> async_graphql::Result<i64> {
     match c {
-        Some(CountSource::Contacts(f)) => {
-            Ok(store(ctx)?.count_contacts(viewer(ctx)?, f).await.map_err(ApiError::from)? as i64)
-        }
+        Some(CountSource::Contacts(f)) => Ok(data(ctx)?.count_contacts(f).await.map_err(ApiError::from)? as i64),
         None => Err(ApiError::bad_input("totalCount", "not available for this list").into()),
     }
 }
@@ -284,7 +282,7 @@ impl Contact {
         after: Option<String>,
     ) -> async_graphql::Result<StatusChangeConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = store(ctx)?.status_history(viewer(ctx)?, self.0.id, &page).await.map_err(ApiError::from)?;
+        let p = data(ctx)?.status_history(self.0.id, &page).await.map_err(ApiError::from)?;
         Ok(StatusChangeConnection::from_page(p, None))
     }
     /// The contact's orders, newest first.
@@ -409,7 +407,7 @@ impl AddressBook {
     }
     /// Who has access (needs MANAGE on the book).
     async fn grants(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AddressBookGrant>> {
-        let g = store(ctx)?.grants(viewer(ctx)?, self.0.id).await.map_err(ApiError::from)?;
+        let g = data(ctx)?.grants(self.0.id).await.map_err(ApiError::from)?;
         Ok(g.into_iter().map(AddressBookGrant).collect())
     }
     /// The book's contacts, by name.
@@ -422,10 +420,7 @@ impl AddressBook {
     ) -> async_graphql::Result<ContactConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let filter = ContactFilter { address_books: Some(vec![self.0.id]), ..Default::default() };
-        let p = store(ctx)?
-            .contacts(viewer(ctx)?, &filter, cohort_store::ContactOrder::Name, &page)
-            .await
-            .map_err(ApiError::from)?;
+        let p = data(ctx)?.contacts(&filter, cohort_store::ContactOrder::Name, &page).await.map_err(ApiError::from)?;
         let rows: Vec<&ContactRecord> = p.rows.iter().map(|r| &r.1).collect();
         prefetch_contacts(ctx, ctx.look_ahead().field("edges").field("node"), &rows).await?;
         Ok(ContactConnection::from_page(p, Some(CountSource::Contacts(filter))))
@@ -523,7 +518,7 @@ impl UserGroup {
     }
     /// Members (admin only).
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
-        let m = store(ctx)?.user_group_members(viewer(ctx)?, self.0.id).await.map_err(ApiError::from)?;
+        let m = data(ctx)?.user_group_members(self.0.id).await.map_err(ApiError::from)?;
         Ok(m.into_iter().map(User).collect())
     }
 }
@@ -557,7 +552,7 @@ impl ViewerInfo {
     }
     /// The user groups the viewer belongs to.
     async fn user_groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<UserGroup>> {
-        let g = store(ctx)?.my_user_groups(viewer(ctx)?).await.map_err(ApiError::from)?;
+        let g = data(ctx)?.my_user_groups().await.map_err(ApiError::from)?;
         Ok(g.into_iter().map(UserGroup).collect())
     }
 }

@@ -9,6 +9,7 @@ pub(crate) mod contact;
 pub(crate) mod contact_email;
 pub(crate) mod contact_phone;
 pub(crate) mod contact_price_list;
+pub(crate) mod event;
 pub(crate) mod grant;
 pub(crate) mod group;
 pub(crate) mod group_closure;

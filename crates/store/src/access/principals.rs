@@ -2,18 +2,19 @@
 //! first authenticated request; an admin can also pre-create a user so routing can name them.
 
 use crate::Store;
+use crate::access::handle::DataHandle;
+use crate::access::viewer::{GrantSnapshot, Identity, Viewer};
+use crate::core::page::{Page, PageRequest};
+use crate::core::sql::Sql;
 use crate::entities::{business_status, tenant, user, user_group, user_group_member};
 use crate::error::{StoreError, StoreResult};
-use crate::page::{Page, PageRequest};
-use crate::repo::audit;
-use crate::sql::Sql;
-use crate::viewer::{GrantSnapshot, Identity, Viewer};
+use crate::events::{EventType, Subject, SubjectKind};
 use chrono::{DateTime, Utc};
-use cohort_domain::AccessLevel;
 use cohort_domain::ids::{TenantId, UserGroupId, UserId};
 use cohort_domain::status::SEEDED_STATUSES;
 use cohort_domain::text::{Email, Name, optional_text};
 use sea_orm::FromQueryResult;
+use sea_orm::TransactionTrait;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::sync::Arc;
@@ -142,13 +143,16 @@ pub(crate) async fn ensure_user<C: ConnectionTrait>(
 impl Store {
     /// Resolves a verified identity to a viewer, creating its tenant (with the seeded status list)
     /// and its user just in time. The common case — both exist — is a single indexed lookup.
-    pub async fn viewer(&self, id: &Identity) -> StoreResult<Viewer> {
+    /// Only the [`crate::Gate`] calls this (after verifying the token).
+    pub(crate) async fn resolve_viewer(&self, id: &Identity) -> StoreResult<Viewer> {
         check_key("tid", &id.tenant_key)?;
         check_key("sub", &id.subject)?;
         let admin = id.roles.is_admin();
         let mut rows = self.user_with_grants(id, !admin).await?;
         if rows.is_empty() {
-            let txn = self.write_txn().await?;
+            // Just-in-time provisioning is the gate's own write, before any viewer exists (so
+            // not a unit of work of one): tenant and user rows only, no tenant data.
+            let txn = self.db.begin_with_options(crate::core::uow::immediate()).await?;
             let t = ensure_tenant(&txn, &id.tenant_key).await?;
             ensure_user(&txn, t, &id.subject, id.name.as_deref(), id.email.as_deref()).await?;
             txn.commit().await?;
@@ -162,11 +166,14 @@ impl Store {
         let grants = if admin {
             GrantSnapshot::NotNeeded
         } else {
-            GrantSnapshot::from_rows(
-                rows.iter().filter_map(|r| Some((r.book?, AccessLevel::from_i16(r.level?)?))),
-                self.max_inline_grants,
-                self.db.get_database_backend() == sea_orm::DbBackend::Postgres,
-            )
+            let mut grants = Vec::with_capacity(rows.len());
+            for r in &rows {
+                // The user's own row has no book; every grant row has both.
+                if let (Some(book), Some(level)) = (r.book, r.level) {
+                    grants.push((book, crate::core::decode::access_level(level)?));
+                }
+            }
+            GrantSnapshot::from_rows(grants, self.max_inline_grants)
         };
         // Keep the profile fresh from the token, but write at most every few minutes per user.
         let stale = last_seen.is_none_or(|t| Utc::now() - t > chrono::Duration::minutes(5));
@@ -188,12 +195,14 @@ impl Store {
         }
         Ok(Viewer {
             tenant_id: TenantId(tenant_id),
+            tenant_key: id.tenant_key.clone(),
             user_id: UserId(user_id),
             subject: id.subject.clone(),
             roles: id.roles.clone(),
             name: id.name.clone().or(name),
             email: id.email.clone().or(email),
             grants: Arc::new(grants),
+            dialect: self.dialect(),
         })
     }
 
@@ -204,7 +213,7 @@ impl Store {
         // groups' grants) rather than one join with an OR, which PostgreSQL can only answer by
         // scanning the tenant's grants.
         const USER: &str = "SELECT u.tenant_id, u.id AS user_id, u.name, u.email, u.last_seen_at";
-        let mut q = Sql::new(self.db.get_database_backend());
+        let mut q = Sql::new(self.dialect());
         q.push(USER)
             .push(", NULL AS book, NULL AS level FROM tenants t JOIN users u ON u.tenant_id = t.id WHERE t.key = ")
             .bind(id.tenant_key.as_str())
@@ -227,44 +236,43 @@ impl Store {
         let rows = self.db.query_all_raw(q.build()).await?;
         rows.iter().map(|r| UserWithGrant::from_query_result(r, "").map_err(StoreError::Database)).collect()
     }
+}
 
+impl DataHandle {
     /// Pre-creates a user (admin), so grants and routing can name them before their first login.
-    pub async fn create_user(
-        &self,
-        v: &Viewer,
-        subject: &str,
-        name: Option<&str>,
-        email: Option<&str>,
-    ) -> StoreResult<UserRecord> {
+    pub async fn create_user(&self, subject: &str, name: Option<&str>, email: Option<&str>) -> StoreResult<UserRecord> {
+        let v = self.viewer();
         require_admin(v)?;
         check_key("subject", subject.trim())?;
         let name = name.map(|n| Name::parse("name", n)).transpose()?;
         let email = email.map(Email::parse).transpose()?;
-        let txn = self.write_txn().await?;
+        let w = self.begin().await?;
         let exists = user::Entity::find()
             .filter(user::Column::TenantId.eq(v.tenant_id.0))
             .filter(user::Column::Subject.eq(subject.trim()))
-            .one(&txn)
+            .one(w.tx())
             .await?;
         if exists.is_some() {
             return Err(StoreError::Conflict("a user with this subject already exists".into()));
         }
         let u = ensure_user(
-            &txn,
+            w.tx(),
             v.tenant_id,
             subject.trim(),
             name.as_ref().map(Name::as_str),
             email.as_ref().map(Email::as_str),
         )
         .await?;
-        audit::record(&txn, v, "user.create", "User", Some(u.id), serde_json::json!({"subject": u.subject})).await?;
-        txn.commit().await?;
+        w.audit("user.create", "User", Some(u.id), serde_json::json!({"subject": u.subject}));
+        w.emit(EventType::UserCreated, vec![Subject::new(SubjectKind::User, u.id)], serde_json::json!({}));
+        w.commit().await?;
         Ok(u.into())
     }
 
     /// Users of the viewer's tenant by id. Any member of the tenant may see who its workers are
     /// (names appear as `assignedBy`, grant holders, …); ids of other tenants are simply absent.
-    pub async fn users_by_ids(&self, v: &Viewer, ids: &[UserId]) -> StoreResult<Vec<UserRecord>> {
+    pub async fn users_by_ids(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>> {
+        let v = self.viewer();
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -279,11 +287,12 @@ impl Store {
     }
 
     /// All users of the tenant, by subject (admin).
-    pub async fn users(&self, v: &Viewer, page: &PageRequest) -> StoreResult<Page<UserRecord>> {
+    pub async fn users(&self, page: &PageRequest) -> StoreResult<Page<UserRecord>> {
+        let v = self.viewer();
         require_admin(v)?;
         let mut q = user::Entity::find().filter(user::Column::TenantId.eq(v.tenant_id.0));
         if let Some((subject, id)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(crate::page::after(user::Column::Subject, user::Column::Id, (subject, id)));
+            q = q.filter(crate::core::page::after(user::Column::Subject, user::Column::Id, (subject, id)));
         }
         let rows = q
             .order_by_asc(user::Column::Subject)
@@ -294,16 +303,12 @@ impl Store {
         Ok(Page::from_rows(rows.into_iter().map(UserRecord::from).collect(), page, |u| (u.subject.clone(), u.id.0)))
     }
 
-    pub async fn create_user_group(
-        &self,
-        v: &Viewer,
-        name: &str,
-        description: Option<&str>,
-    ) -> StoreResult<UserGroupRecord> {
+    pub async fn create_user_group(&self, name: &str, description: Option<&str>) -> StoreResult<UserGroupRecord> {
+        let v = self.viewer();
         require_admin(v)?;
         let name = Name::parse("name", name)?;
         let description = optional_text("description", description)?;
-        let txn = self.write_txn().await?;
+        let w = self.begin().await?;
         let m = user_group::Model {
             tenant_id: v.tenant_id.0,
             id: Uuid::now_v7(),
@@ -318,17 +323,18 @@ impl Store {
             description: Set(m.description.clone()),
             created_at: Set(m.created_at),
         })
-        .exec_without_returning(&txn)
+        .exec_without_returning(w.tx())
         .await
         .map_err(|e| StoreError::unique_as_conflict(e, "a user group with this name already exists"))?;
-        audit::record(&txn, v, "userGroup.create", "UserGroup", Some(m.id), serde_json::json!({"name": m.name}))
-            .await?;
-        txn.commit().await?;
+        w.audit("userGroup.create", "UserGroup", Some(m.id), serde_json::json!({"name": m.name}));
+        w.emit(EventType::UserGroupCreated, vec![Subject::new(SubjectKind::UserGroup, m.id)], serde_json::json!({}));
+        w.commit().await?;
         Ok(m.into())
     }
 
     /// User groups by id: admins see all; others see the groups they belong to.
-    pub async fn user_groups_by_ids(&self, v: &Viewer, ids: &[UserGroupId]) -> StoreResult<Vec<UserGroupRecord>> {
+    pub async fn user_groups_by_ids(&self, ids: &[UserGroupId]) -> StoreResult<Vec<UserGroupRecord>> {
+        let v = self.viewer();
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -342,13 +348,14 @@ impl Store {
     }
 
     /// User groups by name: admins see all, others the groups they belong to.
-    pub async fn user_groups(&self, v: &Viewer, page: &PageRequest) -> StoreResult<Page<UserGroupRecord>> {
+    pub async fn user_groups(&self, page: &PageRequest) -> StoreResult<Page<UserGroupRecord>> {
+        let v = self.viewer();
         let mut q = user_group::Entity::find().filter(user_group::Column::TenantId.eq(v.tenant_id.0));
         if !v.is_admin() {
             q = q.filter(user_group::Column::Id.in_subquery(my_groups_query(v)));
         }
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(crate::page::after(user_group::Column::Name, user_group::Column::Id, (name, id)));
+            q = q.filter(crate::core::page::after(user_group::Column::Name, user_group::Column::Id, (name, id)));
         }
         let rows = q
             .order_by_asc(user_group::Column::Name)
@@ -360,7 +367,8 @@ impl Store {
     }
 
     /// The user groups the viewer belongs to, by name.
-    pub async fn my_user_groups(&self, v: &Viewer) -> StoreResult<Vec<UserGroupRecord>> {
+    pub async fn my_user_groups(&self) -> StoreResult<Vec<UserGroupRecord>> {
+        let v = self.viewer();
         Ok(user_group::Entity::find()
             .filter(user_group::Column::TenantId.eq(v.tenant_id.0))
             .filter(user_group::Column::Id.in_subquery(my_groups_query(v)))
@@ -373,7 +381,8 @@ impl Store {
     }
 
     /// Members of a user group (admin), by subject.
-    pub async fn user_group_members(&self, v: &Viewer, group: UserGroupId) -> StoreResult<Vec<UserRecord>> {
+    pub async fn user_group_members(&self, group: UserGroupId) -> StoreResult<Vec<UserRecord>> {
+        let v = self.viewer();
         require_admin(v)?;
         Ok(user::Entity::find()
             .filter(user::Column::TenantId.eq(v.tenant_id.0))
@@ -398,13 +407,14 @@ impl Store {
 
     /// Adds users to a user group (admin). All ids must name users of the tenant, or nothing is
     /// written. Returns how many memberships were new.
-    pub async fn add_user_group_members(&self, v: &Viewer, group: UserGroupId, users: &[UserId]) -> StoreResult<u64> {
+    pub async fn add_user_group_members(&self, group: UserGroupId, users: &[UserId]) -> StoreResult<u64> {
+        let v = self.viewer();
         require_admin(v)?;
         if users.len() > 1000 {
             return Err(StoreError::invalid("userIds", "at most 1000 users per call"));
         }
-        let txn = self.write_txn().await?;
-        self.check_user_group(&txn, v, group).await?;
+        let w = self.begin().await?;
+        self.check_user_group(w.tx(), v, group).await?;
         let mut ids: Vec<Uuid> = users.iter().map(|u| u.0).collect();
         ids.sort();
         ids.dedup();
@@ -414,7 +424,7 @@ impl Store {
             .select_only()
             .column(user::Column::Id)
             .into_tuple()
-            .all(&txn)
+            .all(w.tx())
             .await?;
         if known.len() != ids.len() {
             return Err(StoreError::NotFound);
@@ -438,43 +448,45 @@ impl Store {
             .do_nothing()
             .to_owned(),
         )
-        .exec_without_returning(&txn)
+        .exec_without_returning(w.tx())
         .await?;
-        audit::record(&txn, v, "userGroup.addMembers", "UserGroup", Some(group.0), serde_json::json!({"userIds": ids}))
-            .await?;
-        txn.commit().await?;
+        w.audit("userGroup.addMembers", "UserGroup", Some(group.0), serde_json::json!({"userIds": ids}));
+        w.emit(
+            EventType::UserGroupMembersAdded,
+            vec![Subject::new(SubjectKind::UserGroup, group.0)],
+            serde_json::json!({"userIds": ids}),
+        );
+        w.commit().await?;
         Ok(added)
     }
 
     /// Removes users from a user group (admin). Returns how many memberships ended.
-    pub async fn remove_user_group_members(
-        &self,
-        v: &Viewer,
-        group: UserGroupId,
-        users: &[UserId],
-    ) -> StoreResult<u64> {
+    pub async fn remove_user_group_members(&self, group: UserGroupId, users: &[UserId]) -> StoreResult<u64> {
+        let v = self.viewer();
         require_admin(v)?;
         if users.len() > 1000 {
             return Err(StoreError::invalid("userIds", "at most 1000 users per call"));
         }
-        let txn = self.write_txn().await?;
-        self.check_user_group(&txn, v, group).await?;
+        let w = self.begin().await?;
+        self.check_user_group(w.tx(), v, group).await?;
         let res = user_group_member::Entity::delete_many()
             .filter(user_group_member::Column::TenantId.eq(v.tenant_id.0))
             .filter(user_group_member::Column::UserGroupId.eq(group.0))
             .filter(user_group_member::Column::UserId.is_in(users.iter().map(|u| u.0)))
-            .exec(&txn)
+            .exec(w.tx())
             .await?;
-        audit::record(
-            &txn,
-            v,
+        w.audit(
             "userGroup.removeMembers",
             "UserGroup",
             Some(group.0),
             serde_json::json!({"userIds": users.iter().map(|u| u.0).collect::<Vec<_>>()}),
-        )
-        .await?;
-        txn.commit().await?;
+        );
+        w.emit(
+            EventType::UserGroupMembersRemoved,
+            vec![Subject::new(SubjectKind::UserGroup, group.0)],
+            serde_json::json!({"userIds": users.iter().map(|u| u.0).collect::<Vec<_>>()}),
+        );
+        w.commit().await?;
         Ok(res.rows_affected)
     }
 

@@ -3,19 +3,21 @@
 //! a price for a contact needs sight of the contact; the answer names a group only if the viewer
 //! can see it, while every group of the contact counts (prices must not depend on who asks).
 
-use crate::Store;
+use crate::access::handle::DataHandle;
+use crate::access::viewer::Viewer;
+use crate::core::decode;
+use crate::core::page::{Page, PageRequest};
+use crate::core::sql::Sql;
+use crate::core::visibility::{book_level, book_visible, like_escape};
 use crate::entities::{
     contact, contact_price_list, group_price_list, price_item, price_list, product, tenant_settings,
 };
 use crate::error::{StoreError, StoreResult};
-use crate::page::{Page, PageRequest};
-use crate::repo::audit;
-use crate::sql::Sql;
-use crate::viewer::Viewer;
-use crate::visibility::{book_level, book_visible, like_escape};
+use crate::events::{EventType, Subject, SubjectKind};
 use chrono::{DateTime, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::ids::{ContactId, GroupId, PriceItemId, PriceListId, ProductId};
+use cohort_domain::inherit;
 use cohort_domain::money::{self, Currency};
 use cohort_domain::pricing::{
     self, Assignments, Base, ContactAssignment, GroupAssignment, ItemPrice, PriceItem, PriceList,
@@ -55,18 +57,18 @@ pub struct ProductRecord {
     sort_name: String,
 }
 
-fn product_record(m: product::Model) -> ProductRecord {
-    ProductRecord {
+fn product_record(m: product::Model) -> StoreResult<ProductRecord> {
+    Ok(ProductRecord {
         id: ProductId(m.id),
         sku: m.sku,
         name: m.name,
         list_price: money::from_micros(m.list_price_micros),
-        currency: Currency::parse(&m.currency).unwrap_or_else(|_| Currency::parse("EUR").expect("EUR is known")),
+        currency: decode::currency(&m.currency)?,
         active: m.active,
         created_at: m.created_at,
         updated_at: m.updated_at,
         sort_name: m.sort_name,
-    }
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -99,18 +101,18 @@ pub struct PriceListRecord {
     sort_name: String,
 }
 
-fn list_record(m: price_list::Model) -> PriceListRecord {
-    PriceListRecord {
+pub(crate) fn list_record(m: price_list::Model) -> StoreResult<PriceListRecord> {
+    Ok(PriceListRecord {
         id: PriceListId(m.id),
         name: m.name,
-        currency: Currency::parse(&m.currency).unwrap_or_else(|_| Currency::parse("EUR").expect("EUR is known")),
+        currency: decode::currency(&m.currency)?,
         valid_from: m.valid_from,
         valid_to: m.valid_to,
         base_price_list_id: m.base_price_list_id.map(PriceListId),
         created_at: m.created_at,
         updated_at: m.updated_at,
         sort_name: m.sort_name,
-    }
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -188,10 +190,11 @@ fn window_ok(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> StoreRes
     Ok(())
 }
 
-impl Store {
+impl DataHandle {
     // ---- catalogue -----------------------------------------------------------------------
 
-    pub async fn create_product(&self, v: &Viewer, input: ProductInput) -> StoreResult<ProductRecord> {
+    pub async fn create_product(&self, input: ProductInput) -> StoreResult<ProductRecord> {
+        let v = self.viewer();
         require_admin(v, "managing the catalogue")?;
         let sku = input.sku.trim();
         if sku.is_empty() || sku.len() > 64 || sku.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -213,23 +216,29 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
-        let txn = self.write_txn().await?;
+        let w = self.begin().await?;
         product::Entity::insert(product::ActiveModel::from(m.clone()))
-            .exec_without_returning(&txn)
+            .exec_without_returning(w.tx())
             .await
             .map_err(|e| StoreError::unique_as_conflict(e, "a product with this SKU already exists"))?;
-        audit::record(&txn, v, "product.create", "Product", Some(m.id), serde_json::json!({"sku": m.sku})).await?;
-        txn.commit().await?;
-        Ok(product_record(m))
+        w.audit("product.create", "Product", Some(m.id), serde_json::json!({"sku": m.sku}));
+        w.emit(
+            EventType::ProductCreated,
+            vec![Subject::new(SubjectKind::Product, m.id)],
+            serde_json::json!({"sku": m.sku}),
+        );
+        w.commit().await?;
+        product_record(m)
     }
 
-    pub async fn update_product(&self, v: &Viewer, id: ProductId, p: ProductPatch) -> StoreResult<ProductRecord> {
+    pub async fn update_product(&self, id: ProductId, p: ProductPatch) -> StoreResult<ProductRecord> {
+        let v = self.viewer();
         require_admin(v, "managing the catalogue")?;
-        let txn = self.write_txn().await?;
+        let w = self.begin().await?;
         let cur = product::Entity::find()
             .filter(product::Column::TenantId.eq(v.tenant_id.0))
             .filter(product::Column::Id.eq(id.0))
-            .one(&txn)
+            .one(w.tx())
             .await?
             .ok_or(StoreError::NotFound)?;
         let name = match &p.name {
@@ -266,20 +275,21 @@ impl Store {
             updated_at: Set(m.updated_at),
             ..Default::default()
         })
-        .exec(&txn)
+        .exec(w.tx())
         .await?;
-        audit::record(&txn, v, "product.update", "Product", Some(m.id), serde_json::json!({"sku": m.sku})).await?;
-        txn.commit().await?;
-        Ok(product_record(m))
+        w.audit("product.update", "Product", Some(m.id), serde_json::json!({"sku": m.sku}));
+        w.emit(
+            EventType::ProductUpdated,
+            vec![Subject::new(SubjectKind::Product, m.id)],
+            serde_json::json!({"sku": m.sku, "active": m.active}),
+        );
+        w.commit().await?;
+        product_record(m)
     }
 
     /// The catalogue, by name. Every member of the tenant may read it.
-    pub async fn products(
-        &self,
-        v: &Viewer,
-        search: Option<&str>,
-        page: &PageRequest,
-    ) -> StoreResult<Page<ProductRecord>> {
+    pub async fn products(&self, search: Option<&str>, page: &PageRequest) -> StoreResult<Page<ProductRecord>> {
+        let v = self.viewer();
         let mut q = product::Entity::find().filter(product::Column::TenantId.eq(v.tenant_id.0));
         if let Some(term) = search.map(cohort_domain::text::search_prefix).transpose()?.flatten() {
             let pat = format!("{}%", like_escape(&term));
@@ -296,7 +306,7 @@ impl Store {
             );
         }
         if let Some(key) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(crate::page::after(product::Column::SortName, product::Column::Id, key));
+            q = q.filter(crate::core::page::after(product::Column::SortName, product::Column::Id, key));
         }
         let rows = q
             .order_by_asc(product::Column::SortName)
@@ -304,21 +314,24 @@ impl Store {
             .limit(page.limit())
             .all(&self.db)
             .await?;
-        Ok(Page::from_rows(rows.into_iter().map(product_record).collect(), page, |p| (p.sort_name.clone(), p.id.0)))
+        Ok(Page::from_rows(rows.into_iter().map(product_record).collect::<StoreResult<Vec<_>>>()?, page, |p| {
+            (p.sort_name.clone(), p.id.0)
+        }))
     }
 
-    pub async fn products_by_ids(&self, v: &Viewer, ids: &[ProductId]) -> StoreResult<Vec<ProductRecord>> {
+    pub async fn products_by_ids(&self, ids: &[ProductId]) -> StoreResult<Vec<ProductRecord>> {
+        let v = self.viewer();
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        Ok(product::Entity::find()
+        product::Entity::find()
             .filter(product::Column::TenantId.eq(v.tenant_id.0))
             .filter(product::Column::Id.is_in(ids.iter().map(|i| i.0)))
             .all(&self.db)
             .await?
             .into_iter()
             .map(product_record)
-            .collect())
+            .collect()
     }
 
     // ---- price lists ---------------------------------------------------------------------
@@ -354,14 +367,15 @@ impl Store {
         Ok(())
     }
 
-    pub async fn create_price_list(&self, v: &Viewer, input: PriceListInput) -> StoreResult<PriceListRecord> {
+    pub async fn create_price_list(&self, input: PriceListInput) -> StoreResult<PriceListRecord> {
+        let v = self.viewer();
         require_admin(v, "configuring price lists")?;
         let name = Name::parse("name", &input.name)?;
         let currency = Currency::parse(&input.currency)?;
         window_ok(input.valid_from, input.valid_to)?;
-        let txn = self.write_txn().await?;
+        let w = self.begin().await?;
         if let Some(b) = input.base_price_list_id {
-            self.check_base(&txn, v, None, b, currency).await?;
+            self.check_base(w.tx(), v, None, b, currency).await?;
         }
         let now = Utc::now();
         let m = price_list::Model {
@@ -376,39 +390,35 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
-        price_list::Entity::insert(price_list::ActiveModel::from(m.clone())).exec_without_returning(&txn).await?;
-        audit::record(&txn, v, "priceList.create", "PriceList", Some(m.id), serde_json::json!({"name": m.name}))
-            .await?;
-        txn.commit().await?;
-        Ok(list_record(m))
+        price_list::Entity::insert(price_list::ActiveModel::from(m.clone())).exec_without_returning(w.tx()).await?;
+        w.audit("priceList.create", "PriceList", Some(m.id), serde_json::json!({"name": m.name}));
+        w.emit(EventType::PriceListCreated, vec![Subject::new(SubjectKind::PriceList, m.id)], serde_json::json!({}));
+        w.commit().await?;
+        list_record(m)
     }
 
     /// Replaces a list's settings (name, currency, window, base) — admin; cycles refused.
-    pub async fn update_price_list(
-        &self,
-        v: &Viewer,
-        id: PriceListId,
-        input: PriceListInput,
-    ) -> StoreResult<PriceListRecord> {
+    pub async fn update_price_list(&self, id: PriceListId, input: PriceListInput) -> StoreResult<PriceListRecord> {
+        let v = self.viewer();
         require_admin(v, "configuring price lists")?;
         let name = Name::parse("name", &input.name)?;
         let currency = Currency::parse(&input.currency)?;
         window_ok(input.valid_from, input.valid_to)?;
-        let txn = self.write_txn().await?;
+        let w = self.begin().await?;
         let cur = price_list::Entity::find()
             .filter(price_list::Column::TenantId.eq(v.tenant_id.0))
             .filter(price_list::Column::Id.eq(id.0))
-            .one(&txn)
+            .one(w.tx())
             .await?
             .ok_or(StoreError::NotFound)?;
         if let Some(b) = input.base_price_list_id {
-            self.check_base(&txn, v, Some(id), b, currency).await?;
+            self.check_base(w.tx(), v, Some(id), b, currency).await?;
         }
         if cur.currency != currency.code() {
             let dependants = price_list::Entity::find()
                 .filter(price_list::Column::TenantId.eq(v.tenant_id.0))
                 .filter(price_list::Column::BasePriceListId.eq(id.0))
-                .count(&txn)
+                .count(w.tx())
                 .await?;
             if dependants > 0 {
                 return Err(StoreError::Conflict(
@@ -438,22 +448,22 @@ impl Store {
             updated_at: Set(m.updated_at),
             ..Default::default()
         })
-        .exec(&txn)
+        .exec(w.tx())
         .await?;
-        audit::record(&txn, v, "priceList.update", "PriceList", Some(m.id), serde_json::json!({"name": m.name}))
-            .await?;
-        txn.commit().await?;
-        Ok(list_record(m))
+        w.audit("priceList.update", "PriceList", Some(m.id), serde_json::json!({"name": m.name}));
+        w.emit(EventType::PriceListUpdated, vec![Subject::new(SubjectKind::PriceList, m.id)], serde_json::json!({}));
+        w.commit().await?;
+        list_record(m)
     }
 
     /// Replaces a list's items atomically (admin). Every item is validated first; one bad item
     /// and nothing changes.
     pub async fn set_price_list_items(
         &self,
-        v: &Viewer,
         id: PriceListId,
         items: &[PriceItemInput],
     ) -> StoreResult<Vec<PriceItemRecord>> {
+        let v = self.viewer();
         require_admin(v, "configuring price lists")?;
         if items.len() > 10_000 {
             return Err(StoreError::invalid("items", "at most 10000 items per list"));
@@ -487,18 +497,18 @@ impl Store {
                 valid_to: it.valid_to,
             });
         }
-        let txn = self.write_txn().await?;
+        let w = self.begin().await?;
         price_list::Entity::find()
             .filter(price_list::Column::TenantId.eq(v.tenant_id.0))
             .filter(price_list::Column::Id.eq(id.0))
-            .one(&txn)
+            .one(w.tx())
             .await?
             .ok_or(StoreError::NotFound)?;
         let wanted: HashSet<Uuid> = rows.iter().map(|r| r.product_id).collect();
         let known = product::Entity::find()
             .filter(product::Column::TenantId.eq(v.tenant_id.0))
             .filter(product::Column::Id.is_in(wanted.iter().copied()))
-            .count(&txn)
+            .count(w.tx())
             .await?;
         if known != wanted.len() as u64 {
             return Err(StoreError::invalid("productId", "every item must name a product of the catalogue"));
@@ -506,25 +516,30 @@ impl Store {
         price_item::Entity::delete_many()
             .filter(price_item::Column::TenantId.eq(v.tenant_id.0))
             .filter(price_item::Column::PriceListId.eq(id.0))
-            .exec(&txn)
+            .exec(w.tx())
             .await?;
         for chunk in rows.chunks(2000) {
             price_item::Entity::insert_many(chunk.iter().cloned().map(price_item::ActiveModel::from))
-                .exec_without_returning(&txn)
+                .exec_without_returning(w.tx())
                 .await?;
         }
-        audit::record(&txn, v, "priceList.setItems", "PriceList", Some(id.0), serde_json::json!({"items": rows.len()}))
-            .await?;
-        txn.commit().await?;
+        w.audit("priceList.setItems", "PriceList", Some(id.0), serde_json::json!({"items": rows.len()}));
+        w.emit(
+            EventType::PriceListItemsSet,
+            vec![Subject::new(SubjectKind::PriceList, id.0)],
+            serde_json::json!({"items": rows.len()}),
+        );
+        w.commit().await?;
         Ok(rows.into_iter().map(item_record).collect())
     }
 
     /// Price lists by name (admin: their contents are commercially sensitive).
-    pub async fn price_lists(&self, v: &Viewer, page: &PageRequest) -> StoreResult<Page<PriceListRecord>> {
+    pub async fn price_lists(&self, page: &PageRequest) -> StoreResult<Page<PriceListRecord>> {
+        let v = self.viewer();
         require_admin(v, "reading price lists")?;
         let mut q = price_list::Entity::find().filter(price_list::Column::TenantId.eq(v.tenant_id.0));
         if let Some(key) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(crate::page::after(price_list::Column::SortName, price_list::Column::Id, key));
+            q = q.filter(crate::core::page::after(price_list::Column::SortName, price_list::Column::Id, key));
         }
         let rows = q
             .order_by_asc(price_list::Column::SortName)
@@ -532,26 +547,30 @@ impl Store {
             .limit(page.limit())
             .all(&self.db)
             .await?;
-        Ok(Page::from_rows(rows.into_iter().map(list_record).collect(), page, |l| (l.sort_name.clone(), l.id.0)))
+        Ok(Page::from_rows(rows.into_iter().map(list_record).collect::<StoreResult<Vec<_>>>()?, page, |l| {
+            (l.sort_name.clone(), l.id.0)
+        }))
     }
 
     /// Lists by id. Admins get them; others get nothing (names reach them only inside price
     /// explanations).
-    pub async fn price_lists_by_ids(&self, v: &Viewer, ids: &[PriceListId]) -> StoreResult<Vec<PriceListRecord>> {
+    pub async fn price_lists_by_ids(&self, ids: &[PriceListId]) -> StoreResult<Vec<PriceListRecord>> {
+        let v = self.viewer();
         if ids.is_empty() || !v.is_admin() {
             return Ok(vec![]);
         }
-        Ok(price_list::Entity::find()
+        price_list::Entity::find()
             .filter(price_list::Column::TenantId.eq(v.tenant_id.0))
             .filter(price_list::Column::Id.is_in(ids.iter().map(|i| i.0)))
             .all(&self.db)
             .await?
             .into_iter()
             .map(list_record)
-            .collect())
+            .collect()
     }
 
-    pub async fn price_list_items(&self, v: &Viewer, id: PriceListId) -> StoreResult<Vec<PriceItemRecord>> {
+    pub async fn price_list_items(&self, id: PriceListId) -> StoreResult<Vec<PriceItemRecord>> {
+        let v = self.viewer();
         require_admin(v, "reading price lists")?;
         Ok(price_item::Entity::find()
             .filter(price_item::Column::TenantId.eq(v.tenant_id.0))
@@ -578,17 +597,12 @@ impl Store {
     }
 
     /// Assigns (or re-prioritises) a list on a group (admin).
-    pub async fn assign_group_price_list(
-        &self,
-        v: &Viewer,
-        g: GroupId,
-        list: PriceListId,
-        priority: i32,
-    ) -> StoreResult<()> {
+    pub async fn assign_group_price_list(&self, g: GroupId, list: PriceListId, priority: i32) -> StoreResult<()> {
+        let v = self.viewer();
         require_admin(v, "assigning price lists")?;
-        let txn = self.write_txn().await?;
-        self.group_for(&txn, v, g, AccessLevel::Read).await?;
-        self.list_exists(&txn, v, list).await?;
+        let w = self.begin().await?;
+        self.group_for(w.tx(), v, g, AccessLevel::Read).await?;
+        self.list_exists(w.tx(), v, list).await?;
         group_price_list::Entity::insert(group_price_list::ActiveModel {
             tenant_id: Set(v.tenant_id.0),
             group_id: Set(g.0),
@@ -604,55 +618,50 @@ impl Store {
             .update_column(group_price_list::Column::Priority)
             .to_owned(),
         )
-        .exec_without_returning(&txn)
+        .exec_without_returning(w.tx())
         .await?;
-        audit::record(
-            &txn,
-            v,
+        w.audit(
             "group.assignPriceList",
             "Group",
             Some(g.0),
             serde_json::json!({"priceListId": list.0, "priority": priority}),
-        )
-        .await?;
-        txn.commit().await?;
+        );
+        w.emit(
+            EventType::PriceListAssigned,
+            vec![Subject::new(SubjectKind::PriceList, list.0), Subject::new(SubjectKind::Group, g.0)],
+            serde_json::json!({"priority": priority}),
+        );
+        w.commit().await?;
         Ok(())
     }
 
-    pub async fn unassign_group_price_list(&self, v: &Viewer, g: GroupId, list: PriceListId) -> StoreResult<bool> {
+    pub async fn unassign_group_price_list(&self, g: GroupId, list: PriceListId) -> StoreResult<bool> {
+        let v = self.viewer();
         require_admin(v, "assigning price lists")?;
-        let txn = self.write_txn().await?;
-        self.group_for(&txn, v, g, AccessLevel::Read).await?;
+        let w = self.begin().await?;
+        self.group_for(w.tx(), v, g, AccessLevel::Read).await?;
         let r = group_price_list::Entity::delete_many()
             .filter(group_price_list::Column::TenantId.eq(v.tenant_id.0))
             .filter(group_price_list::Column::GroupId.eq(g.0))
             .filter(group_price_list::Column::PriceListId.eq(list.0))
-            .exec(&txn)
+            .exec(w.tx())
             .await?;
-        audit::record(
-            &txn,
-            v,
-            "group.unassignPriceList",
-            "Group",
-            Some(g.0),
-            serde_json::json!({"priceListId": list.0}),
-        )
-        .await?;
-        txn.commit().await?;
+        w.audit("group.unassignPriceList", "Group", Some(g.0), serde_json::json!({"priceListId": list.0}));
+        w.emit(
+            EventType::PriceListUnassigned,
+            vec![Subject::new(SubjectKind::PriceList, list.0), Subject::new(SubjectKind::Group, g.0)],
+            serde_json::json!({}),
+        );
+        w.commit().await?;
         Ok(r.rows_affected > 0)
     }
 
-    pub async fn assign_contact_price_list(
-        &self,
-        v: &Viewer,
-        c: ContactId,
-        list: PriceListId,
-        priority: i32,
-    ) -> StoreResult<()> {
+    pub async fn assign_contact_price_list(&self, c: ContactId, list: PriceListId, priority: i32) -> StoreResult<()> {
+        let v = self.viewer();
         require_admin(v, "assigning price lists")?;
-        let txn = self.write_txn().await?;
-        self.contact_visible(&txn, v, c).await?;
-        self.list_exists(&txn, v, list).await?;
+        let w = self.begin().await?;
+        self.contact_visible(w.tx(), v, c).await?;
+        self.list_exists(w.tx(), v, list).await?;
         contact_price_list::Entity::insert(contact_price_list::ActiveModel {
             tenant_id: Set(v.tenant_id.0),
             contact_id: Set(c.0),
@@ -668,50 +677,51 @@ impl Store {
             .update_column(contact_price_list::Column::Priority)
             .to_owned(),
         )
-        .exec_without_returning(&txn)
+        .exec_without_returning(w.tx())
         .await?;
-        audit::record(
-            &txn,
-            v,
+        w.audit(
             "contact.assignPriceList",
             "Contact",
             Some(c.0),
             serde_json::json!({"priceListId": list.0, "priority": priority}),
-        )
-        .await?;
-        txn.commit().await?;
+        );
+        w.emit(
+            EventType::PriceListAssigned,
+            vec![Subject::new(SubjectKind::PriceList, list.0), Subject::new(SubjectKind::Contact, c.0)],
+            serde_json::json!({"priority": priority}),
+        );
+        w.commit().await?;
         Ok(())
     }
 
-    pub async fn unassign_contact_price_list(&self, v: &Viewer, c: ContactId, list: PriceListId) -> StoreResult<bool> {
+    pub async fn unassign_contact_price_list(&self, c: ContactId, list: PriceListId) -> StoreResult<bool> {
+        let v = self.viewer();
         require_admin(v, "assigning price lists")?;
-        let txn = self.write_txn().await?;
-        self.contact_visible(&txn, v, c).await?;
+        let w = self.begin().await?;
+        self.contact_visible(w.tx(), v, c).await?;
         let r = contact_price_list::Entity::delete_many()
             .filter(contact_price_list::Column::TenantId.eq(v.tenant_id.0))
             .filter(contact_price_list::Column::ContactId.eq(c.0))
             .filter(contact_price_list::Column::PriceListId.eq(list.0))
-            .exec(&txn)
+            .exec(w.tx())
             .await?;
-        audit::record(
-            &txn,
-            v,
-            "contact.unassignPriceList",
-            "Contact",
-            Some(c.0),
-            serde_json::json!({"priceListId": list.0}),
-        )
-        .await?;
-        txn.commit().await?;
+        w.audit("contact.unassignPriceList", "Contact", Some(c.0), serde_json::json!({"priceListId": list.0}));
+        w.emit(
+            EventType::PriceListUnassigned,
+            vec![Subject::new(SubjectKind::PriceList, list.0), Subject::new(SubjectKind::Contact, c.0)],
+            serde_json::json!({}),
+        );
+        w.commit().await?;
         Ok(r.rows_affected > 0)
     }
 
     /// Sets (or clears) the tenant's default price list (admin).
-    pub async fn set_default_price_list(&self, v: &Viewer, list: Option<PriceListId>) -> StoreResult<()> {
+    pub async fn set_default_price_list(&self, list: Option<PriceListId>) -> StoreResult<()> {
+        let v = self.viewer();
         require_admin(v, "assigning price lists")?;
-        let txn = self.write_txn().await?;
+        let w = self.begin().await?;
         if let Some(l) = list {
-            self.list_exists(&txn, v, l).await?;
+            self.list_exists(w.tx(), v, l).await?;
         }
         tenant_settings::Entity::insert(tenant_settings::ActiveModel {
             tenant_id: Set(v.tenant_id.0),
@@ -723,18 +733,20 @@ impl Store {
                 .update_columns([tenant_settings::Column::DefaultPriceListId, tenant_settings::Column::UpdatedAt])
                 .to_owned(),
         )
-        .exec_without_returning(&txn)
+        .exec_without_returning(w.tx())
         .await?;
-        audit::record(
-            &txn,
-            v,
+        w.audit(
             "tenant.setDefaultPriceList",
             "Tenant",
             Some(v.tenant_id.0),
             serde_json::json!({"priceListId": list.map(|l| l.0)}),
-        )
-        .await?;
-        txn.commit().await?;
+        );
+        w.emit(
+            EventType::DefaultPriceListSet,
+            list.map(|l| Subject::new(SubjectKind::PriceList, l.0)).into_iter().collect(),
+            serde_json::json!({"priceListId": list.map(|l| l.0)}),
+        );
+        w.commit().await?;
         Ok(())
     }
 
@@ -755,16 +767,12 @@ impl Store {
 
     /// A visible group's own lists by priority (`effective = false`), or the lists it applies —
     /// its own, else the nearest ancestor's (`effective = true`). Names only for non-admins.
-    pub async fn group_price_lists(
-        &self,
-        v: &Viewer,
-        g: GroupId,
-        effective: bool,
-    ) -> StoreResult<Vec<ListAssignmentRecord>> {
-        if self.groups_by_ids(v, &[g]).await?.is_empty() {
+    pub async fn group_price_lists(&self, g: GroupId, effective: bool) -> StoreResult<Vec<ListAssignmentRecord>> {
+        let v = self.viewer();
+        if self.groups_by_ids(&[g]).await?.is_empty() {
             return Err(StoreError::NotFound);
         }
-        let mut q = Sql::new(self.db.get_database_backend());
+        let mut q = Sql::new(v.dialect);
         q.push("SELECT cl.depth, a.group_id, a.price_list_id, a.priority, l.tenant_id, l.id, l.name, l.sort_name, l.currency, l.valid_from, l.valid_to, l.base_price_list_id, l.created_at, l.updated_at FROM group_closure cl JOIN group_price_lists a ON a.tenant_id = cl.tenant_id AND a.group_id = cl.ancestor_id JOIN price_lists l ON l.tenant_id = a.tenant_id AND l.id = a.price_list_id WHERE cl.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND cl.descendant_id = ")
@@ -774,21 +782,24 @@ impl Store {
         }
         q.push(" ORDER BY cl.depth, a.priority, a.price_list_id");
         let rows = self.db.query_all_raw(q.build()).await?;
-        let mut out = vec![];
-        let mut nearest: Option<i32> = None;
+        let mut found = Vec::with_capacity(rows.len());
         for r in rows {
-            let depth: i32 = r.try_get("", "depth")?;
-            if *nearest.get_or_insert(depth) != depth {
-                break;
-            }
             use sea_orm::FromQueryResult;
-            out.push(ListAssignmentRecord {
-                price_list: list_record(price_list::Model::from_query_result(&r, "")?),
-                priority: r.try_get("", "priority")?,
+            found.push(inherit::Found {
                 defined_on: GroupId(r.try_get("", "group_id")?),
+                depth: r.try_get("", "depth")?,
+                value: (list_record(price_list::Model::from_query_result(&r, "")?)?, r.try_get::<i32>("", "priority")?),
             });
         }
-        Ok(out)
+        Ok(inherit::effective(found)
+            .map(|e| {
+                let from = e.from;
+                e.values
+                    .into_iter()
+                    .map(|(price_list, priority)| ListAssignmentRecord { price_list, priority, defined_on: from })
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     // ---- resolution ----------------------------------------------------------------------
@@ -797,13 +808,13 @@ impl Store {
     /// WRITE when an order is placed). One fixed set of statements whatever the number of lines.
     pub async fn price_lines(
         &self,
-        v: &Viewer,
         contact_id: ContactId,
         lines: &[PriceLine],
         currency: &str,
         at: DateTime<Utc>,
         needed: AccessLevel,
     ) -> StoreResult<Vec<PricedLine>> {
+        let v = self.viewer();
         if lines.is_empty() || lines.len() > 500 {
             return Err(StoreError::invalid("lines", "give 1 to 500 lines"));
         }
@@ -853,28 +864,43 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let mut q = Sql::new(self.db.get_database_backend());
+        let mut q = Sql::new(v.dialect);
         q.push("SELECT m.group_id, g.precedence, g.address_book_id, cl.ancestor_id, cl.depth, a.price_list_id, a.priority FROM group_memberships m JOIN contact_groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id JOIN group_closure cl ON cl.tenant_id = m.tenant_id AND cl.descendant_id = m.group_id JOIN group_price_lists a ON a.tenant_id = cl.tenant_id AND a.group_id = cl.ancestor_id WHERE m.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND m.contact_id = ")
             .bind(contact_id.0);
         let rows = self.db.query_all_raw(q.build()).await?;
-        let mut nearest: HashMap<Uuid, i32> = HashMap::new();
-        let mut group_rows = vec![];
+        // Each direct group's effective lists: its own, else its nearest ancestor's (one rule,
+        // `cohort_domain::inherit`).
+        let mut found = Vec::with_capacity(rows.len());
+        let mut precedence: HashMap<Uuid, i32> = HashMap::new();
         for r in rows {
             let g: Uuid = r.try_get("", "group_id")?;
-            let depth: i32 = r.try_get("", "depth")?;
-            let e = nearest.entry(g).or_insert(depth);
-            *e = std::cmp::min(*e, depth);
-            group_rows.push((
+            precedence.insert(g, r.try_get("", "precedence")?);
+            found.push((
                 g,
-                r.try_get::<i32>("", "precedence")?,
-                r.try_get::<Uuid>("", "ancestor_id")?,
-                depth,
-                r.try_get::<Uuid>("", "price_list_id")?,
-                r.try_get::<i32>("", "priority")?,
+                inherit::Found {
+                    defined_on: GroupId(r.try_get("", "ancestor_id")?),
+                    depth: r.try_get("", "depth")?,
+                    value: (PriceListId(r.try_get("", "price_list_id")?), r.try_get::<i32>("", "priority")?),
+                },
             ));
         }
+        let mut group_assignments: Vec<GroupAssignment> = inherit::effective_per(found)
+            .into_iter()
+            .flat_map(|(g, e)| {
+                let prec = precedence.get(&g).copied().unwrap_or_default();
+                e.values.into_iter().map(move |(list, priority)| GroupAssignment {
+                    group: GroupId(g),
+                    precedence: prec,
+                    defined_on: e.from,
+                    list,
+                    priority,
+                })
+            })
+            .collect();
+        // A stable order of candidates before the domain merges them (the map has none).
+        group_assignments.sort_by_key(|a| (a.group.0, a.priority, a.list.0));
         let default: Option<Uuid> = tenant_settings::Entity::find()
             .filter(tenant_settings::Column::TenantId.eq(v.tenant_id.0))
             .one(&self.db)
@@ -885,17 +911,7 @@ impl Store {
                 .iter()
                 .map(|(l, p)| ContactAssignment { list: PriceListId(*l), priority: *p })
                 .collect(),
-            groups: group_rows
-                .iter()
-                .filter(|r| nearest.get(&r.0) == Some(&r.3))
-                .map(|r| GroupAssignment {
-                    group: GroupId(r.0),
-                    precedence: r.1,
-                    defined_on: GroupId(r.2),
-                    list: PriceListId(r.4),
-                    priority: r.5,
-                })
-                .collect(),
+            groups: group_assignments,
             default: default.map(PriceListId),
         };
         // The lists (and their base chains) with the items for these products.
@@ -921,7 +937,7 @@ impl Store {
                 .await?;
             let mut next = HashSet::new();
             for l in found {
-                let Ok(cur) = Currency::parse(&l.currency) else { continue };
+                let cur = decode::currency(&l.currency)?;
                 if let Some(b) = l.base_price_list_id {
                     next.insert(b);
                 }
@@ -951,10 +967,10 @@ impl Store {
         candidate_groups.dedup();
         let names = std::sync::Arc::new(names);
         let visible_groups: std::sync::Arc<HashSet<GroupId>> =
-            std::sync::Arc::new(self.groups_by_ids(v, &candidate_groups).await?.into_iter().map(|g| g.id).collect());
+            std::sync::Arc::new(self.groups_by_ids(&candidate_groups).await?.into_iter().map(|g| g.id).collect());
         let mut out = Vec::with_capacity(lines.len());
         for (p, qty) in resolved_products.into_iter().zip(quantities) {
-            let prod = product_record(p);
+            let prod = product_record(p)?;
             let dp = pricing::Product { id: prod.id, list_price: prod.list_price, currency: prod.currency };
             let resolution = pricing::resolve(&dp, qty, currency, at, &assignments, &lists).map_err(|_| {
                 StoreError::NoPrice(format!(

@@ -1,13 +1,15 @@
 //! Address books and their grants. A viewer sees a book iff they are admin or hold any grant on it
 //! (directly or through a user group); granting and revoking need `MANAGE` on the book.
 
-use crate::Store;
+use crate::access::handle::DataHandle;
+use crate::core::page::{Page, PageRequest};
+use crate::core::visibility::{book_level, book_levels, book_visible};
 use crate::entities::{address_book, grant, user, user_group};
 use crate::error::{StoreError, StoreResult};
-use crate::page::{Page, PageRequest};
-use crate::repo::audit;
-use crate::viewer::Viewer;
-use crate::visibility::{PRINCIPAL_GROUP, PRINCIPAL_USER, book_level, book_levels, book_visible};
+use crate::events::{EventType, Subject, SubjectKind};
+
+const PRINCIPAL_USER: &str = "USER";
+const PRINCIPAL_GROUP: &str = "GROUP";
 use chrono::{DateTime, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::ids::{AddressBookId, UserGroupId, UserId};
@@ -57,34 +59,30 @@ pub struct GrantRecord {
     pub granted_by: Option<UserId>,
 }
 
-fn grant_record(m: grant::Model) -> Option<GrantRecord> {
+fn grant_record(m: grant::Model) -> StoreResult<GrantRecord> {
     let principal = match m.principal_kind.as_str() {
         PRINCIPAL_USER => Principal::User(UserId(m.principal_id)),
         PRINCIPAL_GROUP => Principal::UserGroup(UserGroupId(m.principal_id)),
-        _ => return None,
+        other => return Err(crate::error::StoreError::corrupt("address_book_grants.principal_kind", other)),
     };
-    Some(GrantRecord {
+    Ok(GrantRecord {
         address_book_id: AddressBookId(m.address_book_id),
         principal,
-        level: AccessLevel::from_i16(m.level)?,
+        level: crate::core::decode::access_level(m.level)?,
         granted_at: m.granted_at,
         granted_by: m.granted_by.map(UserId),
     })
 }
 
-impl Store {
-    pub async fn create_address_book(
-        &self,
-        v: &Viewer,
-        name: &str,
-        description: Option<&str>,
-    ) -> StoreResult<AddressBookRecord> {
+impl DataHandle {
+    pub async fn create_address_book(&self, name: &str, description: Option<&str>) -> StoreResult<AddressBookRecord> {
+        let v = self.viewer();
         if !v.is_admin() {
             return Err(StoreError::forbidden("creating address books needs the admin role"));
         }
         let name = Name::parse("name", name)?;
         let description = optional_text("description", description)?;
-        let txn = self.write_txn().await?;
+        let w = self.begin().await?;
         let id = Uuid::now_v7();
         let now = Utc::now();
         address_book::Entity::insert(address_book::ActiveModel {
@@ -94,19 +92,12 @@ impl Store {
             description: Set(description.clone()),
             created_at: Set(now),
         })
-        .exec_without_returning(&txn)
+        .exec_without_returning(w.tx())
         .await
         .map_err(|e| StoreError::unique_as_conflict(e, "an address book with this name already exists"))?;
-        audit::record(
-            &txn,
-            v,
-            "addressBook.create",
-            "AddressBook",
-            Some(id),
-            serde_json::json!({"name": name.as_str()}),
-        )
-        .await?;
-        txn.commit().await?;
+        w.audit("addressBook.create", "AddressBook", Some(id), serde_json::json!({"name": name.as_str()}));
+        w.emit(EventType::AddressBookCreated, vec![Subject::new(SubjectKind::AddressBook, id)], serde_json::json!({}));
+        w.commit().await?;
         Ok(AddressBookRecord {
             id: AddressBookId(id),
             name: name.into_string(),
@@ -117,12 +108,13 @@ impl Store {
     }
 
     /// The books the viewer can see, by name.
-    pub async fn address_books(&self, v: &Viewer, page: &PageRequest) -> StoreResult<Page<AddressBookRecord>> {
+    pub async fn address_books(&self, page: &PageRequest) -> StoreResult<Page<AddressBookRecord>> {
+        let v = self.viewer();
         let mut q = address_book::Entity::find()
             .filter(address_book::Column::TenantId.eq(v.tenant_id.0))
             .filter(book_visible(v, address_book::Column::Id, AccessLevel::Read));
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(crate::page::after(address_book::Column::Name, address_book::Column::Id, (name, id)));
+            q = q.filter(crate::core::page::after(address_book::Column::Name, address_book::Column::Id, (name, id)));
         }
         let rows = q
             .order_by_asc(address_book::Column::Name)
@@ -130,12 +122,13 @@ impl Store {
             .limit(page.limit())
             .all(&self.db)
             .await?;
-        let recs = self.with_levels(v, rows).await?;
+        let recs = self.with_levels(rows).await?;
         Ok(Page::from_rows(recs, page, |b| (b.name.clone(), b.id.0)))
     }
 
     /// Visible books among `ids` (unknown and hidden ids are simply absent).
-    pub async fn address_books_by_ids(&self, v: &Viewer, ids: &[AddressBookId]) -> StoreResult<Vec<AddressBookRecord>> {
+    pub async fn address_books_by_ids(&self, ids: &[AddressBookId]) -> StoreResult<Vec<AddressBookRecord>> {
+        let v = self.viewer();
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -145,10 +138,11 @@ impl Store {
             .filter(book_visible(v, address_book::Column::Id, AccessLevel::Read))
             .all(&self.db)
             .await?;
-        self.with_levels(v, rows).await
+        self.with_levels(rows).await
     }
 
-    async fn with_levels(&self, v: &Viewer, rows: Vec<address_book::Model>) -> StoreResult<Vec<AddressBookRecord>> {
+    async fn with_levels(&self, rows: Vec<address_book::Model>) -> StoreResult<Vec<AddressBookRecord>> {
+        let v = self.viewer();
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         let levels = book_levels(&self.db, v, &ids).await?;
         Ok(rows
@@ -167,7 +161,8 @@ impl Store {
     }
 
     /// Grants on a book (needs `MANAGE` on it).
-    pub async fn grants(&self, v: &Viewer, book: AddressBookId) -> StoreResult<Vec<GrantRecord>> {
+    pub async fn grants(&self, book: AddressBookId) -> StoreResult<Vec<GrantRecord>> {
+        let v = self.viewer();
         match book_level(&self.db, v, book).await? {
             None => return Err(StoreError::NotFound),
             Some(l) if l < AccessLevel::Manage => {
@@ -175,7 +170,7 @@ impl Store {
             }
             Some(_) => {}
         }
-        Ok(grant::Entity::find()
+        grant::Entity::find()
             .filter(grant::Column::TenantId.eq(v.tenant_id.0))
             .filter(grant::Column::AddressBookId.eq(book.0))
             .order_by_asc(grant::Column::PrincipalKind)
@@ -183,20 +178,20 @@ impl Store {
             .all(&self.db)
             .await?
             .into_iter()
-            .filter_map(grant_record)
-            .collect())
+            .map(grant_record)
+            .collect()
     }
 
     /// Grants `level` on `book` to `principal`, replacing any previous level (needs `MANAGE`).
     pub async fn grant_access(
         &self,
-        v: &Viewer,
         book: AddressBookId,
         principal: Principal,
         level: AccessLevel,
     ) -> StoreResult<GrantRecord> {
-        let txn = self.write_txn().await?;
-        match book_level(&txn, v, book).await? {
+        let v = self.viewer();
+        let w = self.begin().await?;
+        match book_level(w.tx(), v, book).await? {
             None => return Err(StoreError::NotFound),
             Some(l) if l < AccessLevel::Manage => {
                 return Err(StoreError::forbidden("granting access needs MANAGE on the address book"));
@@ -207,13 +202,13 @@ impl Store {
             Principal::User(u) => user::Entity::find()
                 .filter(user::Column::TenantId.eq(v.tenant_id.0))
                 .filter(user::Column::Id.eq(u.0))
-                .one(&txn)
+                .one(w.tx())
                 .await?
                 .is_some(),
             Principal::UserGroup(g) => user_group::Entity::find()
                 .filter(user_group::Column::TenantId.eq(v.tenant_id.0))
                 .filter(user_group::Column::Id.eq(g.0))
-                .one(&txn)
+                .one(w.tx())
                 .await?
                 .is_some(),
         };
@@ -240,25 +235,23 @@ impl Store {
             .update_columns([grant::Column::Level, grant::Column::GrantedAt, grant::Column::GrantedBy])
             .to_owned(),
         )
-        .exec_without_returning(&txn)
+        .exec_without_returning(w.tx())
         .await?;
-        audit::record(
-            &txn,
-            v,
-            "addressBook.grant",
+        w.audit("addressBook.grant",
             "AddressBook",
             Some(book.0),
             serde_json::json!({"principalKind": principal.kind(), "principalId": principal.id(), "level": level.as_i16()}),
-        )
-        .await?;
-        txn.commit().await?;
+        );
+        w.emit(EventType::AccessGranted, vec![Subject::new(SubjectKind::AddressBook, book.0)], serde_json::json!({"principalKind": principal.kind(), "principalId": principal.id(), "level": level.as_i16()}));
+        w.commit().await?;
         Ok(GrantRecord { address_book_id: book, principal, level, granted_at: now, granted_by: Some(v.user_id) })
     }
 
     /// Revokes a principal's grant on a book (needs `MANAGE`). Returns whether a grant existed.
-    pub async fn revoke_access(&self, v: &Viewer, book: AddressBookId, principal: Principal) -> StoreResult<bool> {
-        let txn = self.write_txn().await?;
-        match book_level(&txn, v, book).await? {
+    pub async fn revoke_access(&self, book: AddressBookId, principal: Principal) -> StoreResult<bool> {
+        let v = self.viewer();
+        let w = self.begin().await?;
+        match book_level(w.tx(), v, book).await? {
             None => return Err(StoreError::NotFound),
             Some(l) if l < AccessLevel::Manage => {
                 return Err(StoreError::forbidden("revoking access needs MANAGE on the address book"));
@@ -270,23 +263,26 @@ impl Store {
             .filter(grant::Column::AddressBookId.eq(book.0))
             .filter(grant::Column::PrincipalKind.eq(principal.kind()))
             .filter(grant::Column::PrincipalId.eq(principal.id()))
-            .exec(&txn)
+            .exec(w.tx())
             .await?;
-        audit::record(
-            &txn,
-            v,
+        w.audit(
             "addressBook.revoke",
             "AddressBook",
             Some(book.0),
             serde_json::json!({"principalKind": principal.kind(), "principalId": principal.id()}),
-        )
-        .await?;
-        txn.commit().await?;
+        );
+        w.emit(
+            EventType::AccessRevoked,
+            vec![Subject::new(SubjectKind::AddressBook, book.0)],
+            serde_json::json!({"principalKind": principal.kind(), "principalId": principal.id()}),
+        );
+        w.commit().await?;
         Ok(res.rows_affected > 0)
     }
 
     /// The viewer's level on a book, `None` if it does not exist for them.
-    pub async fn address_book_access(&self, v: &Viewer, book: AddressBookId) -> StoreResult<Option<AccessLevel>> {
+    pub async fn address_book_access(&self, book: AddressBookId) -> StoreResult<Option<AccessLevel>> {
+        let v = self.viewer();
         book_level(&self.db, v, book).await
     }
 }

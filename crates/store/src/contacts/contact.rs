@@ -2,14 +2,17 @@
 //! carries the visibility condition, so a hidden contact is, for this viewer, a contact that does
 //! not exist: not listed, not counted, not matched by filters, and `NotFound` by id.
 
-use crate::Store;
+use crate::access::handle::DataHandle;
+use crate::access::viewer::Viewer;
+use crate::core::decode;
+use crate::core::page::{Page, PageRequest};
+use crate::core::uow::UnitOfWork;
+use crate::core::visibility::{book_level, book_visible, like_escape};
 use crate::entities::{
     business_status, contact, contact_email, contact_phone, group, group_closure, membership, status_change,
 };
 use crate::error::{StoreError, StoreResult};
-use crate::page::{Page, PageRequest};
-use crate::viewer::Viewer;
-use crate::visibility::{book_level, book_visible, like_escape};
+use crate::events::{EventType, Subject, SubjectKind};
 use chrono::{DateTime, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::contact::{ContactFields, ContactKind, ValidContact};
@@ -39,12 +42,13 @@ pub struct ContactRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<contact::Model> for ContactRecord {
-    fn from(m: contact::Model) -> Self {
-        ContactRecord {
+impl TryFrom<contact::Model> for ContactRecord {
+    type Error = StoreError;
+    fn try_from(m: contact::Model) -> StoreResult<Self> {
+        Ok(ContactRecord {
             id: ContactId(m.id),
             address_book_id: AddressBookId(m.address_book_id),
-            kind: ContactKind::parse(&m.kind).unwrap_or(ContactKind::Person),
+            kind: decode::contact_kind(&m.kind)?,
             first_name: m.first_name,
             last_name: m.last_name,
             company_name: m.company_name,
@@ -54,7 +58,7 @@ impl From<contact::Model> for ContactRecord {
             business_status_id: m.business_status_id.map(BusinessStatusId),
             created_at: m.created_at,
             updated_at: m.updated_at,
-        }
+        })
     }
 }
 
@@ -162,8 +166,9 @@ fn visible_contacts(v: &Viewer) -> Select<contact::Entity> {
     ))
 }
 
-impl Store {
-    async fn filtered(&self, v: &Viewer, f: &ContactFilter) -> StoreResult<Select<contact::Entity>> {
+impl DataHandle {
+    async fn filtered(&self, f: &ContactFilter) -> StoreResult<Select<contact::Entity>> {
+        let v = self.viewer();
         let mut q = visible_contacts(v);
         if let Some(books) = &f.address_books {
             q = q.filter(contact::Column::AddressBookId.is_in(books.iter().map(|b| b.0)));
@@ -211,7 +216,7 @@ impl Store {
             let mut distinct = named.clone();
             distinct.sort();
             distinct.dedup();
-            let sizes = self.selection_group_sizes(v, &distinct).await?;
+            let sizes = self.selection_group_sizes(&distinct).await?;
             if sizes.len() != distinct.len() {
                 return Err(StoreError::NotFound);
             }
@@ -270,7 +275,7 @@ impl Store {
                 // PostgreSQL `OFFSET 0` keeps it so — without it the planner turns the EXISTS
                 // into a join and, in a cached generic plan that cannot know the groups' sizes,
                 // may merge-join against all 100,000 members of a large group.
-                let postgres = self.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+                let fence = v.dialect.keeps_subquery_correlated();
                 let probe = |groups: &[GroupId]| {
                     let mx = sea_orm::sea_query::Alias::new("mx");
                     let mut p = Query::select();
@@ -284,7 +289,7 @@ impl Store {
                             Expr::col((mx, membership::Column::ContactId))
                                 .equals((membership::Entity, membership::Column::ContactId)),
                         );
-                    if postgres {
+                    if fence {
                         p.offset(0);
                     }
                     p.to_owned()
@@ -337,16 +342,15 @@ impl Store {
     /// A page of visible contacts matching `f`, ordered by (sort name, id) or by id.
     pub async fn contacts(
         &self,
-        v: &Viewer,
         f: &ContactFilter,
         order: ContactOrder,
         page: &PageRequest,
     ) -> StoreResult<Page<ContactRecord>> {
-        let mut q = self.filtered(v, f).await?;
+        let mut q = self.filtered(f).await?;
         match order {
             ContactOrder::Name => {
                 if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
-                    q = q.filter(crate::page::after(contact::Column::SortName, contact::Column::Id, (name, id)));
+                    q = q.filter(crate::core::page::after(contact::Column::SortName, contact::Column::Id, (name, id)));
                 }
                 q = q.order_by_asc(contact::Column::SortName).order_by_asc(contact::Column::Id);
             }
@@ -358,7 +362,7 @@ impl Store {
             }
         }
         let rows = q.limit(page.limit()).all(&self.db).await?;
-        let records = rows.into_iter().map(ContactRecord::from).collect();
+        let records = rows.into_iter().map(ContactRecord::try_from).collect::<StoreResult<Vec<_>>>()?;
         Ok(match order {
             ContactOrder::Name => Page::from_rows(records, page, |c| (c.sort_name.clone(), c.id.0)),
             ContactOrder::Id => Page::from_rows(records, page, |c| c.id.0),
@@ -366,31 +370,29 @@ impl Store {
     }
 
     /// How many visible contacts match `f`.
-    pub async fn count_contacts(&self, v: &Viewer, f: &ContactFilter) -> StoreResult<u64> {
-        Ok(self.filtered(v, f).await?.count(&self.db).await?)
+    pub async fn count_contacts(&self, f: &ContactFilter) -> StoreResult<u64> {
+        Ok(self.filtered(f).await?.count(&self.db).await?)
     }
 
     /// The visible contacts among `ids`; unknown and hidden ids are absent, indistinguishably.
-    pub async fn contacts_by_ids(&self, v: &Viewer, ids: &[ContactId]) -> StoreResult<Vec<ContactRecord>> {
+    pub async fn contacts_by_ids(&self, ids: &[ContactId]) -> StoreResult<Vec<ContactRecord>> {
+        let v = self.viewer();
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        Ok(visible_contacts(v)
+        visible_contacts(v)
             .filter(contact::Column::Id.is_in(ids.iter().map(|i| i.0)))
             .all(&self.db)
             .await?
             .into_iter()
-            .map(Into::into)
-            .collect())
+            .map(ContactRecord::try_from)
+            .collect()
     }
 
     /// E-mails and phones of the visible contacts among `ids`, in two statements for any number of
     /// contacts (the API's DataLoader batches a whole page into one call).
-    pub async fn contact_channels(
-        &self,
-        v: &Viewer,
-        ids: &[ContactId],
-    ) -> StoreResult<HashMap<ContactId, ContactChannels>> {
+    pub async fn contact_channels(&self, ids: &[ContactId]) -> StoreResult<HashMap<ContactId, ContactChannels>> {
+        let v = self.viewer();
         channels_on(&self.db, v, ids).await
     }
 
@@ -412,9 +414,10 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         let level = book_level(txn, v, AddressBookId(c.address_book_id)).await?;
         if !AccessLevel::allows(level, needed) {
-            return Err(StoreError::forbidden(
-                format!("this needs {needed:?} access on the contact's address book").to_uppercase(),
-            ));
+            return Err(StoreError::forbidden(format!(
+                "this needs {} access on the contact's address book",
+                needed.name()
+            )));
         }
         Ok(c)
     }
@@ -469,13 +472,13 @@ impl Store {
 
     async fn write_channels(
         &self,
-        txn: &DatabaseTransaction,
-        v: &Viewer,
+        w: &UnitOfWork,
         id: Uuid,
         valid: &ValidContact,
         emails: bool,
         phones: bool,
     ) -> StoreResult<()> {
+        let (v, txn) = (w.viewer(), w.tx());
         if emails {
             contact_email::Entity::delete_many()
                 .filter(contact_email::Column::TenantId.eq(v.tenant_id.0))
@@ -520,18 +523,19 @@ impl Store {
     }
 
     /// Creates a contact in a book where the viewer holds `WRITE`.
-    pub async fn create_contact(&self, v: &Viewer, input: ContactInput) -> StoreResult<ContactRecord> {
+    pub async fn create_contact(&self, input: ContactInput) -> StoreResult<ContactRecord> {
+        let v = self.viewer();
         let valid = ValidContact::validate(input.kind, &input.fields)?;
-        let txn = self.write_txn().await?;
-        self.require_book(&txn, v, input.address_book_id, AccessLevel::Write).await?;
+        let w = self.begin().await?;
+        self.require_book(w.tx(), v, input.address_book_id, AccessLevel::Write).await?;
         if let Some(company) = input.company_id {
             if input.kind != ContactKind::Person {
                 return Err(StoreError::invalid("companyId", "only a person can be linked to a company"));
             }
-            self.check_company(&txn, v, company, None).await?;
+            self.check_company(w.tx(), v, company, None).await?;
         }
         let status_id = match input.business_status.as_deref() {
-            Some(k) => Some(self.status_id_for(&txn, v, k).await?),
+            Some(k) => Some(self.status_id_for(w.tx(), v, k).await?),
             None => None,
         };
         let id = Uuid::now_v7();
@@ -553,27 +557,33 @@ impl Store {
             updated_at: now,
             created_by: Some(v.user_id.0),
         };
-        contact::Entity::insert(contact::ActiveModel::from(m.clone())).exec_without_returning(&txn).await?;
-        self.write_channels(&txn, v, id, &valid, true, true).await?;
+        contact::Entity::insert(contact::ActiveModel::from(m.clone())).exec_without_returning(w.tx()).await?;
+        self.write_channels(&w, id, &valid, true, true).await?;
         if status_id.is_some() {
-            insert_status_change(&txn, v, id, None, status_id, None).await?;
+            insert_status_change(w.tx(), v, id, None, status_id, None).await?;
         }
-        txn.commit().await?;
-        Ok(m.into())
+        w.emit(
+            EventType::ContactCreated,
+            vec![Subject::new(SubjectKind::Contact, id)],
+            serde_json::json!({"addressBookId": m.address_book_id, "kind": m.kind}),
+        );
+        w.commit().await?;
+        m.try_into()
     }
 
     /// Applies a partial update to a contact the viewer can write.
-    pub async fn update_contact(&self, v: &Viewer, id: ContactId, p: ContactPatch) -> StoreResult<ContactRecord> {
-        let txn = self.write_txn().await?;
-        let cur = self.contact_for(&txn, v, id, AccessLevel::Write).await?;
-        let kind = ContactKind::parse(&cur.kind).unwrap_or(ContactKind::Person);
+    pub async fn update_contact(&self, id: ContactId, p: ContactPatch) -> StoreResult<ContactRecord> {
+        let v = self.viewer();
+        let w = self.begin().await?;
+        let cur = self.contact_for(w.tx(), v, id, AccessLevel::Write).await?;
+        let kind = decode::contact_kind(&cur.kind)?;
         let (cur_book, cur_sort) = (cur.address_book_id, cur.sort_name.clone());
         let emails_changed = p.emails.is_some();
         let phones_changed = p.phones.is_some();
         let (cur_emails, cur_phones) = if emails_changed && phones_changed {
             (vec![], vec![])
         } else {
-            let ch = channels_on(&txn, v, &[id]).await?.remove(&id).unwrap_or_default();
+            let ch = channels_on(w.tx(), v, &[id]).await?.remove(&id).unwrap_or_default();
             (
                 ch.emails.into_iter().map(|e| (e.address, e.label)).collect(),
                 ch.phones.into_iter().map(|p| (p.number, p.label)).collect(),
@@ -590,7 +600,7 @@ impl Store {
         if let Some(book) = p.address_book_id
             && book.0 != cur.address_book_id
         {
-            self.require_book(&txn, v, book, AccessLevel::Write).await?;
+            self.require_book(w.tx(), v, book, AccessLevel::Write).await?;
         }
         let company_id = match p.company_id {
             None => cur.company_id,
@@ -599,7 +609,7 @@ impl Store {
                 if kind != ContactKind::Person {
                     return Err(StoreError::invalid("companyId", "only a person can be linked to a company"));
                 }
-                self.check_company(&txn, v, c, Some(id)).await?;
+                self.check_company(w.tx(), v, c, Some(id)).await?;
                 Some(c.0)
             }
         };
@@ -629,33 +639,44 @@ impl Store {
             updated_at: Set(m.updated_at),
             ..Default::default()
         })
-        .exec(&txn)
+        .exec(w.tx())
         .await?;
-        self.write_channels(&txn, v, id.0, &valid, emails_changed, phones_changed).await?;
+        self.write_channels(&w, id.0, &valid, emails_changed, phones_changed).await?;
         if m.address_book_id != cur_book || m.sort_name != cur_sort {
-            Store::sync_membership_keys(&txn, v, m.id, m.address_book_id, &m.sort_name).await?;
+            DataHandle::sync_membership_keys(&w, m.id, m.address_book_id, &m.sort_name).await?;
         }
-        txn.commit().await?;
-        Ok(m.into())
+        w.emit(
+            EventType::ContactUpdated,
+            vec![Subject::new(SubjectKind::Contact, m.id)],
+            serde_json::json!({"addressBookId": m.address_book_id, "previousAddressBookId": cur_book}),
+        );
+        w.commit().await?;
+        m.try_into()
     }
 
     /// Deletes a contact the viewer can write. Persons linked to it as their company are unlinked.
-    pub async fn delete_contact(&self, v: &Viewer, id: ContactId) -> StoreResult<ContactId> {
-        let txn = self.write_txn().await?;
-        self.contact_for(&txn, v, id, AccessLevel::Write).await?;
-        Store::end_contact_memberships(&txn, v, id.0).await?;
+    pub async fn delete_contact(&self, id: ContactId) -> StoreResult<ContactId> {
+        let v = self.viewer();
+        let w = self.begin().await?;
+        let cur = self.contact_for(w.tx(), v, id, AccessLevel::Write).await?;
+        DataHandle::end_contact_memberships(&w, id.0).await?;
         contact::Entity::update_many()
             .col_expr(contact::Column::CompanyId, Expr::value(Option::<Uuid>::None))
             .filter(contact::Column::TenantId.eq(v.tenant_id.0))
             .filter(contact::Column::CompanyId.eq(id.0))
-            .exec(&txn)
+            .exec(w.tx())
             .await?;
         contact::Entity::delete_many()
             .filter(contact::Column::TenantId.eq(v.tenant_id.0))
             .filter(contact::Column::Id.eq(id.0))
-            .exec(&txn)
+            .exec(w.tx())
             .await?;
-        txn.commit().await?;
+        w.emit(
+            EventType::ContactDeleted,
+            vec![Subject::new(SubjectKind::Contact, id.0)],
+            serde_json::json!({"addressBookId": cur.address_book_id}),
+        );
+        w.commit().await?;
         Ok(id)
     }
 
@@ -663,21 +684,21 @@ impl Store {
     /// history. Setting the status it already has records nothing.
     pub async fn set_business_status(
         &self,
-        v: &Viewer,
         id: ContactId,
         key: Option<&str>,
         note: Option<&str>,
     ) -> StoreResult<ContactRecord> {
+        let v = self.viewer();
         let note = optional_text("note", note)?;
-        let txn = self.write_txn().await?;
-        let cur = self.contact_for(&txn, v, id, AccessLevel::Write).await?;
+        let w = self.begin().await?;
+        let cur = self.contact_for(w.tx(), v, id, AccessLevel::Write).await?;
         let to = match key {
-            Some(k) => Some(self.status_id_for(&txn, v, k).await?),
+            Some(k) => Some(self.status_id_for(w.tx(), v, k).await?),
             None => None,
         };
         if to == cur.business_status_id {
-            txn.commit().await?;
-            return Ok(cur.into());
+            w.commit().await?;
+            return cur.try_into();
         }
         let now = Utc::now();
         contact::Entity::update_many()
@@ -685,20 +706,21 @@ impl Store {
             .col_expr(contact::Column::UpdatedAt, Expr::value(now))
             .filter(contact::Column::TenantId.eq(v.tenant_id.0))
             .filter(contact::Column::Id.eq(id.0))
-            .exec(&txn)
+            .exec(w.tx())
             .await?;
-        insert_status_change(&txn, v, id.0, cur.business_status_id, to, note).await?;
-        txn.commit().await?;
-        Ok(contact::Model { business_status_id: to, updated_at: now, ..cur }.into())
+        insert_status_change(w.tx(), v, id.0, cur.business_status_id, to, note).await?;
+        w.emit(
+            EventType::ContactStatusChanged,
+            vec![Subject::new(SubjectKind::Contact, id.0)],
+            serde_json::json!({"fromStatusId": cur.business_status_id, "toStatusId": to}),
+        );
+        w.commit().await?;
+        contact::Model { business_status_id: to, updated_at: now, ..cur }.try_into()
     }
 
     /// A visible contact's status history, newest first.
-    pub async fn status_history(
-        &self,
-        v: &Viewer,
-        id: ContactId,
-        page: &PageRequest,
-    ) -> StoreResult<Page<StatusChangeRecord>> {
+    pub async fn status_history(&self, id: ContactId, page: &PageRequest) -> StoreResult<Page<StatusChangeRecord>> {
+        let v = self.viewer();
         let visible = Query::select()
             .column(contact::Column::Id)
             .from(contact::Entity)
@@ -710,7 +732,11 @@ impl Store {
             .filter(status_change::Column::TenantId.eq(v.tenant_id.0))
             .filter(status_change::Column::ContactId.in_subquery(visible));
         if let Some((at, cid)) = page.after_key::<(DateTime<Utc>, Uuid)>()? {
-            q = q.filter(crate::page::before(status_change::Column::ChangedAt, status_change::Column::Id, (at, cid)));
+            q = q.filter(crate::core::page::before(
+                status_change::Column::ChangedAt,
+                status_change::Column::Id,
+                (at, cid),
+            ));
         }
         let rows = q
             .order_by_desc(status_change::Column::ChangedAt)
@@ -736,9 +762,9 @@ impl Store {
     /// Business statuses by id (for the per-request loader).
     pub async fn business_statuses_by_ids(
         &self,
-        v: &Viewer,
         ids: &[BusinessStatusId],
     ) -> StoreResult<Vec<crate::BusinessStatusRecord>> {
+        let v = self.viewer();
         if ids.is_empty() {
             return Ok(vec![]);
         }

@@ -3,19 +3,23 @@
 //! over contacts the viewer can see: a hidden contact id is reported exactly like an unknown one,
 //! and is never counted as "already a member".
 
-use crate::Store;
-use crate::entities::{contact, idempotency, membership, membership_event};
+use crate::access::handle::DataHandle;
+use crate::access::viewer::Viewer;
+use crate::contacts::contact::ContactRecord;
+use crate::core::decode;
+use crate::core::dialect::RowLock;
+use crate::core::page::{Page, PageRequest};
+use crate::core::sql::{Sql, contact_columns};
+use crate::core::uow::{Claim, UnitOfWork, fingerprint};
+use crate::entities::{contact, membership, membership_event};
 use crate::error::{StoreError, StoreResult};
-use crate::page::{Page, PageRequest};
-use crate::repo::contacts::ContactRecord;
-use crate::repo::groups::subtree_ids;
-use crate::sql::{Sql, contact_columns};
-use crate::viewer::Viewer;
+use crate::events::{EventType, Subject, SubjectKind};
+use crate::groups::hierarchy::subtree_ids;
 use chrono::{DateTime, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::group::{MAX_BULK_IDS, MembershipSource};
 use cohort_domain::ids::{ContactId, GroupId, MembershipEventId, UserId};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter,
 };
@@ -45,15 +49,16 @@ pub struct MembershipRecord {
     pub assigned_by: Option<UserId>,
 }
 
-impl From<membership::Model> for MembershipRecord {
-    fn from(m: membership::Model) -> Self {
-        MembershipRecord {
+impl TryFrom<membership::Model> for MembershipRecord {
+    type Error = StoreError;
+    fn try_from(m: membership::Model) -> StoreResult<Self> {
+        Ok(MembershipRecord {
             group_id: GroupId(m.group_id),
             contact_id: ContactId(m.contact_id),
             joined_at: m.joined_at,
-            source: MembershipSource::parse(&m.source).unwrap_or(MembershipSource::Assigned),
+            source: decode::membership_source(&m.source)?,
             assigned_by: m.assigned_by.map(UserId),
-        }
+        })
     }
 }
 
@@ -105,32 +110,20 @@ pub struct MembershipEventRecord {
     pub reason: Option<String>,
 }
 
-impl From<membership_event::Model> for MembershipEventRecord {
-    fn from(m: membership_event::Model) -> Self {
-        MembershipEventRecord {
+impl TryFrom<membership_event::Model> for MembershipEventRecord {
+    type Error = StoreError;
+    fn try_from(m: membership_event::Model) -> StoreResult<Self> {
+        Ok(MembershipEventRecord {
             id: MembershipEventId(m.id),
             group_id: GroupId(m.group_id),
             contact_id: ContactId(m.contact_id),
             action: m.action,
-            source: MembershipSource::parse(&m.source).unwrap_or(MembershipSource::Assigned),
+            source: decode::membership_source(&m.source)?,
             actor_id: m.actor_id.map(UserId),
             at: m.at,
             reason: m.reason,
-        }
+        })
     }
-}
-
-/// FNV-1a: a stable fingerprint of a bulk request, to detect an idempotency key reused for a
-/// different request.
-fn fingerprint(parts: &[&str]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0u8)) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
 }
 
 fn request_fingerprint(
@@ -146,67 +139,6 @@ fn request_fingerprint(
     fingerprint(&[op, &group.0.to_string(), &joined, source.map(|s| s.as_str()).unwrap_or("-"), reason.unwrap_or("-")])
 }
 
-fn check_key(key: &str) -> StoreResult<()> {
-    if key.is_empty() || key.len() > 200 || key.chars().any(char::is_control) {
-        return Err(StoreError::invalid("idempotencyKey", "must be 1 to 200 printable characters"));
-    }
-    Ok(())
-}
-
-/// A stored answer for `key`, if this viewer used it before (for the same request), else `None`.
-async fn replay<T: for<'de> Deserialize<'de>>(
-    txn: &DatabaseTransaction,
-    v: &Viewer,
-    key: &str,
-    op: &str,
-    hash: &str,
-) -> StoreResult<Option<T>> {
-    let Some(row) = idempotency::Entity::find()
-        .filter(idempotency::Column::TenantId.eq(v.tenant_id.0))
-        .filter(idempotency::Column::UserId.eq(v.user_id.0))
-        .filter(idempotency::Column::Key.eq(key))
-        .one(txn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    if row.operation != op || row.request_hash != hash {
-        return Err(StoreError::Conflict("this idempotency key was already used for a different request".into()));
-    }
-    serde_json::from_str(&row.response)
-        .map(Some)
-        .map_err(|_| StoreError::Conflict("stored idempotent answer is unreadable".into()))
-}
-
-async fn remember<T: Serialize>(
-    txn: &DatabaseTransaction,
-    v: &Viewer,
-    key: &str,
-    op: &str,
-    hash: &str,
-    answer: &T,
-) -> StoreResult<()> {
-    // Keys live for a day; expired ones are swept opportunistically.
-    idempotency::Entity::delete_many()
-        .filter(idempotency::Column::TenantId.eq(v.tenant_id.0))
-        .filter(idempotency::Column::UserId.eq(v.user_id.0))
-        .filter(idempotency::Column::CreatedAt.lt(Utc::now() - chrono::Duration::hours(24)))
-        .exec(txn)
-        .await?;
-    idempotency::Entity::insert(idempotency::ActiveModel {
-        tenant_id: Set(v.tenant_id.0),
-        user_id: Set(v.user_id.0),
-        key: Set(key.to_owned()),
-        operation: Set(op.to_owned()),
-        request_hash: Set(hash.to_owned()),
-        response: Set(serde_json::to_string(answer).unwrap_or_default()),
-        created_at: Set(Utc::now()),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
-}
-
 /// (id, address_book_id, sort_name) of the visible contacts among `ids`, in chunks.
 async fn visible_contacts_among(
     txn: &DatabaseTransaction,
@@ -215,18 +147,16 @@ async fn visible_contacts_among(
 ) -> StoreResult<HashMap<Uuid, (Uuid, String)>> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let mut q = Sql::new(txn.get_database_backend());
+        let mut q = Sql::new(v.dialect);
         q.push("SELECT c.id, c.address_book_id, c.sort_name FROM contacts c WHERE c.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND c.id IN ")
             .bind_list(chunk.iter().copied())
             .push(" AND ")
             .visible_books(v, "c.address_book_id", AccessLevel::Read);
-        if q.backend() == sea_orm::DbBackend::Postgres {
-            // Hold the contacts until commit: a concurrent move or rename then waits, and syncs
-            // the memberships written here (SQLite serialises writers already).
-            q.push(" FOR SHARE OF c");
-        }
+        // Hold the contacts until commit: a concurrent move or rename then waits, and syncs
+        // the memberships written here (SQLite serialises writers already).
+        q.push(v.dialect.lock_rows(RowLock::Share));
         for row in txn.query_all_raw(q.build()).await? {
             let id: Uuid = row.try_get("", "id")?;
             out.insert(id, (row.try_get("", "address_book_id")?, row.try_get("", "sort_name")?));
@@ -256,10 +186,8 @@ async fn existing_members(
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)] // one row shape, spelled out at each call site
 async fn append_history(
-    txn: &DatabaseTransaction,
-    v: &Viewer,
+    w: &UnitOfWork,
     group: Uuid,
     contacts: &[Uuid],
     action: &str,
@@ -267,6 +195,7 @@ async fn append_history(
     reason: Option<&str>,
     at: DateTime<Utc>,
 ) -> StoreResult<()> {
+    let v = w.viewer();
     for chunk in contacts.chunks(CHUNK) {
         membership_event::Entity::insert_many(chunk.iter().map(|c| membership_event::ActiveModel {
             tenant_id: Set(v.tenant_id.0),
@@ -279,7 +208,7 @@ async fn append_history(
             at: Set(at),
             reason: Set(reason.map(str::to_owned)),
         }))
-        .exec_without_returning(txn)
+        .exec_without_returning(w.tx())
         .await?;
     }
     Ok(())
@@ -297,10 +226,10 @@ fn check_bulk(ids: &[ContactId]) -> StoreResult<()> {
     Ok(())
 }
 
-/// Where a bulk membership change starts, inside its transaction: the distinct ids asked for,
+/// Where a bulk membership change starts, inside its unit of work: the distinct ids asked for,
 /// the visible ones among them (with book and sort key), and their current memberships.
 struct BulkStart {
-    txn: DatabaseTransaction,
+    w: UnitOfWork,
     wanted: Vec<Uuid>,
     visible: HashMap<Uuid, (Uuid, String)>,
     visible_ids: Vec<Uuid>,
@@ -310,59 +239,76 @@ struct BulkStart {
 enum Begun<T> {
     /// The idempotency key was used before for this request: its first answer.
     Replayed(T),
-    Fresh(BulkStart),
+    Fresh(Box<BulkStart>),
 }
 
-impl Store {
+impl DataHandle {
     /// The shared start of `addGroupMembers` / `removeGroupMembers`: bounds, WRITE on the
-    /// group's home book, idempotent replay, and the visible part of the request.
-    async fn begin_bulk<T: for<'de> Deserialize<'de>>(
+    /// group's home book, the group's membership lock, idempotent replay, and the visible part of
+    /// the request.
+    async fn begin_bulk<T: serde::de::DeserializeOwned>(
         &self,
-        v: &Viewer,
         group: GroupId,
         ids: &[ContactId],
-        op: &str,
+        op: &'static str,
         hash: &str,
         idempotency_key: Option<&str>,
     ) -> StoreResult<Begun<T>> {
-        if let Some(k) = idempotency_key {
-            check_key(k)?;
-        }
-        let txn = self.write_txn().await?;
-        self.group_for(&txn, v, group, AccessLevel::Write).await?;
+        let v = self.viewer();
+        let mut w = self.begin().await?;
+        self.group_for(w.tx(), v, group, AccessLevel::Write).await?;
+        // Concurrent changes of one group's members queue here until commit (PostgreSQL; SQLite
+        // has one writer): each then reads the memberships the previous one left, so "added",
+        // "already a member" and the JOIN/LEAVE history are exactly what happened.
+        lock_group(&w, group, RowLock::NoKeyUpdate).await?;
         if let Some(k) = idempotency_key
-            && let Some(prev) = replay(&txn, v, k, op, hash).await?
+            && let Claim::Replay(prev) = w.claim_key(k, op, hash).await?
         {
-            txn.commit().await?;
             return Ok(Begun::Replayed(prev));
         }
         let wanted = dedup(ids);
-        let visible = visible_contacts_among(&txn, v, &wanted).await?;
+        let visible = visible_contacts_among(w.tx(), v, &wanted).await?;
         let visible_ids: Vec<Uuid> = wanted.iter().copied().filter(|i| visible.contains_key(i)).collect();
-        let existing = existing_members(&txn, v, group, &visible_ids).await?;
-        Ok(Begun::Fresh(BulkStart { txn, wanted, visible, visible_ids, existing }))
+        let existing = existing_members(w.tx(), v, group, &visible_ids).await?;
+        Ok(Begun::Fresh(Box::new(BulkStart { w, wanted, visible, visible_ids, existing })))
     }
 }
 
-impl Store {
+/// Locks a group row until commit (nothing on SQLite, whose writers are serialised).
+pub(crate) async fn lock_group(w: &UnitOfWork, group: GroupId, lock: RowLock) -> StoreResult<()> {
+    let suffix = w.dialect().lock_rows(lock);
+    if suffix.is_empty() {
+        return Ok(());
+    }
+    let mut q = Sql::new(w.dialect());
+    q.push("SELECT id FROM contact_groups WHERE tenant_id = ")
+        .bind(w.viewer().tenant_id.0)
+        .push(" AND id = ")
+        .bind(group.0)
+        .push(suffix);
+    w.tx().query_one_raw(q.build()).await?;
+    Ok(())
+}
+
+impl DataHandle {
     /// Adds contacts to a group (needs WRITE on its home book and sight of each contact). Ids the
     /// viewer cannot see are reported in `not_found`, like unknown ids. With an idempotency key,
     /// a replay returns the first answer and changes nothing.
     pub async fn add_group_members(
         &self,
-        v: &Viewer,
         group: GroupId,
         ids: &[ContactId],
         source: Option<MembershipSource>,
         idempotency_key: Option<&str>,
     ) -> StoreResult<AddMembersOutcome> {
+        let v = self.viewer();
         check_bulk(ids)?;
         let source = MembershipSource::for_api_call(source, v.roles())?;
         let hash = request_fingerprint("addGroupMembers", group, ids, Some(source), None);
-        let BulkStart { txn, wanted, visible, visible_ids, existing } =
-            match self.begin_bulk(v, group, ids, "addGroupMembers", &hash, idempotency_key).await? {
+        let BulkStart { mut w, wanted, visible, visible_ids, existing } =
+            match self.begin_bulk(group, ids, "addGroupMembers", &hash, idempotency_key).await? {
                 Begun::Replayed(prev) => return Ok(prev),
-                Begun::Fresh(start) => start,
+                Begun::Fresh(start) => *start,
             };
         let new: Vec<Uuid> = visible_ids.iter().copied().filter(|i| !existing.contains_key(i)).collect();
         let now = Utc::now();
@@ -381,47 +327,44 @@ impl Store {
                     consent_id: Set(None),
                 }
             }))
-            .on_conflict(
-                OnConflict::columns([
-                    membership::Column::TenantId,
-                    membership::Column::GroupId,
-                    membership::Column::ContactId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(&txn)
+            .exec_without_returning(w.tx())
             .await?;
         }
-        append_history(&txn, v, group.0, &new, "JOIN", source.as_str(), None, now).await?;
+        append_history(&w, group.0, &new, "JOIN", source.as_str(), None, now).await?;
         let outcome = AddMembersOutcome {
             added: new.len() as u64,
             already_members: existing.len() as u64,
             not_found: wanted.iter().filter(|i| !visible.contains_key(i)).map(|i| ContactId(*i)).collect(),
         };
-        if let Some(k) = idempotency_key {
-            remember(&txn, v, k, "addGroupMembers", &hash, &outcome).await?;
+        if !new.is_empty() {
+            // Ids and counts only: a webhook must not become a membership export.
+            w.emit(
+                EventType::GroupMembersAdded,
+                vec![Subject::new(SubjectKind::Group, group.0)],
+                serde_json::json!({"count": new.len(), "source": source.as_str()}),
+            );
         }
-        txn.commit().await?;
+        w.answer(&outcome)?;
+        w.commit().await?;
         Ok(outcome)
     }
 
-    /// Removes contacts from a group; same rules as [`Store::add_group_members`].
+    /// Removes contacts from a group; same rules as [`DataHandle::add_group_members`].
     pub async fn remove_group_members(
         &self,
-        v: &Viewer,
         group: GroupId,
         ids: &[ContactId],
         reason: Option<&str>,
         idempotency_key: Option<&str>,
     ) -> StoreResult<RemoveMembersOutcome> {
         check_bulk(ids)?;
+        let v = self.viewer();
         let reason = cohort_domain::text::optional_text("reason", reason)?;
         let hash = request_fingerprint("removeGroupMembers", group, ids, None, reason.as_deref());
-        let BulkStart { txn, wanted, visible, visible_ids, existing } =
-            match self.begin_bulk(v, group, ids, "removeGroupMembers", &hash, idempotency_key).await? {
+        let BulkStart { mut w, wanted, visible, visible_ids, existing } =
+            match self.begin_bulk(group, ids, "removeGroupMembers", &hash, idempotency_key).await? {
                 Begun::Replayed(prev) => return Ok(prev),
-                Begun::Fresh(start) => start,
+                Begun::Fresh(start) => *start,
             };
         let leaving: Vec<Uuid> = visible_ids.iter().copied().filter(|i| existing.contains_key(i)).collect();
         for chunk in leaving.chunks(CHUNK) {
@@ -429,27 +372,32 @@ impl Store {
                 .filter(membership::Column::TenantId.eq(v.tenant_id.0))
                 .filter(membership::Column::GroupId.eq(group.0))
                 .filter(membership::Column::ContactId.is_in(chunk.iter().copied()))
-                .exec(&txn)
+                .exec(w.tx())
                 .await?;
         }
         let now = Utc::now();
-        // A leave is recorded with the source of the membership that ended.
-        let mut by_source: HashMap<&str, Vec<Uuid>> = HashMap::new();
+        // A leave is recorded with the source of the membership that ended (in a stable order).
+        let mut by_source: std::collections::BTreeMap<&str, Vec<Uuid>> = Default::default();
         for c in &leaving {
             by_source.entry(existing[c].source.as_str()).or_default().push(*c);
         }
         for (src, cs) in by_source {
-            append_history(&txn, v, group.0, &cs, "LEAVE", src, reason.as_deref(), now).await?;
+            append_history(&w, group.0, &cs, "LEAVE", src, reason.as_deref(), now).await?;
         }
         let outcome = RemoveMembersOutcome {
             removed: leaving.len() as u64,
             not_members: (visible_ids.len() - leaving.len()) as u64,
             not_found: wanted.iter().filter(|i| !visible.contains_key(i)).map(|i| ContactId(*i)).collect(),
         };
-        if let Some(k) = idempotency_key {
-            remember(&txn, v, k, "removeGroupMembers", &hash, &outcome).await?;
+        if !leaving.is_empty() {
+            w.emit(
+                EventType::GroupMembersRemoved,
+                vec![Subject::new(SubjectKind::Group, group.0)],
+                serde_json::json!({"count": leaving.len()}),
+            );
         }
-        txn.commit().await?;
+        w.answer(&outcome)?;
+        w.commit().await?;
         Ok(outcome)
     }
 
@@ -458,12 +406,12 @@ impl Store {
     /// contacts are joined).
     pub async fn group_members(
         &self,
-        v: &Viewer,
         group: GroupId,
         include_subgroups: bool,
         order: MemberOrder,
         page: &PageRequest,
     ) -> StoreResult<Page<MemberRecord>> {
+        let v = self.viewer();
         let after = page.after_key::<MemberKey>()?;
         match (&after, order) {
             (Some(MemberKey::Name(..)), MemberOrder::JoinedAt) | (Some(MemberKey::Joined(..)), MemberOrder::Name) => {
@@ -471,7 +419,7 @@ impl Store {
             }
             _ => {}
         }
-        let backend = self.db.get_database_backend();
+        let backend = v.dialect;
         let mut q = Sql::new(backend);
         let (key_expr, key_col) = match (order, include_subgroups) {
             (MemberOrder::Name, false) => ("m.sort_name", "k_name"),
@@ -479,7 +427,7 @@ impl Store {
             (MemberOrder::Name, true) => ("MIN(m.sort_name)", "k_name"),
             (MemberOrder::JoinedAt, true) => ("MIN(m.joined_at)", "k_joined"),
         };
-        q.push("SELECT ").push(&contact_columns("c")).push(", p.").push(key_col).push(" AS page_key");
+        q.push("SELECT ").push_columns("c", contact_columns()).push(", p.").push(key_col).push(" AS page_key");
         if !include_subgroups {
             q.push(", pm.joined_at AS m_joined_at, pm.source AS m_source, pm.assigned_by AS m_assigned_by");
         }
@@ -497,9 +445,9 @@ impl Store {
         // On SQLite the unary `+` keeps the book list from choosing the (group, book) index: it
         // would collect every visible member and sort them, where walking the order index and
         // skipping invisible entries stops after one page (22 ms vs 2 ms for group 1 of dataset M).
-        let book_col = if backend == sea_orm::DbBackend::Sqlite { "+m.address_book_id" } else { "m.address_book_id" };
+        let book_col = backend.member_page_book_column();
         q.push(" AND ").visible_books(v, book_col, AccessLevel::Read);
-        let cursor = |q: &mut Sql, key: &str| match &after {
+        let cursor = |q: &mut Sql, key: &'static str| match &after {
             Some(MemberKey::Name(n, id)) => {
                 q.push(" AND (")
                     .push(key)
@@ -555,33 +503,33 @@ impl Store {
                     group_id: group,
                     contact_id: ContactId(c.id),
                     joined_at: row.try_get("", "m_joined_at")?,
-                    source: MembershipSource::parse(&source).unwrap_or(MembershipSource::Assigned),
+                    source: decode::membership_source(&source)?,
                     assigned_by: row.try_get::<Option<Uuid>>("", "m_assigned_by")?.map(UserId),
                 })
             };
-            out.push(MemberRecord { contact: c.into(), membership, key });
+            out.push(MemberRecord { contact: c.try_into()?, membership, key });
         }
         Ok(Page::from_rows(out, page, |m| m.key.clone()))
     }
 
     /// How many visible contacts are members (of the group, or of it or any visible descendant).
-    pub async fn group_member_count(&self, v: &Viewer, group: GroupId, include_subgroups: bool) -> StoreResult<u64> {
-        Ok(self.group_member_counts(v, &[group], include_subgroups).await?.get(&group).copied().unwrap_or(0))
+    pub async fn group_member_count(&self, group: GroupId, include_subgroups: bool) -> StoreResult<u64> {
+        Ok(self.group_member_counts(&[group], include_subgroups).await?.get(&group).copied().unwrap_or(0))
     }
 
     /// Member counts of many visible groups in one statement (the loader batches a page's groups).
     /// Hidden groups, hidden subgroups and hidden contacts count nothing.
     pub async fn group_member_counts(
         &self,
-        v: &Viewer,
         groups: &[GroupId],
         include_subgroups: bool,
     ) -> StoreResult<HashMap<GroupId, u64>> {
+        let v = self.viewer();
         let mut out = HashMap::new();
         if groups.is_empty() {
             return Ok(out);
         }
-        let mut q = Sql::new(self.db.get_database_backend());
+        let mut q = Sql::new(v.dialect);
         if include_subgroups {
             q.push("SELECT cl.ancestor_id AS g, COUNT(DISTINCT m.contact_id) AS n FROM group_closure cl JOIN contact_groups dg ON dg.tenant_id = cl.tenant_id AND dg.id = cl.descendant_id JOIN group_memberships m ON m.tenant_id = cl.tenant_id AND m.group_id = cl.descendant_id WHERE cl.tenant_id = ")
                 .bind(v.tenant_id.0)
@@ -618,16 +566,13 @@ impl Store {
     /// The visible groups among `groups`, each with its member count over the viewer's books
     /// (0 when none of its members is visible), in one statement. A contact selection uses it
     /// both to refuse hidden groups and to drive itself from the smallest group.
-    pub(crate) async fn selection_group_sizes(
-        &self,
-        v: &Viewer,
-        groups: &[GroupId],
-    ) -> StoreResult<HashMap<GroupId, u64>> {
+    pub(crate) async fn selection_group_sizes(&self, groups: &[GroupId]) -> StoreResult<HashMap<GroupId, u64>> {
+        let v = self.viewer();
         let mut out = HashMap::new();
         if groups.is_empty() {
             return Ok(out);
         }
-        let mut q = Sql::new(self.db.get_database_backend());
+        let mut q = Sql::new(v.dialect);
         q.push("SELECT sg.id AS g, CAST(COALESCE((SELECT SUM(gc.member_count) FROM group_member_counts gc WHERE gc.tenant_id = sg.tenant_id AND gc.group_id = sg.id AND ")
             .visible_books(v, "gc.address_book_id", AccessLevel::Read)
             .push("), 0) AS BIGINT) AS n FROM contact_groups sg WHERE sg.tenant_id = ")
@@ -648,17 +593,17 @@ impl Store {
     /// there is one, else the earliest among its subgroups (visible groups only). One statement.
     pub async fn effective_memberships(
         &self,
-        v: &Viewer,
         root: GroupId,
         contacts: &[ContactId],
     ) -> StoreResult<HashMap<ContactId, MembershipRecord>> {
+        let v = self.viewer();
         let mut out: HashMap<ContactId, MembershipRecord> = HashMap::new();
         if contacts.is_empty() {
             return Ok(out);
         }
         let subtree = subtree_ids(&self.db, v, root).await?;
         let visible_groups: HashSet<Uuid> = self
-            .groups_by_ids(v, &subtree.iter().copied().collect::<Vec<_>>())
+            .groups_by_ids(&subtree.iter().copied().collect::<Vec<_>>())
             .await?
             .into_iter()
             .map(|g| g.id.0)
@@ -667,11 +612,11 @@ impl Store {
             .filter(membership::Column::TenantId.eq(v.tenant_id.0))
             .filter(membership::Column::GroupId.is_in(visible_groups.iter().copied()))
             .filter(membership::Column::ContactId.is_in(contacts.iter().map(|c| c.0)))
-            .filter(crate::visibility::book_visible(v, membership::Column::AddressBookId, AccessLevel::Read))
+            .filter(crate::core::visibility::book_visible(v, membership::Column::AddressBookId, AccessLevel::Read))
             .all(&self.db)
             .await?;
         for m in rows {
-            let rec = MembershipRecord::from(m);
+            let rec = MembershipRecord::try_from(m)?;
             let better = match out.get(&rec.contact_id) {
                 None => true,
                 Some(cur) if cur.group_id == root => false,
@@ -688,14 +633,14 @@ impl Store {
     /// The memberships of visible contacts in visible groups, by group name (for the loader).
     pub async fn contact_memberships(
         &self,
-        v: &Viewer,
         contacts: &[ContactId],
     ) -> StoreResult<HashMap<ContactId, Vec<MembershipRecord>>> {
+        let v = self.viewer();
         let mut out: HashMap<ContactId, Vec<MembershipRecord>> = HashMap::new();
         if contacts.is_empty() {
             return Ok(out);
         }
-        let mut q = Sql::new(self.db.get_database_backend());
+        let mut q = Sql::new(v.dialect);
         q.push("SELECT m.group_id, m.contact_id, m.joined_at, m.source, m.assigned_by FROM group_memberships m JOIN contact_groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id WHERE m.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND m.contact_id IN ")
@@ -711,7 +656,7 @@ impl Store {
                 group_id: GroupId(row.try_get("", "group_id")?),
                 contact_id: ContactId(row.try_get("", "contact_id")?),
                 joined_at: row.try_get("", "joined_at")?,
-                source: MembershipSource::parse(&source).unwrap_or(MembershipSource::Assigned),
+                source: decode::membership_source(&source)?,
                 assigned_by: row.try_get::<Option<Uuid>>("", "assigned_by")?.map(UserId),
             };
             out.entry(rec.contact_id).or_default().push(rec);
@@ -723,13 +668,13 @@ impl Store {
     /// and the group visible. Filter by group, by contact, or both.
     pub async fn membership_history(
         &self,
-        v: &Viewer,
         group: Option<GroupId>,
         contact: Option<ContactId>,
         page: &PageRequest,
     ) -> StoreResult<Page<MembershipEventRecord>> {
+        let v = self.viewer();
         let after = page.after_key::<Uuid>()?;
-        let mut q = Sql::new(self.db.get_database_backend());
+        let mut q = Sql::new(v.dialect);
         q.push("SELECT h.tenant_id, h.id, h.group_id, h.contact_id, h.action, h.source, h.actor_id, h.at, h.reason FROM membership_history h JOIN contacts c ON c.tenant_id = h.tenant_id AND c.id = h.contact_id JOIN contact_groups g ON g.tenant_id = h.tenant_id AND g.id = h.group_id WHERE h.tenant_id = ")
             .bind(v.tenant_id.0);
         if let Some(g) = group {
@@ -747,19 +692,19 @@ impl Store {
         let rows = self.db.query_all_raw(q.build()).await?;
         let recs = rows
             .iter()
-            .map(|r| membership_event::Model::from_query_result(r, "").map(MembershipEventRecord::from))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|r| MembershipEventRecord::try_from(membership_event::Model::from_query_result(r, "")?))
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_rows(recs, page, |e| e.id.0))
     }
 
     /// Keeps the denormalised book and sort key on membership rows in step with the contact.
     pub(crate) async fn sync_membership_keys(
-        txn: &DatabaseTransaction,
-        v: &Viewer,
+        w: &UnitOfWork,
         contact: Uuid,
         book: Uuid,
         sort_name: &str,
     ) -> StoreResult<()> {
+        let (v, txn) = (w.viewer(), w.tx());
         membership::Entity::update_many()
             .col_expr(membership::Column::AddressBookId, Expr::value(book))
             .col_expr(membership::Column::SortName, Expr::value(sort_name.to_owned()))
@@ -771,11 +716,8 @@ impl Store {
     }
 
     /// Ends every membership of a contact about to be deleted, with history entries.
-    pub(crate) async fn end_contact_memberships(
-        txn: &DatabaseTransaction,
-        v: &Viewer,
-        contact: Uuid,
-    ) -> StoreResult<()> {
+    pub(crate) async fn end_contact_memberships(w: &UnitOfWork, contact: Uuid) -> StoreResult<()> {
+        let (v, txn) = (w.viewer(), w.tx());
         let rows = membership::Entity::find()
             .filter(membership::Column::TenantId.eq(v.tenant_id.0))
             .filter(membership::Column::ContactId.eq(contact))

@@ -2,13 +2,15 @@
 //! Group views (`Group.orders`, `Group.orderSummary`) cover the orders of the group's members the
 //! viewer can see — an order of a hidden contact never shows, not even in a total.
 
-use crate::Store;
+use crate::access::handle::DataHandle;
+use crate::access::viewer::Viewer;
+use crate::core::decode;
+use crate::core::page::{Page, PageRequest};
+use crate::core::sql::Sql;
 use crate::entities::{order, order_line};
 use crate::error::{StoreError, StoreResult};
-use crate::page::{Page, PageRequest};
-use crate::repo::pricing::{PriceLine, ProductRecord};
-use crate::sql::Sql;
-use crate::viewer::Viewer;
+use crate::events::{EventType, Subject, SubjectKind};
+use crate::pricing::{PriceLine, ProductRecord};
 use chrono::{DateTime, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::ids::{ContactId, GroupId, OrderId, PriceListId, ProductId, UserId};
@@ -32,9 +34,9 @@ pub struct OrderRecord {
     pub priced_at: DateTime<Utc>,
 }
 
-fn order_record(m: order::Model) -> OrderRecord {
-    let currency = Currency::parse(&m.currency).unwrap_or_else(|_| Currency::parse("EUR").expect("EUR is known"));
-    OrderRecord {
+fn order_record(m: order::Model) -> StoreResult<OrderRecord> {
+    let currency = decode::currency(&m.currency)?;
+    Ok(OrderRecord {
         id: OrderId(m.id),
         contact_id: ContactId(m.contact_id),
         total: money::from_minor(m.total_minor, currency),
@@ -43,7 +45,7 @@ fn order_record(m: order::Model) -> OrderRecord {
         placed_at: m.placed_at,
         placed_by: m.placed_by.map(UserId),
         priced_at: m.priced_at,
-    }
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,13 +80,18 @@ fn step_str(s: Step) -> &'static str {
     }
 }
 
-fn step_parse(s: &str) -> Step {
-    match s {
-        "CONTACT_LIST" => Step::ContactList,
-        "GROUP_LIST" => Step::GroupList,
-        "DEFAULT_LIST" => Step::DefaultList,
-        _ => Step::ListPrice,
-    }
+fn step_parse(s: &str) -> StoreResult<Step> {
+    decode::strict(
+        "order_lines.source",
+        s,
+        match s {
+            "CONTACT_LIST" => Some(Step::ContactList),
+            "GROUP_LIST" => Some(Step::GroupList),
+            "DEFAULT_LIST" => Some(Step::DefaultList),
+            "LIST_PRICE" => Some(Step::ListPrice),
+            _ => None,
+        },
+    )
 }
 
 /// Which orders a group view covers: those of the group's (or its visible subtree's) members,
@@ -107,16 +114,16 @@ fn group_orders_where(q: &mut Sql, v: &Viewer, g: GroupId, include_subgroups: bo
 
 const ORDER_COLUMNS: &str = "SELECT o.tenant_id, o.id, o.contact_id, o.currency, o.total_minor, o.line_count, o.placed_at, o.placed_by, o.priced_at";
 
-impl Store {
+impl DataHandle {
     /// Prices the lines now and stores the order with its prices frozen (WRITE on the contact).
     pub async fn place_order(
         &self,
-        v: &Viewer,
         contact: ContactId,
         lines: &[PriceLine],
         currency: &str,
         at: Option<DateTime<Utc>>,
     ) -> StoreResult<OrderRecord> {
+        let v = self.viewer();
         // Back-dating an order (pricing it for another date) could revive an expired promotion:
         // only admins may.
         if at.is_some() && !v.is_admin() {
@@ -124,7 +131,7 @@ impl Store {
         }
         let now = Utc::now();
         let priced_at = at.unwrap_or(now);
-        let priced = self.price_lines(v, contact, lines, currency, priced_at, AccessLevel::Write).await?;
+        let priced = self.price_lines(contact, lines, currency, priced_at, AccessLevel::Write).await?;
         let cur = priced.first().map(|p| p.resolution.currency).ok_or(StoreError::NotFound)?;
         let too_large = || StoreError::invalid("lines", "line and order totals must stay below 10^12");
         if priced.iter().any(|p| p.resolution.line_total >= money::max_amount()) {
@@ -146,11 +153,11 @@ impl Store {
             placed_by: Some(v.user_id.0),
             priced_at,
         };
-        let txn = self.write_txn().await?;
+        let w = self.begin().await?;
         // The grant is checked again inside the writing transaction (with the contact locked): a
         // revocation or a move between pricing and writing refuses the order.
-        self.contact_for(&txn, v, contact, AccessLevel::Write).await?;
-        order::Entity::insert(order::ActiveModel::from(m.clone())).exec_without_returning(&txn).await?;
+        self.contact_for(w.tx(), v, contact, AccessLevel::Write).await?;
+        order::Entity::insert(order::ActiveModel::from(m.clone())).exec_without_returning(w.tx()).await?;
         let rows: Vec<order_line::ActiveModel> = priced
             .iter()
             .enumerate()
@@ -164,8 +171,8 @@ impl Store {
                     product_id: Set(prod.id.0),
                     sku: Set(prod.sku.clone()),
                     product_name: Set(prod.name.clone()),
-                    quantity_millis: Set(crate::repo::pricing::millis("quantity", p.quantity)?),
-                    unit_price_micros: Set(crate::repo::pricing::micros("unitPrice", r.unit_price)?),
+                    quantity_millis: Set(crate::pricing::millis("quantity", p.quantity)?),
+                    unit_price_micros: Set(crate::pricing::micros("unitPrice", r.unit_price)?),
                     line_total_minor: Set(money::to_minor(r.line_total, cur).ok_or_else(too_large)?),
                     source: Set(step_str(r.step).to_owned()),
                     price_list_id: Set(r.list.map(|l| l.0)),
@@ -175,18 +182,24 @@ impl Store {
             })
             .collect::<StoreResult<_>>()?;
         for chunk in rows.chunks(1000) {
-            order_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
+            order_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(w.tx()).await?;
         }
-        txn.commit().await?;
-        Ok(order_record(m))
+        w.emit(
+            EventType::OrderPlaced,
+            vec![Subject::new(SubjectKind::Order, id), Subject::new(SubjectKind::Contact, contact.0)],
+            serde_json::json!({"currency": m.currency, "totalMinor": m.total_minor, "lineCount": m.line_count}),
+        );
+        w.commit().await?;
+        order_record(m)
     }
 
     /// Orders by id, of contacts the viewer can see.
-    pub async fn orders_by_ids(&self, v: &Viewer, ids: &[OrderId]) -> StoreResult<Vec<OrderRecord>> {
+    pub async fn orders_by_ids(&self, ids: &[OrderId]) -> StoreResult<Vec<OrderRecord>> {
+        let v = self.viewer();
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let mut q = Sql::new(self.db.get_database_backend());
+        let mut q = Sql::new(v.dialect);
         q.push(ORDER_COLUMNS)
             .push(" FROM orders o JOIN contacts c ON c.tenant_id = o.tenant_id AND c.id = o.contact_id WHERE o.tenant_id = ")
             .bind(v.tenant_id.0)
@@ -195,19 +208,14 @@ impl Store {
             .push(" AND ")
             .visible_books(v, "c.address_book_id", AccessLevel::Read);
         let rows = self.db.query_all_raw(q.build()).await?;
-        rows.iter()
-            .map(|r| order::Model::from_query_result(r, "").map(order_record).map_err(StoreError::from))
-            .collect()
+        rows.iter().map(|r| order_record(order::Model::from_query_result(r, "")?)).collect()
     }
 
     /// The lines of visible orders, for many orders at once (one check, one statement).
-    pub async fn order_lines(
-        &self,
-        v: &Viewer,
-        ids: &[OrderId],
-    ) -> StoreResult<HashMap<OrderId, Vec<OrderLineRecord>>> {
+    pub async fn order_lines(&self, ids: &[OrderId]) -> StoreResult<HashMap<OrderId, Vec<OrderLineRecord>>> {
+        let v = self.viewer();
         let visible: HashMap<Uuid, Currency> =
-            self.orders_by_ids(v, ids).await?.into_iter().map(|o| (o.id.0, o.currency)).collect();
+            self.orders_by_ids(ids).await?.into_iter().map(|o| (o.id.0, o.currency)).collect();
         let mut out: HashMap<OrderId, Vec<OrderLineRecord>> = HashMap::new();
         if visible.is_empty() {
             return Ok(out);
@@ -230,7 +238,7 @@ impl Store {
                 quantity: money::from_millis(l.quantity_millis),
                 unit_price: money::from_micros(l.unit_price_micros),
                 line_total: money::from_minor(l.line_total_minor, currency),
-                source: step_parse(&l.source),
+                source: step_parse(&l.source)?,
                 price_list_id: l.price_list_id.map(PriceListId),
                 price_list_name: l.price_list_name,
                 group_id: l.group_id.map(GroupId),
@@ -253,19 +261,15 @@ impl Store {
         let rows = self.db.query_all_raw(q.build()).await?;
         let recs = rows
             .iter()
-            .map(|r| order::Model::from_query_result(r, "").map(order_record))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|r| order_record(order::Model::from_query_result(r, "")?))
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_rows(recs, page, |o| (o.placed_at, o.id.0)))
     }
 
     /// A visible contact's orders, newest first.
-    pub async fn contact_orders(
-        &self,
-        v: &Viewer,
-        contact: ContactId,
-        page: &PageRequest,
-    ) -> StoreResult<Page<OrderRecord>> {
-        let mut q = Sql::new(self.db.get_database_backend());
+    pub async fn contact_orders(&self, contact: ContactId, page: &PageRequest) -> StoreResult<Page<OrderRecord>> {
+        let v = self.viewer();
+        let mut q = Sql::new(v.dialect);
         q.push(ORDER_COLUMNS)
             .push(" FROM orders o JOIN contacts c ON c.tenant_id = o.tenant_id AND c.id = o.contact_id WHERE o.tenant_id = ")
             .bind(v.tenant_id.0)
@@ -279,12 +283,12 @@ impl Store {
     /// Orders of the group's visible members, newest first.
     pub async fn group_orders(
         &self,
-        v: &Viewer,
         g: GroupId,
         include_subgroups: bool,
         page: &PageRequest,
     ) -> StoreResult<Page<OrderRecord>> {
-        let mut q = Sql::new(self.db.get_database_backend());
+        let v = self.viewer();
+        let mut q = Sql::new(v.dialect);
         q.push(ORDER_COLUMNS);
         group_orders_where(&mut q, v, g, include_subgroups);
         self.order_page(q, page).await
@@ -294,13 +298,13 @@ impl Store {
     /// `[from, to)`.
     pub async fn group_order_summary(
         &self,
-        v: &Viewer,
         g: GroupId,
         include_subgroups: bool,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> StoreResult<Vec<OrderSummaryRecord>> {
-        let mut q = Sql::new(self.db.get_database_backend());
+        let v = self.viewer();
+        let mut q = Sql::new(v.dialect);
         q.push("SELECT o.currency AS currency, COUNT(*) AS n, CAST(SUM(o.total_minor) AS BIGINT) AS total");
         group_orders_where(&mut q, v, g, include_subgroups);
         if let Some(f) = from {
@@ -313,7 +317,7 @@ impl Store {
         let mut out = vec![];
         for r in self.db.query_all_raw(q.build()).await? {
             let code: String = r.try_get("", "currency")?;
-            let Ok(currency) = Currency::parse(&code) else { continue };
+            let currency = decode::currency(&code)?;
             out.push(OrderSummaryRecord {
                 currency,
                 order_count: r.try_get("", "n")?,

@@ -1,9 +1,8 @@
 //! The per-tenant business-status classification list.
 
-use crate::Store;
+use crate::access::handle::DataHandle;
 use crate::entities::business_status;
 use crate::error::StoreResult;
-use crate::viewer::Viewer;
 use cohort_domain::ids::BusinessStatusId;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
@@ -28,9 +27,10 @@ impl From<business_status::Model> for BusinessStatusRecord {
     }
 }
 
-impl Store {
+impl DataHandle {
     /// The tenant's classification list, in display order. Not secret: every worker needs it.
-    pub async fn business_statuses(&self, v: &Viewer) -> StoreResult<Vec<BusinessStatusRecord>> {
+    pub async fn business_statuses(&self) -> StoreResult<Vec<BusinessStatusRecord>> {
+        let v = self.viewer();
         Ok(business_status::Entity::find()
             .filter(business_status::Column::TenantId.eq(v.tenant_id.0))
             .order_by_asc(business_status::Column::Position)

@@ -3,14 +3,15 @@
 //! (ancestor, descendant) pair with its depth, so "this group and everything below it" is one
 //! indexed lookup and a move rewrites the moved subtree's rows in two set-based statements.
 
-use crate::Store;
+use crate::access::handle::DataHandle;
+use crate::access::viewer::Viewer;
+use crate::core::page::{Page, PageRequest};
+use crate::core::sql::Sql;
+use crate::core::uow::UnitOfWork;
+use crate::core::visibility::{book_level, book_levels, book_visible, like_escape};
 use crate::entities::{group, group_closure, membership, membership_event};
 use crate::error::{StoreError, StoreResult};
-use crate::page::{Page, PageRequest};
-use crate::repo::audit;
-use crate::sql::Sql;
-use crate::viewer::Viewer;
-use crate::visibility::{book_level, book_levels, book_visible, like_escape};
+use crate::events::{EventType, Subject, SubjectKind};
 use chrono::{DateTime, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::group::{ValidGroup, check_move};
@@ -143,8 +144,9 @@ pub(crate) async fn subtree_ids<C: ConnectionTrait>(
     Ok(ids.into_iter().map(GroupId).collect())
 }
 
-impl Store {
-    async fn with_group_levels(&self, v: &Viewer, rows: Vec<group::Model>) -> StoreResult<Vec<GroupRecord>> {
+impl DataHandle {
+    async fn with_group_levels(&self, rows: Vec<group::Model>) -> StoreResult<Vec<GroupRecord>> {
+        let v = self.viewer();
         let books: Vec<Uuid> = rows.iter().map(|r| r.address_book_id).collect();
         let levels = book_levels(&self.db, v, &books).await?;
         Ok(rows.into_iter().filter_map(|r| levels.get(&r.address_book_id).copied().map(|l| record(r, l))).collect())
@@ -180,7 +182,8 @@ impl Store {
         }
     }
 
-    pub async fn create_group(&self, v: &Viewer, input: GroupInput) -> StoreResult<GroupRecord> {
+    pub async fn create_group(&self, input: GroupInput) -> StoreResult<GroupRecord> {
+        let v = self.viewer();
         let valid = ValidGroup::validate(
             &input.name,
             input.description.as_deref(),
@@ -188,10 +191,11 @@ impl Store {
             input.public_name.as_deref(),
             input.public_description.as_deref(),
         )?;
-        let txn = self.write_txn().await?;
-        self.require_manage_book(&txn, v, input.address_book_id).await?;
+        let w = self.begin().await?;
+        self.require_manage_book(w.tx(), v, input.address_book_id).await?;
         if let Some(p) = input.parent_id {
-            self.group_for(&txn, v, p, AccessLevel::Manage).await?;
+            w.lock_hierarchy().await?;
+            self.group_for(w.tx(), v, p, AccessLevel::Manage).await?;
         }
         let now = Utc::now();
         let m = group::Model {
@@ -208,7 +212,7 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
-        group::Entity::insert(group::ActiveModel::from(m.clone())).exec_without_returning(&txn).await?;
+        group::Entity::insert(group::ActiveModel::from(m.clone())).exec_without_returning(w.tx()).await?;
         // Closure rows: (g, g, 0) and (a, g, d + 1) for every ancestor-or-self a of the parent.
         group_closure::Entity::insert(group_closure::ActiveModel {
             tenant_id: Set(v.tenant_id.0),
@@ -216,27 +220,33 @@ impl Store {
             descendant_id: Set(m.id),
             depth: Set(0),
         })
-        .exec_without_returning(&txn)
+        .exec_without_returning(w.tx())
         .await?;
         if let Some(p) = input.parent_id {
-            let mut q = Sql::new(txn.get_database_backend());
+            let mut q = Sql::new(w.dialect());
             q.push("INSERT INTO group_closure (tenant_id, ancestor_id, descendant_id, depth) SELECT tenant_id, ancestor_id, ")
                 .bind(m.id)
                 .push(", depth + 1 FROM group_closure WHERE tenant_id = ")
                 .bind(v.tenant_id.0)
                 .push(" AND descendant_id = ")
                 .bind(p.0);
-            txn.execute_raw(q.build()).await?;
+            w.tx().execute_raw(q.build()).await?;
         }
-        audit::record(&txn, v, "group.create", "Group", Some(m.id), serde_json::json!({"name": m.name})).await?;
-        txn.commit().await?;
+        w.audit("group.create", "Group", Some(m.id), serde_json::json!({"name": m.name}));
+        w.emit(
+            EventType::GroupCreated,
+            vec![Subject::new(SubjectKind::Group, m.id)],
+            serde_json::json!({"parentId": m.parent_id, "addressBookId": m.address_book_id}),
+        );
+        w.commit().await?;
         let level = AccessLevel::effective(v.is_admin(), [AccessLevel::Manage]).unwrap_or(AccessLevel::Manage);
         Ok(record(m, level))
     }
 
-    pub async fn update_group(&self, v: &Viewer, id: GroupId, p: GroupPatch) -> StoreResult<GroupRecord> {
-        let txn = self.write_txn().await?;
-        let cur = self.group_for(&txn, v, id, AccessLevel::Manage).await?;
+    pub async fn update_group(&self, id: GroupId, p: GroupPatch) -> StoreResult<GroupRecord> {
+        let v = self.viewer();
+        let w = self.begin().await?;
+        let cur = self.group_for(w.tx(), v, id, AccessLevel::Manage).await?;
         let valid = ValidGroup::validate(
             p.name.as_deref().unwrap_or(&cur.name),
             p.description.clone().unwrap_or(cur.description.clone()).as_deref(),
@@ -247,7 +257,7 @@ impl Store {
         if let Some(book) = p.address_book_id
             && book.0 != cur.address_book_id
         {
-            self.require_manage_book(&txn, v, book).await?;
+            self.require_manage_book(w.tx(), v, book).await?;
         }
         let m = group::Model {
             address_book_id: p.address_book_id.map(|b| b.0).unwrap_or(cur.address_book_id),
@@ -273,83 +283,42 @@ impl Store {
             updated_at: Set(m.updated_at),
             ..Default::default()
         })
-        .exec(&txn)
+        .exec(w.tx())
         .await?;
-        audit::record(&txn, v, "group.update", "Group", Some(m.id), serde_json::json!({"name": m.name})).await?;
-        txn.commit().await?;
+        w.audit("group.update", "Group", Some(m.id), serde_json::json!({"name": m.name}));
+        w.emit(
+            EventType::GroupUpdated,
+            vec![Subject::new(SubjectKind::Group, m.id)],
+            serde_json::json!({"addressBookId": m.address_book_id}),
+        );
+        w.commit().await?;
         let level = book_level(&self.db, v, AddressBookId(m.address_book_id)).await?.unwrap_or(AccessLevel::Read);
         Ok(record(m, level))
     }
 
-    /// Rewrites the closure rows of `g`'s subtree for its new parent (`None`: a root).
-    async fn reattach(
-        &self,
-        txn: &DatabaseTransaction,
-        v: &Viewer,
-        g: GroupId,
-        new_parent: Option<GroupId>,
-    ) -> StoreResult<()> {
-        let backend = txn.get_database_backend();
-        // Detach: drop every (outside ancestor, subtree member) pair.
-        let mut q = Sql::new(backend);
-        q.push("DELETE FROM group_closure WHERE tenant_id = ")
-            .bind(v.tenant_id.0)
-            .push(" AND descendant_id IN (SELECT descendant_id FROM group_closure WHERE tenant_id = ")
-            .bind(v.tenant_id.0)
-            .push(" AND ancestor_id = ")
-            .bind(g.0)
-            .push(") AND ancestor_id NOT IN (SELECT descendant_id FROM group_closure WHERE tenant_id = ")
-            .bind(v.tenant_id.0)
-            .push(" AND ancestor_id = ")
-            .bind(g.0)
-            .push(")");
-        txn.execute_raw(q.build()).await?;
-        // Attach: every ancestor-or-self of the new parent × every subtree member.
-        if let Some(p) = new_parent {
-            let mut q = Sql::new(backend);
-            q.push("INSERT INTO group_closure (tenant_id, ancestor_id, descendant_id, depth) SELECT a.tenant_id, a.ancestor_id, s.descendant_id, a.depth + s.depth + 1 FROM group_closure a, group_closure s WHERE a.tenant_id = ")
-                .bind(v.tenant_id.0)
-                .push(" AND a.descendant_id = ")
-                .bind(p.0)
-                .push(" AND s.tenant_id = ")
-                .bind(v.tenant_id.0)
-                .push(" AND s.ancestor_id = ")
-                .bind(g.0);
-            txn.execute_raw(q.build()).await?;
-        }
-        group::Entity::update_many()
-            .col_expr(group::Column::ParentId, Expr::value(new_parent.map(|p| p.0)))
-            .col_expr(group::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(group::Column::TenantId.eq(v.tenant_id.0))
-            .filter(group::Column::Id.eq(g.0))
-            .exec(txn)
-            .await?;
-        Ok(())
-    }
-
     /// Moves a group (with its whole subtree and all memberships) under `new_parent`, or to the
     /// root level. Needs MANAGE on the group and on the new parent; refuses cycles.
-    pub async fn move_group(&self, v: &Viewer, id: GroupId, new_parent: Option<GroupId>) -> StoreResult<GroupRecord> {
-        let txn = self.write_txn().await?;
-        let cur = self.group_for(&txn, v, id, AccessLevel::Manage).await?;
+    pub async fn move_group(&self, id: GroupId, new_parent: Option<GroupId>) -> StoreResult<GroupRecord> {
+        let v = self.viewer();
+        let w = self.begin().await?;
+        // Before reading anything of the tree: a concurrent move must see this one's result.
+        w.lock_hierarchy().await?;
+        let cur = self.group_for(w.tx(), v, id, AccessLevel::Manage).await?;
         if let Some(p) = new_parent {
-            self.group_for(&txn, v, p, AccessLevel::Manage).await?;
+            self.group_for(w.tx(), v, p, AccessLevel::Manage).await?;
         }
-        let subtree = subtree_ids(&txn, v, id).await?;
+        let subtree = subtree_ids(w.tx(), v, id).await?;
         check_move(id, new_parent, &subtree)?;
         if cur.parent_id != new_parent.map(|p| p.0) {
-            self.reattach(&txn, v, id, new_parent).await?;
-            audit::record(
-                &txn,
-                v,
-                "group.move",
-                "Group",
-                Some(id.0),
-                serde_json::json!({"parentId": new_parent.map(|p| p.0)}),
-            )
-            .await?;
+            reattach(&w, id, new_parent).await?;
+            w.audit("group.move", "Group", Some(id.0), serde_json::json!({"parentId": new_parent.map(|p| p.0)}));
+            w.emit(
+                EventType::GroupMoved,
+                vec![Subject::new(SubjectKind::Group, id.0)],
+                serde_json::json!({"fromParentId": cur.parent_id, "toParentId": new_parent.map(|p| p.0)}),
+            );
         }
-        txn.commit().await?;
+        w.commit().await?;
         let m = group::Model { parent_id: new_parent.map(|p| p.0), ..cur };
         let level = book_level(&self.db, v, AddressBookId(m.address_book_id)).await?.unwrap_or(AccessLevel::Read);
         Ok(record(m, level))
@@ -357,16 +326,18 @@ impl Store {
 
     /// Deletes a group. Its memberships end (each with a history entry); its subgroups are
     /// handled as `policy` says. Returns the ids of every deleted group.
-    pub async fn delete_group(&self, v: &Viewer, id: GroupId, policy: SubgroupPolicy) -> StoreResult<Vec<GroupId>> {
-        let txn = self.write_txn().await?;
-        self.group_for(&txn, v, id, AccessLevel::Manage).await?;
+    pub async fn delete_group(&self, id: GroupId, policy: SubgroupPolicy) -> StoreResult<Vec<GroupId>> {
+        let v = self.viewer();
+        let w = self.begin().await?;
+        w.lock_hierarchy().await?;
+        self.group_for(w.tx(), v, id, AccessLevel::Manage).await?;
         let children: Vec<Uuid> = group::Entity::find()
             .filter(group::Column::TenantId.eq(v.tenant_id.0))
             .filter(group::Column::ParentId.eq(id.0))
             .select_only()
             .column(group::Column::Id)
             .into_tuple()
-            .all(&txn)
+            .all(w.tx())
             .await?;
         let mut doomed = vec![id];
         if !children.is_empty() {
@@ -379,8 +350,8 @@ impl Store {
                 }
                 SubgroupPolicy::ReparentTo(target) => {
                     if let Some(t) = target {
-                        self.group_for(&txn, v, t, AccessLevel::Manage).await?;
-                        let subtree = subtree_ids(&txn, v, id).await?;
+                        self.group_for(w.tx(), v, t, AccessLevel::Manage).await?;
+                        let subtree = subtree_ids(w.tx(), v, id).await?;
                         if subtree.contains(&t) {
                             return Err(StoreError::invalid(
                                 "reparentChildrenTo",
@@ -390,22 +361,22 @@ impl Store {
                     }
                     for c in &children {
                         // Moving a subgroup is configuring it: MANAGE on its home book, too.
-                        self.group_for(&txn, v, GroupId(*c), AccessLevel::Manage).await.map_err(|e| match e {
+                        self.group_for(w.tx(), v, GroupId(*c), AccessLevel::Manage).await.map_err(|e| match e {
                             StoreError::NotFound => StoreError::forbidden("reparenting needs MANAGE on every subgroup"),
                             other => other,
                         })?;
-                        self.reattach(&txn, v, GroupId(*c), target).await?;
+                        reattach(&w, GroupId(*c), target).await?;
                     }
                 }
                 SubgroupPolicy::Delete => {
-                    let subtree = subtree_ids(&txn, v, id).await?;
+                    let subtree = subtree_ids(w.tx(), v, id).await?;
                     let rows = group::Entity::find()
                         .filter(group::Column::TenantId.eq(v.tenant_id.0))
                         .filter(group::Column::Id.is_in(subtree.iter().map(|g| g.0)))
-                        .all(&txn)
+                        .all(w.tx())
                         .await?;
                     for r in &rows {
-                        let level = book_level(&txn, v, AddressBookId(r.address_book_id)).await?;
+                        let level = book_level(w.tx(), v, AddressBookId(r.address_book_id)).await?;
                         if !AccessLevel::allows(level, AccessLevel::Manage) {
                             return Err(StoreError::forbidden(
                                 "deleting the subgroups needs MANAGE on every subgroup's home book",
@@ -417,6 +388,11 @@ impl Store {
             }
         }
         let doomed_ids: Vec<Uuid> = doomed.iter().map(|g| g.0).collect();
+        // Members being added to a doomed group right now finish first (or wait and then find no
+        // group): every membership that ends here gets its LEAVE entry.
+        for g in &doomed {
+            crate::groups::membership::lock_group(&w, *g, crate::core::dialect::RowLock::Update).await?;
+        }
         // End every membership with a history entry (in bounded chunks: a group may have millions
         // of members), then remove closure rows, memberships and the groups.
         let now = Utc::now();
@@ -426,13 +402,17 @@ impl Store {
                 .filter(membership::Column::TenantId.eq(v.tenant_id.0))
                 .filter(membership::Column::GroupId.is_in(doomed_ids.clone()));
             if let Some((g, c)) = after {
-                q = q.filter(crate::page::after(membership::Column::GroupId, membership::Column::ContactId, (g, c)));
+                q = q.filter(crate::core::page::after(
+                    membership::Column::GroupId,
+                    membership::Column::ContactId,
+                    (g, c),
+                ));
             }
             let chunk = q
                 .order_by_asc(membership::Column::GroupId)
                 .order_by_asc(membership::Column::ContactId)
                 .limit(2000)
-                .all(&txn)
+                .all(w.tx())
                 .await?;
             let Some(last) = chunk.last() else { break };
             after = Some((last.group_id, last.contact_id));
@@ -447,13 +427,13 @@ impl Store {
                 at: Set(now),
                 reason: Set(Some("group deleted".into())),
             }))
-            .exec_without_returning(&txn)
+            .exec_without_returning(w.tx())
             .await?;
         }
         membership::Entity::delete_many()
             .filter(membership::Column::TenantId.eq(v.tenant_id.0))
             .filter(membership::Column::GroupId.is_in(doomed_ids.clone()))
-            .exec(&txn)
+            .exec(w.tx())
             .await?;
         group_closure::Entity::delete_many()
             .filter(group_closure::Column::TenantId.eq(v.tenant_id.0))
@@ -462,20 +442,24 @@ impl Store {
                     .add(group_closure::Column::AncestorId.is_in(doomed_ids.clone()))
                     .add(group_closure::Column::DescendantId.is_in(doomed_ids.clone())),
             )
-            .exec(&txn)
+            .exec(w.tx())
             .await?;
         group::Entity::delete_many()
             .filter(group::Column::TenantId.eq(v.tenant_id.0))
             .filter(group::Column::Id.is_in(doomed_ids.clone()))
-            .exec(&txn)
+            .exec(w.tx())
             .await?;
-        audit::record(&txn, v, "group.delete", "Group", Some(id.0), serde_json::json!({"deleted": doomed_ids})).await?;
-        txn.commit().await?;
+        w.audit("group.delete", "Group", Some(id.0), serde_json::json!({"deleted": doomed_ids}));
+        for g in &doomed_ids {
+            w.emit(EventType::GroupDeleted, vec![Subject::new(SubjectKind::Group, *g)], serde_json::json!({}));
+        }
+        w.commit().await?;
         Ok(doomed)
     }
 
     /// Visible groups among `ids`.
-    pub async fn groups_by_ids(&self, v: &Viewer, ids: &[GroupId]) -> StoreResult<Vec<GroupRecord>> {
+    pub async fn groups_by_ids(&self, ids: &[GroupId]) -> StoreResult<Vec<GroupRecord>> {
+        let v = self.viewer();
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -497,37 +481,43 @@ impl Store {
         // The rows and the viewer's level on each home book in one statement (this lookup backs
         // `group(id)` and every group a page mentions).
         let rows: Vec<GroupWithLevel> = q
-            .column_as(crate::visibility::level_on_book(v, group::Entity, group::Column::AddressBookId), "my_level")
+            .column_as(
+                crate::core::visibility::level_on_book(v, group::Entity, group::Column::AddressBookId),
+                "my_level",
+            )
             .into_model()
             .all(&self.db)
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| {
-                let level = r.my_level.and_then(AccessLevel::from_i16)?;
-                Some(record(
-                    group::Model {
-                        tenant_id: r.tenant_id,
-                        id: r.id,
-                        address_book_id: r.address_book_id,
-                        parent_id: r.parent_id,
-                        name: r.name,
-                        sort_name: r.sort_name,
-                        description: r.description,
-                        precedence: r.precedence,
-                        public_name: r.public_name,
-                        public_description: r.public_description,
-                        created_at: r.created_at,
-                        updated_at: r.updated_at,
-                    },
-                    level,
-                ))
-            })
-            .collect())
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            // NULL: no grant on the home book (not visible); a number this version does not know
+            // is corrupt data, not "no access".
+            let Some(level) = r.my_level else { continue };
+            let level = crate::core::decode::access_level(level)?;
+            out.push(record(
+                group::Model {
+                    tenant_id: r.tenant_id,
+                    id: r.id,
+                    address_book_id: r.address_book_id,
+                    parent_id: r.parent_id,
+                    name: r.name,
+                    sort_name: r.sort_name,
+                    description: r.description,
+                    precedence: r.precedence,
+                    public_name: r.public_name,
+                    public_description: r.public_description,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                },
+                level,
+            ));
+        }
+        Ok(out)
     }
 
     /// Visible groups, by (name, id).
-    pub async fn groups(&self, v: &Viewer, f: &GroupFilter, page: &PageRequest) -> StoreResult<Page<GroupRecord>> {
+    pub async fn groups(&self, f: &GroupFilter, page: &PageRequest) -> StoreResult<Page<GroupRecord>> {
+        let v = self.viewer();
         let mut q = visible_groups(v);
         if let Some(p) = f.parent_id {
             q = q.filter(group::Column::ParentId.eq(p.0));
@@ -558,7 +548,7 @@ impl Store {
             );
         }
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(crate::page::after(group::Column::SortName, group::Column::Id, (name, id)));
+            q = q.filter(crate::core::page::after(group::Column::SortName, group::Column::Id, (name, id)));
         }
         let rows = q
             .order_by_asc(group::Column::SortName)
@@ -566,12 +556,13 @@ impl Store {
             .limit(page.limit())
             .all(&self.db)
             .await?;
-        let recs = self.with_group_levels(v, rows).await?;
+        let recs = self.with_group_levels(rows).await?;
         Ok(Page::from_rows(recs, page, |g| (g.sort_name.clone(), g.id.0)))
     }
 
     /// Visible direct subgroups, by name.
-    pub async fn group_children(&self, v: &Viewer, id: GroupId) -> StoreResult<Vec<GroupRecord>> {
+    pub async fn group_children(&self, id: GroupId) -> StoreResult<Vec<GroupRecord>> {
+        let v = self.viewer();
         let rows = visible_groups(v)
             .filter(group::Column::ParentId.eq(id.0))
             .order_by_asc(group::Column::SortName)
@@ -579,11 +570,12 @@ impl Store {
             .limit(1000)
             .all(&self.db)
             .await?;
-        self.with_group_levels(v, rows).await
+        self.with_group_levels(rows).await
     }
 
     /// Visible ancestors, nearest first.
-    pub async fn group_ancestors(&self, v: &Viewer, id: GroupId) -> StoreResult<Vec<GroupRecord>> {
+    pub async fn group_ancestors(&self, id: GroupId) -> StoreResult<Vec<GroupRecord>> {
+        let v = self.viewer();
         let rows: Vec<(Uuid, i32)> = group_closure::Entity::find()
             .filter(group_closure::Column::TenantId.eq(v.tenant_id.0))
             .filter(group_closure::Column::DescendantId.eq(id.0))
@@ -594,18 +586,14 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let mut found = self.groups_by_ids(v, &rows.iter().map(|r| GroupId(r.0)).collect::<Vec<_>>()).await?;
+        let mut found = self.groups_by_ids(&rows.iter().map(|r| GroupId(r.0)).collect::<Vec<_>>()).await?;
         found.sort_by_key(|g| rows.iter().find(|r| r.0 == g.id.0).map(|r| r.1).unwrap_or(i32::MAX));
         Ok(found)
     }
 
     /// Visible descendants (not the group itself), by (name, id).
-    pub async fn group_descendants(
-        &self,
-        v: &Viewer,
-        id: GroupId,
-        page: &PageRequest,
-    ) -> StoreResult<Page<GroupRecord>> {
+    pub async fn group_descendants(&self, id: GroupId, page: &PageRequest) -> StoreResult<Page<GroupRecord>> {
+        let v = self.viewer();
         let sub = Query::select()
             .column(group_closure::Column::DescendantId)
             .from(group_closure::Entity)
@@ -615,7 +603,7 @@ impl Store {
             .to_owned();
         let mut q = visible_groups(v).filter(group::Column::Id.in_subquery(sub));
         if let Some((name, gid)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(crate::page::after(group::Column::SortName, group::Column::Id, (name, gid)));
+            q = q.filter(crate::core::page::after(group::Column::SortName, group::Column::Id, (name, gid)));
         }
         let rows = q
             .order_by_asc(group::Column::SortName)
@@ -623,7 +611,48 @@ impl Store {
             .limit(page.limit())
             .all(&self.db)
             .await?;
-        let recs = self.with_group_levels(v, rows).await?;
+        let recs = self.with_group_levels(rows).await?;
         Ok(Page::from_rows(recs, page, |g| (g.sort_name.clone(), g.id.0)))
     }
+}
+
+/// Rewrites the closure rows of `g`'s subtree for its new parent (`None`: a root).
+async fn reattach(w: &UnitOfWork, g: GroupId, new_parent: Option<GroupId>) -> StoreResult<()> {
+    let v = w.viewer();
+    let backend = w.dialect();
+    // Detach: drop every (outside ancestor, subtree member) pair.
+    let mut q = Sql::new(backend);
+    q.push("DELETE FROM group_closure WHERE tenant_id = ")
+        .bind(v.tenant_id.0)
+        .push(" AND descendant_id IN (SELECT descendant_id FROM group_closure WHERE tenant_id = ")
+        .bind(v.tenant_id.0)
+        .push(" AND ancestor_id = ")
+        .bind(g.0)
+        .push(") AND ancestor_id NOT IN (SELECT descendant_id FROM group_closure WHERE tenant_id = ")
+        .bind(v.tenant_id.0)
+        .push(" AND ancestor_id = ")
+        .bind(g.0)
+        .push(")");
+    w.tx().execute_raw(q.build()).await?;
+    // Attach: every ancestor-or-self of the new parent × every subtree member.
+    if let Some(p) = new_parent {
+        let mut q = Sql::new(backend);
+        q.push("INSERT INTO group_closure (tenant_id, ancestor_id, descendant_id, depth) SELECT a.tenant_id, a.ancestor_id, s.descendant_id, a.depth + s.depth + 1 FROM group_closure a, group_closure s WHERE a.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND a.descendant_id = ")
+            .bind(p.0)
+            .push(" AND s.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND s.ancestor_id = ")
+            .bind(g.0);
+        w.tx().execute_raw(q.build()).await?;
+    }
+    group::Entity::update_many()
+        .col_expr(group::Column::ParentId, Expr::value(new_parent.map(|p| p.0)))
+        .col_expr(group::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(group::Column::TenantId.eq(v.tenant_id.0))
+        .filter(group::Column::Id.eq(g.0))
+        .exec(w.tx())
+        .await?;
+    Ok(())
 }

@@ -1,0 +1,110 @@
+//! The outbox, as admins read it: `events(first, after, types)`.
+
+use super::types::{PageInfo, User, page_info};
+use super::{data, ids, loader};
+use crate::error::ApiError;
+use async_graphql::{ComplexObject, Context, ID, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use cohort_domain::ids::{
+    AddressBookId, ContactId, EventId, GroupId, OrderId, PriceListId, ProductId, UserGroupId, UserId,
+};
+use cohort_store::{EventFilter, EventRecord, PageRequest, SubjectKind};
+
+/// Something that happened in the tenant, written in the same transaction as the change.
+/// Payloads carry ids and small facts only — never contact fields or membership lists.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Event {
+    /// Opaque global id (ordered by creation).
+    pub id: ID,
+    /// e.g. `group.members_added`.
+    #[graphql(name = "type")]
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    /// The request that caused it (the `x-request-id` it was served under).
+    pub request_id: Option<String>,
+    /// Global ids of what the event is about (a group, a contact, a price list, …).
+    pub subjects: Vec<ID>,
+    /// Payload layout version.
+    pub schema_version: i32,
+    /// Small facts: counts, ids, the previous and new parent of a moved group, …
+    pub payload: Json<serde_json::Value>,
+    #[graphql(skip)]
+    pub actor_id: Option<uuid::Uuid>,
+}
+
+#[ComplexObject]
+impl Event {
+    /// Who did it.
+    async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(a) = self.actor_id else { return Ok(None) };
+        Ok(loader(ctx)?.load_one(UserId(a)).await?.map(User))
+    }
+}
+
+fn subject_tag(k: SubjectKind) -> &'static str {
+    match k {
+        SubjectKind::AddressBook => AddressBookId::TAG,
+        SubjectKind::User => UserId::TAG,
+        SubjectKind::UserGroup => UserGroupId::TAG,
+        SubjectKind::Contact => ContactId::TAG,
+        SubjectKind::Group => GroupId::TAG,
+        SubjectKind::Product => ProductId::TAG,
+        SubjectKind::PriceList => PriceListId::TAG,
+        SubjectKind::Order => OrderId::TAG,
+    }
+}
+
+impl From<EventRecord> for Event {
+    fn from(e: EventRecord) -> Self {
+        Event {
+            id: ids::encode(EventId::TAG, e.id),
+            event_type: e.event_type.as_str().to_owned(),
+            occurred_at: e.occurred_at,
+            request_id: e.request_id,
+            subjects: e.subjects.iter().map(|s| ids::encode(subject_tag(s.kind), s.id)).collect(),
+            schema_version: e.schema_version,
+            payload: Json(e.payload),
+            actor_id: e.actor_id,
+        }
+    }
+}
+
+/// An event in a page of events.
+#[derive(SimpleObject)]
+pub struct EventEdge {
+    pub cursor: String,
+    pub node: Event,
+}
+
+#[derive(SimpleObject)]
+pub struct EventConnection {
+    pub edges: Vec<EventEdge>,
+    pub page_info: PageInfo,
+}
+
+#[derive(Default)]
+pub struct EventQuery;
+
+#[Object]
+impl EventQuery {
+    /// The tenant's events, oldest first (admin). `types` takes exact types (`group.created`)
+    /// and prefixes (`group.*`); an unknown one is `BAD_USER_INPUT`.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        types: Option<Vec<String>>,
+    ) -> async_graphql::Result<EventConnection> {
+        let page = PageRequest::new(first, after).map_err(ApiError::from)?;
+        let filter = EventFilter { types: types.unwrap_or_default() };
+        let p = data(ctx)?.events(&filter, &page).await.map_err(ApiError::from)?;
+        let page_info = page_info(&p);
+        Ok(EventConnection {
+            edges: p.rows.into_iter().map(|(cursor, e)| EventEdge { cursor, node: e.into() }).collect(),
+            page_info,
+        })
+    }
+}

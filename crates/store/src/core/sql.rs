@@ -1,0 +1,73 @@
+//! A tiny builder for the hand-written statements of the hot paths (member pages, set-based
+//! membership changes, closure-table maintenance).
+//!
+//! Text is accepted only as `&'static str`: fragments written in the source, never a string built
+//! at run time, so user input cannot be spliced into SQL by construction — values always go
+//! through [`Sql::bind`]. The placeholder style follows the dialect (`?` / `$n`).
+
+use crate::core::dialect::Dialect;
+use sea_orm::{Statement, Value};
+
+pub(crate) struct Sql {
+    dialect: Dialect,
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    pub(crate) fn new(dialect: Dialect) -> Self {
+        Sql { dialect, text: String::with_capacity(256), values: Vec::new() }
+    }
+
+    pub(crate) fn push(&mut self, s: &'static str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    pub(crate) fn bind(&mut self, v: impl Into<Value>) -> &mut Self {
+        self.values.push(v.into());
+        self.dialect.placeholder(self.values.len(), &mut self.text);
+        self
+    }
+
+    /// `(?, ?, …)` for a non-empty list.
+    pub(crate) fn bind_list<V: Into<Value>>(&mut self, vs: impl IntoIterator<Item = V>) -> &mut Self {
+        self.text.push('(');
+        for (i, v) in vs.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind(v);
+        }
+        self.text.push(')');
+        self
+    }
+
+    /// `alias.col1, alias.col2, …` from static names (e.g. an entity's column list).
+    pub(crate) fn push_columns(
+        &mut self,
+        alias: &'static str,
+        cols: impl IntoIterator<Item = &'static str>,
+    ) -> &mut Self {
+        for (i, c) in cols.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.text.push_str(alias);
+            self.text.push('.');
+            self.text.push_str(c);
+        }
+        self
+    }
+
+    pub(crate) fn build(self) -> Statement {
+        Statement::from_sql_and_values(self.dialect.backend(), self.text, self.values)
+    }
+}
+
+/// The contact columns, in entity order (for `FromQueryResult`).
+pub(crate) fn contact_columns() -> impl Iterator<Item = &'static str> {
+    use crate::entities::contact;
+    use sea_orm::{IdenStatic, Iterable};
+    contact::Column::iter().map(|c| c.as_str())
+}

@@ -1,0 +1,279 @@
+//! The unit of work: the one transaction type every write runs in.
+//!
+//! It is opened from the request's [`DataHandle`] (so it carries that viewer), collects the audit
+//! entries and domain events the write produces, owns the idempotency key of the request, and on
+//! [`UnitOfWork::commit`] writes them together with the data — atomically: a refused or failed
+//! write leaves no audit row and no event, a committed one exactly its own. The raw transaction is
+//! private to this module's callers in the store; nothing outside the store can open one, and a
+//! write helper takes `&UnitOfWork`, never a bare connection.
+//!
+//! On SQLite the transaction takes the write lock up front (`BEGIN IMMEDIATE`): a deferred
+//! transaction that reads and then writes can fail with `SQLITE_BUSY` when another writer got in
+//! between, whereas an immediate one just waits.
+
+use crate::access::handle::DataHandle;
+use crate::access::viewer::Viewer;
+use crate::core::dialect::{Dialect, RowLock};
+use crate::core::sql::Sql;
+use crate::entities::{audit, event, idempotency};
+use crate::error::{StoreError, StoreResult};
+use crate::events::{EVENT_SCHEMA_VERSION, EventType, NewEvent, Subject};
+use chrono::Utc;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+/// How long an idempotency key remembers its answer.
+const KEY_TTL_HOURS: i64 = 24;
+
+struct AuditEntry {
+    action: &'static str,
+    target_type: &'static str,
+    target_id: Option<Uuid>,
+    details: serde_json::Value,
+}
+
+/// The key this unit of work claimed, and the answer to store with it at commit.
+struct ClaimedKey {
+    key: String,
+    answer: Option<String>,
+}
+
+pub(crate) struct UnitOfWork {
+    txn: DatabaseTransaction,
+    viewer: Arc<Viewer>,
+    request_id: Option<Arc<str>>,
+    audit: Mutex<Vec<AuditEntry>>,
+    events: Mutex<Vec<NewEvent>>,
+    key: Option<ClaimedKey>,
+}
+
+/// What claiming an idempotency key found.
+pub(crate) enum Claim<T> {
+    /// The key is new: this unit of work does the work and its answer is remembered at commit.
+    Fresh,
+    /// The same user already ran this request with this key: its first answer.
+    Replay(T),
+}
+
+impl DataHandle {
+    /// Opens the unit of work for one write.
+    pub(crate) async fn begin(&self) -> StoreResult<UnitOfWork> {
+        let txn = self.db.begin_with_options(immediate()).await?;
+        Ok(UnitOfWork {
+            txn,
+            viewer: self.viewer.clone(),
+            request_id: self.request_id.clone(),
+            audit: Mutex::new(Vec::new()),
+            events: Mutex::new(Vec::new()),
+            key: None,
+        })
+    }
+}
+
+impl UnitOfWork {
+    /// The transaction, for the statements of the write itself.
+    pub(crate) fn tx(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    pub(crate) fn viewer(&self) -> &Viewer {
+        &self.viewer
+    }
+
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.viewer.dialect
+    }
+
+    /// Records a configuration change for the audit log (written at commit).
+    pub(crate) fn audit(
+        &self,
+        action: &'static str,
+        target_type: &'static str,
+        target_id: Option<Uuid>,
+        details: serde_json::Value,
+    ) {
+        if let Ok(mut a) = self.audit.lock() {
+            a.push(AuditEntry { action, target_type, target_id, details });
+        }
+    }
+
+    /// Records a domain event for the outbox (written at commit).
+    pub(crate) fn emit(&self, event_type: EventType, subjects: Vec<Subject>, payload: serde_json::Value) {
+        if let Ok(mut e) = self.events.lock() {
+            e.push(NewEvent::new(event_type, subjects, payload));
+        }
+    }
+
+    /// Serialises the tenant's hierarchy changes (create under a parent, move, delete): each reads
+    /// the ancestors and subtree it rewrites, and two of them interleaving on PostgreSQL could
+    /// otherwise each pass the cycle check against a tree the other is changing. One row lock on
+    /// the tenant, held to commit; SQLite's single writer serialises them already.
+    pub(crate) async fn lock_hierarchy(&self) -> StoreResult<()> {
+        if self.dialect() == Dialect::Sqlite {
+            return Ok(());
+        }
+        let mut q = Sql::new(self.dialect());
+        q.push("SELECT id FROM tenants WHERE id = ")
+            .bind(self.viewer.tenant_id.0)
+            .push(self.dialect().lock_rows(RowLock::NoKeyUpdate));
+        self.txn.query_one_raw(q.build()).await?;
+        Ok(())
+    }
+
+    /// Claims `key` for this user's request `op` with `fingerprint` (a hash of its arguments).
+    ///
+    /// The claim is an insert that does nothing on conflict: of concurrent callers with one key,
+    /// the first proceeds and the others wait on its row until it commits, then read its answer
+    /// (PostgreSQL), or they simply queue behind the writer lock (SQLite). Keys are per tenant
+    /// **and user**: another user's identical key is a different request.
+    pub(crate) async fn claim_key<T: DeserializeOwned>(
+        &mut self,
+        key: &str,
+        op: &'static str,
+        fingerprint: &str,
+    ) -> StoreResult<Claim<T>> {
+        check_key(key)?;
+        let v = self.viewer.clone();
+        let now = Utc::now();
+        // Keys live for a day; this user's expired ones are swept first, so a stale answer is
+        // never replayed.
+        idempotency::Entity::delete_many()
+            .filter(idempotency::Column::TenantId.eq(v.tenant_id.0))
+            .filter(idempotency::Column::UserId.eq(v.user_id.0))
+            .filter(idempotency::Column::CreatedAt.lt(now - chrono::Duration::hours(KEY_TTL_HOURS)))
+            .exec(&self.txn)
+            .await?;
+        let inserted = idempotency::Entity::insert(idempotency::ActiveModel {
+            tenant_id: Set(v.tenant_id.0),
+            user_id: Set(v.user_id.0),
+            key: Set(key.to_owned()),
+            operation: Set(op.to_owned()),
+            request_hash: Set(fingerprint.to_owned()),
+            response: Set(String::new()),
+            created_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([idempotency::Column::TenantId, idempotency::Column::UserId, idempotency::Column::Key])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&self.txn)
+        .await?;
+        if inserted == 1 {
+            self.key = Some(ClaimedKey { key: key.to_owned(), answer: None });
+            return Ok(Claim::Fresh);
+        }
+        let row = idempotency::Entity::find()
+            .filter(idempotency::Column::TenantId.eq(v.tenant_id.0))
+            .filter(idempotency::Column::UserId.eq(v.user_id.0))
+            .filter(idempotency::Column::Key.eq(key))
+            .one(&self.txn)
+            .await?
+            .ok_or_else(|| StoreError::corrupt("idempotency_keys", key))?;
+        if row.operation != op || row.request_hash != fingerprint {
+            return Err(StoreError::Conflict("this idempotency key was already used for a different request".into()));
+        }
+        serde_json::from_str(&row.response)
+            .map(Claim::Replay)
+            .map_err(|_| StoreError::corrupt("idempotency_keys.response", &row.response))
+    }
+
+    /// The answer to remember with the claimed key (if any) at commit.
+    pub(crate) fn answer<T: Serialize>(&mut self, answer: &T) -> StoreResult<()> {
+        if let Some(k) = self.key.as_mut() {
+            k.answer = Some(serde_json::to_string(answer).map_err(|_| StoreError::corrupt("idempotent answer", "-"))?);
+        }
+        Ok(())
+    }
+
+    /// Writes the audit entries, the events and the idempotent answer, then commits — all or
+    /// nothing. Returns the ids of the events written.
+    pub(crate) async fn commit(self) -> StoreResult<Vec<Uuid>> {
+        let UnitOfWork { txn, viewer: v, request_id, audit, events, key } = self;
+        let now = Utc::now();
+        let audit = audit.into_inner().unwrap_or_default();
+        if !audit.is_empty() {
+            audit::Entity::insert_many(audit.into_iter().map(|a| audit::ActiveModel {
+                tenant_id: Set(v.tenant_id.0),
+                id: Set(Uuid::now_v7()),
+                actor_id: Set(Some(v.user_id.0)),
+                action: Set(a.action.to_owned()),
+                target_type: Set(a.target_type.to_owned()),
+                target_id: Set(a.target_id),
+                at: Set(now),
+                details: Set(Some(a.details.to_string())),
+            }))
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        let events = events.into_inner().unwrap_or_default();
+        let mut ids = Vec::with_capacity(events.len());
+        if !events.is_empty() {
+            let rows: Vec<event::ActiveModel> = events
+                .into_iter()
+                .map(|e| {
+                    let id = Uuid::now_v7();
+                    ids.push(id);
+                    event::ActiveModel {
+                        tenant_id: Set(v.tenant_id.0),
+                        id: Set(id),
+                        event_type: Set(e.event_type.as_str().to_owned()),
+                        occurred_at: Set(now),
+                        actor_id: Set(Some(v.user_id.0)),
+                        request_id: Set(request_id.as_deref().map(str::to_owned)),
+                        subjects: Set(serde_json::to_string(&e.subjects).unwrap_or_else(|_| "[]".into())),
+                        schema_version: Set(EVENT_SCHEMA_VERSION),
+                        payload: Set(e.payload.to_string()),
+                    }
+                })
+                .collect();
+            event::Entity::insert_many(rows).exec_without_returning(&txn).await?;
+        }
+        if let Some(ClaimedKey { key, answer }) = key {
+            let answer = answer.ok_or_else(|| StoreError::corrupt("idempotent answer", "missing at commit"))?;
+            idempotency::Entity::update_many()
+                .col_expr(idempotency::Column::Response, sea_orm::sea_query::Expr::value(answer))
+                .filter(idempotency::Column::TenantId.eq(v.tenant_id.0))
+                .filter(idempotency::Column::UserId.eq(v.user_id.0))
+                .filter(idempotency::Column::Key.eq(key))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(ids)
+    }
+}
+
+/// Transaction options for a write: `BEGIN IMMEDIATE` on SQLite (see the module docs).
+pub(crate) fn immediate() -> sea_orm::TransactionOptions {
+    sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..Default::default()
+    }
+}
+
+fn check_key(key: &str) -> StoreResult<()> {
+    if key.is_empty() || key.len() > 200 || key.chars().any(char::is_control) {
+        return Err(StoreError::invalid("idempotencyKey", "must be 1 to 200 printable characters"));
+    }
+    Ok(())
+}
+
+/// FNV-1a over the parts: a stable fingerprint of a request's arguments, to detect an
+/// idempotency key reused for a different request.
+pub(crate) fn fingerprint(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0u8)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}

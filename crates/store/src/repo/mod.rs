@@ -1,9 +1,0 @@
-pub(crate) mod audit;
-pub mod books;
-pub mod contacts;
-pub mod groups;
-pub mod memberships;
-pub mod orders;
-pub mod pricing;
-pub mod principals;
-pub mod statuses;
