@@ -1,14 +1,23 @@
 //! The GraphQL schema: root types, per-request context, and the guards that bound every request
 //! (depth, complexity, aliases, operations) before any resolver runs.
 
+//! Layout: one directory per area, the same names as in the store — `access`, `contacts`,
+//! `groups`, `pricing`, `orders`, `events` — each with `object` (GraphQL types), `query` and
+//! `mutation`; `relay` (page info, connections), `node` (the Node interface), `ids` (global ids)
+//! and `loaders` (per-request batching) are shared. Query and mutation modules never import each
+//! other; object types reference each other where the schema graph does (a contact's memberships
+//! name groups, a group's members are contacts).
+
+pub mod access;
+pub mod contacts;
 pub mod events;
 pub mod groups;
 pub mod ids;
 pub mod loaders;
-pub mod mutation;
+pub mod node;
+pub mod orders;
 pub mod pricing;
-pub mod query;
-pub mod types;
+pub mod relay;
 
 use crate::config::Limits;
 use crate::error::ApiError;
@@ -25,10 +34,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Query")]
 pub struct QueryRoot(
-    query::CoreQuery,
+    access::AccessQuery,
+    node::NodeQuery,
+    contacts::ContactQuery,
     groups::GroupQuery,
     pricing::PricingQuery,
-    pricing::OrderQuery,
+    orders::OrderQuery,
     events::EventQuery,
 );
 
@@ -36,10 +47,11 @@ pub struct QueryRoot(
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
-    mutation::CoreMutation,
+    access::AccessMutation,
+    contacts::ContactMutation,
     groups::GroupMutation,
     pricing::PricingMutation,
-    pricing::OrderMutation,
+    orders::OrderMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

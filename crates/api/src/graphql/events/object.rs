@@ -1,14 +1,14 @@
-//! The outbox, as admins read it: `events(first, after, types)`.
+//! Outbox events, as GraphQL objects.
 
-use super::types::{PageInfo, User, page_info};
-use super::{data, ids, loader};
-use crate::error::ApiError;
-use async_graphql::{ComplexObject, Context, ID, Json, Object, SimpleObject};
+use crate::graphql::access::*;
+use crate::graphql::relay::*;
+use crate::graphql::{ids, loader};
+use async_graphql::{ComplexObject, Context, ID, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use cohort_domain::ids::{
     AddressBookId, ContactId, EventId, GroupId, OrderId, PriceListId, ProductId, UserGroupId, UserId,
 };
-use cohort_store::{EventFilter, EventRecord, PageRequest, SubjectKind};
+use cohort_store::{EventRecord, SubjectKind};
 
 /// Something that happened in the tenant, written in the same transaction as the change.
 /// Payloads carry ids and small facts only — never contact fields or membership lists.
@@ -81,30 +81,4 @@ pub struct EventEdge {
 pub struct EventConnection {
     pub edges: Vec<EventEdge>,
     pub page_info: PageInfo,
-}
-
-#[derive(Default)]
-pub struct EventQuery;
-
-#[Object]
-impl EventQuery {
-    /// The tenant's events, oldest first (admin). `types` takes exact types (`group.created`)
-    /// and prefixes (`group.*`); an unknown one is `BAD_USER_INPUT`.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
-    async fn events(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        types: Option<Vec<String>>,
-    ) -> async_graphql::Result<EventConnection> {
-        let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let filter = EventFilter { types: types.unwrap_or_default() };
-        let p = data(ctx)?.events(&filter, &page).await.map_err(ApiError::from)?;
-        let page_info = page_info(&p);
-        Ok(EventConnection {
-            edges: p.rows.into_iter().map(|(cursor, e)| EventEdge { cursor, node: e.into() }).collect(),
-            page_info,
-        })
-    }
 }

@@ -1,10 +1,10 @@
-//! Root queries. Every resolver starts from the viewer; without one it answers `UNAUTHENTICATED`.
+//! Queries of the contacts area: one contact, the selection, business statuses.
 
-use super::types::*;
-use super::{data, ids, loader, viewer};
 use crate::error::ApiError;
+use crate::graphql::contacts::*;
+use crate::graphql::{data, ids, loader, viewer};
 use async_graphql::{Context, ID, InputObject, Object};
-use cohort_domain::ids::{AddressBookId, ContactId, GroupId, UserGroupId, UserId};
+use cohort_domain::ids::{AddressBookId, ContactId, GroupId};
 use cohort_store::{ContactFilter, GroupSelection, PageRequest};
 
 /// The order of `contacts`.
@@ -15,9 +15,6 @@ pub enum ContactOrderBy {
     /// By id: the order contacts were created in.
     Id,
 }
-
-#[derive(Default)]
-pub struct CoreQuery;
 
 /// Which contacts to list. All conditions combine with AND; only visible contacts ever match.
 #[derive(InputObject, Default)]
@@ -75,57 +72,11 @@ impl ContactFilterInput {
     }
 }
 
+#[derive(Default)]
+pub struct ContactQuery;
+
 #[Object]
-impl CoreQuery {
-    /// The authenticated caller.
-    async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<ViewerInfo> {
-        viewer(ctx)?;
-        Ok(ViewerInfo)
-    }
-
-    /// Fetches any object by global id; `null` when it does not exist for the viewer.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
-        viewer(ctx)?;
-        let Some((tag, uuid)) = ids::decode_any(id.as_str()) else {
-            return Ok(None);
-        };
-        let l = loader(ctx)?;
-        Ok(match tag.as_str() {
-            ContactId::TAG => l.load_one(ContactId(uuid)).await?.map(|c| Node::Contact(Contact(c))),
-            AddressBookId::TAG => l.load_one(AddressBookId(uuid)).await?.map(|b| Node::AddressBook(AddressBook(b))),
-            UserId::TAG => l.load_one(UserId(uuid)).await?.map(|u| Node::User(User(u))),
-            UserGroupId::TAG => l.load_one(UserGroupId(uuid)).await?.map(|g| Node::UserGroup(UserGroup(g))),
-            GroupId::TAG => l.load_one(GroupId(uuid)).await?.map(|g| Node::Group(super::groups::Group(g))),
-            cohort_domain::ids::OrderId::TAG => data(ctx)?
-                .orders_by_ids(&[cohort_domain::ids::OrderId(uuid)])
-                .await
-                .map_err(ApiError::from)?
-                .pop()
-                .map(|o| Node::Order(super::pricing::Order(o))),
-            _ => None,
-        })
-    }
-
-    /// Address books the viewer can see, by name.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
-    async fn address_books(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> async_graphql::Result<AddressBookConnection> {
-        let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = data(ctx)?.address_books(&page).await.map_err(ApiError::from)?;
-        Ok(AddressBookConnection::from_page(p, None))
-    }
-
-    /// One address book; `NOT_FOUND` if the viewer cannot see it.
-    async fn address_book(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<AddressBook> {
-        viewer(ctx)?;
-        let id = AddressBookId(ids::decode(AddressBookId::TAG, &id)?);
-        loader(ctx)?.load_one(id).await?.map(AddressBook).ok_or_else(|| ApiError::NotFound.into())
-    }
-
+impl ContactQuery {
     /// One contact; `NOT_FOUND` — exactly as for an id that never existed — if the viewer cannot see it.
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Contact> {
         viewer(ctx)?;
@@ -159,31 +110,5 @@ impl CoreQuery {
     async fn business_statuses(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<BusinessStatus>> {
         let s = data(ctx)?.business_statuses().await.map_err(ApiError::from)?;
         Ok(s.into_iter().map(BusinessStatus).collect())
-    }
-
-    /// All users of the tenant (admin).
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
-    async fn users(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> async_graphql::Result<UserConnection> {
-        let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = data(ctx)?.users(&page).await.map_err(ApiError::from)?;
-        Ok(UserConnection::from_page(p, None))
-    }
-
-    /// User groups: all of them for admins, one's own for everyone else.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
-    async fn user_groups(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> async_graphql::Result<UserGroupConnection> {
-        let page = PageRequest::new(first, after).map_err(ApiError::from)?;
-        let p = data(ctx)?.user_groups(&page).await.map_err(ApiError::from)?;
-        Ok(UserGroupConnection::from_page(p, None))
     }
 }

@@ -1,18 +1,16 @@
-//! Contact groups in GraphQL: the `Group` type, member pages with provenance, membership history,
-//! and the group queries and mutations.
+//! Contact groups, memberships and their history, as GraphQL objects.
 
-use super::loaders::{EffectiveOf, MemberCountOf, MembershipsOf};
-use super::types::*;
-use super::{data, ids, loader, viewer};
 use crate::error::ApiError;
-use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use crate::graphql::access::*;
+use crate::graphql::contacts::*;
+use crate::graphql::loaders::*;
+use crate::graphql::relay::*;
+use crate::graphql::{data, ids, loader};
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use cohort_domain::group::MembershipSource as DomainSource;
-use cohort_domain::ids::{AddressBookId, ContactId, GroupId, MembershipEventId};
-use cohort_store::{
-    GroupFilter, GroupInput, GroupPatch, GroupRecord, MemberOrder, MemberRecord, MembershipEventRecord,
-    MembershipRecord, Page, PageRequest, SubgroupPolicy,
-};
+use cohort_domain::ids::{ContactId, GroupId, MembershipEventId};
+use cohort_store::{GroupRecord, MemberOrder, MemberRecord, MembershipEventRecord, MembershipRecord, Page};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// How a contact came to be in a group.
@@ -104,10 +102,6 @@ impl From<GroupRecord> for Group {
 async fn member_count(ctx: &Context<'_>, group: GroupId, include_subgroups: bool) -> async_graphql::Result<i64> {
     let n = loader(ctx)?.load_one(MemberCountOf { group, include_subgroups }).await?.unwrap_or(0);
     Ok(n as i64)
-}
-
-fn page_req(first: Option<i32>, after: Option<String>) -> Result<PageRequest, ApiError> {
-    PageRequest::new(first, after).map_err(ApiError::from)
 }
 
 /// A segment of contacts. Reading it needs READ on its home address book; it may hold contacts
@@ -241,8 +235,8 @@ impl Group {
         first: Option<i32>,
         after: Option<String>,
         include_subgroups: Option<bool>,
-    ) -> async_graphql::Result<super::pricing::OrderConnection> {
-        super::pricing::group_orders(ctx, self.0.id, include_subgroups.unwrap_or(false), first, after).await
+    ) -> async_graphql::Result<crate::graphql::orders::OrderConnection> {
+        crate::graphql::orders::group_orders(ctx, self.0.id, include_subgroups.unwrap_or(false), first, after).await
     }
     /// Order count and totals per currency over the members the viewer can see, for orders
     /// placed in `[from, to)`.
@@ -252,20 +246,23 @@ impl Group {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         include_subgroups: Option<bool>,
-    ) -> async_graphql::Result<Vec<super::pricing::OrderSummary>> {
-        super::pricing::group_order_summary(ctx, self.0.id, include_subgroups.unwrap_or(false), from, to).await
+    ) -> async_graphql::Result<Vec<crate::graphql::orders::OrderSummary>> {
+        crate::graphql::orders::group_order_summary(ctx, self.0.id, include_subgroups.unwrap_or(false), from, to).await
     }
     /// The group's own price lists, by priority.
-    async fn price_lists(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::pricing::GroupPriceList>> {
-        super::pricing::group_price_lists(ctx, self.0.id, false).await
+    async fn price_lists(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::pricing::GroupPriceList>> {
+        crate::graphql::pricing::group_price_lists(ctx, self.0.id, false).await
     }
     /// The lists that apply to the group's members: its own, else the nearest ancestor's
     /// (`definedOn` names where they come from).
     async fn effective_price_lists(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<super::pricing::GroupPriceList>> {
-        super::pricing::group_price_lists(ctx, self.0.id, true).await
+    ) -> async_graphql::Result<Vec<crate::graphql::pricing::GroupPriceList>> {
+        crate::graphql::pricing::group_price_lists(ctx, self.0.id, true).await
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -484,321 +481,4 @@ pub async fn contact_membership_history(
     let p =
         data(ctx)?.membership_history(None, Some(contact), &page_req(first, after)?).await.map_err(ApiError::from)?;
     Ok(MembershipEventConnection::from_page(p))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Queries
-
-#[derive(InputObject, Default)]
-pub struct GroupFilterInput {
-    /// Only direct subgroups of this group.
-    pub parent_id: Option<ID>,
-    /// Only groups without a parent.
-    #[graphql(default)]
-    pub roots_only: bool,
-    /// Case-insensitive prefix of the group's name.
-    pub search: Option<String>,
-    pub is_public: Option<bool>,
-}
-
-#[derive(Default)]
-pub struct GroupQuery;
-
-#[Object]
-impl GroupQuery {
-    /// One group; `NOT_FOUND` if the viewer cannot see it (exactly as for one that never existed).
-    async fn group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Group> {
-        viewer(ctx)?;
-        let id = GroupId(ids::decode(GroupId::TAG, &id)?);
-        loader(ctx)?.load_one(id).await?.map(Group).ok_or_else(|| ApiError::NotFound.into())
-    }
-
-    /// Groups the viewer can see, by name.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
-    async fn groups(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        filter: Option<GroupFilterInput>,
-    ) -> async_graphql::Result<GroupConnection> {
-        let f = filter.unwrap_or_default();
-        let filter = GroupFilter {
-            parent_id: f.parent_id.as_ref().map(|p| ids::decode(GroupId::TAG, p).map(GroupId)).transpose()?,
-            roots_only: f.roots_only,
-            search: f.search,
-            is_public: f.is_public,
-        };
-        let p = data(ctx)?.groups(&filter, &page_req(first, after)?).await.map_err(ApiError::from)?;
-        Ok(GroupConnection::from_page(p))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Mutations
-
-#[derive(InputObject)]
-pub struct CreateGroupInput {
-    /// The home address book (needs MANAGE there).
-    pub address_book_id: ID,
-    pub name: String,
-    pub description: Option<String>,
-    /// The parent group (needs MANAGE on its home book too).
-    pub parent_id: Option<ID>,
-    #[graphql(default)]
-    pub precedence: i32,
-    /// Setting a public name makes the group public.
-    pub public_name: Option<String>,
-    pub public_description: Option<String>,
-}
-
-#[derive(SimpleObject)]
-pub struct CreateGroupPayload {
-    pub group: Group,
-}
-
-/// Omitted fields stay as they are; `null` clears an optional field.
-#[derive(InputObject)]
-pub struct UpdateGroupInput {
-    pub id: ID,
-    /// Re-home the group (needs MANAGE on both books).
-    pub address_book_id: Option<ID>,
-    pub name: Option<String>,
-    pub description: MaybeUndefined<String>,
-    pub precedence: Option<i32>,
-    pub public_name: MaybeUndefined<String>,
-    pub public_description: MaybeUndefined<String>,
-}
-
-#[derive(SimpleObject)]
-pub struct UpdateGroupPayload {
-    pub group: Group,
-}
-
-#[derive(InputObject)]
-pub struct MoveGroupInput {
-    pub id: ID,
-    /// The new parent; `null` makes the group a root. Cycles are refused.
-    pub parent_id: Option<ID>,
-}
-
-#[derive(SimpleObject)]
-pub struct MoveGroupPayload {
-    pub group: Group,
-}
-
-/// A group with subgroups is only deleted when the request says what happens to them.
-#[derive(InputObject)]
-pub struct DeleteGroupInput {
-    pub id: ID,
-    /// Move the subgroups under this group (`null`: make them roots).
-    pub reparent_children_to: MaybeUndefined<ID>,
-    /// Delete the whole subtree (needs MANAGE on every subgroup).
-    #[graphql(default)]
-    pub delete_subgroups: bool,
-}
-
-#[derive(SimpleObject)]
-pub struct DeleteGroupPayload {
-    pub deleted_id: ID,
-    /// The group and, with `deleteSubgroups`, every deleted subgroup.
-    pub deleted_ids: Vec<ID>,
-}
-
-#[derive(InputObject)]
-pub struct AddGroupMembersInput {
-    pub group_id: ID,
-    /// Up to 10,000 contact ids.
-    pub contact_ids: Vec<ID>,
-    /// Default: API for integration tokens, ASSIGNED otherwise.
-    pub source: Option<MembershipSource>,
-    /// Replaying a request with the same key returns the first answer and changes nothing.
-    pub idempotency_key: Option<String>,
-}
-
-#[derive(SimpleObject)]
-pub struct AddGroupMembersPayload {
-    pub group: Group,
-    pub added_count: i32,
-    pub already_member_count: i32,
-    /// Ids that are unknown — or that you cannot see: the two are indistinguishable.
-    pub not_found: Vec<ID>,
-}
-
-#[derive(InputObject)]
-pub struct RemoveGroupMembersInput {
-    pub group_id: ID,
-    /// Up to 10,000 contact ids.
-    pub contact_ids: Vec<ID>,
-    /// Why (kept in the membership history).
-    pub reason: Option<String>,
-    pub idempotency_key: Option<String>,
-}
-
-#[derive(SimpleObject)]
-pub struct RemoveGroupMembersPayload {
-    pub group: Group,
-    pub removed_count: i32,
-    /// Visible contacts that were not members.
-    pub not_member_count: i32,
-    pub not_found: Vec<ID>,
-}
-
-fn group_id(id: &ID) -> Result<GroupId, ApiError> {
-    Ok(GroupId(ids::decode(GroupId::TAG, id)?))
-}
-
-/// Splits client ids into decodable contact ids and the rest (which are simply not found), and
-/// renders the final `notFound` list in the client's order, each id once.
-fn contact_ids(input: &[ID]) -> Result<Vec<ContactId>, ApiError> {
-    if input.len() > cohort_domain::group::MAX_BULK_IDS {
-        return Err(ApiError::bad_input(
-            "contactIds",
-            format!("at most {} ids per call", cohort_domain::group::MAX_BULK_IDS),
-        ));
-    }
-    Ok(input.iter().filter_map(|i| ids::decode(ContactId::TAG, i).ok()).map(ContactId).collect())
-}
-
-fn not_found(input: &[ID], missing: &[ContactId]) -> Vec<ID> {
-    let missing: std::collections::HashSet<uuid::Uuid> = missing.iter().map(|c| c.0).collect();
-    let mut seen = std::collections::HashSet::new();
-    input
-        .iter()
-        .filter(|i| match ids::decode(ContactId::TAG, i) {
-            Ok(u) => missing.contains(&u),
-            Err(_) => true,
-        })
-        .filter(|i| seen.insert(i.as_str().to_owned()))
-        .cloned()
-        .collect()
-}
-
-async fn reload(ctx: &Context<'_>, id: GroupId) -> async_graphql::Result<Group> {
-    let g = data(ctx)?.groups_by_ids(&[id]).await.map_err(ApiError::from)?;
-    g.into_iter().next().map(Group).ok_or_else(|| ApiError::NotFound.into())
-}
-
-#[derive(Default)]
-pub struct GroupMutation;
-
-#[Object]
-impl GroupMutation {
-    /// Creates a group (MANAGE on its home book, and on the parent's if it has one).
-    async fn create_group(
-        &self,
-        ctx: &Context<'_>,
-        input: CreateGroupInput,
-    ) -> async_graphql::Result<CreateGroupPayload> {
-        let g = data(ctx)?
-            .create_group(GroupInput {
-                address_book_id: AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?),
-                parent_id: input.parent_id.as_ref().map(group_id).transpose()?,
-                name: input.name,
-                description: input.description,
-                precedence: input.precedence,
-                public_name: input.public_name,
-                public_description: input.public_description,
-            })
-            .await
-            .map_err(ApiError::from)?;
-        Ok(CreateGroupPayload { group: Group(g) })
-    }
-
-    /// Changes a group's settings (MANAGE on its home book).
-    async fn update_group(
-        &self,
-        ctx: &Context<'_>,
-        input: UpdateGroupInput,
-    ) -> async_graphql::Result<UpdateGroupPayload> {
-        let id = group_id(&input.id)?;
-        let patch = GroupPatch {
-            address_book_id: input
-                .address_book_id
-                .as_ref()
-                .map(|b| ids::decode(AddressBookId::TAG, b).map(AddressBookId))
-                .transpose()?,
-            name: input.name,
-            description: super::patch(input.description),
-            precedence: input.precedence,
-            public_name: super::patch(input.public_name),
-            public_description: super::patch(input.public_description),
-        };
-        let g = data(ctx)?.update_group(id, patch).await.map_err(ApiError::from)?;
-        Ok(UpdateGroupPayload { group: Group(g) })
-    }
-
-    /// Moves a group and its subtree; memberships stay.
-    async fn move_group(&self, ctx: &Context<'_>, input: MoveGroupInput) -> async_graphql::Result<MoveGroupPayload> {
-        let id = group_id(&input.id)?;
-        let parent = input.parent_id.as_ref().map(group_id).transpose()?;
-        let g = data(ctx)?.move_group(id, parent).await.map_err(ApiError::from)?;
-        Ok(MoveGroupPayload { group: Group(g) })
-    }
-
-    /// Deletes a group; its memberships end with history entries.
-    async fn delete_group(
-        &self,
-        ctx: &Context<'_>,
-        input: DeleteGroupInput,
-    ) -> async_graphql::Result<DeleteGroupPayload> {
-        let id = group_id(&input.id)?;
-        let policy = match (super::patch(input.reparent_children_to), input.delete_subgroups) {
-            (Some(_), true) => {
-                return Err(ApiError::bad_input(
-                    "deleteSubgroups",
-                    "give either reparentChildrenTo or deleteSubgroups",
-                )
-                .into());
-            }
-            (Some(target), false) => SubgroupPolicy::ReparentTo(target.as_ref().map(group_id).transpose()?),
-            (None, true) => SubgroupPolicy::Delete,
-            (None, false) => SubgroupPolicy::Refuse,
-        };
-        let deleted = data(ctx)?.delete_group(id, policy).await.map_err(ApiError::from)?;
-        Ok(DeleteGroupPayload {
-            deleted_id: input.id,
-            deleted_ids: deleted.into_iter().map(|g| ids::encode(GroupId::TAG, g.0)).collect(),
-        })
-    }
-
-    /// Adds up to 10,000 contacts to a group in one transaction (WRITE on the group's home book).
-    async fn add_group_members(
-        &self,
-        ctx: &Context<'_>,
-        input: AddGroupMembersInput,
-    ) -> async_graphql::Result<AddGroupMembersPayload> {
-        let gid = group_id(&input.group_id)?;
-        let wanted = contact_ids(&input.contact_ids)?;
-        let out = data(ctx)?
-            .add_group_members(gid, &wanted, input.source.map(Into::into), input.idempotency_key.as_deref())
-            .await
-            .map_err(ApiError::from)?;
-        Ok(AddGroupMembersPayload {
-            group: reload(ctx, gid).await?,
-            added_count: out.added as i32,
-            already_member_count: out.already_members as i32,
-            not_found: not_found(&input.contact_ids, &out.not_found),
-        })
-    }
-
-    /// Removes up to 10,000 contacts from a group in one transaction.
-    async fn remove_group_members(
-        &self,
-        ctx: &Context<'_>,
-        input: RemoveGroupMembersInput,
-    ) -> async_graphql::Result<RemoveGroupMembersPayload> {
-        let gid = group_id(&input.group_id)?;
-        let wanted = contact_ids(&input.contact_ids)?;
-        let out = data(ctx)?
-            .remove_group_members(gid, &wanted, input.reason.as_deref(), input.idempotency_key.as_deref())
-            .await
-            .map_err(ApiError::from)?;
-        Ok(RemoveGroupMembersPayload {
-            group: reload(ctx, gid).await?,
-            removed_count: out.removed as i32,
-            not_member_count: out.not_members as i32,
-            not_found: not_found(&input.contact_ids, &out.not_found),
-        })
-    }
 }

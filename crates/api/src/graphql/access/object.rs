@@ -1,0 +1,240 @@
+//! Address books, grants, users, user groups and the viewer, as GraphQL objects.
+
+use crate::error::ApiError;
+use crate::graphql::contacts::*;
+use crate::graphql::relay::*;
+use crate::graphql::{data, ids, loader, viewer};
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject, Union};
+use chrono::{DateTime, Utc};
+use cohort_domain::ids::{AddressBookId, UserGroupId, UserId};
+use cohort_store::{
+    AddressBookRecord, ContactFilter, ContactRecord, GrantRecord, Page, PageRequest, Principal, UserGroupRecord,
+    UserRecord,
+};
+
+/// Access to an address book; ordered READ < WRITE < MANAGE.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum AccessLevel {
+    Read,
+    Write,
+    Manage,
+}
+
+impl From<cohort_domain::AccessLevel> for AccessLevel {
+    fn from(l: cohort_domain::AccessLevel) -> Self {
+        match l {
+            cohort_domain::AccessLevel::Read => AccessLevel::Read,
+            cohort_domain::AccessLevel::Write => AccessLevel::Write,
+            cohort_domain::AccessLevel::Manage => AccessLevel::Manage,
+        }
+    }
+}
+
+impl From<AccessLevel> for cohort_domain::AccessLevel {
+    fn from(l: AccessLevel) -> Self {
+        match l {
+            AccessLevel::Read => cohort_domain::AccessLevel::Read,
+            AccessLevel::Write => cohort_domain::AccessLevel::Write,
+            AccessLevel::Manage => cohort_domain::AccessLevel::Manage,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Role {
+    Admin,
+    Agent,
+    Integration,
+}
+
+connection!(AddressBookConnection, AddressBookEdge, AddressBook, AddressBookRecord, "An address book in a page.");
+connection!(UserConnection, UserEdge, User, UserRecord, "A user in a page.");
+connection!(UserGroupConnection, UserGroupEdge, UserGroup, UserGroupRecord, "A user group in a page.");
+
+#[ComplexObject]
+impl AddressBookConnection {}
+#[ComplexObject]
+impl UserConnection {}
+#[ComplexObject]
+impl UserGroupConnection {}
+
+// Address books
+
+pub struct AddressBook(pub AddressBookRecord);
+
+impl From<AddressBookRecord> for AddressBook {
+    fn from(r: AddressBookRecord) -> Self {
+        AddressBook(r)
+    }
+}
+
+/// A contact directory: where contacts live and where access is granted.
+#[Object]
+impl AddressBook {
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(AddressBookId::TAG, self.0.id.0)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The viewer's own access level on this book.
+    async fn my_access(&self) -> AccessLevel {
+        self.0.my_access.into()
+    }
+    /// Who has access (needs MANAGE on the book).
+    async fn grants(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AddressBookGrant>> {
+        let g = data(ctx)?.grants(self.0.id).await.map_err(ApiError::from)?;
+        Ok(g.into_iter().map(AddressBookGrant).collect())
+    }
+    /// The book's contacts, by name.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<ContactConnection> {
+        let page = PageRequest::new(first, after).map_err(ApiError::from)?;
+        let filter = ContactFilter { address_books: Some(vec![self.0.id]), ..Default::default() };
+        let p = data(ctx)?.contacts(&filter, cohort_store::ContactOrder::Name, &page).await.map_err(ApiError::from)?;
+        let rows: Vec<&ContactRecord> = p.rows.iter().map(|r| &r.1).collect();
+        prefetch_contacts(ctx, ctx.look_ahead().field("edges").field("node"), &rows).await?;
+        Ok(ContactConnection::from_page(p, Some(CountSource::Contacts(filter))))
+    }
+}
+
+#[derive(Union)]
+pub enum GrantPrincipal {
+    User(User),
+    UserGroup(UserGroup),
+}
+
+pub struct AddressBookGrant(pub GrantRecord);
+
+#[Object]
+impl AddressBookGrant {
+    /// The user or user group holding the grant.
+    async fn principal(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GrantPrincipal>> {
+        Ok(match self.0.principal {
+            Principal::User(u) => loader(ctx)?.load_one(u).await?.map(|u| GrantPrincipal::User(User(u))),
+            Principal::UserGroup(g) => loader(ctx)?.load_one(g).await?.map(|g| GrantPrincipal::UserGroup(UserGroup(g))),
+        })
+    }
+    async fn level(&self) -> AccessLevel {
+        self.0.level.into()
+    }
+    async fn granted_at(&self) -> DateTime<Utc> {
+        self.0.granted_at
+    }
+    async fn granted_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        match self.0.granted_by {
+            None => Ok(None),
+            Some(u) => Ok(loader(ctx)?.load_one(u).await?.map(User)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Principals
+
+pub struct User(pub UserRecord);
+
+impl From<UserRecord> for User {
+    fn from(r: UserRecord) -> Self {
+        User(r)
+    }
+}
+
+/// A worker of the tenant (the JWT `sub`).
+#[Object]
+impl User {
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(UserId::TAG, self.0.id.0)
+    }
+    /// The identity provider's subject (`sub`).
+    async fn subject(&self) -> &str {
+        &self.0.subject
+    }
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn last_seen_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_seen_at
+    }
+}
+
+pub struct UserGroup(pub UserGroupRecord);
+
+impl From<UserGroupRecord> for UserGroup {
+    fn from(r: UserGroupRecord) -> Self {
+        UserGroup(r)
+    }
+}
+
+/// A team of users, used in address-book grants.
+#[Object]
+impl UserGroup {
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(UserGroupId::TAG, self.0.id.0)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Members (admin only).
+    async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
+        let m = data(ctx)?.user_group_members(self.0.id).await.map_err(ApiError::from)?;
+        Ok(m.into_iter().map(User).collect())
+    }
+}
+
+/// The authenticated caller.
+pub struct ViewerInfo;
+
+#[Object]
+impl ViewerInfo {
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        let v = viewer(ctx)?;
+        loader(ctx)?.load_one(v.user_id()).await?.map(User).ok_or_else(|| ApiError::NotFound.into())
+    }
+    /// The tenant key (the token's `tid`).
+    async fn tenant(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        Ok(crate::graphql::tenant_key(ctx)?.to_owned())
+    }
+    async fn roles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Role>> {
+        Ok(viewer(ctx)?
+            .roles()
+            .iter()
+            .map(|r| match r {
+                cohort_domain::Role::Admin => Role::Admin,
+                cohort_domain::Role::Agent => Role::Agent,
+                cohort_domain::Role::Integration => Role::Integration,
+            })
+            .collect())
+    }
+    async fn is_admin(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(viewer(ctx)?.is_admin())
+    }
+    /// The user groups the viewer belongs to.
+    async fn user_groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<UserGroup>> {
+        let g = data(ctx)?.my_user_groups().await.map_err(ApiError::from)?;
+        Ok(g.into_iter().map(UserGroup).collect())
+    }
+}

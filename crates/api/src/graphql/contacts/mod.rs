@@ -1,0 +1,9 @@
+//! Contacts and business statuses.
+
+mod mutation;
+mod object;
+mod query;
+
+pub use mutation::*;
+pub use object::*;
+pub use query::*;

@@ -1,0 +1,182 @@
+//! Mutations of the contacts area.
+
+use crate::error::ApiError;
+use crate::graphql::contacts::*;
+use crate::graphql::{data, ids};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use cohort_domain::contact::ContactFields;
+use cohort_domain::ids::{AddressBookId, ContactId};
+use cohort_store::{ContactInput, ContactPatch};
+
+#[derive(InputObject, Clone)]
+pub struct EmailInput {
+    pub address: String,
+    pub label: Option<String>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct PhoneInput {
+    pub number: String,
+    pub label: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct CreateContactInput {
+    pub address_book_id: ID,
+    pub kind: ContactKind,
+    /// Persons: first and/or last name.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Companies: the company's name.
+    pub company_name: Option<String>,
+    #[graphql(default)]
+    pub emails: Vec<EmailInput>,
+    #[graphql(default)]
+    pub phones: Vec<PhoneInput>,
+    /// A person's company (a company contact the viewer can see).
+    pub company_id: Option<ID>,
+    /// A business-status key, e.g. `lead_warm`.
+    pub business_status: Option<String>,
+}
+#[derive(SimpleObject)]
+pub struct CreateContactPayload {
+    pub contact: Contact,
+}
+
+/// Omitted fields stay as they are; `null` clears an optional field. `emails` / `phones`, when
+/// given, replace the whole list.
+#[derive(InputObject)]
+pub struct UpdateContactInput {
+    pub id: ID,
+    /// Move the contact to another book (needs WRITE on both).
+    pub address_book_id: Option<ID>,
+    pub first_name: MaybeUndefined<String>,
+    pub last_name: MaybeUndefined<String>,
+    pub company_name: MaybeUndefined<String>,
+    pub emails: Option<Vec<EmailInput>>,
+    pub phones: Option<Vec<PhoneInput>>,
+    pub company_id: MaybeUndefined<ID>,
+}
+#[derive(SimpleObject)]
+pub struct UpdateContactPayload {
+    pub contact: Contact,
+}
+
+#[derive(InputObject)]
+pub struct DeleteContactInput {
+    pub id: ID,
+}
+#[derive(SimpleObject)]
+pub struct DeleteContactPayload {
+    pub deleted_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct SetContactBusinessStatusInput {
+    pub contact_id: ID,
+    /// A business-status key; `null` clears the status.
+    pub status: Option<String>,
+    /// Why (kept in the status history).
+    pub note: Option<String>,
+}
+#[derive(SimpleObject)]
+pub struct SetContactBusinessStatusPayload {
+    pub contact: Contact,
+}
+
+fn channels_e(v: Vec<EmailInput>) -> Vec<(String, Option<String>)> {
+    v.into_iter().map(|e| (e.address, e.label)).collect()
+}
+
+fn channels_p(v: Vec<PhoneInput>) -> Vec<(String, Option<String>)> {
+    v.into_iter().map(|p| (p.number, p.label)).collect()
+}
+
+#[derive(Default)]
+pub struct ContactMutation;
+
+#[Object]
+impl ContactMutation {
+    /// Creates a contact in a book where the viewer has WRITE.
+    async fn create_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateContactInput,
+    ) -> async_graphql::Result<CreateContactPayload> {
+        let book = AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?);
+        let company_id =
+            input.company_id.as_ref().map(|c| ids::decode(ContactId::TAG, c).map(ContactId)).transpose()?;
+        let c = data(ctx)?
+            .create_contact(ContactInput {
+                address_book_id: book,
+                kind: input.kind.into(),
+                fields: ContactFields {
+                    first_name: input.first_name,
+                    last_name: input.last_name,
+                    company_name: input.company_name,
+                    emails: channels_e(input.emails),
+                    phones: channels_p(input.phones),
+                },
+                company_id,
+                business_status: input.business_status,
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(CreateContactPayload { contact: Contact(c) })
+    }
+
+    /// Changes a contact the viewer can write.
+    async fn update_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateContactInput,
+    ) -> async_graphql::Result<UpdateContactPayload> {
+        let id = ContactId(ids::decode(ContactId::TAG, &input.id)?);
+        let address_book_id = input
+            .address_book_id
+            .as_ref()
+            .map(|b| ids::decode(AddressBookId::TAG, b).map(AddressBookId))
+            .transpose()?;
+        let company_id = match crate::graphql::patch(input.company_id) {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(c)) => Some(Some(ContactId(ids::decode(ContactId::TAG, &c)?))),
+        };
+        let patch = ContactPatch {
+            address_book_id,
+            first_name: crate::graphql::patch(input.first_name),
+            last_name: crate::graphql::patch(input.last_name),
+            company_name: crate::graphql::patch(input.company_name),
+            emails: input.emails.map(channels_e),
+            phones: input.phones.map(channels_p),
+            company_id,
+        };
+        let c = data(ctx)?.update_contact(id, patch).await.map_err(ApiError::from)?;
+        Ok(UpdateContactPayload { contact: Contact(c) })
+    }
+
+    /// Deletes a contact the viewer can write.
+    async fn delete_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteContactInput,
+    ) -> async_graphql::Result<DeleteContactPayload> {
+        let id = ContactId(ids::decode(ContactId::TAG, &input.id)?);
+        data(ctx)?.delete_contact(id).await.map_err(ApiError::from)?;
+        Ok(DeleteContactPayload { deleted_id: input.id })
+    }
+
+    /// Sets or clears a contact's business status; every change is kept in its history.
+    async fn set_contact_business_status(
+        &self,
+        ctx: &Context<'_>,
+        input: SetContactBusinessStatusInput,
+    ) -> async_graphql::Result<SetContactBusinessStatusPayload> {
+        let id = ContactId(ids::decode(ContactId::TAG, &input.contact_id)?);
+        let c = data(ctx)?
+            .set_business_status(id, input.status.as_deref(), input.note.as_deref())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(SetContactBusinessStatusPayload { contact: Contact(c) })
+    }
+}

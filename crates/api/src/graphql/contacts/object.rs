@@ -1,0 +1,264 @@
+//! Contacts, their channels and business statuses, as GraphQL objects.
+
+use crate::error::ApiError;
+use crate::graphql::access::*;
+use crate::graphql::loaders::*;
+use crate::graphql::relay::*;
+use crate::graphql::{data, ids, loader};
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use cohort_domain::ids::ContactId;
+use cohort_store::{BusinessStatusRecord, ContactFilter, ContactRecord, Page, PageRequest, StatusChangeRecord};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ContactKind {
+    Person,
+    Company,
+}
+
+impl From<cohort_domain::contact::ContactKind> for ContactKind {
+    fn from(k: cohort_domain::contact::ContactKind) -> Self {
+        match k {
+            cohort_domain::contact::ContactKind::Person => ContactKind::Person,
+            cohort_domain::contact::ContactKind::Company => ContactKind::Company,
+        }
+    }
+}
+
+impl From<ContactKind> for cohort_domain::contact::ContactKind {
+    fn from(k: ContactKind) -> Self {
+        match k {
+            ContactKind::Person => cohort_domain::contact::ContactKind::Person,
+            ContactKind::Company => cohort_domain::contact::ContactKind::Company,
+        }
+    }
+}
+/// What `totalCount` counts; evaluated only when the field is selected.
+#[derive(Clone)]
+pub enum CountSource {
+    Contacts(ContactFilter),
+}
+
+async fn total_count(ctx: &Context<'_>, c: &Option<CountSource>) -> async_graphql::Result<i64> {
+    match c {
+        Some(CountSource::Contacts(f)) => Ok(data(ctx)?.count_contacts(f).await.map_err(ApiError::from)? as i64),
+        None => Err(ApiError::bad_input("totalCount", "not available for this list").into()),
+    }
+}
+
+connection!(ContactConnection, ContactEdge, Contact, ContactRecord, "A contact in a page of contacts.");
+connection!(StatusChangeConnection, StatusChangeEdge, StatusChange, StatusChangeRecord, "A business-status change.");
+
+#[ComplexObject]
+impl ContactConnection {
+    /// The number of matching contacts the viewer can see (never counts hidden ones).
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        total_count(ctx, &self.count).await
+    }
+}
+#[ComplexObject]
+impl StatusChangeConnection {}
+
+// Contacts
+
+/// Loads, for a whole page of contacts at once, each per-row field the query selects under
+/// `node` (one store call per field, whatever the page size). Rows then read from the loaders'
+/// request cache. Batching therefore never depends on how fast sibling rows happen to resolve.
+pub(crate) async fn prefetch_contacts(
+    ctx: &Context<'_>,
+    node: async_graphql::Lookahead<'_>,
+    contacts: &[&ContactRecord],
+) -> async_graphql::Result<()> {
+    if contacts.is_empty() || !node.exists() {
+        return Ok(());
+    }
+    let l = loader(ctx)?;
+    if node.field("emails").exists() || node.field("phones").exists() {
+        l.load_many(contacts.iter().map(|c| ChannelsOf(c.id))).await?;
+    }
+    if node.field("addressBook").exists() {
+        l.load_many(contacts.iter().map(|c| c.address_book_id)).await?;
+    }
+    if node.field("businessStatus").exists() {
+        l.load_many(contacts.iter().filter_map(|c| c.business_status_id)).await?;
+    }
+    if node.field("company").exists() {
+        l.load_many(contacts.iter().filter_map(|c| c.company_id)).await?;
+    }
+    if node.field("memberships").exists() {
+        l.load_many(contacts.iter().map(|c| crate::graphql::loaders::MembershipsOf(c.id))).await?;
+    }
+    Ok(())
+}
+
+pub struct Contact(pub ContactRecord);
+
+impl From<ContactRecord> for Contact {
+    fn from(r: ContactRecord) -> Self {
+        Contact(r)
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct EmailAddress {
+    pub address: String,
+    pub label: Option<String>,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct PhoneNumber {
+    pub number: String,
+    pub label: Option<String>,
+}
+
+/// A person or company in one address book.
+#[Object]
+impl Contact {
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(ContactId::TAG, self.0.id.0)
+    }
+    async fn kind(&self) -> ContactKind {
+        self.0.kind.into()
+    }
+    async fn first_name(&self) -> Option<&str> {
+        self.0.first_name.as_deref()
+    }
+    async fn last_name(&self) -> Option<&str> {
+        self.0.last_name.as_deref()
+    }
+    async fn company_name(&self) -> Option<&str> {
+        self.0.company_name.as_deref()
+    }
+    /// "First Last" for a person, the company name for a company.
+    async fn display_name(&self) -> &str {
+        &self.0.display_name
+    }
+    async fn emails(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<EmailAddress>> {
+        let ch = loader(ctx)?.load_one(ChannelsOf(self.0.id)).await?.unwrap_or_default();
+        Ok(ch.emails.into_iter().map(|e| EmailAddress { address: e.address, label: e.label }).collect())
+    }
+    async fn phones(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PhoneNumber>> {
+        let ch = loader(ctx)?.load_one(ChannelsOf(self.0.id)).await?.unwrap_or_default();
+        Ok(ch.phones.into_iter().map(|p| PhoneNumber { number: p.number, label: p.label }).collect())
+    }
+    /// A person's company — `null` when there is none or the viewer cannot see it.
+    async fn company(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
+        match self.0.company_id {
+            None => Ok(None),
+            Some(c) => Ok(loader(ctx)?.load_one(c).await?.map(Contact)),
+        }
+    }
+    async fn address_book(&self, ctx: &Context<'_>) -> async_graphql::Result<AddressBook> {
+        // A visible contact's book is always visible; a miss here means it changed mid-request.
+        loader(ctx)?.load_one(self.0.address_book_id).await?.map(AddressBook).ok_or_else(|| ApiError::NotFound.into())
+    }
+    async fn business_status(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<BusinessStatus>> {
+        match self.0.business_status_id {
+            None => Ok(None),
+            Some(s) => Ok(loader(ctx)?.load_one(s).await?.map(BusinessStatus)),
+        }
+    }
+    /// Every business-status change, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn status_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<StatusChangeConnection> {
+        let page = PageRequest::new(first, after).map_err(ApiError::from)?;
+        let p = data(ctx)?.status_history(self.0.id, &page).await.map_err(ApiError::from)?;
+        Ok(StatusChangeConnection::from_page(p, None))
+    }
+    /// The contact's orders, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<crate::graphql::orders::OrderConnection> {
+        crate::graphql::orders::contact_orders(ctx, self.0.id, first, after).await
+    }
+    /// The contact's memberships in groups the viewer can see, by group name. Resolving this
+    /// for more than 100 contacts in one request refuses the request (`EXPORT_LIMIT`).
+    async fn memberships(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::groups::GroupMembership>> {
+        crate::graphql::groups::contact_memberships(ctx, self.0.id).await
+    }
+    /// Every join and leave of this contact in groups the viewer can see, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn membership_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<crate::graphql::groups::MembershipEventConnection> {
+        crate::graphql::groups::contact_membership_history(ctx, self.0.id, first, after).await
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+pub struct BusinessStatus(pub BusinessStatusRecord);
+
+/// One entry of the tenant's business-status classification.
+#[Object]
+impl BusinessStatus {
+    /// Stable key, used in filters and `setContactBusinessStatus` (e.g. `lead_hot`).
+    async fn key(&self) -> &str {
+        &self.0.key
+    }
+    async fn label(&self) -> &str {
+        &self.0.label
+    }
+    /// LEAD, PROSPECT, CUSTOMER or DEAD.
+    async fn category(&self) -> &str {
+        &self.0.category
+    }
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+}
+
+pub struct StatusChange(pub StatusChangeRecord);
+
+impl From<StatusChangeRecord> for StatusChange {
+    fn from(r: StatusChangeRecord) -> Self {
+        StatusChange(r)
+    }
+}
+
+#[Object]
+impl StatusChange {
+    async fn from(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<BusinessStatus>> {
+        match self.0.from_status_id {
+            None => Ok(None),
+            Some(s) => Ok(loader(ctx)?.load_one(s).await?.map(BusinessStatus)),
+        }
+    }
+    async fn to(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<BusinessStatus>> {
+        match self.0.to_status_id {
+            None => Ok(None),
+            Some(s) => Ok(loader(ctx)?.load_one(s).await?.map(BusinessStatus)),
+        }
+    }
+    async fn changed_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        match self.0.changed_by {
+            None => Ok(None),
+            Some(u) => Ok(loader(ctx)?.load_one(u).await?.map(User)),
+        }
+    }
+    async fn changed_at(&self) -> DateTime<Utc> {
+        self.0.changed_at
+    }
+    async fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+}

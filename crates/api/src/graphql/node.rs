@@ -1,0 +1,49 @@
+//! The Relay `Node` interface and `node(id:)`.
+
+use crate::error::ApiError;
+use crate::graphql::access::*;
+use crate::graphql::contacts::*;
+use crate::graphql::{data, ids, loader, viewer};
+use async_graphql::{Context, ID, Interface, Object};
+use cohort_domain::ids::{AddressBookId, ContactId, GroupId, UserGroupId, UserId};
+
+/// The Relay `Node` interface: anything with a global id that `node(id:)` can fetch.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "Opaque, type-checked global id."))]
+pub enum Node {
+    Contact(Contact),
+    AddressBook(AddressBook),
+    User(User),
+    UserGroup(UserGroup),
+    Group(crate::graphql::groups::Group),
+    Order(crate::graphql::orders::Order),
+}
+
+#[derive(Default)]
+pub struct NodeQuery;
+
+#[Object]
+impl NodeQuery {
+    /// Fetches any object by global id; `null` when it does not exist for the viewer.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
+        viewer(ctx)?;
+        let Some((tag, uuid)) = ids::decode_any(id.as_str()) else {
+            return Ok(None);
+        };
+        let l = loader(ctx)?;
+        Ok(match tag.as_str() {
+            ContactId::TAG => l.load_one(ContactId(uuid)).await?.map(|c| Node::Contact(Contact(c))),
+            AddressBookId::TAG => l.load_one(AddressBookId(uuid)).await?.map(|b| Node::AddressBook(AddressBook(b))),
+            UserId::TAG => l.load_one(UserId(uuid)).await?.map(|u| Node::User(User(u))),
+            UserGroupId::TAG => l.load_one(UserGroupId(uuid)).await?.map(|g| Node::UserGroup(UserGroup(g))),
+            GroupId::TAG => l.load_one(GroupId(uuid)).await?.map(|g| Node::Group(crate::graphql::groups::Group(g))),
+            cohort_domain::ids::OrderId::TAG => data(ctx)?
+                .orders_by_ids(&[cohort_domain::ids::OrderId(uuid)])
+                .await
+                .map_err(ApiError::from)?
+                .pop()
+                .map(|o| Node::Order(crate::graphql::orders::Order(o))),
+            _ => None,
+        })
+    }
+}

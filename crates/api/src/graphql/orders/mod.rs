@@ -1,0 +1,9 @@
+//! Orders with frozen prices.
+
+mod mutation;
+mod object;
+mod query;
+
+pub use mutation::*;
+pub use object::*;
+pub use query::*;

@@ -1,0 +1,44 @@
+//! Mutations of the orders area.
+
+use crate::error::ApiError;
+use crate::graphql::orders::*;
+use crate::graphql::pricing::*;
+use crate::graphql::{data, ids};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use cohort_domain::ids::ContactId;
+use cohort_store::PriceLine;
+
+#[derive(InputObject)]
+pub struct PlaceOrderInput {
+    pub contact_id: ID,
+    pub currency: String,
+    /// The pricing date; default now.
+    pub at: Option<DateTime<Utc>>,
+    /// 1 to 500 lines.
+    pub lines: Vec<QuoteLineInput>,
+}
+
+#[derive(SimpleObject)]
+pub struct PlaceOrderPayload {
+    pub order: Order,
+}
+
+#[derive(Default)]
+pub struct OrderMutation;
+
+#[Object]
+impl OrderMutation {
+    /// Prices the lines (as `quoteOrder`) and places the order with those prices frozen. Needs
+    /// WRITE on the contact's address book.
+    async fn place_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> async_graphql::Result<PlaceOrderPayload> {
+        let contact = ContactId(ids::decode(ContactId::TAG, &input.contact_id)?);
+        let lines = input
+            .lines
+            .iter()
+            .map(|l| Ok(PriceLine { product: product_ref(&l.product_id, &l.sku)?, quantity: l.quantity.0 }))
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let o = data(ctx)?.place_order(contact, &lines, &input.currency, input.at).await.map_err(ApiError::from)?;
+        Ok(PlaceOrderPayload { order: Order(o) })
+    }
+}

@@ -1,0 +1,333 @@
+//! Mutations of the pricing area: catalogue, lists, items and assignments.
+
+use crate::error::ApiError;
+use crate::graphql::contacts::*;
+use crate::graphql::groups::*;
+use crate::graphql::pricing::*;
+use crate::graphql::{data, ids};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use cohort_domain::ids::{ContactId, GroupId, PriceListId, ProductId};
+use cohort_store::{PriceItemInput, PriceListInput, ProductInput, ProductPatch};
+use rust_decimal::Decimal;
+
+#[derive(InputObject)]
+pub struct CreateProductInput {
+    pub sku: String,
+    pub name: String,
+    pub list_price: Dec,
+    pub currency: String,
+    #[graphql(default = true)]
+    pub active: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateProductPayload {
+    pub product: Product,
+}
+
+#[derive(InputObject)]
+pub struct UpdateProductInput {
+    pub id: ID,
+    pub name: Option<String>,
+    pub list_price: Option<Dec>,
+    pub currency: Option<String>,
+    pub active: Option<bool>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateProductPayload {
+    pub product: Product,
+}
+
+#[derive(InputObject)]
+pub struct CreatePriceListInput {
+    pub name: String,
+    pub currency: String,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_to: Option<DateTime<Utc>>,
+    /// Percentages are taken off this list's prices (default: the product list price).
+    pub base_price_list_id: Option<ID>,
+}
+
+#[derive(SimpleObject)]
+pub struct CreatePriceListPayload {
+    pub price_list: PriceList,
+}
+
+/// Replaces a list's settings (all fields).
+#[derive(InputObject)]
+pub struct UpdatePriceListInput {
+    pub id: ID,
+    pub name: String,
+    pub currency: String,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_to: Option<DateTime<Utc>>,
+    pub base_price_list_id: Option<ID>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdatePriceListPayload {
+    pub price_list: PriceList,
+}
+
+/// Exactly one of `fixedPrice` and `discountPercent`.
+#[derive(InputObject)]
+pub struct PriceListItemInput {
+    pub product_id: ID,
+    #[graphql(default_with = "Dec(Decimal::ONE)")]
+    pub min_quantity: Dec,
+    pub fixed_price: Option<Dec>,
+    pub discount_percent: Option<Dec>,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_to: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct SetPriceListItemsInput {
+    pub price_list_id: ID,
+    pub items: Vec<PriceListItemInput>,
+}
+
+#[derive(SimpleObject)]
+pub struct SetPriceListItemsPayload {
+    pub price_list: PriceList,
+    pub item_count: i32,
+}
+
+#[derive(InputObject)]
+pub struct AssignGroupPriceListInput {
+    pub group_id: ID,
+    pub price_list_id: ID,
+    /// Smaller is applied first.
+    pub priority: i32,
+}
+
+#[derive(InputObject)]
+pub struct UnassignGroupPriceListInput {
+    pub group_id: ID,
+    pub price_list_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct GroupPriceListPayload {
+    pub group: Group,
+}
+
+#[derive(InputObject)]
+pub struct AssignContactPriceListInput {
+    pub contact_id: ID,
+    pub price_list_id: ID,
+    pub priority: i32,
+}
+
+#[derive(InputObject)]
+pub struct UnassignContactPriceListInput {
+    pub contact_id: ID,
+    pub price_list_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct ContactPriceListPayload {
+    pub contact: Contact,
+}
+
+#[derive(InputObject)]
+pub struct SetDefaultPriceListInput {
+    /// `null` clears the default.
+    pub price_list_id: Option<ID>,
+}
+
+#[derive(SimpleObject)]
+pub struct SetDefaultPriceListPayload {
+    pub price_list: Option<PriceListRef>,
+}
+
+fn list_id(id: &ID) -> Result<PriceListId, ApiError> {
+    Ok(PriceListId(ids::decode(PriceListId::TAG, id)?))
+}
+
+fn list_input(
+    name: String,
+    currency: String,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    base: Option<ID>,
+) -> Result<PriceListInput, ApiError> {
+    Ok(PriceListInput {
+        name,
+        currency,
+        valid_from: from,
+        valid_to: to,
+        base_price_list_id: base.as_ref().map(list_id).transpose()?,
+    })
+}
+
+async fn reload_group(ctx: &Context<'_>, g: GroupId) -> async_graphql::Result<Group> {
+    let r = data(ctx)?.groups_by_ids(&[g]).await.map_err(ApiError::from)?;
+    r.into_iter().next().map(Group).ok_or_else(|| ApiError::NotFound.into())
+}
+
+async fn reload_contact(ctx: &Context<'_>, c: ContactId) -> async_graphql::Result<Contact> {
+    let r = data(ctx)?.contacts_by_ids(&[c]).await.map_err(ApiError::from)?;
+    r.into_iter().next().map(Contact).ok_or_else(|| ApiError::NotFound.into())
+}
+
+#[derive(Default)]
+pub struct PricingMutation;
+
+#[Object]
+impl PricingMutation {
+    /// Adds a product to the catalogue (admin). SKUs are unique per tenant.
+    async fn create_product(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProductInput,
+    ) -> async_graphql::Result<CreateProductPayload> {
+        let p = data(ctx)?
+            .create_product(ProductInput {
+                sku: input.sku,
+                name: input.name,
+                list_price: input.list_price.0,
+                currency: input.currency,
+                active: input.active,
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(CreateProductPayload { product: Product(p) })
+    }
+
+    async fn update_product(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateProductInput,
+    ) -> async_graphql::Result<UpdateProductPayload> {
+        let id = ProductId(ids::decode(ProductId::TAG, &input.id)?);
+        let patch = ProductPatch {
+            name: input.name,
+            list_price: input.list_price.map(|d| d.0),
+            currency: input.currency,
+            active: input.active,
+        };
+        let p = data(ctx)?.update_product(id, patch).await.map_err(ApiError::from)?;
+        Ok(UpdateProductPayload { product: Product(p) })
+    }
+
+    /// Creates a price list (admin). A base list must be in the same currency; cycles are refused.
+    async fn create_price_list(
+        &self,
+        ctx: &Context<'_>,
+        input: CreatePriceListInput,
+    ) -> async_graphql::Result<CreatePriceListPayload> {
+        let i = list_input(input.name, input.currency, input.valid_from, input.valid_to, input.base_price_list_id)?;
+        let l = data(ctx)?.create_price_list(i).await.map_err(ApiError::from)?;
+        Ok(CreatePriceListPayload { price_list: PriceList(l) })
+    }
+
+    async fn update_price_list(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdatePriceListInput,
+    ) -> async_graphql::Result<UpdatePriceListPayload> {
+        let id = list_id(&input.id)?;
+        let i = list_input(input.name, input.currency, input.valid_from, input.valid_to, input.base_price_list_id)?;
+        let l = data(ctx)?.update_price_list(id, i).await.map_err(ApiError::from)?;
+        Ok(UpdatePriceListPayload { price_list: PriceList(l) })
+    }
+
+    /// Replaces the list's items atomically (admin).
+    async fn set_price_list_items(
+        &self,
+        ctx: &Context<'_>,
+        input: SetPriceListItemsInput,
+    ) -> async_graphql::Result<SetPriceListItemsPayload> {
+        let id = list_id(&input.price_list_id)?;
+        let items = input
+            .items
+            .iter()
+            .map(|i| {
+                Ok(PriceItemInput {
+                    product_id: ProductId(ids::decode(ProductId::TAG, &i.product_id)?),
+                    min_quantity: i.min_quantity.0,
+                    fixed_price: i.fixed_price.map(|d| d.0),
+                    discount_percent: i.discount_percent.map(|d| d.0),
+                    valid_from: i.valid_from,
+                    valid_to: i.valid_to,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let s = data(ctx)?;
+        let written = s.set_price_list_items(id, &items).await.map_err(ApiError::from)?;
+        let l = s.price_lists_by_ids(&[id]).await.map_err(ApiError::from)?.pop().ok_or(ApiError::NotFound)?;
+        Ok(SetPriceListItemsPayload { price_list: PriceList(l), item_count: written.len() as i32 })
+    }
+
+    /// Assigns a list to a group with a priority (admin); re-assigning changes the priority.
+    async fn assign_group_price_list(
+        &self,
+        ctx: &Context<'_>,
+        input: AssignGroupPriceListInput,
+    ) -> async_graphql::Result<GroupPriceListPayload> {
+        let g = GroupId(ids::decode(GroupId::TAG, &input.group_id)?);
+        data(ctx)?
+            .assign_group_price_list(g, list_id(&input.price_list_id)?, input.priority)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(GroupPriceListPayload { group: reload_group(ctx, g).await? })
+    }
+
+    async fn unassign_group_price_list(
+        &self,
+        ctx: &Context<'_>,
+        input: UnassignGroupPriceListInput,
+    ) -> async_graphql::Result<GroupPriceListPayload> {
+        let g = GroupId(ids::decode(GroupId::TAG, &input.group_id)?);
+        data(ctx)?.unassign_group_price_list(g, list_id(&input.price_list_id)?).await.map_err(ApiError::from)?;
+        Ok(GroupPriceListPayload { group: reload_group(ctx, g).await? })
+    }
+
+    /// Gives a contact an individual list (admin).
+    async fn assign_contact_price_list(
+        &self,
+        ctx: &Context<'_>,
+        input: AssignContactPriceListInput,
+    ) -> async_graphql::Result<ContactPriceListPayload> {
+        let c = ContactId(ids::decode(ContactId::TAG, &input.contact_id)?);
+        data(ctx)?
+            .assign_contact_price_list(c, list_id(&input.price_list_id)?, input.priority)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(ContactPriceListPayload { contact: reload_contact(ctx, c).await? })
+    }
+
+    async fn unassign_contact_price_list(
+        &self,
+        ctx: &Context<'_>,
+        input: UnassignContactPriceListInput,
+    ) -> async_graphql::Result<ContactPriceListPayload> {
+        let c = ContactId(ids::decode(ContactId::TAG, &input.contact_id)?);
+        data(ctx)?.unassign_contact_price_list(c, list_id(&input.price_list_id)?).await.map_err(ApiError::from)?;
+        Ok(ContactPriceListPayload { contact: reload_contact(ctx, c).await? })
+    }
+
+    /// The tenant's fallback list (admin).
+    async fn set_default_price_list(
+        &self,
+        ctx: &Context<'_>,
+        input: SetDefaultPriceListInput,
+    ) -> async_graphql::Result<SetDefaultPriceListPayload> {
+        let id = input.price_list_id.as_ref().map(list_id).transpose()?;
+        let s = data(ctx)?;
+        s.set_default_price_list(id).await.map_err(ApiError::from)?;
+        let list = match id {
+            Some(i) => s
+                .price_lists_by_ids(&[i])
+                .await
+                .map_err(ApiError::from)?
+                .pop()
+                .map(|l| PriceListRef { id: ids::encode(PriceListId::TAG, l.id.0), name: l.name }),
+            None => None,
+        };
+        Ok(SetDefaultPriceListPayload { price_list: list })
+    }
+}

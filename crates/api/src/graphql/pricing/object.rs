@@ -1,0 +1,350 @@
+//! Products, price lists and price resolutions, as GraphQL objects.
+
+use crate::error::ApiError;
+use crate::graphql::groups::*;
+use crate::graphql::relay::*;
+use crate::graphql::{data, ids, loader};
+use async_graphql::{
+    Context, Enum, ID, InputValueError, InputValueResult, Object, Scalar, ScalarType, SimpleObject, Value,
+};
+use chrono::{DateTime, Utc};
+use cohort_domain::ids::{GroupId, PriceItemId, PriceListId, ProductId};
+use cohort_domain::pricing::{Outcome, SkipReason, Step};
+use cohort_store::{ListAssignmentRecord, PriceItemRecord, PriceListRecord, PricedLine, ProductRecord};
+use rust_decimal::Decimal;
+use std::str::FromStr;
+
+/// An exact decimal number, as a string (`"33.335"`): money never travels as a float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dec(pub Decimal);
+
+#[Scalar(name = "Decimal")]
+impl ScalarType for Dec {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => {
+                Decimal::from_str(s.trim()).map(Dec).map_err(|_| InputValueError::custom("not a decimal number"))
+            }
+            Value::Number(n) if n.is_i64() || n.is_u64() => {
+                Decimal::from_str(&n.to_string()).map(Dec).map_err(|_| InputValueError::custom("not a decimal number"))
+            }
+            _ => Err(InputValueError::custom("a Decimal is a string such as \"12.50\" (floats are not accepted)")),
+        }
+    }
+    fn to_value(&self) -> Value {
+        // Printed as held: prices and quantities are normalised where they are read, money
+        // totals carry their currency's minor units ("720.00").
+        Value::String(self.0.to_string())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+pub struct Product(pub ProductRecord);
+
+#[Object]
+impl Product {
+    pub async fn id(&self) -> ID {
+        ids::encode(ProductId::TAG, self.0.id.0)
+    }
+    async fn sku(&self) -> &str {
+        &self.0.sku
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn list_price(&self) -> Dec {
+        Dec(self.0.list_price)
+    }
+    /// ISO 4217 code.
+    async fn currency(&self) -> &str {
+        self.0.currency.code()
+    }
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ProductEdge {
+    pub cursor: String,
+    pub node: Product,
+}
+
+#[derive(SimpleObject)]
+pub struct ProductConnection {
+    pub edges: Vec<ProductEdge>,
+    pub page_info: PageInfo,
+}
+
+pub struct PriceList(pub PriceListRecord);
+
+/// A price list (admins only).
+#[Object]
+impl PriceList {
+    pub async fn id(&self) -> ID {
+        ids::encode(PriceListId::TAG, self.0.id.0)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn currency(&self) -> &str {
+        self.0.currency.code()
+    }
+    /// Valid from this instant (inclusive); `null`: always was.
+    async fn valid_from(&self) -> Option<DateTime<Utc>> {
+        self.0.valid_from
+    }
+    /// Valid until this instant (exclusive); `null`: open-ended.
+    async fn valid_to(&self) -> Option<DateTime<Utc>> {
+        self.0.valid_to
+    }
+    /// The list percentages are taken off; `null`: the product's list price.
+    async fn base_price_list(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<PriceList>> {
+        let Some(b) = self.0.base_price_list_id else { return Ok(None) };
+        let l = data(ctx)?.price_lists_by_ids(&[b]).await.map_err(ApiError::from)?;
+        Ok(l.into_iter().next().map(PriceList))
+    }
+    async fn items(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PriceListItem>> {
+        let items = data(ctx)?.price_list_items(self.0.id).await.map_err(ApiError::from)?;
+        Ok(items.into_iter().map(PriceListItem).collect())
+    }
+}
+
+pub struct PriceListItem(pub PriceItemRecord);
+
+#[Object]
+impl PriceListItem {
+    async fn id(&self) -> ID {
+        ids::encode(PriceItemId::TAG, self.0.id.0)
+    }
+    async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
+        Ok(loader(ctx)?.load_one(self.0.product_id).await?.map(Product))
+    }
+    async fn min_quantity(&self) -> Dec {
+        Dec(self.0.min_quantity)
+    }
+    async fn fixed_price(&self) -> Option<Dec> {
+        self.0.fixed_price.map(Dec)
+    }
+    async fn discount_percent(&self) -> Option<Dec> {
+        self.0.discount_percent.map(Dec)
+    }
+    async fn valid_from(&self) -> Option<DateTime<Utc>> {
+        self.0.valid_from
+    }
+    async fn valid_to(&self) -> Option<DateTime<Utc>> {
+        self.0.valid_to
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PriceListEdge {
+    pub cursor: String,
+    pub node: PriceList,
+}
+
+#[derive(SimpleObject)]
+pub struct PriceListConnection {
+    pub edges: Vec<PriceListEdge>,
+    pub page_info: PageInfo,
+}
+
+/// A list's name and id: what a non-admin may know of a list (in explanations).
+#[derive(SimpleObject, Clone)]
+pub struct PriceListRef {
+    pub id: ID,
+    pub name: String,
+}
+
+/// A list assigned to a group.
+pub struct GroupPriceList(pub ListAssignmentRecord);
+
+#[Object]
+impl GroupPriceList {
+    async fn price_list(&self) -> PriceListRef {
+        PriceListRef { id: ids::encode(PriceListId::TAG, self.0.price_list.id.0), name: self.0.price_list.name.clone() }
+    }
+    /// Smaller is applied first.
+    async fn priority(&self) -> i32 {
+        self.0.priority
+    }
+    /// The group the assignment is defined on (this group, or the ancestor it is inherited
+    /// from); `null` if the viewer cannot see that group.
+    async fn defined_on(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Group>> {
+        Ok(loader(ctx)?.load_one(self.0.defined_on).await?.map(Group))
+    }
+}
+
+pub async fn group_price_lists(
+    ctx: &Context<'_>,
+    g: GroupId,
+    effective: bool,
+) -> async_graphql::Result<Vec<GroupPriceList>> {
+    let l = data(ctx)?.group_price_lists(g, effective).await.map_err(ApiError::from)?;
+    Ok(l.into_iter().map(GroupPriceList).collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum PriceSource {
+    ContactList,
+    GroupList,
+    DefaultList,
+    ListPrice,
+}
+
+impl From<Step> for PriceSource {
+    fn from(s: Step) -> Self {
+        match s {
+            Step::ContactList => PriceSource::ContactList,
+            Step::GroupList => PriceSource::GroupList,
+            Step::DefaultList => PriceSource::DefaultList,
+            Step::ListPrice => PriceSource::ListPrice,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum CandidateOutcome {
+    Applied,
+    Skipped,
+    /// After the list that applied.
+    NotReached,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum SkipCause {
+    UnknownList,
+    Currency,
+    NotValidAtDate,
+    NoItem,
+    QuantityTooSmall,
+    NoBasePrice,
+    Duplicate,
+}
+
+/// One candidate list, in resolution order, and what happened to it.
+#[derive(SimpleObject)]
+pub struct PriceCandidate {
+    pub step: PriceSource,
+    pub price_list: PriceListRef,
+    pub priority: i32,
+    /// The contact's group that brought the list in — `null` when the viewer cannot see it.
+    pub group: Option<Group>,
+    /// Where the assignment is defined (the group or the ancestor it inherits from), if visible.
+    pub defined_on: Option<Group>,
+    pub outcome: CandidateOutcome,
+    pub skip_reason: Option<SkipCause>,
+}
+
+/// A price, and how it came about.
+#[derive(SimpleObject)]
+pub struct PriceResolution {
+    pub product: Product,
+    pub quantity: Dec,
+    pub unit_price: Dec,
+    /// unit price × quantity, rounded half away from zero to the currency's minor units.
+    pub line_total: Dec,
+    pub currency: String,
+    pub source: PriceSource,
+    pub price_list: Option<PriceListRef>,
+    /// The group whose list applied — only if the viewer may see it.
+    pub group: Option<Group>,
+    pub explanation: Vec<PriceCandidate>,
+}
+
+/// Loads, in one batch, every group any of the lines may name (visible ones only).
+pub(crate) async fn prefetch_groups(ctx: &Context<'_>, lines: &[PricedLine]) -> async_graphql::Result<()> {
+    let mut ids: Vec<GroupId> = lines
+        .iter()
+        .flat_map(|l| {
+            l.resolution
+                .considered
+                .iter()
+                .flat_map(|c| [c.candidate.group, c.candidate.defined_on])
+                .flatten()
+                .filter(|g| l.visible_groups.contains(g))
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    loader(ctx)?.load_many(ids).await?;
+    Ok(())
+}
+
+/// Builds the answer for one line; the explanation only when the query asks for it.
+pub(crate) async fn to_resolution(
+    ctx: &Context<'_>,
+    line: PricedLine,
+    with_explanation: bool,
+) -> async_graphql::Result<PriceResolution> {
+    let l = loader(ctx)?;
+    let named = |id: PriceListId| PriceListRef {
+        id: ids::encode(PriceListId::TAG, id.0),
+        name: line.list_names.get(&id).cloned().unwrap_or_default(),
+    };
+    let visible = |g: Option<GroupId>| g.filter(|g| line.visible_groups.contains(g));
+    let mut explanation = Vec::with_capacity(line.resolution.considered.len());
+    let considered: &[cohort_domain::pricing::Considered] =
+        if with_explanation { &line.resolution.considered } else { &[] };
+    for c in considered {
+        let (outcome, skip_reason) = match &c.outcome {
+            Outcome::Applied { .. } => (CandidateOutcome::Applied, None),
+            Outcome::NotReached => (CandidateOutcome::NotReached, None),
+            Outcome::Skipped(r) => (
+                CandidateOutcome::Skipped,
+                Some(match r {
+                    SkipReason::UnknownList => SkipCause::UnknownList,
+                    SkipReason::Currency => SkipCause::Currency,
+                    SkipReason::NotValidAtDate => SkipCause::NotValidAtDate,
+                    SkipReason::NoItem => SkipCause::NoItem,
+                    SkipReason::QuantityTooSmall => SkipCause::QuantityTooSmall,
+                    SkipReason::NoBasePrice => SkipCause::NoBasePrice,
+                    SkipReason::Duplicate => SkipCause::Duplicate,
+                }),
+            ),
+        };
+        let group = match visible(c.candidate.group) {
+            Some(g) => l.load_one(g).await?.map(Group),
+            None => None,
+        };
+        let defined_on = match visible(c.candidate.defined_on) {
+            Some(g) => l.load_one(g).await?.map(Group),
+            None => None,
+        };
+        explanation.push(PriceCandidate {
+            step: c.candidate.step.into(),
+            price_list: named(c.candidate.list),
+            priority: c.candidate.priority,
+            group,
+            defined_on,
+            outcome,
+            skip_reason,
+        });
+    }
+    let r = &line.resolution;
+    let group = match visible(r.group) {
+        Some(g) => l.load_one(g).await?.map(Group),
+        None => None,
+    };
+    Ok(PriceResolution {
+        quantity: Dec(line.quantity),
+        unit_price: Dec(r.unit_price),
+        line_total: Dec(r.line_total),
+        currency: r.currency.code().to_owned(),
+        source: r.step.into(),
+        price_list: r.list.map(named),
+        group,
+        explanation,
+        product: Product(line.product),
+    })
+}
