@@ -13,6 +13,7 @@ mod m20261123_000003_pricing;
 mod m20261123_000004_orders;
 mod m20261123_000005_member_counts;
 mod m20261201_000006_events;
+mod m20261201_000007_history_book;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_orders::Migration),
             Box::new(m20261123_000005_member_counts::Migration),
             Box::new(m20261201_000006_events::Migration),
+            Box::new(m20261201_000007_history_book::Migration),
         ]
     }
 }

@@ -254,6 +254,11 @@ impl DataHandle {
                 } else {
                     q.and_where(membership::Column::GroupId.is_in(groups.iter().map(|g| g.0)));
                 }
+                // Only visible members: the outer contacts are visible anyway (a membership row's
+                // book is its contact's book), so the answer is the same — but the subquery, which
+                // the planner may materialise (`NOT IN` above all), then grows with what the viewer
+                // can see, not with hidden members (no timing that scales with hidden rows).
+                q.cond_where(book_visible(v, membership::Column::AddressBookId, AccessLevel::Read));
                 q.to_owned()
             };
             // Without subgroups, a selection with `all` groups is driven by the smallest of them:
@@ -659,6 +664,9 @@ impl DataHandle {
         let v = self.viewer();
         let w = self.begin().await?;
         let cur = self.contact_for(w.tx(), v, id, AccessLevel::Write).await?;
+        // A membership being added right now (it holds the contact FOR SHARE) commits first, so
+        // the LEAVE entries written next cover every membership the delete ends.
+        lock_contact(&w, id).await?;
         DataHandle::end_contact_memberships(&w, id.0).await?;
         contact::Entity::update_many()
             .col_expr(contact::Column::CompanyId, Expr::value(Option::<Uuid>::None))
@@ -842,4 +850,19 @@ async fn channels_on<C: ConnectionTrait>(
         out.entry(ContactId(p.contact_id)).or_default().phones.push(PhoneRecord { number: p.number, label: p.label });
     }
     Ok(out)
+}
+
+/// Locks a contact row until commit (PostgreSQL; SQLite serialises writers).
+async fn lock_contact(w: &UnitOfWork, id: ContactId) -> StoreResult<()> {
+    let suffix = w.dialect().lock_rows(crate::core::dialect::RowLock::Update);
+    if suffix.is_empty() {
+        return Ok(());
+    }
+    let mut q = crate::core::sql::Sql::new(w.dialect());
+    q.push("SELECT id FROM contacts WHERE tenant_id = ")
+        .bind(w.viewer().tenant_id.0)
+        .push(" AND id = ")
+        .bind(id.0)
+        .push(suffix);
+    w.tx().query_one_raw(q.build()).await?.map(|_| ()).ok_or(StoreError::NotFound)
 }

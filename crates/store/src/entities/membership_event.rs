@@ -15,6 +15,9 @@ pub struct Model {
     pub actor_id: Option<Uuid>,
     pub at: DateTimeUtc,
     pub reason: Option<String>,
+    /// The contact's address book (kept in step when the contact moves); NULL only for history
+    /// of contacts deleted before this column existed.
+    pub address_book_id: Option<Uuid>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -21,7 +21,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,17 +330,42 @@ impl DataHandle {
         let v = self.viewer();
         let w = self.begin().await?;
         w.lock_hierarchy().await?;
-        self.group_for(w.tx(), v, id, AccessLevel::Manage).await?;
-        let children: Vec<Uuid> = group::Entity::find()
+        let cur = self.group_for(w.tx(), v, id, AccessLevel::Manage).await?;
+        // The whole subtree with each group's parent and home book, and which of those books the
+        // viewer can read: a viewer's delete acts on the part of the tree they can see.
+        let subtree = subtree_ids(w.tx(), v, id).await?;
+        let rows = group::Entity::find()
             .filter(group::Column::TenantId.eq(v.tenant_id.0))
-            .filter(group::Column::ParentId.eq(id.0))
-            .select_only()
-            .column(group::Column::Id)
-            .into_tuple()
+            .filter(group::Column::Id.is_in(subtree.iter().map(|g| g.0)))
             .all(w.tx())
             .await?;
+        let books: Vec<Uuid> = rows.iter().map(|r| r.address_book_id).collect();
+        let levels = book_levels(w.tx(), v, &books).await?;
+        let hidden = |r: &group::Model| !levels.contains_key(&r.address_book_id);
+        let parent_of: HashMap<Uuid, Option<Uuid>> = rows.iter().map(|r| (r.id, r.parent_id)).collect();
+        let hidden_ids: HashSet<Uuid> = rows.iter().filter(|r| hidden(r)).map(|r| r.id).collect();
+        // Subgroups the viewer cannot see are never deleted, moved elsewhere or mentioned by
+        // them: each top-most hidden subgroup (with everything below it) moves up to the deleted
+        // group's own parent, the nearest ancestor that survives. So the answer is the same
+        // whether such subgroups exist or not (DESIGN §1: hidden ≡ nonexistent).
+        let hidden_tops: Vec<Uuid> = rows
+            .iter()
+            .filter(|r| hidden(r) && r.parent_id.is_some_and(|p| !hidden_ids.contains(&p)))
+            .map(|r| r.id)
+            .collect();
+        let under_hidden = |mut g: Uuid| loop {
+            if hidden_ids.contains(&g) {
+                return true;
+            }
+            match parent_of.get(&g).copied().flatten() {
+                Some(p) if p != id.0 => g = p,
+                _ => return false,
+            }
+        };
+        let visible_children: Vec<Uuid> =
+            rows.iter().filter(|r| r.parent_id == Some(id.0) && !hidden(r)).map(|r| r.id).collect();
         let mut doomed = vec![id];
-        if !children.is_empty() {
+        if !visible_children.is_empty() {
             match policy {
                 SubgroupPolicy::Refuse => {
                     return Err(StoreError::Conflict(
@@ -351,7 +376,6 @@ impl DataHandle {
                 SubgroupPolicy::ReparentTo(target) => {
                     if let Some(t) = target {
                         self.group_for(w.tx(), v, t, AccessLevel::Manage).await?;
-                        let subtree = subtree_ids(w.tx(), v, id).await?;
                         if subtree.contains(&t) {
                             return Err(StoreError::invalid(
                                 "reparentChildrenTo",
@@ -359,7 +383,7 @@ impl DataHandle {
                             ));
                         }
                     }
-                    for c in &children {
+                    for c in &visible_children {
                         // Moving a subgroup is configuring it: MANAGE on its home book, too.
                         self.group_for(w.tx(), v, GroupId(*c), AccessLevel::Manage).await.map_err(|e| match e {
                             StoreError::NotFound => StoreError::forbidden("reparenting needs MANAGE on every subgroup"),
@@ -369,22 +393,27 @@ impl DataHandle {
                     }
                 }
                 SubgroupPolicy::Delete => {
-                    let subtree = subtree_ids(w.tx(), v, id).await?;
-                    let rows = group::Entity::find()
-                        .filter(group::Column::TenantId.eq(v.tenant_id.0))
-                        .filter(group::Column::Id.is_in(subtree.iter().map(|g| g.0)))
-                        .all(w.tx())
-                        .await?;
-                    for r in &rows {
-                        let level = book_level(w.tx(), v, AddressBookId(r.address_book_id)).await?;
-                        if !AccessLevel::allows(level, AccessLevel::Manage) {
-                            return Err(StoreError::forbidden(
-                                "deleting the subgroups needs MANAGE on every subgroup's home book",
-                            ));
-                        }
+                    let visible: Vec<&group::Model> = rows.iter().filter(|r| !under_hidden(r.id)).collect();
+                    if visible.iter().any(|r| levels.get(&r.address_book_id).is_none_or(|l| *l < AccessLevel::Manage)) {
+                        return Err(StoreError::forbidden(
+                            "deleting the subgroups needs MANAGE on every subgroup's home book",
+                        ));
                     }
-                    doomed = rows.into_iter().map(|r| GroupId(r.id)).collect();
+                    doomed = visible.into_iter().map(|r| GroupId(r.id)).collect();
                 }
+            }
+        }
+        for h in &hidden_tops {
+            let p = parent_of.get(h).copied().flatten();
+            // Only those hanging from a group that is deleted now (or from a visible child that
+            // was just reparented, which keeps them — nothing to do then).
+            if p.is_some_and(|p| doomed.iter().any(|d| d.0 == p)) {
+                reattach(&w, GroupId(*h), cur.parent_id.map(GroupId)).await?;
+                w.emit(
+                    EventType::GroupMoved,
+                    vec![Subject::new(SubjectKind::Group, *h)],
+                    serde_json::json!({"fromParentId": p, "toParentId": cur.parent_id, "reason": "parent deleted"}),
+                );
             }
         }
         let doomed_ids: Vec<Uuid> = doomed.iter().map(|g| g.0).collect();
@@ -426,6 +455,7 @@ impl DataHandle {
                 actor_id: Set(Some(v.user_id.0)),
                 at: Set(now),
                 reason: Set(Some("group deleted".into())),
+                address_book_id: Set(Some(m.address_book_id)),
             }))
             .exec_without_returning(w.tx())
             .await?;
@@ -519,23 +549,27 @@ impl DataHandle {
     pub async fn groups(&self, f: &GroupFilter, page: &PageRequest) -> StoreResult<Page<GroupRecord>> {
         let v = self.viewer();
         let mut q = visible_groups(v);
+        let visible_ids = || {
+            Query::select()
+                .column(group::Column::Id)
+                .from(group::Entity)
+                .and_where(group::Column::TenantId.eq(v.tenant_id.0))
+                .cond_where(book_visible(v, group::Column::AddressBookId, AccessLevel::Read))
+                .to_owned()
+        };
         if let Some(p) = f.parent_id {
-            q = q.filter(group::Column::ParentId.eq(p.0));
+            // The children of a parent the viewer cannot see are no one's children for them: the
+            // same empty list as for an id that never existed (the visible children still list
+            // under `rootsOnly`, where a hidden parent shows as none).
+            q = q.filter(group::Column::ParentId.eq(p.0)).filter(group::Column::ParentId.in_subquery(visible_ids()));
         }
         if f.roots_only {
             // Roots as the viewer sees the forest: no parent, or a parent they cannot see (which
             // shows as `parent: null`).
             q = q.filter(
-                Condition::any().add(group::Column::ParentId.is_null()).add(
-                    group::Column::ParentId.not_in_subquery(
-                        Query::select()
-                            .column(group::Column::Id)
-                            .from(group::Entity)
-                            .and_where(group::Column::TenantId.eq(v.tenant_id.0))
-                            .cond_where(book_visible(v, group::Column::AddressBookId, AccessLevel::Read))
-                            .to_owned(),
-                    ),
-                ),
+                Condition::any()
+                    .add(group::Column::ParentId.is_null())
+                    .add(group::Column::ParentId.not_in_subquery(visible_ids())),
             );
         }
         if let Some(p) = f.is_public {

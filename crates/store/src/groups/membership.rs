@@ -189,7 +189,7 @@ async fn existing_members(
 async fn append_history(
     w: &UnitOfWork,
     group: Uuid,
-    contacts: &[Uuid],
+    contacts: &[(Uuid, Uuid)],
     action: &str,
     source: &str,
     reason: Option<&str>,
@@ -197,11 +197,12 @@ async fn append_history(
 ) -> StoreResult<()> {
     let v = w.viewer();
     for chunk in contacts.chunks(CHUNK) {
-        membership_event::Entity::insert_many(chunk.iter().map(|c| membership_event::ActiveModel {
+        membership_event::Entity::insert_many(chunk.iter().map(|(c, book)| membership_event::ActiveModel {
             tenant_id: Set(v.tenant_id.0),
             id: Set(Uuid::now_v7()),
             group_id: Set(group),
             contact_id: Set(*c),
+            address_book_id: Set(Some(*book)),
             action: Set(action.to_owned()),
             source: Set(source.to_owned()),
             actor_id: Set(Some(v.user_id.0)),
@@ -256,16 +257,20 @@ impl DataHandle {
     ) -> StoreResult<Begun<T>> {
         let v = self.viewer();
         let mut w = self.begin().await?;
-        self.group_for(w.tx(), v, group, AccessLevel::Write).await?;
-        // Concurrent changes of one group's members queue here until commit (PostgreSQL; SQLite
-        // has one writer): each then reads the memberships the previous one left, so "added",
-        // "already a member" and the JOIN/LEAVE history are exactly what happened.
-        lock_group(&w, group, RowLock::NoKeyUpdate).await?;
+        // A retry returns the first answer whatever happened since (the group may be gone): it
+        // tells this user only what they were told before. So the key comes first.
         if let Some(k) = idempotency_key
             && let Claim::Replay(prev) = w.claim_key(k, op, hash).await?
         {
             return Ok(Begun::Replayed(prev));
         }
+        // Concurrent changes of one group's members queue here until commit (PostgreSQL; SQLite
+        // has one writer): each then reads the memberships the previous one left, so "added",
+        // "already a member" and the JOIN/LEAVE history are exactly what happened. The lock comes
+        // before the visibility check, so the check sees the row as it is now (a group deleted
+        // or moved to another book meanwhile is judged by its new state).
+        lock_group(&w, group, RowLock::NoKeyUpdate).await?;
+        self.group_for(w.tx(), v, group, AccessLevel::Write).await?;
         let wanted = dedup(ids);
         let visible = visible_contacts_among(w.tx(), v, &wanted).await?;
         let visible_ids: Vec<Uuid> = wanted.iter().copied().filter(|i| visible.contains_key(i)).collect();
@@ -274,7 +279,8 @@ impl DataHandle {
     }
 }
 
-/// Locks a group row until commit (nothing on SQLite, whose writers are serialised).
+/// Locks a group row until commit (nothing on SQLite, whose writers are serialised). A group
+/// that no longer exists is `NotFound` (the caller's own visibility check follows).
 pub(crate) async fn lock_group(w: &UnitOfWork, group: GroupId, lock: RowLock) -> StoreResult<()> {
     let suffix = w.dialect().lock_rows(lock);
     if suffix.is_empty() {
@@ -286,8 +292,7 @@ pub(crate) async fn lock_group(w: &UnitOfWork, group: GroupId, lock: RowLock) ->
         .push(" AND id = ")
         .bind(group.0)
         .push(suffix);
-    w.tx().query_one_raw(q.build()).await?;
-    Ok(())
+    w.tx().query_one_raw(q.build()).await?.map(|_| ()).ok_or(StoreError::NotFound)
 }
 
 impl DataHandle {
@@ -330,7 +335,8 @@ impl DataHandle {
             .exec_without_returning(w.tx())
             .await?;
         }
-        append_history(&w, group.0, &new, "JOIN", source.as_str(), None, now).await?;
+        let joined: Vec<(Uuid, Uuid)> = new.iter().map(|c| (*c, visible[c].0)).collect();
+        append_history(&w, group.0, &joined, "JOIN", source.as_str(), None, now).await?;
         let outcome = AddMembersOutcome {
             added: new.len() as u64,
             already_members: existing.len() as u64,
@@ -377,9 +383,10 @@ impl DataHandle {
         }
         let now = Utc::now();
         // A leave is recorded with the source of the membership that ended (in a stable order).
-        let mut by_source: std::collections::BTreeMap<&str, Vec<Uuid>> = Default::default();
+        let mut by_source: std::collections::BTreeMap<&str, Vec<(Uuid, Uuid)>> = Default::default();
         for c in &leaving {
-            by_source.entry(existing[c].source.as_str()).or_default().push(*c);
+            let m = &existing[c];
+            by_source.entry(m.source.as_str()).or_default().push((*c, m.address_book_id));
         }
         for (src, cs) in by_source {
             append_history(&w, group.0, &cs, "LEAVE", src, reason.as_deref(), now).await?;
@@ -675,7 +682,9 @@ impl DataHandle {
         let v = self.viewer();
         let after = page.after_key::<Uuid>()?;
         let mut q = Sql::new(v.dialect);
-        q.push("SELECT h.tenant_id, h.id, h.group_id, h.contact_id, h.action, h.source, h.actor_id, h.at, h.reason FROM membership_history h JOIN contacts c ON c.tenant_id = h.tenant_id AND c.id = h.contact_id JOIN contact_groups g ON g.tenant_id = h.tenant_id AND g.id = h.group_id WHERE h.tenant_id = ")
+        // Driven by (group or contact, book, id): only the history of visible contacts is read.
+        // The join keeps the history of deleted contacts out (it is shown with its contact only).
+        q.push("SELECT h.tenant_id, h.id, h.group_id, h.contact_id, h.action, h.source, h.actor_id, h.at, h.reason, h.address_book_id FROM membership_history h JOIN contacts c ON c.tenant_id = h.tenant_id AND c.id = h.contact_id JOIN contact_groups g ON g.tenant_id = h.tenant_id AND g.id = h.group_id WHERE h.tenant_id = ")
             .bind(v.tenant_id.0);
         if let Some(g) = group {
             q.push(" AND h.group_id = ").bind(g.0);
@@ -683,7 +692,7 @@ impl DataHandle {
         if let Some(c) = contact {
             q.push(" AND h.contact_id = ").bind(c.0);
         }
-        q.push(" AND ").visible_books(v, "c.address_book_id", AccessLevel::Read);
+        q.push(" AND ").visible_books(v, "h.address_book_id", AccessLevel::Read);
         q.push(" AND ").visible_books(v, "g.address_book_id", AccessLevel::Read);
         if let Some(a) = after {
             q.push(" AND h.id < ").bind(a);
@@ -712,6 +721,13 @@ impl DataHandle {
             .filter(membership::Column::ContactId.eq(contact))
             .exec(txn)
             .await?;
+        // The history follows the contact too: its entries are visible exactly when it is.
+        membership_event::Entity::update_many()
+            .col_expr(membership_event::Column::AddressBookId, Expr::value(book))
+            .filter(membership_event::Column::TenantId.eq(v.tenant_id.0))
+            .filter(membership_event::Column::ContactId.eq(contact))
+            .exec(txn)
+            .await?;
         Ok(())
     }
 
@@ -735,6 +751,7 @@ impl DataHandle {
                 actor_id: Set(Some(v.user_id.0)),
                 at: Set(now),
                 reason: Set(Some("contact deleted".into())),
+                address_book_id: Set(Some(m.address_book_id)),
             }))
             .exec_without_returning(txn)
             .await?;
