@@ -166,7 +166,6 @@ async fn history(admin: &Client, g: &str) -> Vec<(String, String)> {
 async fn members(admin: &Client, g: &str) -> (HashSet<String>, i64, i64) {
     let mut ids = HashSet::new();
     let mut after = Value::Null;
-    let mut counts = (0, 0);
     loop {
         let body = admin
             .gql(
@@ -175,7 +174,7 @@ async fn members(admin: &Client, g: &str) -> (HashSet<String>, i64, i64) {
             )
             .await;
         let gr = &body["data"]["group"];
-        counts = (gr["memberCount"].as_i64().unwrap_or(-1), gr["members"]["totalCount"].as_i64().unwrap_or(-1));
+        let counts = (gr["memberCount"].as_i64().unwrap_or(-1), gr["members"]["totalCount"].as_i64().unwrap_or(-1));
         for e in gr["members"]["edges"].as_array().cloned().unwrap_or_default() {
             ids.insert(e["node"]["id"].as_str().unwrap_or_default().to_owned());
         }
