@@ -666,7 +666,7 @@ impl DataHandle {
         let cur = self.contact_for(w.tx(), v, id, AccessLevel::Write).await?;
         // A membership being added right now (it holds the contact FOR SHARE) commits first, so
         // the LEAVE entries written next cover every membership the delete ends.
-        lock_contact(&w, id).await?;
+        w.lock_row(crate::core::uow::LockedTable::Contacts, id.0, crate::core::dialect::RowLock::Update).await?;
         DataHandle::end_contact_memberships(&w, id.0).await?;
         contact::Entity::update_many()
             .col_expr(contact::Column::CompanyId, Expr::value(Option::<Uuid>::None))
@@ -850,19 +850,4 @@ async fn channels_on<C: ConnectionTrait>(
         out.entry(ContactId(p.contact_id)).or_default().phones.push(PhoneRecord { number: p.number, label: p.label });
     }
     Ok(out)
-}
-
-/// Locks a contact row until commit (PostgreSQL; SQLite serialises writers).
-async fn lock_contact(w: &UnitOfWork, id: ContactId) -> StoreResult<()> {
-    let suffix = w.dialect().lock_rows(crate::core::dialect::RowLock::Update);
-    if suffix.is_empty() {
-        return Ok(());
-    }
-    let mut q = crate::core::sql::Sql::new(w.dialect());
-    q.push("SELECT id FROM contacts WHERE tenant_id = ")
-        .bind(w.viewer().tenant_id.0)
-        .push(" AND id = ")
-        .bind(id.0)
-        .push(suffix);
-    w.tx().query_one_raw(q.build()).await?.map(|_| ()).ok_or(StoreError::NotFound)
 }

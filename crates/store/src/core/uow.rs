@@ -53,6 +53,14 @@ pub(crate) struct UnitOfWork {
     key: Option<ClaimedKey>,
 }
 
+/// The tables whose rows a unit of work locks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LockedTable {
+    Tenants,
+    Groups,
+    Contacts,
+}
+
 /// What claiming an idempotency key found.
 pub(crate) enum Claim<T> {
     /// The key is new: this unit of work does the work and its answer is remembered at commit.
@@ -115,15 +123,32 @@ impl UnitOfWork {
     /// otherwise each pass the cycle check against a tree the other is changing. One row lock on
     /// the tenant, held to commit; SQLite's single writer serialises them already.
     pub(crate) async fn lock_hierarchy(&self) -> StoreResult<()> {
-        if self.dialect() == Dialect::Sqlite {
+        self.lock_row(LockedTable::Tenants, self.viewer.tenant_id.0, RowLock::NoKeyUpdate).await
+    }
+
+    /// Locks one row of the viewer's tenant until commit (PostgreSQL; nothing on SQLite, whose
+    /// writers are serialised). A row that no longer exists is `NotFound`.
+    pub(crate) async fn lock_row(&self, table: LockedTable, id: Uuid, lock: RowLock) -> StoreResult<()> {
+        let suffix = self.dialect().lock_rows(lock);
+        if suffix.is_empty() {
             return Ok(());
         }
         let mut q = Sql::new(self.dialect());
-        q.push("SELECT id FROM tenants WHERE id = ")
-            .bind(self.viewer.tenant_id.0)
-            .push(self.dialect().lock_rows(RowLock::NoKeyUpdate));
-        self.txn.query_one_raw(q.build()).await?;
-        Ok(())
+        match table {
+            LockedTable::Tenants => q.push("SELECT id FROM tenants WHERE id = ").bind(id),
+            LockedTable::Groups => q
+                .push("SELECT id FROM contact_groups WHERE tenant_id = ")
+                .bind(self.viewer.tenant_id.0)
+                .push(" AND id = ")
+                .bind(id),
+            LockedTable::Contacts => q
+                .push("SELECT id FROM contacts WHERE tenant_id = ")
+                .bind(self.viewer.tenant_id.0)
+                .push(" AND id = ")
+                .bind(id),
+        };
+        q.push(suffix);
+        self.txn.query_one_raw(q.build()).await?.map(|_| ()).ok_or(StoreError::NotFound)
     }
 
     /// Claims `key` for this user's request `op` with `fingerprint` (a hash of its arguments).

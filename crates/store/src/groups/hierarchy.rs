@@ -145,6 +145,21 @@ pub(crate) async fn subtree_ids<C: ConnectionTrait>(
 }
 
 impl DataHandle {
+    /// One page of the groups `q` selects, by (name, id), with the viewer's level on each.
+    async fn page_by_name(&self, mut q: sea_orm::Select<group::Entity>, page: &PageRequest) -> StoreResult<Page<GroupRecord>> {
+        if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
+            q = q.filter(crate::core::page::after(group::Column::SortName, group::Column::Id, (name, id)));
+        }
+        let rows = q
+            .order_by_asc(group::Column::SortName)
+            .order_by_asc(group::Column::Id)
+            .limit(page.limit())
+            .all(&self.db)
+            .await?;
+        let recs = self.with_group_levels(rows).await?;
+        Ok(Page::from_rows(recs, page, |g| (g.sort_name.clone(), g.id.0)))
+    }
+
     async fn with_group_levels(&self, rows: Vec<group::Model>) -> StoreResult<Vec<GroupRecord>> {
         let v = self.viewer();
         let books: Vec<Uuid> = rows.iter().map(|r| r.address_book_id).collect();
@@ -420,7 +435,7 @@ impl DataHandle {
         // Members being added to a doomed group right now finish first (or wait and then find no
         // group): every membership that ends here gets its LEAVE entry.
         for g in &doomed {
-            crate::groups::membership::lock_group(&w, *g, crate::core::dialect::RowLock::Update).await?;
+            w.lock_row(crate::core::uow::LockedTable::Groups, g.0, crate::core::dialect::RowLock::Update).await?;
         }
         // End every membership with a history entry (in bounded chunks: a group may have millions
         // of members), then remove closure rows, memberships and the groups.
@@ -581,17 +596,7 @@ impl DataHandle {
                     .like(LikeExpr::new(format!("{}%", like_escape(&term))).escape('\\')),
             );
         }
-        if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(crate::core::page::after(group::Column::SortName, group::Column::Id, (name, id)));
-        }
-        let rows = q
-            .order_by_asc(group::Column::SortName)
-            .order_by_asc(group::Column::Id)
-            .limit(page.limit())
-            .all(&self.db)
-            .await?;
-        let recs = self.with_group_levels(rows).await?;
-        Ok(Page::from_rows(recs, page, |g| (g.sort_name.clone(), g.id.0)))
+        self.page_by_name(q, page).await
     }
 
     /// Visible direct subgroups, by name.
@@ -635,18 +640,8 @@ impl DataHandle {
             .and_where(group_closure::Column::AncestorId.eq(id.0))
             .and_where(group_closure::Column::Depth.gt(0))
             .to_owned();
-        let mut q = visible_groups(v).filter(group::Column::Id.in_subquery(sub));
-        if let Some((name, gid)) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(crate::core::page::after(group::Column::SortName, group::Column::Id, (name, gid)));
-        }
-        let rows = q
-            .order_by_asc(group::Column::SortName)
-            .order_by_asc(group::Column::Id)
-            .limit(page.limit())
-            .all(&self.db)
-            .await?;
-        let recs = self.with_group_levels(rows).await?;
-        Ok(Page::from_rows(recs, page, |g| (g.sort_name.clone(), g.id.0)))
+        let q = visible_groups(v).filter(group::Column::Id.in_subquery(sub));
+        self.page_by_name(q, page).await
     }
 }
 

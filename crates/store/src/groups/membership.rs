@@ -10,7 +10,7 @@ use crate::core::decode;
 use crate::core::dialect::RowLock;
 use crate::core::page::{Page, PageRequest};
 use crate::core::sql::{Sql, contact_columns};
-use crate::core::uow::{Claim, UnitOfWork, fingerprint};
+use crate::core::uow::{Claim, LockedTable, UnitOfWork, fingerprint};
 use crate::entities::{contact, membership, membership_event};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{EventType, Subject, SubjectKind};
@@ -269,7 +269,7 @@ impl DataHandle {
         // "already a member" and the JOIN/LEAVE history are exactly what happened. The lock comes
         // before the visibility check, so the check sees the row as it is now (a group deleted
         // or moved to another book meanwhile is judged by its new state).
-        lock_group(&w, group, RowLock::NoKeyUpdate).await?;
+        w.lock_row(LockedTable::Groups, group.0, RowLock::NoKeyUpdate).await?;
         self.group_for(w.tx(), v, group, AccessLevel::Write).await?;
         let wanted = dedup(ids);
         let visible = visible_contacts_among(w.tx(), v, &wanted).await?;
@@ -277,22 +277,6 @@ impl DataHandle {
         let existing = existing_members(w.tx(), v, group, &visible_ids).await?;
         Ok(Begun::Fresh(Box::new(BulkStart { w, wanted, visible, visible_ids, existing })))
     }
-}
-
-/// Locks a group row until commit (nothing on SQLite, whose writers are serialised). A group
-/// that no longer exists is `NotFound` (the caller's own visibility check follows).
-pub(crate) async fn lock_group(w: &UnitOfWork, group: GroupId, lock: RowLock) -> StoreResult<()> {
-    let suffix = w.dialect().lock_rows(lock);
-    if suffix.is_empty() {
-        return Ok(());
-    }
-    let mut q = Sql::new(w.dialect());
-    q.push("SELECT id FROM contact_groups WHERE tenant_id = ")
-        .bind(w.viewer().tenant_id.0)
-        .push(" AND id = ")
-        .bind(group.0)
-        .push(suffix);
-    w.tx().query_one_raw(q.build()).await?.map(|_| ()).ok_or(StoreError::NotFound)
 }
 
 impl DataHandle {
