@@ -151,6 +151,13 @@ async fn build_template_locked(admin: &DatabaseConnection, admin_url: &str, temp
     Ok(())
 }
 
+/// How many audit rows `store` holds, over all tenants. The audit log has no public read yet; the
+/// contract suite needs this to show that a refused write leaves no audit row behind.
+pub async fn audit_row_count(store: &crate::Store) -> crate::StoreResult<u64> {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    Ok(crate::entities::audit::Entity::find().count(&store.db).await?)
+}
+
 /// Replaces the database name in a PostgreSQL URL.
 pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
