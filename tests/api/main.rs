@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod bad_input;
+mod events;
 mod groups;
 mod http_spec;
 mod noninterference;
