@@ -119,6 +119,7 @@ on_both_backends!(
     refused_writes_leave_no_event_and_no_audit_row,
     a_refusal_after_partial_writes_rolls_everything_back,
     events_read_is_admin_only_filtered_and_paged,
+    writes_that_change_nothing_report_nothing,
 );
 
 /// Deny by default once more, for a viewer whose grants are not bound inline into statements
@@ -793,4 +794,45 @@ async fn events_read_is_admin_only_filtered_and_paged(db: &TestStore) {
     // Another tenant's admin sees none of them.
     let stranger = db.store.system().act_as("other-tenant", "admin", Roles::new([Role::Admin])).await.expect("admin");
     assert!(stranger.events(&EventFilter::default(), &page(10)).await.expect("events").rows.is_empty());
+}
+
+/// A write that changes nothing (revoking a grant nobody holds, unassigning a list that was never
+/// assigned, re-adding a member, moving a group where it is) commits no event and no audit row:
+/// the outbox reports changes, and a webhook consumer must not act on ones that never happened.
+async fn writes_that_change_nothing_report_nothing(db: &TestStore) {
+    let a = admin(db).await;
+    let own = book(&a, "Own").await;
+    let v = agent(db, "agent").await;
+    let team = a.create_user_group("Team", None).await.expect("user group");
+    a.add_user_group_members(team.id, &[v.viewer().user_id()]).await.expect("members");
+    let g = a.create_group(group(own, "Top", None)).await.expect("group");
+    let anna = contact(&a, own, "Anna", "Abbott").await;
+    a.add_group_members(g.id, &[anna], None, None).await.expect("add");
+    a.set_business_status(anna, Some("customer"), None).await.expect("status");
+    let list = a
+        .create_price_list(cohort_store::PriceListInput {
+            name: "Members".into(),
+            currency: "EUR".into(),
+            valid_from: None,
+            valid_to: None,
+            base_price_list_id: None,
+        })
+        .await
+        .expect("price list");
+    let before = footprint(db, &a).await;
+
+    assert!(!a.revoke_access(own, me(&v)).await.expect("revoke nothing"));
+    assert!(!a.unassign_group_price_list(g.id, list.id).await.expect("unassign nothing"));
+    assert!(!a.unassign_contact_price_list(anna, list.id).await.expect("unassign nothing"));
+    assert_eq!(a.add_user_group_members(team.id, &[v.viewer().user_id()]).await.expect("again"), 0);
+    assert_eq!(a.remove_user_group_members(team.id, &[a.viewer().user_id()]).await.expect("not a member"), 0);
+    assert_eq!(a.add_group_members(g.id, &[anna], None, None).await.expect("again").added, 0);
+    assert_eq!(a.remove_group_members(g.id, &[ContactId(Uuid::now_v7())], None, None).await.expect("none").removed, 0);
+    a.move_group(g.id, None).await.expect("stay");
+    a.set_business_status(anna, Some("customer"), None).await.expect("same status");
+
+    let after = footprint(db, &a).await;
+    let new: Vec<EventType> = after.0[before.0.len()..].iter().map(|e| e.event_type).collect();
+    assert_eq!(new, vec![], "no-op writes reported events");
+    assert_eq!(after.1, before.1, "no-op writes left audit rows");
 }
