@@ -144,6 +144,29 @@ mod grants_subquery {
     }
 }
 
+/// A clone of the template is fully migrated before anyone migrates it: ready, with every table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_clones_of_the_template_are_migrated_already() {
+    let Some(admin) = std::env::var("COHORT_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty()) else {
+        eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let template = cohort_store::testing::postgres_template(&admin).await.expect("template");
+    assert_eq!(template, cohort_store::testing::postgres_template_name());
+    assert!(template.starts_with("cohort_tmpl_") && template.len() == "cohort_tmpl_".len() + 16, "{template}");
+    let name = format!("cohort_c_{}", Uuid::new_v4().simple());
+    cohort_store::testing::create_migrated_postgres_database(&admin, &name).await.expect("clone");
+    let _db = PgDb { admin: admin.clone(), name: name.clone() };
+    let url = cohort_store::testing::with_database(&admin, &name);
+    let store = Store::connect(&url, StoreOptions::default()).await.expect("connect");
+    assert!(store.is_ready().await, "a clone has no pending migration");
+    let tables = store.table_names().await.expect("tables");
+    for t in ["tenants", "contacts", "contact_groups", "idempotency_keys", "events", "audit_log"] {
+        assert!(tables.iter().any(|n| n == t), "{t} missing from {tables:?}");
+    }
+    store.close().await;
+}
+
 /// Asserts that a result is the given error (any message).
 macro_rules! assert_err {
     ($e:expr, $pat:pat) => {{
