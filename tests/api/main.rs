@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod events;
 mod groups;
 mod http_spec;
 mod noninterference;

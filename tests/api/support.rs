@@ -1,6 +1,7 @@
 //! Test infrastructure: `TestApp` serves the real router on 127.0.0.1:0 over its own database —
 //! an in-memory SQLite, or (when `COHORT_TEST_DATABASE_URL` is set) a fresh PostgreSQL database
-//! that is dropped when the app is dropped, even if the test panicked.
+//! cloned from a migrated template (`cohort_store::testing`) that is dropped when the app is
+//! dropped, even if the test panicked.
 
 #![allow(dead_code)]
 
@@ -36,7 +37,10 @@ impl TestDb {
             Backend::Postgres => {
                 let admin = std::env::var("COHORT_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
                 let name = format!("cohort_t_{}", uuid::Uuid::new_v4().simple());
-                cohort_store::testing::create_postgres_database(&admin, &name).await.expect("create test database");
+                // Cloned from the migrated template: `store.migrate()` then finds nothing pending.
+                cohort_store::testing::create_migrated_postgres_database(&admin, &name)
+                    .await
+                    .expect("create test database");
                 Some(TestDb { url: cohort_store::testing::with_database(&admin, &name), pg: Some((admin, name)) })
             }
         }

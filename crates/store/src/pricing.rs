@@ -646,12 +646,15 @@ impl DataHandle {
             .filter(group_price_list::Column::PriceListId.eq(list.0))
             .exec(w.tx())
             .await?;
-        w.audit("group.unassignPriceList", "Group", Some(g.0), serde_json::json!({"priceListId": list.0}));
-        w.emit(
-            EventType::PriceListUnassigned,
-            vec![Subject::new(SubjectKind::PriceList, list.0), Subject::new(SubjectKind::Group, g.0)],
-            serde_json::json!({}),
-        );
+        // Nothing was assigned, nothing changed: nothing to audit or report.
+        if r.rows_affected > 0 {
+            w.audit("group.unassignPriceList", "Group", Some(g.0), serde_json::json!({"priceListId": list.0}));
+            w.emit(
+                EventType::PriceListUnassigned,
+                vec![Subject::new(SubjectKind::PriceList, list.0), Subject::new(SubjectKind::Group, g.0)],
+                serde_json::json!({}),
+            );
+        }
         w.commit().await?;
         Ok(r.rows_affected > 0)
     }
@@ -705,12 +708,14 @@ impl DataHandle {
             .filter(contact_price_list::Column::PriceListId.eq(list.0))
             .exec(w.tx())
             .await?;
-        w.audit("contact.unassignPriceList", "Contact", Some(c.0), serde_json::json!({"priceListId": list.0}));
-        w.emit(
-            EventType::PriceListUnassigned,
-            vec![Subject::new(SubjectKind::PriceList, list.0), Subject::new(SubjectKind::Contact, c.0)],
-            serde_json::json!({}),
-        );
+        if r.rows_affected > 0 {
+            w.audit("contact.unassignPriceList", "Contact", Some(c.0), serde_json::json!({"priceListId": list.0}));
+            w.emit(
+                EventType::PriceListUnassigned,
+                vec![Subject::new(SubjectKind::PriceList, list.0), Subject::new(SubjectKind::Contact, c.0)],
+                serde_json::json!({}),
+            );
+        }
         w.commit().await?;
         Ok(r.rows_affected > 0)
     }

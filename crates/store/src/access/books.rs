@@ -265,17 +265,20 @@ impl DataHandle {
             .filter(grant::Column::PrincipalId.eq(principal.id()))
             .exec(w.tx())
             .await?;
-        w.audit(
-            "addressBook.revoke",
-            "AddressBook",
-            Some(book.0),
-            serde_json::json!({"principalKind": principal.kind(), "principalId": principal.id()}),
-        );
-        w.emit(
-            EventType::AccessRevoked,
-            vec![Subject::new(SubjectKind::AddressBook, book.0)],
-            serde_json::json!({"principalKind": principal.kind(), "principalId": principal.id()}),
-        );
+        // No grant, no change: nothing to audit or report.
+        if res.rows_affected > 0 {
+            w.audit(
+                "addressBook.revoke",
+                "AddressBook",
+                Some(book.0),
+                serde_json::json!({"principalKind": principal.kind(), "principalId": principal.id()}),
+            );
+            w.emit(
+                EventType::AccessRevoked,
+                vec![Subject::new(SubjectKind::AddressBook, book.0)],
+                serde_json::json!({"principalKind": principal.kind(), "principalId": principal.id()}),
+            );
+        }
         w.commit().await?;
         Ok(res.rows_affected > 0)
     }

@@ -450,12 +450,15 @@ impl DataHandle {
         )
         .exec_without_returning(w.tx())
         .await?;
-        w.audit("userGroup.addMembers", "UserGroup", Some(group.0), serde_json::json!({"userIds": ids}));
-        w.emit(
-            EventType::UserGroupMembersAdded,
-            vec![Subject::new(SubjectKind::UserGroup, group.0)],
-            serde_json::json!({"userIds": ids}),
-        );
+        // Everyone was a member already: nothing changed, nothing to audit or report.
+        if added > 0 {
+            w.audit("userGroup.addMembers", "UserGroup", Some(group.0), serde_json::json!({"userIds": ids}));
+            w.emit(
+                EventType::UserGroupMembersAdded,
+                vec![Subject::new(SubjectKind::UserGroup, group.0)],
+                serde_json::json!({"userIds": ids}),
+            );
+        }
         w.commit().await?;
         Ok(added)
     }
@@ -475,17 +478,19 @@ impl DataHandle {
             .filter(user_group_member::Column::UserId.is_in(users.iter().map(|u| u.0)))
             .exec(w.tx())
             .await?;
-        w.audit(
-            "userGroup.removeMembers",
-            "UserGroup",
-            Some(group.0),
-            serde_json::json!({"userIds": users.iter().map(|u| u.0).collect::<Vec<_>>()}),
-        );
-        w.emit(
-            EventType::UserGroupMembersRemoved,
-            vec![Subject::new(SubjectKind::UserGroup, group.0)],
-            serde_json::json!({"userIds": users.iter().map(|u| u.0).collect::<Vec<_>>()}),
-        );
+        if res.rows_affected > 0 {
+            w.audit(
+                "userGroup.removeMembers",
+                "UserGroup",
+                Some(group.0),
+                serde_json::json!({"userIds": users.iter().map(|u| u.0).collect::<Vec<_>>()}),
+            );
+            w.emit(
+                EventType::UserGroupMembersRemoved,
+                vec![Subject::new(SubjectKind::UserGroup, group.0)],
+                serde_json::json!({"userIds": users.iter().map(|u| u.0).collect::<Vec<_>>()}),
+            );
+        }
         w.commit().await?;
         Ok(res.rows_affected)
     }
