@@ -146,7 +146,11 @@ pub(crate) async fn subtree_ids<C: ConnectionTrait>(
 
 impl DataHandle {
     /// One page of the groups `q` selects, by (name, id), with the viewer's level on each.
-    async fn page_by_name(&self, mut q: sea_orm::Select<group::Entity>, page: &PageRequest) -> StoreResult<Page<GroupRecord>> {
+    async fn page_by_name(
+        &self,
+        mut q: sea_orm::Select<group::Entity>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<GroupRecord>> {
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
             q = q.filter(crate::core::page::after(group::Column::SortName, group::Column::Id, (name, id)));
         }
