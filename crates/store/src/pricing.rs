@@ -22,7 +22,7 @@ use cohort_domain::money::{self, Currency};
 use cohort_domain::pricing::{
     self, Assignments, Base, ContactAssignment, GroupAssignment, ItemPrice, PriceItem, PriceList,
 };
-use cohort_domain::text::Name;
+use cohort_domain::text::{Key, MAX_SKU_CHARS, Name};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, OnConflict};
 use sea_orm::{
@@ -196,10 +196,7 @@ impl DataHandle {
     pub async fn create_product(&self, input: ProductInput) -> StoreResult<ProductRecord> {
         let v = self.viewer();
         require_admin(v, "managing the catalogue")?;
-        let sku = input.sku.trim();
-        if sku.is_empty() || sku.len() > 64 || sku.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(StoreError::invalid("sku", "must be 1 to 64 characters without spaces"));
-        }
+        let sku = Key::parse("sku", &input.sku, MAX_SKU_CHARS)?;
         let name = Name::parse("name", &input.name)?;
         let price = money::parse_price("listPrice", input.list_price)?;
         let currency = Currency::parse(&input.currency)?;
@@ -207,7 +204,7 @@ impl DataHandle {
         let m = product::Model {
             tenant_id: v.tenant_id.0,
             id: Uuid::now_v7(),
-            sku: sku.to_owned(),
+            sku: sku.into_string(),
             sort_name: name.as_str().to_lowercase(),
             name: name.into_string(),
             list_price_micros: micros("listPrice", price)?,
@@ -830,10 +827,13 @@ impl DataHandle {
         // Products, by id or SKU, in one statement.
         let ids: Vec<Uuid> =
             lines.iter().filter_map(|l| if let ProductRef::Id(p) = &l.product { Some(p.0) } else { None }).collect();
+        // A SKU is looked up only if it could be one (the `Key` rules: no control characters,
+        // which PostgreSQL could not even compare).
         let skus: Vec<String> = lines
             .iter()
-            .filter_map(|l| if let ProductRef::Sku(s) = &l.product { Some(s.clone()) } else { None })
-            .collect();
+            .filter_map(|l| if let ProductRef::Sku(s) = &l.product { Some(s) } else { None })
+            .map(|s| Key::parse("sku", s, MAX_SKU_CHARS).map(Key::into_string))
+            .collect::<Result<_, _>>()?;
         let products: Vec<product::Model> = product::Entity::find()
             .filter(product::Column::TenantId.eq(v.tenant_id.0))
             .filter(sea_orm::Condition::any().add(product::Column::Id.is_in(ids)).add(product::Column::Sku.is_in(skus)))
