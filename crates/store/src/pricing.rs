@@ -24,7 +24,7 @@ use cohort_domain::pricing::{
 };
 use cohort_domain::text::{Key, MAX_SKU_CHARS, Name};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -288,17 +288,22 @@ impl DataHandle {
     pub async fn products(&self, search: Option<&str>, page: &PageRequest) -> StoreResult<Page<ProductRecord>> {
         let v = self.viewer();
         let mut q = product::Entity::find().filter(product::Column::TenantId.eq(v.tenant_id.0));
-        if let Some(term) = search.map(cohort_domain::text::search_prefix).transpose()?.flatten() {
-            let pat = format!("{}%", like_escape(&term));
+        if let Some(raw) = search
+            && let Some(term) = cohort_domain::text::search_prefix(raw)?
+        {
+            // Names are compared in lower case (the sort name is lower-cased in Rust); SKUs are
+            // stored as given and compared with ASCII case folded, identically on every engine.
+            let sku_term = raw.trim().to_ascii_lowercase();
             q = q.filter(
                 sea_orm::Condition::any()
                     .add(
                         Expr::col((product::Entity, product::Column::SortName))
-                            .like(LikeExpr::new(pat.clone()).escape('\\')),
+                            .like(LikeExpr::new(format!("{}%", like_escape(&term))).escape('\\')),
                     )
                     .add(
-                        Expr::expr(Func::lower(Expr::col((product::Entity, product::Column::Sku))))
-                            .like(LikeExpr::new(pat).escape('\\')),
+                        v.dialect
+                            .fold_ascii_case(Expr::col((product::Entity, product::Column::Sku)))
+                            .like(LikeExpr::new(format!("{}%", like_escape(&sku_term))).escape('\\')),
                     ),
             );
         }
