@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod bad_input;
 mod groups;
+mod hostile;
 mod http_spec;
 mod noninterference;
 mod pricing;
