@@ -456,4 +456,72 @@ async fn forged_time_cursors_are_refused(app: TestApp) {
     admin.ok(q, json!({"id": w.id("anna"), "a": ok})).await;
 }
 
-on_both_backends!(lone_surrogates_are_refused, forged_time_cursors_are_refused);
+/// `Decimal` inputs take plain notation only — as strings and as JSON integers; anything else
+/// (exponents, digit separators, a leading dot or plus, spaces, JSON floats) is `BAD_USER_INPUT`
+/// and writes nothing.
+async fn decimal_inputs_are_plain_notation(app: TestApp) {
+    let admin = app.actor("acme", "admin", &["admin"]);
+    let create = "mutation($p: Decimal!, $sku: String!) { createProduct(input: {sku: $sku, name: \"Decimal\", listPrice: $p, currency: \"EUR\"}) { product { listPrice } } }";
+    let count = || async {
+        let d = admin.ok("{ products(first: 100) { edges { node { sku } } } }", json!({})).await;
+        d["products"]["edges"].as_array().unwrap().len()
+    };
+    let bad: Vec<Value> = vec![
+        json!("1_000"),
+        json!("1e5"),
+        json!("1E5"),
+        json!(".5"),
+        json!("5."),
+        json!("+1"),
+        json!(" 1"),
+        json!("1 "),
+        json!("1 000"),
+        json!("1,5"),
+        json!("0x10"),
+        json!("NaN"),
+        json!(""),
+        json!("99999999999999999999999999999"),
+        json!(1e5),
+        json!(1.5),
+        json!(true),
+    ];
+    for (i, p) in bad.iter().enumerate() {
+        let body = admin.gql(create, json!({"p": p, "sku": format!("BAD-{i}")})).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{p}: {body}");
+    }
+    assert_eq!(count().await, 0, "a refused Decimal writes nothing");
+    // In the document itself, too.
+    let body = admin
+        .gql("mutation { createProduct(input: {sku: \"LIT\", name: \"L\", listPrice: 1e5, currency: \"EUR\"}) { product { listPrice } } }", json!({}))
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+    for (i, (p, shown)) in [
+        (json!("1000"), "1000"),
+        (json!("0.5"), "0.5"),
+        (json!("-0"), "0"),
+        (json!(10), "10"),
+        (json!("007.25"), "7.25"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let d = admin.ok(create, json!({"p": p, "sku": format!("OK-{i}")})).await;
+        assert_eq!(d["createProduct"]["product"]["listPrice"], shown, "{p}");
+    }
+    // Quantities follow the same grammar.
+    let w = admin.ok(crate::support::CREATE_BOOK, json!({"n": "Decimals"})).await;
+    let book = w["createAddressBook"]["addressBook"]["id"].clone();
+    let c = admin
+        .ok(crate::support::CREATE_CONTACT, json!({"i": {"addressBookId": book, "kind": "PERSON", "lastName": "Q"}}))
+        .await;
+    let contact = c["createContact"]["contact"]["id"].clone();
+    let price = "query($q: Decimal!, $c: ID!) { resolvePrice(input: {contactId: $c, sku: \"OK-0\", quantity: $q, currency: \"EUR\"}) { lineTotal } }";
+    for q in [json!("1e2"), json!("2_0"), json!(".5")] {
+        let body = admin.gql(price, json!({"q": q, "c": contact})).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{q}: {body}");
+    }
+    let d = admin.ok(price, json!({"q": "2.5", "c": contact})).await;
+    assert_eq!(d["resolvePrice"]["lineTotal"], "2500.00");
+}
+
+on_both_backends!(lone_surrogates_are_refused, forged_time_cursors_are_refused, decimal_inputs_are_plain_notation);
