@@ -135,7 +135,7 @@ fn operations(t: &Target, i: usize, s: &str) -> Vec<(&'static str, String, Value
     };
     let forged = format!("c1.{}", URL_SAFE_NO_PAD.encode(serde_json::to_vec(&json!([s, uuid::Uuid::nil()])).unwrap()));
     let literal = serde_json::to_string(s).unwrap();
-    let status = if i % 2 == 0 { "customer" } else { "lead_warm" };
+    let status = if i.is_multiple_of(2) { "customer" } else { "lead_warm" };
     vec![
         ("createContact.firstName", create_contact.clone(), person(json!({"firstName": s}))),
         ("createContact.lastName", create_contact.clone(), person(json!({"lastName": s}))),
