@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod bad_input;
+mod connections;
 mod groups;
 mod hostile;
 mod http_spec;
