@@ -157,6 +157,7 @@ impl ServerLimits {
                 self.max_connections = room;
             }
         }
+        #[cfg(not(unix))]
         let _ = reserved;
         self.max_connections
     }
@@ -323,5 +324,29 @@ impl AsyncWrite for Tracked {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_limit_fits_the_open_file_limit() {
+        let files = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        let mut small = ServerLimits { max_connections: 5, ..ServerLimits::default() };
+        if files.is_some_and(|f| f >= 5) {
+            assert_eq!(small.fit_open_file_limit(0), 5, "a limit below the open-file limit stands");
+        }
+        let mut large = ServerLimits { max_connections: 1_000_000, ..ServerLimits::default() };
+        let expected = match files {
+            Some(f) => (f as usize).saturating_sub(64).clamp(1, 1_000_000),
+            None => 1_000_000,
+        };
+        assert_eq!(large.fit_open_file_limit(64), expected);
+        let mut starved = ServerLimits::default();
+        if files.is_some() {
+            assert_eq!(starved.fit_open_file_limit(usize::MAX), 1, "never below one connection");
+        }
     }
 }
