@@ -144,7 +144,16 @@ async fn serve(demo: bool) -> anyhow::Result<()> {
         }
         println!();
     }
-    cohort_api::serve(listener, router, shutdown_signal()).await?;
+    // Descriptors beyond the HTTP connections: the database pool, files, the listener, logs.
+    let reserved = settings.database.max_connections as usize + 64;
+    let max_connections = settings.server.fit_open_file_limit(reserved);
+    tracing::info!(
+        max_connections,
+        header_read_timeout_secs = settings.server.header_read_timeout.as_secs(),
+        keep_alive_timeout_secs = settings.server.keep_alive_timeout.as_secs(),
+        "connection limits"
+    );
+    cohort_api::serve_with(listener, router, &settings.server, shutdown_signal()).await?;
     store.close().await;
     Ok(())
 }

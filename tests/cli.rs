@@ -181,11 +181,16 @@ async fn migrations_up_down_up_postgres() {
 }
 
 #[test]
-fn bad_pool_settings_refuse_to_start_with_a_clear_message() {
+fn bad_pool_and_connection_settings_refuse_to_start_with_a_clear_message() {
     for (var, value, says) in [
         ("COHORT_DATABASE_MAX_CONNECTIONS", "0", "COHORT_DATABASE_MAX_CONNECTIONS must be 1 to 1000"),
         ("COHORT_DATABASE_MAX_CONNECTIONS", "many", "COHORT_DATABASE_MAX_CONNECTIONS must be a number"),
         ("COHORT_DATABASE_ACQUIRE_TIMEOUT_MS", "0", "COHORT_DATABASE_ACQUIRE_TIMEOUT_MS must be at least 1"),
+        ("COHORT_HEADER_READ_TIMEOUT_SECS", "0", "COHORT_HEADER_READ_TIMEOUT_SECS must be 1 to 300"),
+        ("COHORT_HEADER_READ_TIMEOUT_SECS", "10s", "COHORT_HEADER_READ_TIMEOUT_SECS must be a number"),
+        ("COHORT_KEEP_ALIVE_TIMEOUT_SECS", "0", "COHORT_KEEP_ALIVE_TIMEOUT_SECS must be 1 to 3600"),
+        ("COHORT_MAX_CONNECTIONS", "0", "COHORT_MAX_CONNECTIONS must be 1 to 1000000"),
+        ("COHORT_MAX_CONNECTIONS", "-1", "COHORT_MAX_CONNECTIONS must be a number"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_cohort"))
             .args(["serve"])

@@ -274,6 +274,20 @@ async fn empty_subject_rejected(app: TestApp) {
     rejects_changed_claims(&app, "empty sub", |c| c["sub"] = json!("")).await;
 }
 
+/// A correctly signed token whose claims carry NUL or other control characters is refused as a
+/// whole (401), never stored and never an `INTERNAL` (PostgreSQL cannot hold NUL in text).
+async fn control_characters_in_claims_rejected(app: TestApp) {
+    rejects_changed_claims(&app, "NUL in name", |c| c["name"] = json!("Alice\u{0}Admin")).await;
+    rejects_changed_claims(&app, "NUL in sub", |c| c["sub"] = json!("alice\u{0}")).await;
+    rejects_changed_claims(&app, "NUL in tid", |c| c["tid"] = json!("\u{0}t1")).await;
+    rejects_changed_claims(&app, "escape in email", |c| c["email"] = json!("a\u{1b}@b.io")).await;
+    rejects_changed_claims(&app, "NUL in a role", |c| c["roles"] = json!(["agent\u{0}"])).await;
+    // The same token without the NUL is fine: the refusal is about the character.
+    let mut ok = claims();
+    ok["name"] = json!("Alice Admin");
+    assert_accepted(&app, &hs256(&ok), "alice").await;
+}
+
 async fn garbage_token_rejected(app: TestApp) {
     assert_token_rejected(&app, "not-a-jwt", "garbage token").await;
 }
@@ -392,6 +406,7 @@ on_both_backends!(
     exp_of_wrong_type_rejected,
     missing_tenant_rejected,
     empty_subject_rejected,
+    control_characters_in_claims_rejected,
     garbage_token_rejected,
     non_bearer_scheme_rejected,
     hs256_token_accepted,

@@ -549,13 +549,40 @@ async fn body_over_limit_is_413(backend: Backend) {
         return;
     };
     let filler = "x".repeat(4096);
-    let r = post_json(&app, GQL_RESPONSE, &json!({"query": "{ __typename }", "extensions": {"filler": filler}})).await;
-    assert_eq!(r.status, 413, "{}", r.text);
-    assert!(r.headers.contains_key("x-request-id"));
+    // The GraphQL-over-HTTP error shape, under whichever media type was negotiated.
+    for accept in [GQL_RESPONSE, JSON] {
+        let r = post_json(&app, accept, &json!({"query": "{ __typename }", "extensions": {"filler": filler}})).await;
+        assert_eq!(r.status, 413, "{}", r.text);
+        assert!(r.headers.contains_key("x-request-id"));
+        assert_eq!(r.media_type(), accept);
+        assert_eq!(r.code(), "PAYLOAD_TOO_LARGE", "{}", r.text);
+        assert!(r.json()["errors"][0]["message"].as_str().unwrap().contains("1024 bytes"), "{}", r.text);
+        assert!(r.json().get("data").is_none());
+    }
     // Under the limit, fine.
     let r =
         post_json(&app, GQL_RESPONSE, &json!({"query": "{ __typename }", "extensions": {"filler": "x".repeat(512)}}))
             .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// The default limit is 1 MiB: one byte over it is refused with the same JSON shape.
+async fn body_over_default_limit_is_413_json(app: TestApp) {
+    let limit = cohort_api::config::Limits::default().max_body_bytes;
+    let envelope = json!({"query": "{ __typename }", "extensions": {"filler": ""}}).to_string().len();
+    let body =
+        json!({"query": "{ __typename }", "extensions": {"filler": "x".repeat(limit + 1 - envelope)}}).to_string();
+    assert_eq!(body.len(), limit + 1);
+    let r = post(&app, None, Some(JSON), body).await;
+    assert_eq!(r.status, 413, "{}", r.text);
+    assert_eq!(r.media_type(), JSON);
+    assert_eq!(
+        r.json(),
+        json!({"errors": [{"message": format!("the request body is larger than {limit} bytes"), "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]})
+    );
+    // Exactly at the limit, the body is read (and executed).
+    let body = json!({"query": "{ __typename }", "extensions": {"filler": "x".repeat(limit - envelope)}}).to_string();
+    let r = post(&app, None, Some(JSON), body).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -758,6 +785,7 @@ on_both_backends!(
     metrics_are_exposed,
     unknown_route_is_404_json,
     every_response_has_a_request_id,
+    body_over_default_limit_is_413_json,
 );
 
 on_both_backends_custom!(body_over_limit_is_413, introspection_can_be_enabled);

@@ -91,8 +91,9 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let limits = settings.server.clone();
         let server = tokio::spawn(async move {
-            let _ = cohort_api::serve(listener, router, async {
+            let _ = cohort_api::serve_with(listener, router, &limits, async {
                 let _ = rx.await;
             })
             .await;
@@ -141,6 +142,13 @@ impl TestApp {
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Asks the server to shut down (gracefully) without waiting for it; see [`TestApp::stop`].
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
     }
 
     pub async fn stop(mut self) {

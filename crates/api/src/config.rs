@@ -36,6 +36,33 @@ impl Default for Limits {
     }
 }
 
+/// How the HTTP server treats connections (`COHORT_HEADER_READ_TIMEOUT_SECS`,
+/// `COHORT_KEEP_ALIVE_TIMEOUT_SECS`, `COHORT_MAX_CONNECTIONS`): slow and idle clients must not
+/// hold the server's connections and file descriptors. See [`crate::server`].
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// A request's head (request line and headers) must have arrived this long after the
+    /// connection was opened — for the next request on a kept-alive connection, after its first
+    /// byte. Beyond it the connection is closed.
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request, and how long a response
+    /// may wait for a client that does not read it, before the connection is closed.
+    pub keep_alive_timeout: Duration,
+    /// Connections served at once. More are answered `503` and closed at once (the server also
+    /// lowers this to what its open-file limit allows, see [`ServerLimits::fit_open_file_limit`]).
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
 /// How tokens are verified (`COHORT_JWT_*`); defined with the verifier in the store.
 pub use cohort_store::TokenSettings as JwtSettings;
 
@@ -53,6 +80,7 @@ pub struct Settings {
     pub log_filter: String,
     pub log_format: LogFormat,
     pub limits: Limits,
+    pub server: ServerLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +135,19 @@ impl Settings {
         if acquire_ms == 0 {
             return Err(ConfigError("COHORT_DATABASE_ACQUIRE_TIMEOUT_MS must be at least 1".into()));
         }
+        let sd = ServerLimits::default();
+        let header_secs: u64 = env_num("COHORT_HEADER_READ_TIMEOUT_SECS", sd.header_read_timeout.as_secs())?;
+        if !(1..=300).contains(&header_secs) {
+            return Err(ConfigError("COHORT_HEADER_READ_TIMEOUT_SECS must be 1 to 300".into()));
+        }
+        let keep_alive_secs: u64 = env_num("COHORT_KEEP_ALIVE_TIMEOUT_SECS", sd.keep_alive_timeout.as_secs())?;
+        if !(1..=3600).contains(&keep_alive_secs) {
+            return Err(ConfigError("COHORT_KEEP_ALIVE_TIMEOUT_SECS must be 1 to 3600".into()));
+        }
+        let max_http_connections: usize = env_num("COHORT_MAX_CONNECTIONS", sd.max_connections)?;
+        if !(1..=1_000_000).contains(&max_http_connections) {
+            return Err(ConfigError("COHORT_MAX_CONNECTIONS must be 1 to 1000000".into()));
+        }
         Ok(Settings {
             database_url: SecretString::from(env("COHORT_DATABASE_URL").unwrap_or_else(|| "sqlite://cohort.db".into())),
             database: cohort_store::StoreOptions {
@@ -137,6 +178,11 @@ impl Settings {
                 max_body_bytes: env_num("COHORT_MAX_BODY_BYTES", d.max_body_bytes)?,
                 request_timeout: Duration::from_secs(env_num("COHORT_REQUEST_TIMEOUT_SECS", 30u64)?),
             },
+            server: ServerLimits {
+                header_read_timeout: Duration::from_secs(header_secs),
+                keep_alive_timeout: Duration::from_secs(keep_alive_secs),
+                max_connections: max_http_connections,
+            },
         })
     }
 
@@ -159,6 +205,7 @@ impl Settings {
             log_filter: "warn".into(),
             log_format: LogFormat::Pretty,
             limits: Limits::default(),
+            server: ServerLimits::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{ErrorExtensions, Variables};
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -261,6 +262,10 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, Stri
 }
 
 fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
+    // Documents the parser cannot take (it panics on them) are refused when executed.
+    if crate::graphql::has_surrogate_escape(query) {
+        return false;
+    }
     let Ok(doc) = async_graphql::parser::parse_query(query) else {
         return false;
     };
@@ -324,7 +329,7 @@ async fn graphql_get(
     respond(status, media, &body)
 }
 
-async fn graphql_post(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn graphql_post(State(st): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     let Some(media) = negotiate(&headers) else {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     };
@@ -342,6 +347,16 @@ async fn graphql_post(State(st): State<AppState>, headers: HeaderMap, body: Byte
             &error_body("only UTF-8 is accepted", "BAD_REQUEST"),
         );
     }
+    // A body over the limit (`COHORT_MAX_BODY_BYTES`) is 413 in the GraphQL-over-HTTP error
+    // shape, like every other refusal, under whichever media type was negotiated.
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let message = format!("the request body is larger than {} bytes", st.limits.max_body_bytes);
+            return respond(StatusCode::PAYLOAD_TOO_LARGE, media, &error_body(&message, "PAYLOAD_TOO_LARGE"));
+        }
+        Err(_) => return request_error(media, "the request body could not be read"),
+    };
     let parsed: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => return request_error(media, "the request body is not valid JSON"),

@@ -8,6 +8,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod server;
 pub mod telemetry;
 
 use cohort_store::{Gate, KeyConfigError};
@@ -31,11 +32,14 @@ pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Ro
     Ok(http::router(state, settings))
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub use server::serve_with;
+
+/// Serves until `shutdown` resolves, then drains in-flight requests; with the default
+/// [`config::ServerLimits`] (see [`serve_with`] and [`server`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    serve_with(listener, router, &config::ServerLimits::default(), shutdown).await
 }

@@ -2,7 +2,7 @@
 //! sort names live here, so create and update apply exactly the same rules.
 
 use crate::error::{DomainError, DomainResult};
-use crate::text::{Email, Name, Phone};
+use crate::text::{Email, Name, Phone, optional_line};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,12 +64,11 @@ fn opt_name(field: &'static str, v: &Option<String>) -> DomainResult<Option<Name
     }
 }
 
+/// The longest e-mail / phone label.
+pub const MAX_LABEL_CHARS: usize = 50;
+
 fn label(field: &'static str, l: &Option<String>) -> DomainResult<Option<String>> {
-    match l.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(s) if s.chars().count() > 50 => Err(DomainError::invalid(field, "labels must be at most 50 characters")),
-        Some(s) => Ok(Some(s.to_owned())),
-    }
+    optional_line(field, l.as_deref(), MAX_LABEL_CHARS)
 }
 
 impl ValidContact {

@@ -102,6 +102,47 @@ impl std::fmt::Display for Currency {
     }
 }
 
+/// The most significant digits a decimal input may have (what a `Decimal` holds exactly).
+pub const MAX_DECIMAL_DIGITS: usize = 28;
+/// The longest decimal text accepted (leading zeros included).
+const MAX_DECIMAL_TEXT: usize = 100;
+
+/// Parses a decimal number written in plain notation — the one grammar of every `Decimal`
+/// input: an optional `-`, one or more digits, optionally a `.` followed by one or more digits;
+/// at most [`MAX_DECIMAL_DIGITS`] significant digits (and as many decimal places). Nothing else:
+/// no `+`, no exponent (`1e5`), no digit separators (`1_000`, `1,000`), no leading or trailing
+/// dot (`.5`, `5.`), no whitespace inside or around. What it accepts is exactly the value
+/// written, never rounded.
+pub fn parse_decimal_text(s: &str) -> DomainResult<Decimal> {
+    let invalid = || {
+        DomainError::invalid(
+            "Decimal",
+            "must be a decimal number in plain notation such as \"12.50\" or \"-3\" (no exponent, '+', '_', separators or spaces)",
+        )
+    };
+    if s.len() > MAX_DECIMAL_TEXT {
+        return Err(invalid());
+    }
+    let unsigned = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match unsigned.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (unsigned, None),
+    };
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || frac.is_some_and(|f| !digits(f)) {
+        return Err(invalid());
+    }
+    let frac = frac.unwrap_or("");
+    let significant = format!("{int}{frac}").trim_start_matches('0').len();
+    if significant > MAX_DECIMAL_DIGITS || frac.len() > MAX_DECIMAL_DIGITS {
+        return Err(DomainError::invalid(
+            "Decimal",
+            format!("at most {MAX_DECIMAL_DIGITS} significant digits and {MAX_DECIMAL_DIGITS} decimal places"),
+        ));
+    }
+    Decimal::from_str_exact(s).map_err(|_| invalid())
+}
+
 /// A price: a non-negative amount, at most 6 decimal places, below 10^12.
 pub fn parse_price(field: &'static str, amount: Decimal) -> DomainResult<Decimal> {
     let amount = amount.normalize();
@@ -226,6 +267,78 @@ mod tests {
         assert_eq!(to_minor(d("720.005"), eur), Some(72001));
         assert_eq!(from_minor(72001, eur).to_string(), "720.01");
         assert_eq!(parse_quantity(d("1.0000")).unwrap(), d("1"), "trailing zeros are fine");
+    }
+
+    #[test]
+    fn decimal_text_is_plain_notation_only() {
+        for (text, value) in [
+            ("0", "0"),
+            ("12", "12"),
+            ("12.50", "12.50"),
+            ("-3", "-3"),
+            ("-0.001", "-0.001"),
+            ("007.5", "7.5"),
+            ("0.0000000000000000000000000001", "0.0000000000000000000000000001"),
+            ("9999999999999999999999999999", "9999999999999999999999999999"),
+        ] {
+            let v = parse_decimal_text(text).unwrap();
+            assert_eq!(v, d(value), "{text}");
+            assert_eq!(v.to_string(), value, "{text}: the scale is kept");
+        }
+        for bad in [
+            "",
+            "-",
+            "+1",
+            "1_000",
+            "1,000",
+            "1e5",
+            "1E5",
+            "1e-5",
+            ".5",
+            "5.",
+            "-.5",
+            "1.2.3",
+            " 1",
+            "1 ",
+            "1 000",
+            "\t1",
+            "0x10",
+            "NaN",
+            "inf",
+            "--1",
+            "1-",
+            "١٢",
+            "１",
+            "12\u{0}",
+            "99999999999999999999999999999",
+            "0.00000000000000000000000000001",
+            "1.0000000000000000000000000000",
+        ] {
+            assert!(parse_decimal_text(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(parse_decimal_text(&format!("0.{}", "0".repeat(200))).is_err(), "length is bounded");
+    }
+
+    proptest! {
+        /// Every Decimal of the grammar's precision prints in plain notation and parses back to
+        /// itself, scale included.
+        #[test]
+        fn decimals_roundtrip_through_their_text(mantissa in -(10i128.pow(28) - 1)..10i128.pow(28), scale in 0u32..=28) {
+            let x = Decimal::from_i128_with_scale(mantissa, scale);
+            let back = parse_decimal_text(&x.to_string()).unwrap();
+            prop_assert_eq!(back, x);
+            prop_assert_eq!(back.scale(), x.scale());
+        }
+
+        /// Exponents, underscores, a plus sign or a leading dot are refused wherever they are.
+        #[test]
+        fn other_notations_are_refused(a in "[0-9]{0,6}", b in "[0-9]{0,6}", bad in "[eE_+]|\\.") {
+            let text = format!("{a}{bad}{b}");
+            let plain = bad == "." && !a.is_empty() && !b.is_empty();
+            prop_assert_eq!(parse_decimal_text(&text).is_ok(), plain, "{}", text);
+            let leading_dot = format!(".{a}{b}");
+            prop_assert!(parse_decimal_text(&leading_dot).is_err());
+        }
     }
 
     proptest! {

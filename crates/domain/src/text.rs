@@ -1,6 +1,38 @@
 //! Validated text values. Each newtype has a `parse` constructor; holding one proves the rule.
+//!
+//! Every text a client sends (names, labels, descriptions, notes, keys, search terms) passes
+//! [`check_chars`] here, so one rule decides which characters are text on every database:
+//! control characters (C0 including NUL, DEL, C1) are refused — PostgreSQL cannot store NUL at
+//! all, and SQLite would store what PostgreSQL refuses. Multi-line free text (descriptions,
+//! notes, reasons) may contain line feeds and tabs; single-line values (names, labels, SKUs,
+//! keys, search terms) may not. Lone surrogates cannot occur in a Rust `str`.
 
 use crate::error::{DomainError, DomainResult};
+
+/// Whether a text value may span lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    /// Names, labels, keys, search terms: no control character at all.
+    Single,
+    /// Descriptions, notes, reasons: `\n` and `\t` allowed, every other control refused.
+    Multi,
+}
+
+/// The one character rule of every text input: no control characters (`char::is_control`: C0
+/// with NUL, DEL, C1), except line feed and tab in [`Lines::Multi`] text.
+pub fn check_chars(field: &'static str, s: &str, lines: Lines) -> DomainResult<()> {
+    let allowed = |c: char| lines == Lines::Multi && (c == '\n' || c == '\t');
+    if s.chars().any(|c| c.is_control() && !allowed(c)) {
+        return Err(DomainError::invalid(
+            field,
+            match lines {
+                Lines::Single => "must not contain control characters",
+                Lines::Multi => "must not contain control characters other than line feeds and tabs",
+            },
+        ));
+    }
+    Ok(())
+}
 
 /// A required, human-entered name (of a contact, address book, user group, …): trimmed, 1 to 200
 /// characters, no control characters.
@@ -18,9 +50,7 @@ impl Name {
         if s.chars().count() > Self::MAX_CHARS {
             return Err(DomainError::invalid(field, format!("must be at most {} characters", Self::MAX_CHARS)));
         }
-        if s.chars().any(char::is_control) {
-            return Err(DomainError::invalid(field, "must not contain control characters"));
-        }
+        check_chars(field, s, Lines::Single)?;
         Ok(Name(s.to_owned()))
     }
     pub fn as_str(&self) -> &str {
@@ -31,15 +61,60 @@ impl Name {
     }
 }
 
-/// An optional free text (descriptions, notes): trimmed; empty becomes `None`; at most 2,000
-/// characters.
+/// An optional free text (descriptions, notes, reasons): trimmed; empty becomes `None`; at most
+/// 2,000 characters; may span lines ([`Lines::Multi`]).
 pub fn optional_text(field: &'static str, raw: Option<&str>) -> DomainResult<Option<String>> {
     match raw.map(str::trim) {
         None | Some("") => Ok(None),
         Some(s) if s.chars().count() > 2000 => Err(DomainError::invalid(field, "must be at most 2000 characters")),
-        Some(s) => Ok(Some(s.to_owned())),
+        Some(s) => {
+            check_chars(field, s, Lines::Multi)?;
+            Ok(Some(s.to_owned()))
+        }
     }
 }
+
+/// An optional one-line text (an e-mail or phone label): trimmed; empty becomes `None`; at most
+/// `max_chars` characters; no control characters.
+pub fn optional_line(field: &'static str, raw: Option<&str>, max_chars: usize) -> DomainResult<Option<String>> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) if s.chars().count() > max_chars => {
+            Err(DomainError::invalid(field, format!("must be at most {max_chars} characters")))
+        }
+        Some(s) => {
+            check_chars(field, s, Lines::Single)?;
+            Ok(Some(s.to_owned()))
+        }
+    }
+}
+
+/// An identifier a client names things by (a SKU, a business-status key): trimmed, 1 to
+/// `max_chars` characters, no whitespace and no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key(String);
+
+impl Key {
+    pub fn parse(field: &'static str, raw: &str, max_chars: usize) -> DomainResult<Self> {
+        let s = raw.trim();
+        check_chars(field, s, Lines::Single)?;
+        if s.is_empty() || s.chars().count() > max_chars || s.chars().any(char::is_whitespace) {
+            return Err(DomainError::invalid(field, format!("must be 1 to {max_chars} characters without spaces")));
+        }
+        Ok(Key(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// The longest SKU (`Key` rules).
+pub const MAX_SKU_CHARS: usize = 64;
+/// The longest business-status key (`Key` rules).
+pub const MAX_STATUS_KEY_CHARS: usize = 64;
 
 /// An e-mail address: a pragmatic check (one `@`, a non-empty local part, a dotted domain
 /// without spaces), normalised to lower case so lookups and prefix search are case-insensitive.
@@ -91,7 +166,8 @@ impl Phone {
     }
 }
 
-/// A search term for prefix search: trimmed, lower-cased, 1 to 100 characters.
+/// A search term for prefix search (the `search` argument or filter field): trimmed,
+/// lower-cased, 1 to 100 characters, no control characters. Blank means no search.
 pub fn search_prefix(raw: &str) -> DomainResult<Option<String>> {
     let s = raw.trim();
     if s.is_empty() {
@@ -100,6 +176,7 @@ pub fn search_prefix(raw: &str) -> DomainResult<Option<String>> {
     if s.chars().count() > 100 {
         return Err(DomainError::invalid("search", "must be at most 100 characters"));
     }
+    check_chars("search", s, Lines::Single)?;
     Ok(Some(s.to_lowercase()))
 }
 
@@ -139,7 +216,54 @@ mod tests {
         assert!(Phone::parse("1+2345").is_err());
     }
 
+    #[test]
+    fn control_characters_are_refused_except_line_breaks_in_free_text() {
+        for bad in ["a\u{0}b", "a\u{1}b", "a\u{1b}[31mb", "a\u{7f}b", "a\u{85}b", "a\u{9f}b", "a\rb"] {
+            assert!(Name::parse("name", bad).is_err(), "{bad:?}");
+            assert!(optional_line("label", Some(bad), 50).is_err(), "{bad:?}");
+            assert!(Key::parse("sku", bad, 64).is_err(), "{bad:?}");
+            assert!(search_prefix(bad).is_err(), "{bad:?}");
+            assert!(optional_text("description", Some(bad)).is_err(), "{bad:?}");
+        }
+        for multi in ["line one\nline two", "a\tb"] {
+            assert_eq!(optional_text("description", Some(multi)).unwrap().as_deref(), Some(multi));
+            assert!(Name::parse("name", multi).is_err(), "{multi:?}");
+            assert!(optional_line("label", Some(multi), 50).is_err(), "{multi:?}");
+            assert!(search_prefix(multi).is_err(), "{multi:?}");
+        }
+        let e = optional_text("note", Some("a\u{0}")).unwrap_err();
+        assert_eq!(e.field(), "note", "the error names the field");
+        // Surrounding whitespace (line breaks included) is trimmed, as before.
+        assert_eq!(Name::parse("name", "\n Anna \t").unwrap().as_str(), "Anna");
+        // Mixed scripts, right-to-left text, combining marks and emoji are text.
+        for ok in ["Zoë", "Ζωή", "مرحبا", "שלום", "e\u{301}", "👩\u{200d}💻", "李"] {
+            assert_eq!(Name::parse("name", ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(Key::parse("sku", " A-1 ", 64).unwrap().as_str(), "A-1");
+        assert!(Key::parse("sku", "", 64).is_err());
+        assert!(Key::parse("sku", "a b", 64).is_err());
+        assert!(Key::parse("sku", &"x".repeat(65), 64).is_err());
+        assert!(Key::parse("sku", &"é".repeat(64), 64).is_ok(), "characters, not bytes");
+    }
+
     proptest! {
+        /// Whatever is accepted holds no character a database could refuse or reinterpret.
+        #[test]
+        fn accepted_text_has_no_control_characters(s in "(\\PC|[\u{0}-\u{1f}\u{7f}-\u{9f}]){0,40}") {
+            let single_ok = |t: &str| !t.chars().any(char::is_control);
+            if let Ok(n) = Name::parse("name", &s) { prop_assert!(single_ok(n.as_str())); }
+            if let Ok(Some(l)) = optional_line("label", Some(&s), 50) { prop_assert!(single_ok(&l)); }
+            if let Ok(k) = Key::parse("sku", &s, 64) { prop_assert!(single_ok(k.as_str())); }
+            if let Ok(Some(t)) = search_prefix(&s) { prop_assert!(single_ok(&t)); }
+            if let Ok(Some(t)) = optional_text("note", Some(&s)) {
+                prop_assert!(!t.chars().any(|c| c.is_control() && c != '\n' && c != '\t'));
+            }
+        }
+
         #[test]
         fn parsed_names_are_never_blank_or_padded(s in ".{0,300}") {
             if let Ok(n) = Name::parse("name", &s) {

@@ -248,7 +248,7 @@ impl DataHandle {
     }
 
     async fn order_page(&self, mut q: Sql, page: &PageRequest) -> StoreResult<Page<OrderRecord>> {
-        if let Some((at, id)) = page.after_key::<(DateTime<Utc>, Uuid)>()? {
+        if let Some(crate::core::page::TimeKey(at, id)) = page.after_key()? {
             q.push(" AND (o.placed_at < ")
                 .bind(at)
                 .push(" OR (o.placed_at = ")

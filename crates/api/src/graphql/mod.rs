@@ -123,6 +123,49 @@ pub fn sdl() -> String {
     build_schema(&Limits::default(), true).sdl()
 }
 
+/// Whether a GraphQL document has a `\uXXXX` escape naming a UTF-16 surrogate
+/// (`\uD800`–`\uDFFF`) in a string literal. Such an escape is no character, and the parser
+/// (async-graphql 7.2) panics on it, so documents are checked before they are parsed. Comments
+/// and block strings (which have no `\u` escapes) are skipped.
+pub(crate) fn has_surrogate_escape(doc: &str) -> bool {
+    let b = doc.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'#' {
+            while i < b.len() && b[i] != b'\n' && b[i] != b'\r' {
+                i += 1;
+            }
+        } else if b[i..].starts_with(b"\"\"\"") {
+            i += 3;
+            while i < b.len() && !b[i..].starts_with(b"\"\"\"") {
+                i += if b[i..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
+            }
+            i += 3;
+        } else if b[i] == b'"' {
+            i += 1;
+            while i < b.len() && !matches!(b[i], b'"' | b'\n' | b'\r') {
+                if b[i] == b'\\' {
+                    let hex = b
+                        .get(i + 2..i + 6)
+                        .filter(|h| b.get(i + 1) == Some(&b'u') && h.iter().all(u8::is_ascii_hexdigit));
+                    let code =
+                        hex.and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok());
+                    if code.is_some_and(|c| (0xD800..=0xDFFF).contains(&c)) {
+                        return true;
+                    }
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+            }
+            i += 1;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
 /// Refuses oversized documents right after parsing (before validation, whose cost grows with the
 /// document) and flags request-level failures for the HTTP layer.
 struct RequestGuard {
@@ -175,6 +218,13 @@ impl Extension for RequestGuardExt {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        if has_surrogate_escape(query) {
+            mark_failed(ctx);
+            return Err(coded(
+                "a \\u escape in a string names a UTF-16 surrogate, which is not a character".into(),
+                "GRAPHQL_PARSE_FAILED",
+            ));
+        }
         let doc = next.run(ctx, query, variables).await.map_err(|mut e| {
             mark_failed(ctx);
             e.extensions.get_or_insert_with(Default::default).set("code", "GRAPHQL_PARSE_FAILED");
@@ -207,5 +257,24 @@ impl Extension for RequestGuardExt {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         next.run(ctx).await.inspect_err(|_| mark_failed(ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_surrogate_escape;
+
+    #[test]
+    fn surrogate_escapes_are_found_in_strings_only() {
+        assert!(has_surrogate_escape(r#"{ contacts(filter: {search: "\uD800"}) { totalCount } }"#));
+        assert!(has_surrogate_escape(r#"{ a(x: "ok \" still \udfff") }"#));
+        assert!(!has_surrogate_escape(r#"{ a(x: "\u00e9 \\uD800") }"#), "an escaped backslash is no escape");
+        assert!(!has_surrogate_escape("# \\uD800 in a comment\n{ a }"));
+        assert!(!has_surrogate_escape(r#"{ a(x: """block \uD800 \""" still block""") }"#));
+        assert!(!has_surrogate_escape(r#"{ a(x: "\uD7FF\uE000") }"#));
+        // The parser accepts every document the check lets through.
+        for ok in [r#"{ a(x: "\uD7FF\uE000") }"#, r#"{ a(x: """\uD800""") }"#] {
+            assert!(async_graphql::parser::parse_query(ok).is_ok(), "{ok}");
+        }
     }
 }

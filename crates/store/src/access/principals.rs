@@ -12,7 +12,7 @@ use crate::events::{EventType, Subject, SubjectKind};
 use chrono::{DateTime, Utc};
 use cohort_domain::ids::{TenantId, UserGroupId, UserId};
 use cohort_domain::status::SEEDED_STATUSES;
-use cohort_domain::text::{Email, Name, optional_text};
+use cohort_domain::text::{Email, Lines, Name, check_chars, optional_text};
 use sea_orm::FromQueryResult;
 use sea_orm::TransactionTrait;
 use sea_orm::sea_query::OnConflict;
@@ -74,7 +74,7 @@ fn require_admin(v: &Viewer) -> StoreResult<()> {
 
 /// Validates a token subject / tenant key: 1 to 200 printable characters.
 fn check_key(field: &'static str, s: &str) -> StoreResult<()> {
-    if s.is_empty() || s.len() > 200 || s.chars().any(char::is_control) {
+    if s.is_empty() || s.len() > 200 || check_chars(field, s, Lines::Single).is_err() {
         return Err(StoreError::invalid(field, "must be 1 to 200 printable characters"));
     }
     Ok(())

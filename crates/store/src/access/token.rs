@@ -6,6 +6,7 @@
 
 use crate::access::viewer::Identity;
 use cohort_domain::Roles;
+use cohort_domain::text::{Lines, check_chars};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
 use secrecy::{ExposeSecret, SecretString};
@@ -147,7 +148,7 @@ impl TokenVerifier {
         // Control characters (NUL above all: PostgreSQL refuses it in text) make no sense in any
         // claim we store; a token carrying them is refused as a whole, like any malformed token,
         // instead of failing every request it is presented with.
-        let clean = |s: &str| !s.chars().any(char::is_control);
+        let clean = |s: &str| check_chars("token", s, Lines::Single).is_ok();
         if c.sub.trim().is_empty() || c.sub.len() > 200 || !clean(&c.sub) {
             return Err(AuthError::Claims("sub must be 1 to 200 printable characters"));
         }

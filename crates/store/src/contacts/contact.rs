@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::contact::{ContactFields, ContactKind, ValidContact};
 use cohort_domain::ids::{AddressBookId, BusinessStatusId, ContactId, GroupId, StatusChangeId, UserId};
-use cohort_domain::text::optional_text;
+use cohort_domain::text::{Key, MAX_STATUS_KEY_CHARS, optional_text};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
@@ -180,6 +180,10 @@ impl DataHandle {
             if keys.len() > 20 {
                 return Err(StoreError::invalid("businessStatus", "at most 20 statuses in one filter"));
             }
+            let keys: Vec<String> = keys
+                .iter()
+                .map(|k| Key::parse("businessStatus", k, MAX_STATUS_KEY_CHARS).map(Key::into_string))
+                .collect::<Result<_, _>>()?;
             let known: Vec<String> = business_status::Entity::find()
                 .filter(business_status::Column::TenantId.eq(v.tenant_id.0))
                 .filter(business_status::Column::Key.is_in(keys.iter().cloned()))
@@ -464,6 +468,8 @@ impl DataHandle {
     }
 
     async fn status_id_for(&self, txn: &DatabaseTransaction, v: &Viewer, key: &str) -> StoreResult<Uuid> {
+        let key = Key::parse("businessStatus", key, MAX_STATUS_KEY_CHARS)?;
+        let key = key.as_str();
         business_status::Entity::find()
             .filter(business_status::Column::TenantId.eq(v.tenant_id.0))
             .filter(business_status::Column::Key.eq(key))
@@ -739,7 +745,7 @@ impl DataHandle {
         let mut q = status_change::Entity::find()
             .filter(status_change::Column::TenantId.eq(v.tenant_id.0))
             .filter(status_change::Column::ContactId.in_subquery(visible));
-        if let Some((at, cid)) = page.after_key::<(DateTime<Utc>, Uuid)>()? {
+        if let Some(crate::core::page::TimeKey(at, cid)) = page.after_key()? {
             q = q.filter(crate::core::page::before(
                 status_change::Column::ChangedAt,
                 status_change::Column::Id,

@@ -89,6 +89,21 @@ impl Dialect {
         }
     }
 
+    /// `expr` with the ASCII letters A–Z folded to a–z and nothing else changed: the same on every
+    /// engine. (SQL's `lower()` is not: SQLite folds only ASCII, PostgreSQL follows the locale.)
+    pub(crate) fn fold_ascii_case(self, expr: sea_orm::sea_query::Expr) -> sea_orm::sea_query::Expr {
+        let mut template = String::from(match self {
+            Dialect::Postgres => "translate(",
+            Dialect::Sqlite => "lower(",
+        });
+        self.placeholder(1, &mut template);
+        template.push_str(match self {
+            Dialect::Postgres => ", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')",
+            Dialect::Sqlite => ")",
+        });
+        sea_orm::sea_query::Expr::cust_with_exprs(template, [expr])
+    }
+
     /// A fence that keeps a correlated subquery correlated (PostgreSQL would otherwise flatten an
     /// EXISTS into a join, which a generic plan may turn into a merge join over a whole group).
     pub(crate) fn keeps_subquery_correlated(self) -> bool {

@@ -76,7 +76,7 @@ pub struct MemberRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum MemberKey {
     Name(String, Uuid),
-    Joined(DateTime<Utc>, Uuid),
+    Joined(#[serde(deserialize_with = "crate::core::page::cursor_time")] DateTime<Utc>, Uuid),
 }
 
 /// The answer of `addGroupMembers`.

@@ -10,8 +10,8 @@ use crate::events::{EventType, Subject, SubjectKind};
 use chrono::Utc;
 use cohort_domain::ids::ProductId;
 use cohort_domain::money::{self, Currency};
-use cohort_domain::text::Name;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use cohort_domain::text::{Key, MAX_SKU_CHARS, Name};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -19,10 +19,7 @@ impl DataHandle {
     pub async fn create_product(&self, input: ProductInput) -> StoreResult<ProductRecord> {
         let v = self.viewer();
         require_admin(v, "managing the catalogue")?;
-        let sku = input.sku.trim();
-        if sku.is_empty() || sku.len() > 64 || sku.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(StoreError::invalid("sku", "must be 1 to 64 characters without spaces"));
-        }
+        let sku = Key::parse("sku", &input.sku, MAX_SKU_CHARS)?;
         let name = Name::parse("name", &input.name)?;
         let price = money::parse_price("listPrice", input.list_price)?;
         let currency = Currency::parse(&input.currency)?;
@@ -30,7 +27,7 @@ impl DataHandle {
         let m = product::Model {
             tenant_id: v.tenant_id.0,
             id: Uuid::now_v7(),
-            sku: sku.to_owned(),
+            sku: sku.into_string(),
             sort_name: name.as_str().to_lowercase(),
             name: name.into_string(),
             list_price_micros: micros("listPrice", price)?,
@@ -114,17 +111,22 @@ impl DataHandle {
     pub async fn products(&self, search: Option<&str>, page: &PageRequest) -> StoreResult<Page<ProductRecord>> {
         let v = self.viewer();
         let mut q = product::Entity::find().filter(product::Column::TenantId.eq(v.tenant_id.0));
-        if let Some(term) = search.map(cohort_domain::text::search_prefix).transpose()?.flatten() {
-            let pat = format!("{}%", like_escape(&term));
+        if let Some(raw) = search
+            && let Some(term) = cohort_domain::text::search_prefix(raw)?
+        {
+            // Names are compared in lower case (the sort name is lower-cased in Rust); SKUs are
+            // stored as given and compared with ASCII case folded, identically on every engine.
+            let sku_term = raw.trim().to_ascii_lowercase();
             q = q.filter(
                 sea_orm::Condition::any()
                     .add(
                         Expr::col((product::Entity, product::Column::SortName))
-                            .like(LikeExpr::new(pat.clone()).escape('\\')),
+                            .like(LikeExpr::new(format!("{}%", like_escape(&term))).escape('\\')),
                     )
                     .add(
-                        Expr::expr(Func::lower(Expr::col((product::Entity, product::Column::Sku))))
-                            .like(LikeExpr::new(pat).escape('\\')),
+                        v.dialect
+                            .fold_ascii_case(Expr::col((product::Entity, product::Column::Sku)))
+                            .like(LikeExpr::new(format!("{}%", like_escape(&sku_term))).escape('\\')),
                     ),
             );
         }

@@ -13,6 +13,7 @@ use cohort_domain::ids::{ContactId, GroupId, PriceListId};
 use cohort_domain::inherit;
 use cohort_domain::money::{self, Currency};
 use cohort_domain::pricing::{self, Assignments, Base, ContactAssignment, GroupAssignment, PriceList};
+use cohort_domain::text::{Key, MAX_SKU_CHARS};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -44,10 +45,13 @@ impl DataHandle {
         // Products, by id or SKU, in one statement.
         let ids: Vec<Uuid> =
             lines.iter().filter_map(|l| if let ProductRef::Id(p) = &l.product { Some(p.0) } else { None }).collect();
+        // A SKU is looked up only if it could be one (the `Key` rules: no control characters,
+        // which PostgreSQL could not even compare).
         let skus: Vec<String> = lines
             .iter()
-            .filter_map(|l| if let ProductRef::Sku(s) = &l.product { Some(s.clone()) } else { None })
-            .collect();
+            .filter_map(|l| if let ProductRef::Sku(s) = &l.product { Some(s) } else { None })
+            .map(|s| Key::parse("sku", s, MAX_SKU_CHARS).map(Key::into_string))
+            .collect::<Result<_, _>>()?;
         let products: Vec<product::Model> = product::Entity::find()
             .filter(product::Column::TenantId.eq(v.tenant_id.0))
             .filter(sea_orm::Condition::any().add(product::Column::Id.is_in(ids)).add(product::Column::Sku.is_in(skus)))

@@ -12,7 +12,6 @@ use cohort_domain::ids::{GroupId, PriceItemId, PriceListId, ProductId};
 use cohort_domain::pricing::{Outcome, SkipReason, Step};
 use cohort_store::{ListAssignmentRecord, PriceItemRecord, PriceListRecord, PricedLine, ProductRecord};
 use rust_decimal::Decimal;
-use std::str::FromStr;
 
 /// An exact decimal number, as a string (`"33.335"`): money never travels as a float.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,11 +21,10 @@ pub struct Dec(pub Decimal);
 impl ScalarType for Dec {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(s) => {
-                Decimal::from_str(s.trim()).map(Dec).map_err(|_| InputValueError::custom("not a decimal number"))
-            }
+            // One grammar (plain notation) for strings and JSON integers; floats never qualify.
+            Value::String(s) => cohort_domain::money::parse_decimal_text(s).map(Dec).map_err(InputValueError::custom),
             Value::Number(n) if n.is_i64() || n.is_u64() => {
-                Decimal::from_str(&n.to_string()).map(Dec).map_err(|_| InputValueError::custom("not a decimal number"))
+                cohort_domain::money::parse_decimal_text(&n.to_string()).map(Dec).map_err(InputValueError::custom)
             }
             _ => Err(InputValueError::custom("a Decimal is a string such as \"12.50\" (floats are not accepted)")),
         }
