@@ -414,6 +414,48 @@ async fn an_idempotency_key_belongs_to_its_user(app: TestApp) {
     assert_eq!(agent.err(ADD, k2(json!([w.id("acme")]))).await, "CONFLICT");
 }
 
+/// User-group events name exactly the users a call added or removed; a call that changes nothing
+/// leaves no event.
+async fn user_group_events_name_only_real_changes(app: TestApp) {
+    let admin = app.actor("ug", "admin", &["admin"]);
+    let mut users = vec![];
+    for s in ["u1", "u2"] {
+        let d = admin
+            .ok("mutation($s: String!) { createUser(input: {subject: $s}) { user { id } } }", json!({"s": s}))
+            .await;
+        users.push(d["createUser"]["user"]["id"].as_str().expect("id").to_owned());
+    }
+    let g = admin.ok("mutation { createUserGroup(input: {name: \"Team\"}) { userGroup { id } } }", json!({})).await;
+    let g = g["createUserGroup"]["userGroup"]["id"].as_str().expect("id").to_owned();
+    let add =
+        "mutation($g: ID!, $u: [ID!]!) { addUserGroupMembers(input: {userGroupId: $g, userIds: $u}) { addedCount } }";
+    let rm = "mutation($g: ID!, $u: [ID!]!) { removeUserGroupMembers(input: {userGroupId: $g, userIds: $u}) { removedCount } }";
+    let raw = |id: &str| -> String {
+        // The payload carries raw uuids; the global id is base64url of `User:<simple uuid>`.
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id).expect("global id");
+        let s = String::from_utf8(bytes).expect("utf8");
+        let simple = s.split_once(':').expect("tag").1.to_owned();
+        uuid::Uuid::parse_str(&simple).expect("uuid").hyphenated().to_string()
+    };
+    let (d, ev) = with_events(&admin, &admin, add, json!({"g": g, "u": [users[0]]})).await;
+    assert_eq!(d["addUserGroupMembers"]["addedCount"], 1);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["payload"]["userIds"], json!([raw(&users[0])]));
+    let (d, ev) = with_events(&admin, &admin, add, json!({"g": g, "u": [users[0], users[1]]})).await;
+    assert_eq!(d["addUserGroupMembers"]["addedCount"], 1);
+    assert_eq!(ev[0]["payload"]["userIds"], json!([raw(&users[1])]), "only the user actually added");
+    let (d, ev) = with_events(&admin, &admin, add, json!({"g": g, "u": [users[1]]})).await;
+    assert_eq!(d["addUserGroupMembers"]["addedCount"], 0);
+    assert!(ev.is_empty(), "nothing changed, nothing reported: {ev:?}");
+    let (d, ev) = with_events(&admin, &admin, rm, json!({"g": g, "u": [users[1]]})).await;
+    assert_eq!(d["removeUserGroupMembers"]["removedCount"], 1);
+    assert_eq!(ev[0]["type"], "user_group.members_removed");
+    assert_eq!(ev[0]["payload"]["userIds"], json!([raw(&users[1])]));
+    let (_, ev) = with_events(&admin, &admin, rm, json!({"g": g, "u": [users[1]]})).await;
+    assert!(ev.is_empty());
+}
+
 on_both_backends!(
     each_mutation_leaves_exactly_its_events,
     refused_mutations_add_no_event,
@@ -422,4 +464,5 @@ on_both_backends!(
     type_filters_are_exact_or_prefix_and_strict,
     paging_returns_every_event_once_in_order,
     an_idempotency_key_belongs_to_its_user,
+    user_group_events_name_only_real_changes,
 );

@@ -4,8 +4,10 @@
 use crate::Store;
 use crate::access::handle::DataHandle;
 use crate::access::viewer::{GrantSnapshot, Identity, Viewer};
+use crate::core::dialect::RowLock;
 use crate::core::page::{Page, PageRequest};
 use crate::core::sql::Sql;
+use crate::core::uow::{LockedTable, UnitOfWork};
 use crate::entities::{business_status, tenant, user, user_group, user_group_member};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{EventType, Subject, SubjectKind};
@@ -17,6 +19,7 @@ use sea_orm::FromQueryResult;
 use sea_orm::TransactionTrait;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::HashSet;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -432,33 +435,29 @@ impl DataHandle {
         if ids.is_empty() {
             return Ok(0);
         }
+        // The members already there, read under the group's lock, so the audit entry and the
+        // event name exactly the users this call added (concurrent calls queue on PostgreSQL).
+        w.lock_row(LockedTable::UserGroups, group.0, RowLock::NoKeyUpdate).await?;
+        let existing: HashSet<Uuid> = self.user_group_member_ids(&w, group, &ids).await?;
+        let new: Vec<Uuid> = ids.iter().copied().filter(|u| !existing.contains(u)).collect();
         let now = Utc::now();
-        let added = user_group_member::Entity::insert_many(ids.iter().map(|u| user_group_member::ActiveModel {
-            tenant_id: Set(v.tenant_id.0),
-            user_group_id: Set(group.0),
-            user_id: Set(*u),
-            created_at: Set(now),
-        }))
-        .on_conflict(
-            OnConflict::columns([
-                user_group_member::Column::TenantId,
-                user_group_member::Column::UserGroupId,
-                user_group_member::Column::UserId,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(w.tx())
-        .await?;
-        // Everyone was a member already: nothing changed, nothing to audit or report.
-        if added > 0 {
-            w.audit("userGroup.addMembers", "UserGroup", Some(group.0), serde_json::json!({"userIds": ids}));
+        if !new.is_empty() {
+            user_group_member::Entity::insert_many(new.iter().map(|u| user_group_member::ActiveModel {
+                tenant_id: Set(v.tenant_id.0),
+                user_group_id: Set(group.0),
+                user_id: Set(*u),
+                created_at: Set(now),
+            }))
+            .exec_without_returning(w.tx())
+            .await?;
+            w.audit("userGroup.addMembers", "UserGroup", Some(group.0), serde_json::json!({"userIds": new}));
             w.emit(
                 EventType::UserGroupMembersAdded,
                 vec![Subject::new(SubjectKind::UserGroup, group.0)],
-                serde_json::json!({"userIds": ids}),
+                serde_json::json!({"userIds": new}),
             );
         }
+        let added = new.len() as u64;
         w.commit().await?;
         Ok(added)
     }
@@ -472,27 +471,46 @@ impl DataHandle {
         }
         let w = self.begin().await?;
         self.check_user_group(w.tx(), v, group).await?;
-        let res = user_group_member::Entity::delete_many()
-            .filter(user_group_member::Column::TenantId.eq(v.tenant_id.0))
-            .filter(user_group_member::Column::UserGroupId.eq(group.0))
-            .filter(user_group_member::Column::UserId.is_in(users.iter().map(|u| u.0)))
-            .exec(w.tx())
-            .await?;
-        if res.rows_affected > 0 {
-            w.audit(
-                "userGroup.removeMembers",
-                "UserGroup",
-                Some(group.0),
-                serde_json::json!({"userIds": users.iter().map(|u| u.0).collect::<Vec<_>>()}),
-            );
+        w.lock_row(LockedTable::UserGroups, group.0, RowLock::NoKeyUpdate).await?;
+        let wanted: Vec<Uuid> = users.iter().map(|u| u.0).collect();
+        let mut leaving: Vec<Uuid> = self.user_group_member_ids(&w, group, &wanted).await?.into_iter().collect();
+        leaving.sort();
+        if !leaving.is_empty() {
+            user_group_member::Entity::delete_many()
+                .filter(user_group_member::Column::TenantId.eq(v.tenant_id.0))
+                .filter(user_group_member::Column::UserGroupId.eq(group.0))
+                .filter(user_group_member::Column::UserId.is_in(leaving.clone()))
+                .exec(w.tx())
+                .await?;
+            w.audit("userGroup.removeMembers", "UserGroup", Some(group.0), serde_json::json!({"userIds": leaving}));
             w.emit(
                 EventType::UserGroupMembersRemoved,
                 vec![Subject::new(SubjectKind::UserGroup, group.0)],
-                serde_json::json!({"userIds": users.iter().map(|u| u.0).collect::<Vec<_>>()}),
+                serde_json::json!({"userIds": leaving}),
             );
         }
         w.commit().await?;
-        Ok(res.rows_affected)
+        Ok(leaving.len() as u64)
+    }
+
+    /// Which of `users` are members of `group` (inside the unit of work).
+    async fn user_group_member_ids(
+        &self,
+        w: &UnitOfWork,
+        group: UserGroupId,
+        users: &[Uuid],
+    ) -> StoreResult<HashSet<Uuid>> {
+        Ok(user_group_member::Entity::find()
+            .filter(user_group_member::Column::TenantId.eq(w.viewer().tenant_id.0))
+            .filter(user_group_member::Column::UserGroupId.eq(group.0))
+            .filter(user_group_member::Column::UserId.is_in(users.iter().copied()))
+            .select_only()
+            .column(user_group_member::Column::UserId)
+            .into_tuple::<Uuid>()
+            .all(w.tx())
+            .await?
+            .into_iter()
+            .collect())
     }
 
     async fn check_user_group<C: ConnectionTrait>(&self, conn: &C, v: &Viewer, group: UserGroupId) -> StoreResult<()> {

@@ -59,6 +59,7 @@ pub(crate) enum LockedTable {
     Tenants,
     Groups,
     Contacts,
+    UserGroups,
 }
 
 /// What claiming an idempotency key found.
@@ -143,6 +144,11 @@ impl UnitOfWork {
                 .bind(id),
             LockedTable::Contacts => q
                 .push("SELECT id FROM contacts WHERE tenant_id = ")
+                .bind(self.viewer.tenant_id.0)
+                .push(" AND id = ")
+                .bind(id),
+            LockedTable::UserGroups => q
+                .push("SELECT id FROM user_groups WHERE tenant_id = ")
                 .bind(self.viewer.tenant_id.0)
                 .push(" AND id = ")
                 .bind(id),
