@@ -127,6 +127,29 @@ impl UnitOfWork {
         self.lock_row(LockedTable::Tenants, self.viewer.tenant_id.0, RowLock::NoKeyUpdate).await
     }
 
+    /// Locks many groups of the viewer's tenant until commit, in one statement (rows that no
+    /// longer exist are simply not locked; callers read them again after locking).
+    pub(crate) async fn lock_groups(&self, ids: &[Uuid], lock: RowLock) -> StoreResult<()> {
+        let suffix = self.dialect().lock_rows(lock);
+        if suffix.is_empty() || ids.is_empty() {
+            return Ok(());
+        }
+        // In id order (and in bounded lists), so two lockers of overlapping sets cannot deadlock.
+        let mut sorted = ids.to_vec();
+        sorted.sort();
+        for chunk in sorted.chunks(1000) {
+            let mut q = Sql::new(self.dialect());
+            q.push("SELECT id FROM contact_groups WHERE tenant_id = ")
+                .bind(self.viewer.tenant_id.0)
+                .push(" AND id IN ")
+                .bind_list(chunk.iter().copied())
+                .push(" ORDER BY id")
+                .push(suffix);
+            self.txn.query_all_raw(q.build()).await?;
+        }
+        Ok(())
+    }
+
     /// Locks one row of the viewer's tenant until commit (PostgreSQL; nothing on SQLite, whose
     /// writers are serialised). A row that no longer exists is `NotFound`.
     pub(crate) async fn lock_row(&self, table: LockedTable, id: Uuid, lock: RowLock) -> StoreResult<()> {

@@ -438,9 +438,7 @@ impl DataHandle {
         let doomed_ids: Vec<Uuid> = doomed.iter().map(|g| g.0).collect();
         // Members being added to a doomed group right now finish first (or wait and then find no
         // group): every membership that ends here gets its LEAVE entry.
-        for g in &doomed {
-            w.lock_row(crate::core::uow::LockedTable::Groups, g.0, crate::core::dialect::RowLock::Update).await?;
-        }
+        w.lock_groups(&doomed_ids, crate::core::dialect::RowLock::Update).await?;
         // End every membership with a history entry (in bounded chunks: a group may have millions
         // of members), then remove closure rows, memberships and the groups.
         let now = Utc::now();

@@ -266,11 +266,15 @@ impl DataHandle {
         }
         // Concurrent changes of one group's members queue here until commit (PostgreSQL; SQLite
         // has one writer): each then reads the memberships the previous one left, so "added",
-        // "already a member" and the JOIN/LEAVE history are exactly what happened. The lock comes
-        // before the visibility check, so the check sees the row as it is now (a group deleted
-        // or moved to another book meanwhile is judged by its new state).
-        w.lock_row(LockedTable::Groups, group.0, RowLock::NoKeyUpdate).await?;
+        // "already a member" and the JOIN/LEAVE history are exactly what happened. Visibility is
+        // checked before the lock (a hidden group answers NOT_FOUND at once, like an unknown one,
+        // never waiting on someone else's lock) and again after it, against the row as it is now
+        // (deleted or moved to another book meanwhile).
         self.group_for(w.tx(), v, group, AccessLevel::Write).await?;
+        if !w.dialect().lock_rows(RowLock::NoKeyUpdate).is_empty() {
+            w.lock_row(LockedTable::Groups, group.0, RowLock::NoKeyUpdate).await?;
+            self.group_for(w.tx(), v, group, AccessLevel::Write).await?;
+        }
         let wanted = dedup(ids);
         let visible = visible_contacts_among(w.tx(), v, &wanted).await?;
         let visible_ids: Vec<Uuid> = wanted.iter().copied().filter(|i| visible.contains_key(i)).collect();
