@@ -14,6 +14,7 @@ mod m20261123_000004_orders;
 mod m20261123_000005_member_counts;
 mod m20261201_000006_events;
 mod m20261201_000007_history_book;
+mod m20261202_000008_routing;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_member_counts::Migration),
             Box::new(m20261201_000006_events::Migration),
             Box::new(m20261201_000007_history_book::Migration),
+            Box::new(m20261202_000008_routing::Migration),
         ]
     }
 }

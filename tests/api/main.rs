@@ -13,4 +13,5 @@ mod hostile;
 mod http_spec;
 mod noninterference;
 mod pricing;
+mod routing;
 mod visibility;

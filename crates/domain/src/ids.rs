@@ -58,6 +58,9 @@ typed_id! {
     PriceItemId => "PriceItem",
     OrderId => "Order",
     EventId => "Event",
+    ProcessAreaId => "ProcessArea",
+    ProcessingAreaId => "ProcessingArea",
+    MessageId => "Message",
 }
 
 #[cfg(test)]

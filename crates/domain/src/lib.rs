@@ -10,6 +10,7 @@ pub mod ids;
 pub mod inherit;
 pub mod money;
 pub mod pricing;
+pub mod routing;
 pub mod status;
 pub mod text;
 

@@ -63,6 +63,14 @@ event_types! {
     PriceListUnassigned => "price_list.unassigned",
     DefaultPriceListSet => "price_list.default_set",
     OrderPlaced => "order.placed",
+    ProcessingAreaCreated => "processing_area.created",
+    ProcessingAreaUpdated => "processing_area.updated",
+    ProcessAreaCreated => "process_area.created",
+    ProcessAreaUpdated => "process_area.updated",
+    ResponsibilityChanged => "responsibility.changed",
+    MessageReceived => "message.received",
+    MessageRouted => "message.routed",
+    MessageReassigned => "message.reassigned",
 }
 
 /// What an event is about. The kind names are the GraphQL type names, so the API can turn a
@@ -77,6 +85,9 @@ pub enum SubjectKind {
     Product,
     PriceList,
     Order,
+    ProcessArea,
+    ProcessingArea,
+    Message,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,8 @@
 //! [`DataHandle`] show what does not compile).
 //!
 //! Layout: `access` (viewers, tokens, the gate, address books, users), `contacts`, `groups`
-//! (hierarchy, memberships), `pricing`, `orders`, `events`, and `core` (SQL builder, dialect,
+//! (hierarchy, memberships), `pricing`, `orders`, `routing` (queues, process areas,
+//! responsibilities, messages), `events`, and `core` (SQL builder, dialect,
 //! visibility rule, pagination, unit of work).
 
 mod access;
@@ -29,6 +30,7 @@ mod events;
 mod groups;
 mod orders;
 mod pricing;
+mod routing;
 mod system;
 #[doc(hidden)]
 pub mod testing;
@@ -55,6 +57,11 @@ pub use orders::{OrderLineRecord, OrderRecord, OrderSummaryRecord};
 pub use pricing::{
     ListAssignmentRecord, PriceItemInput, PriceItemRecord, PriceLine, PriceListInput, PriceListRecord, PricedLine,
     ProductInput, ProductPatch, ProductRecord, ProductRef,
+};
+pub use routing::areas::{DEFAULT_PROCESS_AREA, ProcessAreaInput, ProcessAreaPatch, ProcessingAreaPatch};
+pub use routing::{
+    AssignmentRecord, EffectiveResponsibilityRecord, MessageFilter, MessageInput, MessageRecord, ProcessAreaRecord,
+    ProcessingAreaRecord, Reassignment, ReceivedMessage, ResponsibilityRecord, RouteRecord,
 };
 pub use system::{DemoTenant, SystemHandle};
 

@@ -171,3 +171,50 @@ impl async_graphql::dataloader::Loader<OrderId> for Loaders {
         Ok(keys.iter().map(|k| (*k, found.remove(k).unwrap_or_default())).collect())
     }
 }
+
+impl async_graphql::dataloader::Loader<cohort_domain::ids::ProcessingAreaId> for Loaders {
+    type Value = cohort_store::ProcessingAreaRecord;
+    type Error = async_graphql::Error;
+    async fn load(
+        &self,
+        keys: &[cohort_domain::ids::ProcessingAreaId],
+    ) -> R<cohort_domain::ids::ProcessingAreaId, cohort_store::ProcessingAreaRecord> {
+        Ok(self.data.processing_areas_by_ids(keys).await.map_err(err)?.into_iter().map(|q| (q.id, q)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<cohort_domain::ids::ProcessAreaId> for Loaders {
+    type Value = cohort_store::ProcessAreaRecord;
+    type Error = async_graphql::Error;
+    async fn load(
+        &self,
+        keys: &[cohort_domain::ids::ProcessAreaId],
+    ) -> R<cohort_domain::ids::ProcessAreaId, cohort_store::ProcessAreaRecord> {
+        Ok(self.data.process_areas_by_ids(keys).await.map_err(err)?.into_iter().map(|a| (a.id, a)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<cohort_domain::ids::MessageId> for Loaders {
+    type Value = cohort_store::MessageRecord;
+    type Error = async_graphql::Error;
+    async fn load(
+        &self,
+        keys: &[cohort_domain::ids::MessageId],
+    ) -> R<cohort_domain::ids::MessageId, cohort_store::MessageRecord> {
+        Ok(self.data.messages_by_ids(keys).await.map_err(err)?.into_iter().map(|m| (m.id, m)).collect())
+    }
+}
+
+/// A message's assignment history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AssignmentsOf(pub cohort_domain::ids::MessageId);
+
+impl async_graphql::dataloader::Loader<AssignmentsOf> for Loaders {
+    type Value = Vec<cohort_store::AssignmentRecord>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[AssignmentsOf]) -> R<AssignmentsOf, Vec<cohort_store::AssignmentRecord>> {
+        let ids: Vec<_> = keys.iter().map(|k| k.0).collect();
+        let mut found = self.data.message_assignments(&ids).await.map_err(err)?;
+        Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
+    }
+}

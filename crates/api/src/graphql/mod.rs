@@ -2,7 +2,7 @@
 //! (depth, complexity, aliases, operations) before any resolver runs.
 
 //! Layout: one directory per area, the same names as in the store — `access`, `contacts`,
-//! `groups`, `pricing`, `orders`, `events` — each with `object` (GraphQL types), `query` and
+//! `groups`, `pricing`, `orders`, `routing`, `events` — each with `object` (GraphQL types), `query` and
 //! `mutation`; `relay` (page info, connections), `node` (the Node interface), `ids` (global ids)
 //! and `loaders` (per-request batching) are shared. Query and mutation modules never import each
 //! other; object types reference each other where the schema graph does (a contact's memberships
@@ -18,6 +18,7 @@ pub mod node;
 pub mod orders;
 pub mod pricing;
 pub mod relay;
+pub mod routing;
 
 use crate::config::Limits;
 use crate::error::ApiError;
@@ -41,6 +42,7 @@ pub struct QueryRoot(
     pricing::PricingQuery,
     orders::OrderQuery,
     events::EventQuery,
+    routing::RoutingQuery,
 );
 
 /// The mutation root: one object per area, merged.
@@ -52,6 +54,7 @@ pub struct MutationRoot(
     groups::GroupMutation,
     pricing::PricingMutation,
     orders::OrderMutation,
+    routing::RoutingMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -17,6 +17,9 @@ pub enum Node {
     UserGroup(UserGroup),
     Group(crate::graphql::groups::Group),
     Order(crate::graphql::orders::Order),
+    Message(crate::graphql::routing::Message),
+    ProcessArea(crate::graphql::routing::ProcessArea),
+    ProcessingArea(crate::graphql::routing::ProcessingArea),
 }
 
 #[derive(Default)]
@@ -43,6 +46,18 @@ impl NodeQuery {
                 .map_err(ApiError::from)?
                 .pop()
                 .map(|o| Node::Order(crate::graphql::orders::Order(o))),
+            cohort_domain::ids::MessageId::TAG => l
+                .load_one(cohort_domain::ids::MessageId(uuid))
+                .await?
+                .map(|m| Node::Message(crate::graphql::routing::Message(m))),
+            cohort_domain::ids::ProcessAreaId::TAG => l
+                .load_one(cohort_domain::ids::ProcessAreaId(uuid))
+                .await?
+                .map(|a| Node::ProcessArea(crate::graphql::routing::ProcessArea(a))),
+            cohort_domain::ids::ProcessingAreaId::TAG => l
+                .load_one(cohort_domain::ids::ProcessingAreaId(uuid))
+                .await?
+                .map(|q| Node::ProcessingArea(crate::graphql::routing::ProcessingArea(q))),
             _ => None,
         })
     }

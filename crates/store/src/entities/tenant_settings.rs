@@ -8,6 +8,7 @@ pub struct Model {
     pub tenant_id: Uuid,
     pub default_price_list_id: Option<Uuid>,
     pub updated_at: DateTimeUtc,
+    pub hide_private_subjects: bool,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -180,6 +180,16 @@ impl Contact {
     ) -> async_graphql::Result<crate::graphql::orders::OrderConnection> {
         crate::graphql::orders::contact_orders(ctx, self.0.id, first, after).await
     }
+    /// Messages from the contact that the viewer may read, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<crate::graphql::routing::MessageConnection> {
+        crate::graphql::routing::contact_messages(ctx, self.0.id, first, after).await
+    }
     /// The contact's memberships in groups the viewer can see, by group name. Resolving this
     /// for more than 100 contacts in one request refuses the request (`EXPORT_LIMIT`).
     async fn memberships(

@@ -52,6 +52,9 @@ fn subject_tag(k: SubjectKind) -> &'static str {
         SubjectKind::Product => ProductId::TAG,
         SubjectKind::PriceList => PriceListId::TAG,
         SubjectKind::Order => OrderId::TAG,
+        SubjectKind::ProcessArea => cohort_domain::ids::ProcessAreaId::TAG,
+        SubjectKind::ProcessingArea => cohort_domain::ids::ProcessingAreaId::TAG,
+        SubjectKind::Message => cohort_domain::ids::MessageId::TAG,
     }
 }
 

@@ -264,6 +264,22 @@ impl Group {
     ) -> async_graphql::Result<Vec<crate::graphql::pricing::GroupPriceList>> {
         crate::graphql::pricing::group_price_lists(ctx, self.0.id, true).await
     }
+    /// What this group itself sets per process area (subgroups that set none inherit it).
+    async fn responsibilities(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::routing::GroupResponsibility>> {
+        crate::graphql::routing::group_responsibilities(ctx, self.0.id).await
+    }
+    /// The responsibility that applies to this group's contacts in a process area: its own,
+    /// else its nearest ancestor's (`definedOn` says which); `null` when the chain sets none.
+    async fn effective_responsibility(
+        &self,
+        ctx: &Context<'_>,
+        process_area: String,
+    ) -> async_graphql::Result<Option<crate::graphql::routing::EffectiveResponsibility>> {
+        crate::graphql::routing::effective_responsibility(ctx, self.0.id, &process_area).await
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
