@@ -2,6 +2,9 @@
 //! cannot see — their existence, names, e-mails, statuses, company links, deletion — every
 //! response V gets is byte-identical, cursors and counts included.
 //!
+//! Hidden contacts' messages (received for them, routed by the groups they join, private or not,
+//! by id or by e-mail) are part of the hidden operations too.
+//!
 //! The two worlds are the same database before and after a generated sequence of operations on a
 //! book V cannot see; the operations are chosen to collide with V's data (same names, same
 //! e-mail prefixes, same statuses, names that sort between V's contacts).
@@ -25,6 +28,7 @@ enum HiddenOp {
     Join { target: usize, group: usize },
     Order { target: usize, quantity: u32 },
     Leave { target: usize, group: usize },
+    Message { target: usize, private: bool, by_email: bool },
 }
 
 fn op() -> impl Strategy<Value = HiddenOp> {
@@ -38,6 +42,7 @@ fn op() -> impl Strategy<Value = HiddenOp> {
         3 => (0..8usize, 0..3usize).prop_map(|(target, group)| HiddenOp::Join { target, group }),
         1 => (0..8usize, 0..3usize).prop_map(|(target, group)| HiddenOp::Leave { target, group }),
         2 => (0..8usize, 1u32..50).prop_map(|(target, quantity)| HiddenOp::Order { target, quantity }),
+        2 => (0..8usize, any::<bool>(), any::<bool>()).prop_map(|(target, private, by_email)| HiddenOp::Message { target, private, by_email }),
     ]
 }
 
@@ -99,6 +104,25 @@ async fn setup_groups(app: &TestApp, w: &World) -> Groups {
         )
         .await;
     let probe_contact = d["createContact"]["contact"]["id"].as_str().unwrap().to_owned();
+    // Routing: a helpdesk area, a responsibility on the main group, and one message V can read.
+    let q = admin
+        .ok("mutation { createProcessingArea(input: {name: \"General\"}) { processingArea { id } } }", json!({}))
+        .await;
+    let queue = q["createProcessingArea"]["processingArea"]["id"].clone();
+    let a = admin
+        .ok("mutation($q: ID!) { createProcessArea(input: {key: \"helpdesk\", name: \"Helpdesk\", defaultProcessingAreaId: $q}) { processArea { id } } }", json!({"q": queue}))
+        .await;
+    let area = a["createProcessArea"]["processArea"]["id"].clone();
+    let agent = app.actor(&w.tenant, "agent", &["agent"]);
+    let me = agent.ok("{ viewer { user { id } } }", json!({})).await["viewer"]["user"]["id"].clone();
+    admin
+        .ok("mutation($g: ID!, $a: ID!, $u: ID!) { setGroupResponsibility(input: {groupId: $g, processAreaId: $a, workerId: $u}) { responsibility { updatedAt } } }", json!({"g": main, "a": area, "u": me}))
+        .await;
+    for (c, private) in [(w.id("anna"), false), (w.id("bruno"), true), (w.id("clara"), false)] {
+        admin
+            .ok(crate::routing::RECEIVE, json!({"i": {"contactId": c, "channel": "EMAIL", "subject": "Visible", "body": "visible", "private": private, "recipientId": me}}))
+            .await;
+    }
     Groups { main, sub, probe, probe_contact }
 }
 
@@ -204,6 +228,38 @@ async fn observe(app: &TestApp, w: &World, g: &Groups) -> Vec<String> {
             json!({"c": w.id("anna")}),
         )
         .await));
+    // Messages and routing: pages, counts, filters, a contact's messages, and a decision.
+    let messages = "query($f: MessageFilterInput, $a: String) { messages(first: 2, after: $a, filter: $f) {
+        totalCount edges { cursor node { id subject body private channel worker { subject } processingArea { name } decidingGroup { name } contact { id } } }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
+    for f in [
+        json!(null),
+        json!({"processArea": "helpdesk"}),
+        json!({"assignedToMe": true}),
+        json!({"contactId": w.id("anna")}),
+    ] {
+        let mut after = Value::Null;
+        for _ in 0..10 {
+            let body = v.gql(messages, json!({"f": f, "a": after})).await;
+            out.push(ok(body.clone()));
+            let info = &body["data"]["messages"]["pageInfo"];
+            if info["hasNextPage"] != json!(true) {
+                break;
+            }
+            after = info["endCursor"].clone();
+        }
+    }
+    out.push(ok(v
+        .gql(
+            "query($c: ID!) { route(contactId: $c) { worker { subject } processingArea { name } fromGroup { name } restricted explanation { summary fallbacks candidates { group { name } precedence inherited outcome } } } contact(id: $c) { messages(first: 10) { totalCount edges { cursor node { id } } } } }",
+            json!({"c": w.id("anna")}),
+        )
+        .await));
+    out.push(
+        v.gql("query($c: ID!) { route(contactId: $c) { worker { id } } }", json!({"c": w.id("anna_hidden")}))
+            .await
+            .to_string(),
+    );
     // V's own bulk calls on the probe group, undone right after: hidden contacts — members or
     // not, existing or deleted — answer exactly like ids that never existed.
     let unknown = "Q29udGFjdDowMTlhMDAwMDAwMDA3MDAwODAwMDAwMDAwMDAwMDAwMA";
@@ -234,6 +290,7 @@ async fn observe(app: &TestApp, w: &World, g: &Groups) -> Vec<String> {
 async fn apply(app: &TestApp, w: &World, g: &Groups, ops: &[HiddenOp]) {
     let admin = app.actor(&w.tenant, "admin", &["admin"]);
     let mut hidden_ids: Vec<String> = vec![w.id("anna_hidden").to_owned(), w.id("secret").to_owned()];
+    let me = app.actor(&w.tenant, "agent", &["agent"]).ok("{ viewer { user { id } } }", json!({})).await["viewer"]["user"]["id"].clone();
     for (n, op) in ops.iter().enumerate() {
         match op {
             HiddenOp::CreatePerson { first, last, email, status, employee_of_acme } => {
@@ -295,6 +352,24 @@ async fn apply(app: &TestApp, w: &World, g: &Groups, ops: &[HiddenOp]) {
                         json!({"c": id, "q": quantity.to_string()}),
                     )
                     .await;
+            }
+            HiddenOp::Message { target, private, by_email } => {
+                let id = &hidden_ids[target % hidden_ids.len()];
+                let mut i = json!({"channel": "EMAIL", "subject": "Visible", "body": "visible"});
+                if *by_email {
+                    // Anna Hidden's address (once she is deleted: an unknown sender, which names
+                    // nobody V is, so V does not see it either).
+                    i["senderEmail"] = json!("anna@hidden.example");
+                } else {
+                    i["contactId"] = json!(id);
+                    // Private to V, and routed to V by the main group's responsibility when
+                    // the contact is a member there: still not V's to see.
+                    if *private {
+                        i["private"] = json!(true);
+                        i["recipientId"] = json!(me.clone());
+                    }
+                }
+                admin.ok(crate::routing::RECEIVE, json!({"i": i})).await;
             }
             HiddenOp::Delete { target } => {
                 if hidden_ids.is_empty() {

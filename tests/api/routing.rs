@@ -540,6 +540,57 @@ async fn parallel_configuration_and_reassignment_keep_invariants(app: TestApp) {
     assert_eq!(d["route"]["worker"]["subject"], resp[0]["worker"]["subject"]);
 }
 
+/// Parallel admins configure at once: of eight creations with one name or key exactly one wins
+/// (the others answer CONFLICT, nothing half-written, one event); sets and clears of one
+/// responsibility leave either no row or one row holding a written value; settings toggled in
+/// parallel end in one of the written values.
+async fn parallel_configuration_is_consistent(app: TestApp) {
+    let r = Routing::build(&app).await;
+    let w = &r.w;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let g = group(&admin, &w.own, "Contested", None).await;
+    let token = app.token(&w.tenant, "admin", &["admin"]);
+    let mut tasks = vec![];
+    for i in 0..24usize {
+        let (http, url, token) = (app.client.clone(), app.url("/graphql"), token.clone());
+        let (g, area, general, worker) = (g.clone(), r.helpdesk.clone(), r.general.clone(), r.user("member").to_owned());
+        tasks.push(tokio::spawn(async move {
+            let body = match i % 4 {
+                0 => json!({"query": CREATE_AREA, "variables": {"i": {"key": "billing", "name": format!("Billing {i}"), "defaultProcessingAreaId": general}}}),
+                1 => json!({"query": CREATE_QUEUE, "variables": {"i": {"name": "Billing — queue"}}}),
+                2 if i % 8 == 2 => json!({"query": SET_RESP, "variables": {"i": {"groupId": g, "processAreaId": area, "workerId": worker}}}),
+                2 => json!({"query": CLEAR_RESP, "variables": {"i": {"groupId": g, "processAreaId": area}}}),
+                _ => json!({"query": "mutation($h: Boolean!) { setMessageSettings(input: {hidePrivateSubjects: $h}) { hidePrivateSubjects } }", "variables": {"h": i % 8 == 3}}),
+            };
+            let v: Value = http.post(url).bearer_auth(token).json(&body).send().await.expect("request").json().await.expect("json");
+            let code = v["errors"][0]["extensions"]["code"].as_str().unwrap_or("OK").to_owned();
+            (i % 4, code, v)
+        }));
+    }
+    let mut outcomes: std::collections::HashMap<(usize, String), usize> = std::collections::HashMap::new();
+    for t in tasks {
+        let (kind, code, v) = t.await.expect("task");
+        assert!(code == "OK" || (kind < 2 && code == "CONFLICT"), "{v}");
+        *outcomes.entry((kind, code)).or_default() += 1;
+    }
+    assert_eq!(outcomes.get(&(0, "OK".into())), Some(&1), "{outcomes:?}");
+    assert_eq!(outcomes.get(&(0, "CONFLICT".into())), Some(&5), "{outcomes:?}");
+    assert_eq!(outcomes.get(&(1, "OK".into())), Some(&1), "{outcomes:?}");
+    let d = admin
+        .ok(
+            "query($g: ID!) { processAreas { key } processingAreas { name } group(id: $g) { responsibilities { worker { subject } } } messageSettings { hidePrivateSubjects } }",
+            json!({"g": g}),
+        )
+        .await;
+    assert_eq!(d["processAreas"], json!([{"key": "billing"}, {"key": "helpdesk"}, {"key": "sales"}]));
+    assert_eq!(d["processingAreas"].as_array().unwrap().iter().filter(|q| q["name"] == "Billing — queue").count(), 1);
+    let resp = d["group"]["responsibilities"].as_array().unwrap();
+    assert!(resp.is_empty() || (resp.len() == 1 && resp[0]["worker"]["subject"] == "member"), "{resp:?}");
+    assert!(d["messageSettings"]["hidePrivateSubjects"].is_boolean());
+    assert_eq!(event_count(&app, &w.tenant, "process_area.created").await, 3, "helpdesk, sales, billing");
+    assert_eq!(event_count(&app, &w.tenant, "processing_area.created").await, 3, "general, VIP, billing");
+}
+
 /// Bad input gets its code and stores nothing.
 async fn bad_input_is_refused_and_stores_nothing(app: TestApp) {
     let r = Routing::build(&app).await;
@@ -718,6 +769,7 @@ on_both_backends!(
     reassignment_history_and_rights,
     receive_is_idempotent_by_external_id,
     parallel_configuration_and_reassignment_keep_invariants,
+    parallel_configuration_is_consistent,
     bad_input_is_refused_and_stores_nothing,
     senders_by_email_and_unknown_senders,
     receive_cost_is_independent_of_group_count,

@@ -268,7 +268,10 @@ mod tests {
 
     /// A random forest of chains: each direct group has an ancestor chain (ids unique per depth
     /// level) and some of the chain's groups set a responsibility.
-    fn facts() -> impl Strategy<Value = (Vec<(GroupId, i32)>, Vec<(GroupId, Found<Responsibility>)>)> {
+    /// (the contact's groups with precedence, ancestor rows per group)
+    type Facts = (Vec<(GroupId, i32)>, Vec<(GroupId, Found<Responsibility>)>);
+
+    fn facts() -> impl Strategy<Value = Facts> {
         proptest::collection::vec((-3i32..3, proptest::collection::vec(proptest::option::of(resp()), 1..4)), 0..6)
             .prop_map(|groups| {
                 let mut members = vec![];

@@ -189,6 +189,55 @@ impl SystemHandle {
         admin.add_group_members(vip.id, &pick(6, 0), None, None).await?;
         let suppliers_people: Vec<ContactId> = everyone.iter().filter(|(b, _)| *b == 2).map(|(_, c)| *c).collect();
         admin.add_group_members(purchasing.id, &suppliers_people, None, None).await?;
+
+        // Routing: a general helpdesk queue, a key-account queue restricted to the key account
+        // managers, and key accounts routed to the demo agent there; Germany's sales go to Lena.
+        let general = admin.create_processing_area("Helpdesk — general", None, None).await?;
+        let key_queue = admin
+            .create_processing_area("Helpdesk — key accounts", Some("Only key account managers"), Some(kam.id))
+            .await?;
+        let sales_queue = admin.create_processing_area("Sales — DACH", None, None).await?;
+        let helpdesk = admin
+            .create_process_area(&crate::ProcessAreaInput {
+                key: "helpdesk".into(),
+                name: "Helpdesk".into(),
+                default_processing_area: general.id,
+                default_worker: Some(l2.id),
+                default_user_group: None,
+            })
+            .await?;
+        let sales = admin
+            .create_process_area(&crate::ProcessAreaInput {
+                key: "sales".into(),
+                name: "Sales".into(),
+                default_processing_area: sales_queue.id,
+                default_worker: None,
+                default_user_group: None,
+            })
+            .await?;
+        let resp = |worker, user_group, queue| cohort_domain::routing::Responsibility {
+            worker: Some(worker),
+            user_group,
+            processing_area: queue,
+        };
+        admin.set_group_responsibility(vip.id, helpdesk.id, resp(agent.id, Some(kam.id), Some(key_queue.id))).await?;
+        admin.set_group_responsibility(germany.id, sales.id, resp(l2.id, None, None)).await?;
+        if let Some(first_vip) = pick(6, 0).first() {
+            admin
+                .receive_message(&crate::MessageInput {
+                    contact: Some(*first_vip),
+                    sender_email: None,
+                    process_area: None,
+                    channel: cohort_domain::routing::Channel::Email,
+                    subject: "Delivery delayed?".into(),
+                    body: "Hello, our order has not arrived yet. Could you check?".into(),
+                    private: false,
+                    recipient: None,
+                    received_at: None,
+                    external_id: Some("<demo-1@mail.example>".into()),
+                })
+                .await?;
+        }
         Ok(DemoTenant { created: true, ..info })
     }
 }

@@ -155,6 +155,15 @@ fn filter_sql(q: &mut Sql, v: &Viewer, f: &MessageFilter) -> StoreResult<()> {
     Ok(())
 }
 
+/// A decision field as payloads and audit entries spell it.
+fn field_name(f: cohort_domain::routing::Field) -> &'static str {
+    match f {
+        cohort_domain::routing::Field::Worker => "worker",
+        cohort_domain::routing::Field::UserGroup => "userGroup",
+        cohort_domain::routing::Field::ProcessingArea => "processingArea",
+    }
+}
+
 /// Subject: one line of at most 998 characters (may be empty).
 fn parse_subject(s: &str) -> StoreResult<String> {
     let s = s.trim();
@@ -311,7 +320,7 @@ impl DataHandle {
                 "userGroupId": user_group,
                 "processingAreaId": decision.processing_area.0,
                 "decidingGroupId": decision.from_group.map(|g| g.0),
-                "fallbacks": decision.fallbacks.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>(),
+                "fallbacks": decision.fallbacks.iter().map(|f| field_name(*f)).collect::<Vec<_>>(),
             }),
         );
         w.commit().await?;

@@ -298,7 +298,8 @@ impl RouteDecision {
         queue_required(ctx, self.0.decision.processing_area).await
     }
     /// The deciding group — `null` when none decided or the viewer cannot see it.
-    async fn from_group(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Group>> {
+    #[graphql(name = "fromGroup")]
+    async fn decided_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Group>> {
         group(ctx, self.0.decision.from_group.filter(|g| self.0.visible_groups.contains(g))).await
     }
     async fn explanation(&self) -> RouteExplanation {
