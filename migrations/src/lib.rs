@@ -15,6 +15,7 @@ mod m20261123_000005_member_counts;
 mod m20261201_000006_events;
 mod m20261201_000007_history_book;
 mod m20261202_000008_routing;
+mod m20261202_000009_sla;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_events::Migration),
             Box::new(m20261201_000007_history_book::Migration),
             Box::new(m20261202_000008_routing::Migration),
+            Box::new(m20261202_000009_sla::Migration),
         ]
     }
 }

@@ -14,4 +14,5 @@ mod http_spec;
 mod noninterference;
 mod pricing;
 mod routing;
+mod sla;
 mod visibility;

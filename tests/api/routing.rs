@@ -106,7 +106,7 @@ async fn area(admin: &Actor<'_>, input: Value) -> String {
     d["createProcessArea"]["processArea"]["id"].as_str().unwrap().to_owned()
 }
 
-async fn group_with_precedence(
+pub async fn group_with_precedence(
     admin: &Actor<'_>,
     book: &str,
     name: &str,
@@ -553,7 +553,8 @@ async fn parallel_configuration_is_consistent(app: TestApp) {
     let mut tasks = vec![];
     for i in 0..24usize {
         let (http, url, token) = (app.client.clone(), app.url("/graphql"), token.clone());
-        let (g, area, general, worker) = (g.clone(), r.helpdesk.clone(), r.general.clone(), r.user("member").to_owned());
+        let (g, area, general, worker) =
+            (g.clone(), r.helpdesk.clone(), r.general.clone(), r.user("member").to_owned());
         tasks.push(tokio::spawn(async move {
             let body = match i % 4 {
                 0 => json!({"query": CREATE_AREA, "variables": {"i": {"key": "billing", "name": format!("Billing {i}"), "defaultProcessingAreaId": general}}}),

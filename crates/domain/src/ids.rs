@@ -61,6 +61,9 @@ typed_id! {
     ProcessAreaId => "ProcessArea",
     ProcessingAreaId => "ProcessingArea",
     MessageId => "Message",
+    BusinessCalendarId => "BusinessCalendar",
+    SlaContractId => "SlaContract",
+    TicketId => "Ticket",
 }
 
 #[cfg(test)]

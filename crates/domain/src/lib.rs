@@ -3,6 +3,7 @@
 //! crate, so a rule is written (and unit-tested) exactly once.
 
 pub mod access;
+pub mod calendar;
 pub mod contact;
 pub mod error;
 pub mod group;
@@ -11,6 +12,7 @@ pub mod inherit;
 pub mod money;
 pub mod pricing;
 pub mod routing;
+pub mod sla;
 pub mod status;
 pub mod text;
 

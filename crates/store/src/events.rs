@@ -71,6 +71,16 @@ event_types! {
     MessageReceived => "message.received",
     MessageRouted => "message.routed",
     MessageReassigned => "message.reassigned",
+    BusinessCalendarCreated => "business_calendar.created",
+    BusinessCalendarUpdated => "business_calendar.updated",
+    SlaContractCreated => "sla_contract.created",
+    SlaContractUpdated => "sla_contract.updated",
+    DefaultSlaSet => "sla_contract.default_set",
+    TicketCreated => "ticket.created",
+    TicketSlaAssigned => "ticket.sla_assigned",
+    TicketSlaChanged => "ticket.sla_changed",
+    TicketStatusChanged => "ticket.status_changed",
+    TicketResponded => "ticket.responded",
 }
 
 /// What an event is about. The kind names are the GraphQL type names, so the API can turn a
@@ -88,6 +98,9 @@ pub enum SubjectKind {
     ProcessArea,
     ProcessingArea,
     Message,
+    BusinessCalendar,
+    SlaContract,
+    Ticket,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,7 +17,8 @@
 //!
 //! Layout: `access` (viewers, tokens, the gate, address books, users), `contacts`, `groups`
 //! (hierarchy, memberships), `pricing`, `orders`, `routing` (queues, process areas,
-//! responsibilities, messages), `events`, and `core` (SQL builder, dialect,
+//! responsibilities, messages), `sla` (calendars, contracts, tickets), `events`,
+//! and `core` (SQL builder, dialect,
 //! visibility rule, pagination, unit of work).
 
 mod access;
@@ -31,6 +32,7 @@ mod groups;
 mod orders;
 mod pricing;
 mod routing;
+mod sla;
 mod system;
 #[doc(hidden)]
 pub mod testing;
@@ -62,6 +64,11 @@ pub use routing::areas::{DEFAULT_PROCESS_AREA, ProcessAreaInput, ProcessAreaPatc
 pub use routing::{
     AssignmentRecord, EffectiveResponsibilityRecord, MessageFilter, MessageInput, MessageRecord, ProcessAreaRecord,
     ProcessingAreaRecord, Reassignment, ReceivedMessage, ResponsibilityRecord, RouteRecord,
+};
+pub use sla::tickets::ticket_clock;
+pub use sla::{
+    CalendarInput, CalendarRecord, ContractInput, ContractRecord, CreatedTicket, EffectiveSlaRecord, SlaChoiceRecord,
+    TicketEventRecord, TicketFilter, TicketInput, TicketRecord, TicketSla,
 };
 pub use system::{DemoTenant, SystemHandle};
 

@@ -218,3 +218,50 @@ impl async_graphql::dataloader::Loader<AssignmentsOf> for Loaders {
         Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
     }
 }
+
+impl async_graphql::dataloader::Loader<cohort_domain::ids::SlaContractId> for Loaders {
+    type Value = cohort_store::ContractRecord;
+    type Error = async_graphql::Error;
+    async fn load(
+        &self,
+        keys: &[cohort_domain::ids::SlaContractId],
+    ) -> R<cohort_domain::ids::SlaContractId, cohort_store::ContractRecord> {
+        Ok(self.data.sla_contracts_by_ids(keys).await.map_err(err)?.into_iter().map(|c| (c.id, c)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<cohort_domain::ids::BusinessCalendarId> for Loaders {
+    type Value = cohort_store::CalendarRecord;
+    type Error = async_graphql::Error;
+    async fn load(
+        &self,
+        keys: &[cohort_domain::ids::BusinessCalendarId],
+    ) -> R<cohort_domain::ids::BusinessCalendarId, cohort_store::CalendarRecord> {
+        Ok(self.data.business_calendars_by_ids(keys).await.map_err(err)?.into_iter().map(|c| (c.id, c)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<cohort_domain::ids::TicketId> for Loaders {
+    type Value = cohort_store::TicketRecord;
+    type Error = async_graphql::Error;
+    async fn load(
+        &self,
+        keys: &[cohort_domain::ids::TicketId],
+    ) -> R<cohort_domain::ids::TicketId, cohort_store::TicketRecord> {
+        Ok(self.data.tickets_by_ids(keys).await.map_err(err)?.into_iter().map(|t| (t.id, t)).collect())
+    }
+}
+
+/// A ticket's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HistoryOf(pub cohort_domain::ids::TicketId);
+
+impl async_graphql::dataloader::Loader<HistoryOf> for Loaders {
+    type Value = Vec<cohort_store::TicketEventRecord>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[HistoryOf]) -> R<HistoryOf, Vec<cohort_store::TicketEventRecord>> {
+        let ids: Vec<_> = keys.iter().map(|k| k.0).collect();
+        let mut found = self.data.ticket_history(&ids).await.map_err(err)?;
+        Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
+    }
+}

@@ -2,7 +2,7 @@
 //! (depth, complexity, aliases, operations) before any resolver runs.
 
 //! Layout: one directory per area, the same names as in the store — `access`, `contacts`,
-//! `groups`, `pricing`, `orders`, `routing`, `events` — each with `object` (GraphQL types), `query` and
+//! `groups`, `pricing`, `orders`, `routing`, `sla`, `events` — each with `object` (GraphQL types), `query` and
 //! `mutation`; `relay` (page info, connections), `node` (the Node interface), `ids` (global ids)
 //! and `loaders` (per-request batching) are shared. Query and mutation modules never import each
 //! other; object types reference each other where the schema graph does (a contact's memberships
@@ -19,6 +19,7 @@ pub mod orders;
 pub mod pricing;
 pub mod relay;
 pub mod routing;
+pub mod sla;
 
 use crate::config::Limits;
 use crate::error::ApiError;
@@ -43,6 +44,7 @@ pub struct QueryRoot(
     orders::OrderQuery,
     events::EventQuery,
     routing::RoutingQuery,
+    sla::SlaQuery,
 );
 
 /// The mutation root: one object per area, merged.
@@ -55,6 +57,7 @@ pub struct MutationRoot(
     pricing::PricingMutation,
     orders::OrderMutation,
     routing::RoutingMutation,
+    sla::SlaMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -20,6 +20,9 @@ pub enum Node {
     Message(crate::graphql::routing::Message),
     ProcessArea(crate::graphql::routing::ProcessArea),
     ProcessingArea(crate::graphql::routing::ProcessingArea),
+    Ticket(crate::graphql::sla::Ticket),
+    SlaContract(crate::graphql::sla::SlaContract),
+    BusinessCalendar(crate::graphql::sla::BusinessCalendar),
 }
 
 #[derive(Default)]
@@ -58,6 +61,18 @@ impl NodeQuery {
                 .load_one(cohort_domain::ids::ProcessingAreaId(uuid))
                 .await?
                 .map(|q| Node::ProcessingArea(crate::graphql::routing::ProcessingArea(q))),
+            cohort_domain::ids::TicketId::TAG => l
+                .load_one(cohort_domain::ids::TicketId(uuid))
+                .await?
+                .map(|t| Node::Ticket(crate::graphql::sla::Ticket(t))),
+            cohort_domain::ids::SlaContractId::TAG => l
+                .load_one(cohort_domain::ids::SlaContractId(uuid))
+                .await?
+                .map(|c| Node::SlaContract(crate::graphql::sla::SlaContract(c))),
+            cohort_domain::ids::BusinessCalendarId::TAG => l
+                .load_one(cohort_domain::ids::BusinessCalendarId(uuid))
+                .await?
+                .map(|c| Node::BusinessCalendar(crate::graphql::sla::BusinessCalendar(c))),
             _ => None,
         })
     }

@@ -4,6 +4,7 @@
 
 pub(crate) mod address_book;
 pub(crate) mod audit;
+pub(crate) mod business_calendar;
 pub(crate) mod business_status;
 pub(crate) mod contact;
 pub(crate) mod contact_email;
@@ -13,6 +14,7 @@ pub(crate) mod event;
 pub(crate) mod grant;
 pub(crate) mod group;
 pub(crate) mod group_closure;
+pub(crate) mod group_default_sla;
 pub(crate) mod group_price_list;
 pub(crate) mod group_responsibility;
 pub(crate) mod idempotency;
@@ -27,9 +29,12 @@ pub(crate) mod price_list;
 pub(crate) mod process_area;
 pub(crate) mod processing_area;
 pub(crate) mod product;
+pub(crate) mod sla_contract;
 pub(crate) mod status_change;
 pub(crate) mod tenant;
 pub(crate) mod tenant_settings;
+pub(crate) mod ticket;
+pub(crate) mod ticket_history;
 pub(crate) mod user;
 pub(crate) mod user_group;
 pub(crate) mod user_group_member;

@@ -9,6 +9,7 @@ pub struct Model {
     pub default_price_list_id: Option<Uuid>,
     pub updated_at: DateTimeUtc,
     pub hide_private_subjects: bool,
+    pub default_sla_contract_id: Option<Uuid>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -162,7 +162,7 @@ impl DataHandle {
             tenant_id: Set(v.tenant_id.0),
             default_price_list_id: Set(list.map(|l| l.0)),
             updated_at: Set(Utc::now()),
-            hide_private_subjects: Set(false),
+            ..Default::default()
         })
         .on_conflict(
             OnConflict::column(tenant_settings::Column::TenantId)

@@ -399,6 +399,7 @@ impl DataHandle {
             default_price_list_id: Set(None),
             updated_at: Set(Utc::now()),
             hide_private_subjects: Set(hide),
+            ..Default::default()
         })
         .on_conflict(
             OnConflict::column(tenant_settings::Column::TenantId)

@@ -180,6 +180,16 @@ impl Contact {
     ) -> async_graphql::Result<crate::graphql::orders::OrderConnection> {
         crate::graphql::orders::contact_orders(ctx, self.0.id, first, after).await
     }
+    /// The contact's tickets the viewer may read, nearest due time first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn tickets(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<crate::graphql::sla::TicketConnection> {
+        crate::graphql::sla::contact_tickets(ctx, self.0.id, first, after).await
+    }
     /// Messages from the contact that the viewer may read, newest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn messages(

@@ -55,6 +55,9 @@ fn subject_tag(k: SubjectKind) -> &'static str {
         SubjectKind::ProcessArea => cohort_domain::ids::ProcessAreaId::TAG,
         SubjectKind::ProcessingArea => cohort_domain::ids::ProcessingAreaId::TAG,
         SubjectKind::Message => cohort_domain::ids::MessageId::TAG,
+        SubjectKind::BusinessCalendar => cohort_domain::ids::BusinessCalendarId::TAG,
+        SubjectKind::SlaContract => cohort_domain::ids::SlaContractId::TAG,
+        SubjectKind::Ticket => cohort_domain::ids::TicketId::TAG,
     }
 }
 

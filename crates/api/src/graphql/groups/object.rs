@@ -264,6 +264,22 @@ impl Group {
     ) -> async_graphql::Result<Vec<crate::graphql::pricing::GroupPriceList>> {
         crate::graphql::pricing::group_price_lists(ctx, self.0.id, true).await
     }
+    /// The default SLA this group sets itself (`null`: it inherits, see `effectiveDefaultSla`).
+    async fn default_sla(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<crate::graphql::sla::SlaContract>> {
+        let e = crate::graphql::sla::effective_default_sla(ctx, self.0.id).await?;
+        match e {
+            Some(e) if !e.0.inherited => crate::graphql::sla::contract_opt(ctx, Some(e.0.contract)).await,
+            _ => Ok(None),
+        }
+    }
+    /// The default SLA that applies to this group's contacts: its own, else its nearest
+    /// ancestor's (`definedOn` says which); `null` when the chain sets none.
+    async fn effective_default_sla(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<crate::graphql::sla::EffectiveSla>> {
+        crate::graphql::sla::effective_default_sla(ctx, self.0.id).await
+    }
     /// What this group itself sets per process area (subgroups that set none inherit it).
     async fn responsibilities(
         &self,
