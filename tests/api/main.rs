@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod concurrency;
 mod connections;
+mod demo;
 mod events;
 mod groups;
 mod hostile;

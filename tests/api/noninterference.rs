@@ -29,6 +29,7 @@ enum HiddenOp {
     Order { target: usize, quantity: u32 },
     Leave { target: usize, group: usize },
     Message { target: usize, private: bool, by_email: bool },
+    Ticket { target: usize, close: bool },
 }
 
 fn op() -> impl Strategy<Value = HiddenOp> {
@@ -43,6 +44,7 @@ fn op() -> impl Strategy<Value = HiddenOp> {
         1 => (0..8usize, 0..3usize).prop_map(|(target, group)| HiddenOp::Leave { target, group }),
         2 => (0..8usize, 1u32..50).prop_map(|(target, quantity)| HiddenOp::Order { target, quantity }),
         2 => (0..8usize, any::<bool>(), any::<bool>()).prop_map(|(target, private, by_email)| HiddenOp::Message { target, private, by_email }),
+        2 => (0..8usize, any::<bool>()).prop_map(|(target, close)| HiddenOp::Ticket { target, close }),
     ]
 }
 
@@ -123,6 +125,21 @@ async fn setup_groups(app: &TestApp, w: &World) -> Groups {
             .ok(crate::routing::RECEIVE, json!({"i": {"contactId": c, "channel": "EMAIL", "subject": "Visible", "body": "visible", "private": private, "recipientId": me}}))
             .await;
     }
+    // SLA: a calendar, a contract on the main group, and one ticket V can see.
+    let c = admin
+        .ok("mutation { createBusinessCalendar(input: {name: \"Always\", timeZone: \"UTC\", alwaysOpen: true}) { businessCalendar { id } } }", json!({}))
+        .await;
+    let cal = c["createBusinessCalendar"]["businessCalendar"]["id"].clone();
+    let k = admin
+        .ok("mutation($c: ID!) { createSlaContract(input: {name: \"Std\", rank: 1, calendarId: $c, defaultTargets: {resolutionMinutes: 600000}}) { slaContract { id } } }", json!({"c": cal}))
+        .await;
+    let contract = k["createSlaContract"]["slaContract"]["id"].clone();
+    admin
+        .ok("mutation($g: ID!, $c: ID) { setGroupDefaultSla(input: {groupId: $g, slaContractId: $c}) { group { id } } }", json!({"g": main, "c": contract}))
+        .await;
+    admin
+        .ok("mutation($c: ID!) { createTicket(input: {contactId: $c, subject: \"Visible\", channel: EMAIL, openedAt: \"2026-01-05T08:00:00Z\"}) { ticketId } }", json!({"c": w.id("anna")}))
+        .await;
     Groups { main, sub, probe, probe_contact }
 }
 
@@ -370,6 +387,17 @@ async fn apply(app: &TestApp, w: &World, g: &Groups, ops: &[HiddenOp]) {
                     }
                 }
                 admin.ok(crate::routing::RECEIVE, json!({"i": i})).await;
+            }
+            HiddenOp::Ticket { target, close } => {
+                let id = &hidden_ids[target % hidden_ids.len()];
+                let d = admin
+                    .ok("mutation($c: ID!) { createTicket(input: {contactId: $c, subject: \"Visible\", channel: EMAIL, openedAt: \"2026-01-05T07:00:00Z\"}) { ticketId } }", json!({"c": id}))
+                    .await;
+                if *close {
+                    admin
+                        .ok("mutation($t: ID!) { setTicketStatus(input: {ticketId: $t, status: CLOSED}) { ticket { id } } }", json!({"t": d["createTicket"]["ticketId"]}))
+                        .await;
+                }
             }
             HiddenOp::Delete { target } => {
                 if hidden_ids.is_empty() {

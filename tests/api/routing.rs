@@ -748,19 +748,18 @@ async fn receive_cost_is_independent_of_group_count(app: TestApp) {
         admin.ok(ADD, json!({"i": {"groupId": g, "contactIds": [w.id("anna")]}})).await;
     }
     let agent = app.actor(&w.tenant, "agent", &["agent"]);
-    let mut costs = vec![];
-    for (c, x) in [("bruno", "m1"), ("anna", "m2"), ("bruno", "m3"), ("anna", "m4")] {
+    // The fewest statements over three tries per contact: a request may now and then carry
+    // one unrelated statement of its own (such as the viewer's `last_seen_at`, refreshed every
+    // few minutes), which is not what is compared here.
+    let mut cost = std::collections::HashMap::new();
+    for (i, c) in ["bruno", "anna", "bruno", "anna", "bruno", "anna"].into_iter().enumerate() {
         let before = statements(&app).await;
-        receive(
-            &agent,
-            json!({"contactId": w.id(c), "channel": "EMAIL", "subject": "s", "body": "b", "externalId": x}),
-        )
-        .await;
-        costs.push(statements(&app).await - before);
+        receive(&agent, json!({"contactId": w.id(c), "channel": "EMAIL", "subject": "s", "body": "b", "externalId": format!("m{i}")})).await;
+        let n = statements(&app).await - before;
+        let e = cost.entry(c).or_insert(n);
+        *e = (*e).min(n);
     }
-    // (The first call of a request path may differ for reasons of its own; compare the rest.)
-    assert_eq!(costs[1], costs[2], "25 groups vs 1 group: {costs:?}");
-    assert_eq!(costs[2], costs[3], "{costs:?}");
+    assert_eq!(cost["bruno"], cost["anna"], "1 group vs 25 groups: {cost:?}");
 }
 
 on_both_backends!(

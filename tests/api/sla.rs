@@ -118,6 +118,15 @@ async fn named_scenarios_have_exact_due_times(app: TestApp) {
     assert_eq!(sla["source"], "GROUP");
     assert_eq!(sla["dueFirstResponseAt"], "2026-11-09T07:30:00+00:00");
     assert_eq!(sla["dueResolutionAt"], "2026-11-09T10:30:00+00:00");
+    // The first response on Monday 08:20 is in time; answering again changes nothing.
+    const RESPOND: &str = "mutation($i: RespondToTicketInput!) { respondToTicket(input: $i) { ticket { firstRespondedAt sla { firstResponseBreached } } } }";
+    let friday = tid(&t);
+    let d = admin.ok(RESPOND, json!({"i": {"ticketId": friday, "at": "2026-11-09T07:20:00Z"}})).await;
+    assert_eq!(d["respondToTicket"]["ticket"]["firstRespondedAt"], "2026-11-09T07:20:00+00:00");
+    assert_eq!(d["respondToTicket"]["ticket"]["sla"]["firstResponseBreached"], false);
+    let d = admin.ok(RESPOND, json!({"i": {"ticketId": friday, "at": "2026-11-09T09:00:00Z"}})).await;
+    assert_eq!(d["respondToTicket"]["ticket"]["firstRespondedAt"], "2026-11-09T07:20:00+00:00");
+    assert_eq!(event_count(&app, &w.tenant, "ticket.responded").await, 1);
     // The same across a holiday on that Monday: Tuesday 11:30.
     let t = open_ticket(&admin, w.id("bruno"), Some("2026-11-06T15:30:00Z")).await;
     assert_eq!(t["ticket"]["sla"]["dueResolutionAt"], "2026-11-10T10:30:00+00:00");
@@ -187,6 +196,36 @@ async fn named_scenarios_have_exact_due_times(app: TestApp) {
     assert_eq!(h[2]["reason"], "workaround found");
     assert_eq!(h[2]["actor"]["subject"], "admin");
     assert_eq!(d["ticket"]["sla"]["targets"]["resolutionMinutes"], 960);
+
+    // The README's worked example: 480 min (HIGH 240), opened Monday 08:00, waiting 09:00–11:00.
+    let key = contract(
+        &admin,
+        "Key account",
+        10,
+        &plain,
+        480,
+        json!([{"severity": "HIGH", "targets": {"resolutionMinutes": 240}}]),
+    )
+    .await;
+    let g_key = group(&admin, &w.own, "Key accounts", None).await;
+    set_group_sla(&admin, &g_key, Some(&key)).await;
+    admin.ok(ADD, json!({"i": {"groupId": g_key, "contactIds": [w.id("acme")]}})).await;
+    let k = tid(&open_ticket(&admin, w.id("acme"), Some("2026-11-23T07:00:00Z")).await);
+    let d = admin.ok(TICKET, json!({"id": k})).await;
+    assert_eq!(d["ticket"]["sla"]["dueResolutionAt"], "2026-11-23T15:00:00+00:00", "Monday 16:00");
+    set_status(&admin, &k, "WAITING_ON_CUSTOMER", "2026-11-23T08:00:00Z").await;
+    let d = set_status(&admin, &k, "OPEN", "2026-11-23T10:00:00Z").await;
+    assert_eq!(d["setTicketStatus"]["ticket"]["sla"]["dueResolutionAt"], "2026-11-24T08:00:00+00:00", "Tuesday 09:00");
+    let d = admin
+        .ok(
+            SEVERITY,
+            json!({"i": {"ticketId": k, "severity": "HIGH", "reason": "line down", "at": "2026-11-23T10:30:00Z"}}),
+        )
+        .await;
+    assert_eq!(
+        d["evaluateTicketSeverity"]["ticket"]["sla"]["dueResolutionAt"], "2026-11-23T13:00:00+00:00",
+        "Monday 14:00"
+    );
 
     // Resolved after the due time: breached, and it stays breached while resolved.
     set_status(&admin, &id, "RESOLVED", "2026-11-25T08:00:00Z").await;
@@ -524,14 +563,18 @@ async fn create_ticket_cost_is_independent_of_group_count(app: TestApp) {
         admin.ok(ADD, json!({"i": {"groupId": g, "contactIds": [w.id("anna")]}})).await;
     }
     let agent = app.actor(&w.tenant, "agent", &["agent"]);
-    let mut costs = vec![];
-    for who in ["bruno", "anna", "bruno", "anna"] {
+    // The fewest statements over three tries per contact: a request may now and then carry
+    // one unrelated statement of its own (such as the viewer's `last_seen_at`, refreshed every
+    // few minutes), which is not what is compared here.
+    let mut cost = std::collections::HashMap::new();
+    for who in ["bruno", "anna", "bruno", "anna", "bruno", "anna"] {
         let before = statements(&app).await;
         open_ticket(&agent, w.id(who), None).await;
-        costs.push(statements(&app).await - before);
+        let n = statements(&app).await - before;
+        let e = cost.entry(who).or_insert(n);
+        *e = (*e).min(n);
     }
-    assert_eq!(costs[1], costs[2], "25 groups vs 1 group: {costs:?}");
-    assert_eq!(costs[2], costs[3], "{costs:?}");
+    assert_eq!(cost["bruno"], cost["anna"], "1 group vs 25 groups: {cost:?}");
 }
 
 on_both_backends!(

@@ -238,6 +238,65 @@ impl SystemHandle {
                 })
                 .await?;
         }
+        // SLA: a Prague office calendar, a standard contract for everyone (the tenant fallback)
+        // and a better one for key accounts; a ticket for the key account that wrote in.
+        let holiday = |m, d, half_day| cohort_domain::calendar::Holiday {
+            date: chrono::NaiveDate::from_ymd_opt(2000, m, d).unwrap_or_default(),
+            recurring: true,
+            half_day,
+        };
+        let office = admin
+            .create_business_calendar(&crate::CalendarInput {
+                name: "Prague office".into(),
+                time_zone: "Europe/Prague".into(),
+                always_open: false,
+                intervals: (0..5).map(|d| (d, "08:00".to_owned(), "17:00".to_owned())).collect(),
+                holidays: vec![
+                    holiday(1, 1, false),
+                    holiday(12, 24, true),
+                    holiday(12, 25, false),
+                    holiday(12, 26, false),
+                ],
+            })
+            .await?;
+        let targets = |fr, res, per: Vec<(cohort_domain::sla::Severity, i64)>| cohort_domain::sla::ContractTargets {
+            default: cohort_domain::sla::Targets { first_response: Some(fr), resolution: Some(res) },
+            per_severity: per
+                .into_iter()
+                .map(|(s, r)| (s, cohort_domain::sla::Targets { first_response: Some(fr), resolution: Some(r) }))
+                .collect(),
+        };
+        let standard = admin
+            .create_sla_contract(&crate::ContractInput {
+                name: "Standard".into(),
+                rank: 1,
+                calendar: office.id,
+                targets: targets(240, 2400, vec![]),
+            })
+            .await?;
+        use cohort_domain::sla::Severity::*;
+        let key_sla = admin
+            .create_sla_contract(&crate::ContractInput {
+                name: "Key account".into(),
+                rank: 10,
+                calendar: office.id,
+                targets: targets(60, 480, vec![(Critical, 120), (High, 240), (Low, 1440)]),
+            })
+            .await?;
+        admin.set_tenant_default_sla(Some(standard.id)).await?;
+        admin.set_group_default_sla(vip.id, Some(key_sla.id)).await?;
+        if let Some(first_vip) = pick(6, 0).first() {
+            admin
+                .create_ticket(&crate::TicketInput {
+                    contact: *first_vip,
+                    subject: "Delivery delayed".into(),
+                    description: Some("Order not arrived yet (see their e-mail)".into()),
+                    channel: cohort_domain::routing::Channel::Email,
+                    process_area: None,
+                    opened_at: None,
+                })
+                .await?;
+        }
         Ok(DemoTenant { created: true, ..info })
     }
 }
