@@ -547,6 +547,40 @@ async fn parallel_ticket_writers_keep_the_history_a_chain(app: TestApp) {
     assert_eq!(d["tickets"]["totalCount"], created as i64 + 1);
 }
 
+/// A retried `createTicket` with its idempotency key returns the first ticket (also when the
+/// retries race); the same key with other input is a conflict.
+async fn create_ticket_is_idempotent_by_key(app: TestApp) {
+    let r = Routing::build(&app).await;
+    let w = &r.w;
+    let token = app.token(&w.tenant, "agent", &["agent"]);
+    let body = |subject: &str| {
+        json!({"query": "mutation($i: CreateTicketInput!) { createTicket(input: $i) { ticketId replayed } }",
+        "variables": {"i": {"contactId": w.id("anna"), "subject": subject, "channel": "API", "idempotencyKey": "erp-4711"}}})
+    };
+    let mut tasks = vec![];
+    for _ in 0..8 {
+        let (http, url, token, b) = (app.client.clone(), app.url("/graphql"), token.clone(), body("Broken"));
+        tasks.push(tokio::spawn(async move {
+            let v: Value =
+                http.post(url).bearer_auth(token).json(&b).send().await.expect("request").json().await.expect("json");
+            assert!(v.get("errors").is_none(), "{v}");
+            v["data"]["createTicket"].clone()
+        }));
+    }
+    let mut answers = vec![];
+    for t in tasks {
+        answers.push(t.await.expect("task"));
+    }
+    assert!(answers.iter().all(|a| a["ticketId"] == answers[0]["ticketId"]), "{answers:?}");
+    assert_eq!(answers.iter().filter(|a| a["replayed"] == false).count(), 1, "{answers:?}");
+    assert_eq!(event_count(&app, &w.tenant, "ticket.created").await, 1);
+    let agent = app.actor(&w.tenant, "agent", &["agent"]);
+    let (_, other) = app.post_json(agent.token.as_deref(), &body("Something else")).await;
+    assert_eq!(other["errors"][0]["extensions"]["code"], "CONFLICT", "{other}");
+    let d = app.actor(&w.tenant, "admin", &["admin"]).ok(TICKETS, json!({})).await;
+    assert_eq!(d["tickets"]["totalCount"], 1);
+}
+
 /// Opening a ticket costs the same statements for a contact in 1 group as in 25.
 async fn create_ticket_cost_is_independent_of_group_count(app: TestApp) {
     let r = Routing::build(&app).await;
@@ -585,4 +619,5 @@ on_both_backends!(
     bad_sla_input_is_refused_and_writes_nothing,
     parallel_ticket_writers_keep_the_history_a_chain,
     create_ticket_cost_is_independent_of_group_count,
+    create_ticket_is_idempotent_by_key,
 );

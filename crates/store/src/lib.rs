@@ -67,8 +67,8 @@ pub use routing::{
 };
 pub use sla::tickets::ticket_clock;
 pub use sla::{
-    CalendarInput, CalendarRecord, ContractInput, ContractRecord, CreatedTicket, EffectiveSlaRecord, SlaChoiceRecord,
-    TicketEventRecord, TicketFilter, TicketInput, TicketRecord, TicketSla,
+    CalendarInput, CalendarRecord, ContractInput, ContractRecord, CreatedTicket, EffectiveSlaRecord, TicketEventRecord,
+    TicketFilter, TicketInput, TicketRecord, TicketSla,
 };
 pub use system::{DemoTenant, SystemHandle};
 

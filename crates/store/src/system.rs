@@ -294,6 +294,7 @@ impl SystemHandle {
                     channel: cohort_domain::routing::Channel::Email,
                     process_area: None,
                     opened_at: None,
+                    idempotency_key: None,
                 })
                 .await?;
         }

@@ -91,6 +91,8 @@ pub struct TicketInput {
     pub process_area: Option<String>,
     /// Imported tickets: when they were opened (admins and integrations; never in the future).
     pub opened_at: Option<DateTime<Utc>>,
+    /// A retry with the same key (same user, same input, within 24 h) returns the first ticket.
+    pub idempotency_key: Option<String>,
 }
 
 /// A ticket as the viewer may read it.
@@ -170,19 +172,16 @@ pub struct TicketFilter {
     pub due_before: Option<DateTime<Utc>>,
 }
 
-/// How the default SLA of a new ticket was chosen, with what the caller may be told.
-#[derive(Debug, Clone)]
-pub struct SlaChoiceRecord {
-    pub choice: SlaChoice,
-    pub visible_groups: HashSet<GroupId>,
-}
-
 /// A ticket just created, with the explanation of its SLA.
 #[derive(Debug, Clone)]
 pub struct CreatedTicket {
     pub id: TicketId,
+    /// The ticket, if the caller may read it.
     pub ticket: Option<TicketRecord>,
-    pub sla_choice: SlaChoiceRecord,
+    /// How its default SLA was chosen (groups are ids: the API names only visible ones).
+    pub sla_choice: SlaChoice,
+    /// An idempotent retry: the first call's ticket, nothing new stored.
+    pub replayed: bool,
 }
 
 /// The JSON a calendar is stored as (also inside a ticket's SLA snapshot).

@@ -397,7 +397,21 @@ impl DataHandle {
         let description = optional_text("description", input.description.as_deref())?;
         let opened_at = event_time(v, input.opened_at, None)?;
         let key = input.process_area.as_deref().unwrap_or(crate::routing::areas::DEFAULT_PROCESS_AREA);
-        let w = self.begin().await?;
+        let mut w = self.begin().await?;
+        if let Some(k) = input.idempotency_key.as_deref() {
+            let print = crate::core::uow::fingerprint(&[
+                &input.contact.0.to_string(),
+                &subject,
+                description.as_deref().unwrap_or(""),
+                input.channel.as_str(),
+                key,
+                &input.opened_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            ]);
+            if let crate::core::uow::Claim::Replay(first) = w.claim_key::<Uuid>(k, "createTicket", &print).await? {
+                drop(w);
+                return self.replay_ticket(TicketId(first)).await;
+            }
+        }
         let area = self.area_by_key(w.tx(), key).await?;
         self.contact_for(w.tx(), v, input.contact, AccessLevel::Write).await?;
         let decision = crate::routing::responsibilities::route_contact(w.tx(), v, Some(input.contact), &area).await?;
@@ -468,13 +482,33 @@ impl DataHandle {
                 serde_json::json!({"source": m.sla_source}),
             );
         }
+        w.answer(&m.id)?;
         w.commit().await?;
-        let mut named: Vec<GroupId> = choice.candidates.iter().flat_map(|c| [c.group, c.defined_on]).collect();
-        named.sort();
-        named.dedup();
-        let visible_groups = self.groups_by_ids(&named).await?.into_iter().map(|g| g.id).collect();
         let ticket = self.tickets_by_ids(&[TicketId(m.id)]).await?.pop();
-        Ok(CreatedTicket { id: TicketId(m.id), ticket, sla_choice: SlaChoiceRecord { choice, visible_groups } })
+        Ok(CreatedTicket { id: TicketId(m.id), ticket, sla_choice: choice, replayed: false })
+    }
+
+    /// The answer of an idempotent retry: the ticket this user created with the key.
+    async fn replay_ticket(&self, id: TicketId) -> StoreResult<CreatedTicket> {
+        let v = self.viewer();
+        // Read as its creator (the reading rule may hide it from them since; the choice they
+        // were told about stays theirs).
+        let m = ticket::Entity::find()
+            .filter(ticket::Column::TenantId.eq(v.tenant_id.0))
+            .filter(ticket::Column::Id.eq(id.0))
+            .filter(ticket::Column::CreatedBy.eq(v.user_id.0))
+            .one(&self.db)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let choice = choice_of(&m)?.unwrap_or(SlaChoice {
+            contract: None,
+            source: SlaSource::None,
+            from_group: None,
+            defined_on: None,
+            candidates: vec![],
+        });
+        let ticket = self.tickets_by_ids(&[id]).await?.pop();
+        Ok(CreatedTicket { id, ticket, sla_choice: choice, replayed: true })
     }
 
     /// A readable ticket, locked, with its history, for a change that needs WRITE on the

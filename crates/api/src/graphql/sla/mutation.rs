@@ -162,6 +162,9 @@ pub struct CreateTicketInput {
     pub process_area: Option<String>,
     /// Importing from another helpdesk (admins and integrations): when it was opened.
     pub opened_at: Option<DateTime<Utc>>,
+    /// A retry with the same key (same caller, same input, within 24 h) returns the first
+    /// ticket and stores nothing; the same key with other input is `CONFLICT`.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -171,6 +174,8 @@ pub struct CreateTicketPayload {
     pub ticket: Option<Ticket>,
     /// How its default SLA was chosen.
     pub sla_explanation: SlaExplanation,
+    /// `true` when this answers an idempotent retry.
+    pub replayed: bool,
 }
 
 #[derive(InputObject)]
@@ -303,12 +308,14 @@ impl SlaMutation {
             channel: input.channel.into(),
             process_area: input.process_area,
             opened_at: input.opened_at,
+            idempotency_key: input.idempotency_key,
         };
         let r = data(ctx)?.create_ticket(&i).await.map_err(ApiError::from)?;
         Ok(CreateTicketPayload {
             ticket_id: ids::encode(TicketId::TAG, r.id.0),
             ticket: r.ticket.map(Ticket),
-            sla_explanation: SlaExplanation(r.sla_choice.choice),
+            sla_explanation: SlaExplanation(r.sla_choice),
+            replayed: r.replayed,
         })
     }
 
