@@ -29,6 +29,9 @@ enum Command {
         #[arg(long)]
         down: bool,
     },
+    /// Run only the webhook delivery worker (for deployments that separate it from `serve`;
+    /// several may run against one PostgreSQL database).
+    Worker,
     /// Print the GraphQL SDL.
     Schema,
     /// Issue an HS256 token (needs COHORT_JWT_SECRET).
@@ -153,7 +156,32 @@ async fn serve(demo: bool) -> anyhow::Result<()> {
         keep_alive_timeout_secs = settings.server.keep_alive_timeout.as_secs(),
         "connection limits"
     );
+    let worker = cohort_api::spawn_webhook_worker(&settings, &store);
     cohort_api::serve_with(listener, router, &settings.server, shutdown_signal()).await?;
+    stop_worker(worker).await;
+    store.close().await;
+    Ok(())
+}
+
+/// Stops the webhook worker after its in-flight attempts (each bounded by its timeout).
+async fn stop_worker(worker: Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>) {
+    if let Some((tx, handle)) = worker {
+        let _ = tx.send(true);
+        let _ = handle.await;
+    }
+}
+
+async fn worker() -> anyhow::Result<()> {
+    let mut settings = Settings::from_env(false)?;
+    cohort_api::telemetry::init(&settings.log_filter, settings.log_format);
+    settings.webhooks.worker = true;
+    let store = connect(&settings).await?;
+    if !store.is_ready().await {
+        bail!("the database has pending migrations: run `cohort migrate` (or `cohort serve`) first");
+    }
+    let w = cohort_api::spawn_webhook_worker(&settings, &store);
+    shutdown_signal().await;
+    stop_worker(w).await;
     store.close().await;
     Ok(())
 }
@@ -177,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::Worker => worker().await,
         Command::Schema => {
             print!("{}", cohort_api::sdl());
             Ok(())

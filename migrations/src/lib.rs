@@ -16,6 +16,7 @@ mod m20261201_000006_events;
 mod m20261201_000007_history_book;
 mod m20261202_000008_routing;
 mod m20261202_000009_sla;
+mod m20261202_000010_webhooks;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_history_book::Migration),
             Box::new(m20261202_000008_routing::Migration),
             Box::new(m20261202_000009_sla::Migration),
+            Box::new(m20261202_000010_webhooks::Migration),
         ]
     }
 }

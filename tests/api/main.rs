@@ -17,3 +17,4 @@ mod pricing;
 mod routing;
 mod sla;
 mod visibility;
+mod webhooks;

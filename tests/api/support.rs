@@ -71,6 +71,8 @@ pub struct TestApp {
     pub backend: Backend,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// The webhook worker, when the test's settings turn it on.
+    pub worker: Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
     _db: TestDb,
 }
 
@@ -88,6 +90,7 @@ impl TestApp {
         let store = Store::connect(&db.url, settings.database.clone()).await.expect("connect");
         store.migrate().await.expect("migrate");
         let router = cohort_api::build(&settings, store.clone()).expect("build app");
+        let worker = cohort_api::spawn_webhook_worker(&settings, &store);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -105,6 +108,7 @@ impl TestApp {
             backend,
             shutdown: Some(tx),
             server: Some(server),
+            worker,
             _db: db,
         })
     }
@@ -165,6 +169,10 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some((tx, handle)) = self.worker.take() {
+            let _ = tx.send(true);
+            handle.abort();
         }
     }
 }

@@ -66,6 +66,82 @@ impl Default for ServerLimits {
 /// How tokens are verified (`COHORT_JWT_*`); defined with the verifier in the store.
 pub use cohort_store::TokenSettings as JwtSettings;
 
+/// Outgoing webhooks (`COHORT_WEBHOOK_*`): the worker, its retry schedule and the outbound
+/// policy that keeps it from being pointed at the service's own network (SSRF).
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Run the delivery worker inside `cohort serve` (`COHORT_WEBHOOK_WORKER`, default on);
+    /// `cohort worker` runs it alone.
+    pub worker: bool,
+    /// Hosts exempt from the outbound policy (`COHORT_WEBHOOK_ALLOW_HOSTS`, comma-separated):
+    /// they may use `http` and resolve to private or loopback addresses. Empty by default.
+    pub allow_hosts: Vec<String>,
+    /// The delays before each retry (`COHORT_WEBHOOK_RETRY_SCHEDULE`, e.g. `5s,5m,30m,2h,5h,10h,10h`).
+    pub retry_schedule: Vec<chrono::Duration>,
+    /// Disable an endpoint after it has failed continuously this long (`COHORT_WEBHOOK_DISABLE_AFTER`, default 5d).
+    pub disable_after: chrono::Duration,
+    /// Connect timeout and total timeout of one attempt (`COHORT_WEBHOOK_TIMEOUT_SECS`, default 10).
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    /// How much of a response is read (64 KiB) and how much of it is kept for the log (1 KiB).
+    pub max_response_bytes: usize,
+    /// How often the worker looks for work when it found none (`COHORT_WEBHOOK_POLL_MS`, default 1000).
+    pub poll_interval: Duration,
+    /// Deliveries attempted at once per worker (`COHORT_WEBHOOK_CONCURRENCY`, default 16).
+    pub concurrency: usize,
+    /// How long a claimed delivery stays reserved for its worker (then another may take it).
+    pub lease: chrono::Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        let p = cohort_store::RetryPolicy::default();
+        WebhookSettings {
+            worker: true,
+            allow_hosts: vec![],
+            retry_schedule: p.schedule,
+            disable_after: p.disable_after,
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            max_response_bytes: 64 * 1024,
+            poll_interval: Duration::from_millis(1000),
+            concurrency: 16,
+            lease: p.lease,
+        }
+    }
+}
+
+impl WebhookSettings {
+    pub fn retry_policy(&self) -> cohort_store::RetryPolicy {
+        cohort_store::RetryPolicy {
+            schedule: self.retry_schedule.clone(),
+            disable_after: self.disable_after,
+            lease: self.lease,
+        }
+    }
+}
+
+/// `5s`, `5m`, `2h`, `1d` (or plain seconds).
+pub fn parse_duration(name: &str, s: &str) -> Result<chrono::Duration, ConfigError> {
+    let s = s.trim();
+    let bad = || ConfigError(format!("{name}: '{s}' is not a duration (5s, 5m, 2h, 1d)"));
+    let (num, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    if n < 0 {
+        return Err(bad());
+    }
+    Ok(match unit {
+        's' => chrono::Duration::seconds(n),
+        'm' => chrono::Duration::minutes(n),
+        'h' => chrono::Duration::hours(n),
+        'd' => chrono::Duration::days(n),
+        _ => return Err(bad()),
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// May hold a password: a secret, shown in `Debug` output as `[REDACTED]`.
@@ -81,6 +157,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub limits: Limits,
     pub server: ServerLimits,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +260,42 @@ impl Settings {
                 keep_alive_timeout: Duration::from_secs(keep_alive_secs),
                 max_connections: max_http_connections,
             },
+            webhooks: {
+                let w = WebhookSettings::default();
+                let retry_schedule = match env("COHORT_WEBHOOK_RETRY_SCHEDULE") {
+                    None => w.retry_schedule,
+                    Some(s) => s
+                        .split(',')
+                        .map(|d| parse_duration("COHORT_WEBHOOK_RETRY_SCHEDULE", d))
+                        .collect::<Result<_, _>>()?,
+                };
+                let disable_after = match env("COHORT_WEBHOOK_DISABLE_AFTER") {
+                    None => w.disable_after,
+                    Some(s) => parse_duration("COHORT_WEBHOOK_DISABLE_AFTER", &s)?,
+                };
+                let timeout_secs: u64 = env_num("COHORT_WEBHOOK_TIMEOUT_SECS", w.timeout.as_secs())?;
+                let concurrency: usize = env_num("COHORT_WEBHOOK_CONCURRENCY", w.concurrency)?;
+                if timeout_secs == 0 || concurrency == 0 {
+                    return Err(ConfigError(
+                        "COHORT_WEBHOOK_TIMEOUT_SECS and COHORT_WEBHOOK_CONCURRENCY must be positive".into(),
+                    ));
+                }
+                WebhookSettings {
+                    worker: env_bool("COHORT_WEBHOOK_WORKER", true)?,
+                    allow_hosts: env("COHORT_WEBHOOK_ALLOW_HOSTS")
+                        .map(|s| {
+                            s.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()
+                        })
+                        .unwrap_or_default(),
+                    retry_schedule,
+                    disable_after,
+                    connect_timeout: w.connect_timeout.min(Duration::from_secs(timeout_secs)),
+                    timeout: Duration::from_secs(timeout_secs),
+                    poll_interval: Duration::from_millis(env_num("COHORT_WEBHOOK_POLL_MS", 1000u64)?.max(10)),
+                    concurrency,
+                    ..w
+                }
+            },
         })
     }
 
@@ -206,6 +319,8 @@ impl Settings {
             log_format: LogFormat::Pretty,
             limits: Limits::default(),
             server: ServerLimits::default(),
+            // Tests that deliver webhooks turn the worker on (and allow 127.0.0.1) themselves.
+            webhooks: WebhookSettings { worker: false, ..WebhookSettings::default() },
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub graphiql: bool,
+    /// The outbound policy webhook endpoints are checked against when configured.
+    pub webhooks: Arc<crate::config::WebhookSettings>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -207,7 +209,7 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, Stri
             tokio::spawn,
             async_graphql::dataloader::HashMapCache::default(),
         );
-        req = req.data(handle.clone()).data(TenantKey(tenant_key.clone())).data(loaders);
+        req = req.data(handle.clone()).data(TenantKey(tenant_key.clone())).data(loaders).data(st.webhooks.clone());
     }
     let resp = st.schema.execute(req).await;
     let mut request_failed = failed.is_set();

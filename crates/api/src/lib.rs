@@ -10,6 +10,7 @@ pub mod http;
 pub mod metrics;
 pub mod server;
 pub mod telemetry;
+pub mod webhooks;
 
 use cohort_store::{Gate, KeyConfigError};
 use config::Settings;
@@ -28,11 +29,26 @@ pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Ro
         metrics: Arc::new(metrics::Metrics::new()),
         limits: settings.limits.clone(),
         graphiql: settings.graphiql,
+        webhooks: Arc::new(settings.webhooks.clone()),
     };
     Ok(http::router(state, settings))
 }
 
 pub use server::serve_with;
+
+/// Starts the webhook delivery worker (when `settings.webhooks.worker`) as a task; send `true`
+/// on the returned channel and await the handle to stop it after its in-flight attempts.
+pub fn spawn_webhook_worker(
+    settings: &Settings,
+    store: &cohort_store::Store,
+) -> Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
+    if !settings.webhooks.worker {
+        return None;
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(webhooks::run_worker(store.system(), settings.webhooks.clone(), rx));
+    Some((tx, handle))
+}
 
 /// Serves until `shutdown` resolves, then drains in-flight requests; with the default
 /// [`config::ServerLimits`] (see [`serve_with`] and [`server`]).

@@ -64,6 +64,8 @@ typed_id! {
     BusinessCalendarId => "BusinessCalendar",
     SlaContractId => "SlaContract",
     TicketId => "Ticket",
+    WebhookEndpointId => "WebhookEndpoint",
+    WebhookDeliveryId => "WebhookDelivery",
 }
 
 #[cfg(test)]

@@ -81,6 +81,11 @@ event_types! {
     TicketSlaChanged => "ticket.sla_changed",
     TicketStatusChanged => "ticket.status_changed",
     TicketResponded => "ticket.responded",
+    WebhookEndpointCreated => "webhook_endpoint.created",
+    WebhookEndpointUpdated => "webhook_endpoint.updated",
+    WebhookEndpointDeleted => "webhook_endpoint.deleted",
+    WebhookSecretRotated => "webhook_endpoint.secret_rotated",
+    WebhookEndpointDisabled => "webhook_endpoint.disabled",
 }
 
 /// What an event is about. The kind names are the GraphQL type names, so the API can turn a
@@ -98,6 +103,7 @@ pub enum SubjectKind {
     ProcessArea,
     ProcessingArea,
     Message,
+    WebhookEndpoint,
     BusinessCalendar,
     SlaContract,
     Ticket,
@@ -169,6 +175,32 @@ pub struct EventFilter {
 
 const MAX_TYPE_FILTERS: usize = 50;
 
+/// Exact names and `prefix.*` patterns, expanded to the known types they cover (an unknown name
+/// or a prefix that covers nothing is `BAD_USER_INPUT` on `types`).
+pub(crate) fn expand_types(types: &[String]) -> StoreResult<Vec<&'static str>> {
+    if types.len() > MAX_TYPE_FILTERS {
+        return Err(StoreError::invalid("types", format!("at most {MAX_TYPE_FILTERS} entries")));
+    }
+    let mut wanted: Vec<&'static str> = Vec::new();
+    for t in types {
+        let matched: Vec<&'static str> =
+            EventType::ALL.iter().map(|e| e.as_str()).filter(|n| type_matches(t, n)).collect();
+        if matched.is_empty() {
+            return Err(StoreError::invalid("types", "unknown event type or prefix (e.g. `group.created`, `group.*`)"));
+        }
+        wanted.extend(matched);
+    }
+    Ok(wanted)
+}
+
+/// Whether `pattern` (an exact type or `prefix.*`) covers the event type `name`.
+pub(crate) fn type_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix(".*") {
+        Some(prefix) => name.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')),
+        None => pattern == name,
+    }
+}
+
 impl DataHandle {
     /// The tenant's events, oldest first (admin). Admins read every address book, so no contact
     /// an event names is hidden from the reader; non-admins may not read the outbox at all,
@@ -185,24 +217,7 @@ impl DataHandle {
         if !f.types.is_empty() {
             // Prefixes expand to the known types they cover, so the filter is one IN list on the
             // (tenant, type, id) index and an unknown name is a clear error, not an empty page.
-            let mut wanted: Vec<&'static str> = Vec::new();
-            for t in &f.types {
-                let matched: Vec<&'static str> = match t.strip_suffix(".*") {
-                    Some(prefix) => EventType::ALL
-                        .iter()
-                        .map(|e| e.as_str())
-                        .filter(|n| n.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')))
-                        .collect(),
-                    None => EventType::parse(t).map(|e| e.as_str()).into_iter().collect(),
-                };
-                if matched.is_empty() {
-                    return Err(StoreError::invalid(
-                        "types",
-                        "unknown event type or prefix (e.g. `group.created`, `group.*`)",
-                    ));
-                }
-                wanted.extend(matched);
-            }
+            let wanted = expand_types(&f.types)?;
             q = q.filter(event::Column::EventType.is_in(wanted));
         }
         if let Some(after) = page.after_key::<Uuid>()? {

@@ -36,6 +36,7 @@ mod sla;
 mod system;
 #[doc(hidden)]
 pub mod testing;
+mod webhooks;
 
 pub use access::books::{AddressBookRecord, GrantRecord, Principal};
 pub use access::handle::{DataHandle, Gate, Refused};
@@ -71,6 +72,12 @@ pub use sla::{
     TicketFilter, TicketInput, TicketRecord, TicketSla,
 };
 pub use system::{DemoTenant, SystemHandle};
+pub use webhooks::endpoints::DEFAULT_ROTATION_GRACE_HOURS;
+pub use webhooks::queue::{AttemptOutcome, DueDelivery, RetryPolicy};
+pub use webhooks::{
+    AttemptRecord, DeliveryRecord, DeliveryStatus, EndpointInput, EndpointPatch, EndpointWithSecret,
+    WebhookEndpointRecord,
+};
 
 use cohort_migrations::MigratorTrait;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};

@@ -15,7 +15,7 @@ use cohort_domain::{AccessLevel, Role, Roles};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 pub struct SystemHandle {
-    store: Store,
+    pub(crate) store: Store,
 }
 
 /// What `serve --demo` created, for printing tokens.

@@ -2,7 +2,7 @@
 //! (depth, complexity, aliases, operations) before any resolver runs.
 
 //! Layout: one directory per area, the same names as in the store — `access`, `contacts`,
-//! `groups`, `pricing`, `orders`, `routing`, `sla`, `events` — each with `object` (GraphQL types), `query` and
+//! `groups`, `pricing`, `orders`, `routing`, `sla`, `webhooks`, `events` — each with `object` (GraphQL types), `query` and
 //! `mutation`; `relay` (page info, connections), `node` (the Node interface), `ids` (global ids)
 //! and `loaders` (per-request batching) are shared. Query and mutation modules never import each
 //! other; object types reference each other where the schema graph does (a contact's memberships
@@ -20,6 +20,7 @@ pub mod pricing;
 pub mod relay;
 pub mod routing;
 pub mod sla;
+pub mod webhooks;
 
 use crate::config::Limits;
 use crate::error::ApiError;
@@ -45,6 +46,7 @@ pub struct QueryRoot(
     events::EventQuery,
     routing::RoutingQuery,
     sla::SlaQuery,
+    webhooks::WebhookQuery,
 );
 
 /// The mutation root: one object per area, merged.
@@ -58,6 +60,7 @@ pub struct MutationRoot(
     orders::OrderMutation,
     routing::RoutingMutation,
     sla::SlaMutation,
+    webhooks::WebhookMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -284,6 +284,7 @@ impl UnitOfWork {
                         subjects: Set(serde_json::to_string(&e.subjects).unwrap_or_else(|_| "[]".into())),
                         schema_version: Set(EVENT_SCHEMA_VERSION),
                         payload: Set(e.payload.to_string()),
+                        dispatched_at: Set(None),
                     }
                 })
                 .collect();

@@ -17,6 +17,8 @@ pub struct Model {
     pub schema_version: i32,
     /// A small JSON object: ids and counts, never contact fields.
     pub payload: String,
+    /// When the webhook worker fanned it out into deliveries (`None`: not yet).
+    pub dispatched_at: Option<DateTimeUtc>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

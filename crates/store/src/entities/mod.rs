@@ -38,3 +38,6 @@ pub(crate) mod ticket_history;
 pub(crate) mod user;
 pub(crate) mod user_group;
 pub(crate) mod user_group_member;
+pub(crate) mod webhook_attempt;
+pub(crate) mod webhook_delivery;
+pub(crate) mod webhook_endpoint;

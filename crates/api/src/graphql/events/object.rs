@@ -42,7 +42,7 @@ impl Event {
     }
 }
 
-fn subject_tag(k: SubjectKind) -> &'static str {
+pub fn subject_tag(k: SubjectKind) -> &'static str {
     match k {
         SubjectKind::AddressBook => AddressBookId::TAG,
         SubjectKind::User => UserId::TAG,
@@ -58,6 +58,7 @@ fn subject_tag(k: SubjectKind) -> &'static str {
         SubjectKind::BusinessCalendar => cohort_domain::ids::BusinessCalendarId::TAG,
         SubjectKind::SlaContract => cohort_domain::ids::SlaContractId::TAG,
         SubjectKind::Ticket => cohort_domain::ids::TicketId::TAG,
+        SubjectKind::WebhookEndpoint => cohort_domain::ids::WebhookEndpointId::TAG,
     }
 }
 
