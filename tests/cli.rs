@@ -206,3 +206,121 @@ fn bad_pool_and_connection_settings_refuse_to_start_with_a_clear_message() {
         assert!(err.contains(says), "{var}={value}: {err}");
     }
 }
+
+/// Two `cohort serve` processes on one PostgreSQL database share the webhook queue; one is
+/// killed with SIGKILL in the middle of delivering and started again. Every one of 400 events
+/// reaches the receiver; duplicates (at least once: a killed worker may have sent a message it
+/// could not record) are counted and reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_webhooks_and_survive_kill_9() {
+    let Some(admin_url) = std::env::var("COHORT_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty()) else {
+        eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let name = format!("cohort_t_{}", uuid::Uuid::new_v4().simple());
+    cohort_store::testing::create_migrated_postgres_database(&admin_url, &name).await.expect("database");
+    let db = cohort_store::testing::with_database(&admin_url, &name);
+    // A receiver that takes a little time per message, so that deliveries are in flight when
+    // one server is killed.
+    let got: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let sink = sink.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+                let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                sink.lock().unwrap().push(id);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let env = [
+        ("COHORT_WEBHOOK_ALLOW_HOSTS", "127.0.0.1"),
+        ("COHORT_WEBHOOK_POLL_MS", "50"),
+        ("COHORT_WEBHOOK_LEASE_SECS", "4"),
+        ("COHORT_WEBHOOK_TIMEOUT_SECS", "2"),
+        ("COHORT_WEBHOOK_RETRY_SCHEDULE", "1s,1s,1s,1s,1s"),
+    ];
+    let a = start(&db, &env);
+    let mut b = start(&db, &env);
+    let client = reqwest::Client::new();
+    let admin = token("t", "admin", "admin");
+    let gql = |addr: String, q: Value| {
+        let (client, admin) = (client.clone(), admin.clone());
+        async move {
+            let v: Value = client
+                .post(format!("http://{addr}/graphql"))
+                .bearer_auth(admin)
+                .json(&q)
+                .send()
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("json");
+            assert!(v.get("errors").is_none(), "{v}");
+            v
+        }
+    };
+    let book = gql(
+        a.addr.clone(),
+        json!({"query": "mutation { createAddressBook(input: {name: \"B\"}) { addressBook { id } } }"}),
+    )
+    .await;
+    let book = book["data"]["createAddressBook"]["addressBook"]["id"].as_str().unwrap().to_owned();
+    gql(
+        a.addr.clone(),
+        json!({"query": "mutation($u: String!) { createWebhookEndpoint(input: {url: $u, eventTypes: [\"group.created\"]}) { secret } }", "variables": {"u": hook}}),
+    )
+    .await;
+    const N: usize = 400;
+    let mut tasks = vec![];
+    for i in 0..N {
+        let addr = if i % 2 == 0 { a.addr.clone() } else { b.addr.clone() };
+        let q = json!({"query": "mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id } } }", "variables": {"i": {"addressBookId": book, "name": format!("G{i}")}}});
+        tasks.push(tokio::spawn(gql(addr, q)));
+        if tasks.len() == 8 {
+            for t in tasks.drain(..) {
+                t.await.unwrap();
+            }
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Kill B while deliveries are under way, then bring it back.
+    for _ in 0..600 {
+        if got.lock().unwrap().len() >= N / 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.child.kill().expect("kill -9");
+    let _ = b.child.wait();
+    let b2 = start(&db, &env);
+    let mut unique = 0;
+    for _ in 0..1200 {
+        unique = got.lock().unwrap().iter().collect::<std::collections::HashSet<_>>().len();
+        if unique >= N {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let total = got.lock().unwrap().len();
+    eprintln!(
+        "webhooks across two processes and a kill -9: {N} events, {unique} delivered, {} duplicates",
+        total - unique
+    );
+    assert_eq!(unique, N, "every event delivered after the kill");
+    drop(a);
+    drop(b2);
+    cohort_store::testing::drop_postgres_database(&admin_url, &name).await.expect("drop database");
+}

@@ -89,7 +89,9 @@ pub struct WebhookSettings {
     pub poll_interval: Duration,
     /// Deliveries attempted at once per worker (`COHORT_WEBHOOK_CONCURRENCY`, default 16).
     pub concurrency: usize,
-    /// How long a claimed delivery stays reserved for its worker (then another may take it).
+    /// How long a claimed delivery stays reserved for its worker (`COHORT_WEBHOOK_LEASE_SECS`,
+    /// default 60; always longer than the timeout): a worker killed mid-delivery leaves it to be
+    /// claimed again after this.
     pub lease: chrono::Duration,
 }
 
@@ -292,6 +294,9 @@ impl Settings {
                     connect_timeout: w.connect_timeout.min(Duration::from_secs(timeout_secs)),
                     timeout: Duration::from_secs(timeout_secs),
                     poll_interval: Duration::from_millis(env_num("COHORT_WEBHOOK_POLL_MS", 1000u64)?.max(10)),
+                    lease: chrono::Duration::seconds(
+                        env_num("COHORT_WEBHOOK_LEASE_SECS", w.lease.num_seconds())?.max(timeout_secs as i64 + 1),
+                    ),
                     concurrency,
                     ..w
                 }

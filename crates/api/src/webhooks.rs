@@ -313,6 +313,42 @@ mod tests {
         assert_eq!(s.as_deref(), Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
     }
 
+    fn due(url: &str) -> DueDelivery {
+        DueDelivery {
+            tenant_id: uuid::Uuid::nil(),
+            id: uuid::Uuid::nil(),
+            endpoint_id: uuid::Uuid::nil(),
+            url: url.to_owned(),
+            secrets: vec!["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()],
+            attempt: 1,
+            event: EventRecord {
+                id: uuid::Uuid::now_v7(),
+                event_type: cohort_store::EventType::GroupCreated,
+                occurred_at: chrono::Utc::now(),
+                actor_id: None,
+                request_id: None,
+                subjects: vec![],
+                schema_version: 1,
+                payload: serde_json::json!({}),
+            },
+        }
+    }
+
+    /// The addresses are checked again at delivery time, after resolving: a host name that
+    /// resolves to loopback (DNS can change after the endpoint was accepted) is refused without
+    /// a connection, and so is plain http.
+    #[tokio::test]
+    async fn deliveries_check_resolved_addresses() {
+        let s = WebhookSettings::default();
+        let o = attempt(&s, &due("https://localhost:9/hook")).await;
+        assert_eq!(o.error_class, Some("REFUSED_ADDRESS"));
+        let o = attempt(&s, &due("https://127.0.0.1:9/hook")).await;
+        assert_eq!(o.error_class, Some("REFUSED_ADDRESS"));
+        let o = attempt(&s, &due("http://hooks.example.com/hook")).await;
+        assert_eq!(o.error_class, Some("INSECURE_SCHEME"));
+        assert!(!o.succeeded());
+    }
+
     #[test]
     fn endpoint_urls_follow_the_policy() {
         let s = WebhookSettings::default();
