@@ -36,6 +36,26 @@ impl MigrationTrait for Migration {
         )
         .await?;
 
+        // Time-driven facts the worker emits once per ticket and target (`ticket.sla_breached`).
+        for col in ["first_response_breach_emitted", "resolution_breach_emitted"] {
+            m.alter_table(
+                Table::alter()
+                    .table("tickets")
+                    .add_column(ColumnDef::new(col).boolean().not_null().default(false))
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_index(
+            Index::create()
+                .name("ix_tickets_breach_scan")
+                .table("tickets")
+                .col("resolution_breach_emitted")
+                .col("next_due_at")
+                .to_owned(),
+        )
+        .await?;
+
         m.create_table(
             Table::create()
                 .table("webhook_endpoints")
@@ -152,6 +172,10 @@ impl MigrationTrait for Migration {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         for t in ["webhook_attempts", "webhook_deliveries", "webhook_endpoints"] {
             m.drop_table(Table::drop().table(t).to_owned()).await?;
+        }
+        m.drop_index(Index::drop().name("ix_tickets_breach_scan").table("tickets").to_owned()).await?;
+        for col in ["first_response_breach_emitted", "resolution_breach_emitted"] {
+            m.alter_table(Table::alter().table("tickets").drop_column(col).to_owned()).await?;
         }
         m.drop_index(Index::drop().name("ix_events_dispatch").table("events").to_owned()).await?;
         m.alter_table(Table::alter().table("events").drop_column("dispatched_at").to_owned()).await

@@ -347,6 +347,54 @@ async fn workers_share_the_queue_without_duplicates(app: TestApp) {
     }
 }
 
+/// The worker emits `ticket.sla_breached` once per ticket and target when a due time passes.
+async fn sla_breaches_are_emitted_once(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let c = admin
+        .ok("mutation { createBusinessCalendar(input: {name: \"24x7\", timeZone: \"UTC\", alwaysOpen: true}) { businessCalendar { id } } }", json!({}))
+        .await;
+    let cal = c["createBusinessCalendar"]["businessCalendar"]["id"].clone();
+    let k = admin
+        .ok("mutation($c: ID!) { createSlaContract(input: {name: \"Fast\", rank: 1, calendarId: $c, defaultTargets: {firstResponseMinutes: 10, resolutionMinutes: 60}}) { slaContract { id } } }", json!({"c": cal}))
+        .await;
+    admin
+        .ok(
+            "mutation($k: ID) { setTenantDefaultSla(input: {slaContractId: $k}) { slaContract { id } } }",
+            json!({"k": k["createSlaContract"]["slaContract"]["id"]}),
+        )
+        .await;
+    admin.ok("mutation { createProcessingArea(input: {name: \"Q\"}) { processingArea { id } } }", json!({})).await;
+    let q = admin.ok("{ processingAreas { id } }", json!({})).await;
+    admin
+        .ok("mutation($q: ID!) { createProcessArea(input: {key: \"helpdesk\", name: \"Helpdesk\", defaultProcessingAreaId: $q}) { processArea { id } } }", json!({"q": q["processingAreas"][0]["id"]}))
+        .await;
+    // Opened two hours ago: both targets (10 and 60 min) are breached; opened 30 minutes ago:
+    // only the first response.
+    let ago = |m| (chrono::Utc::now() - chrono::Duration::minutes(m)).to_rfc3339();
+    let mk = "mutation($c: ID!, $at: DateTime!) { createTicket(input: {contactId: $c, subject: \"Late\", channel: EMAIL, openedAt: $at}) { ticketId } }";
+    admin.ok(mk, json!({"c": w.id("anna"), "at": ago(120)})).await;
+    admin.ok(mk, json!({"c": w.id("bruno"), "at": ago(30)})).await;
+    let q = "{ events(first: 100, types: [\"ticket.sla_breached\"]) { edges { node { payload subjects } } } }";
+    let mut n = 0;
+    for _ in 0..200 {
+        n = admin.ok(q, json!({})).await["events"]["edges"].as_array().unwrap().len();
+        if n >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(n, 3, "two targets of the first ticket, the first response of the second");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d = admin.ok(q, json!({})).await;
+    let edges = d["events"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 3, "once per ticket and target");
+    let mut targets: Vec<String> =
+        edges.iter().map(|e| e["node"]["payload"]["target"].as_str().unwrap().to_owned()).collect();
+    targets.sort();
+    assert_eq!(targets, vec!["firstResponse", "firstResponse", "resolution"]);
+}
+
 fn quick(_: &mut cohort_api::config::WebhookSettings) {}
 fn disable_at_once(s: &mut cohort_api::config::WebhookSettings) {
     s.disable_after = chrono::Duration::zero();
@@ -357,4 +405,5 @@ both!(
     timeouts_failures_disabling_and_redelivery => disable_at_once,
     outbound_policy => quick,
     workers_share_the_queue_without_duplicates => quick,
+    sla_breaches_are_emitted_once => quick,
 );

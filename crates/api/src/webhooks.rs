@@ -12,7 +12,8 @@
 //!   sent to exactly the addresses that were checked (no second resolution to rebind); no
 //!   redirects; connect and total timeouts; at most 64 KiB of the answer is read. A refusal is an
 //!   attempt like any other: visible in the delivery log with its error class.
-//! - **The worker** ([`run_worker`]): fans events out, claims due deliveries (shared by replicas
+//! - **The worker** ([`run_worker`]): emits time-driven facts (`ticket.sla_breached`, once per
+//!   ticket and target), fans events out, claims due deliveries (shared by replicas
 //!   through `FOR UPDATE SKIP LOCKED`), attempts them concurrently, records each attempt, and on
 //!   shutdown lets in-flight attempts finish (each is bounded by the timeout).
 
@@ -237,6 +238,10 @@ pub async fn run_worker(
             break;
         }
         let mut busy = false;
+        match system.emit_sla_breaches(200).await {
+            Ok(n) => busy |= n > 0,
+            Err(e) => tracing::error!(error = %e, "emitting SLA breaches failed"),
+        }
         match system.dispatch_events(500).await {
             Ok(n) => busy |= n > 0,
             Err(e) => tracing::error!(error = %e, "webhook fan-out failed"),

@@ -81,6 +81,7 @@ event_types! {
     TicketSlaChanged => "ticket.sla_changed",
     TicketStatusChanged => "ticket.status_changed",
     TicketResponded => "ticket.responded",
+    TicketSlaBreached => "ticket.sla_breached",
     WebhookEndpointCreated => "webhook_endpoint.created",
     WebhookEndpointUpdated => "webhook_endpoint.updated",
     WebhookEndpointDeleted => "webhook_endpoint.deleted",

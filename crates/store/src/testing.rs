@@ -3,7 +3,7 @@
 //! Migrating a fresh database for every test is slow on PostgreSQL (dozens of DDL statements,
 //! each with its catalog work), so test databases are *cloned* from one migrated template:
 //! [`create_migrated_postgres_database`] makes, once per process, the template
-//! `cohort_tmpl_<16 hex>` (named after a hash of the migration names, so a new migration makes a
+//! `cohort_tmpl_<16 hex>` (named after a hash of the migration names and sources, so a new migration makes a
 //! new template) and then runs `CREATE DATABASE <name> TEMPLATE <template>`, a file copy.
 //!
 //! How the template stays correct:
@@ -51,10 +51,12 @@ pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<(), s
 }
 
 /// The name of the template database for the current set of migrations:
-/// `cohort_tmpl_` and a 64-bit hash of the migration names, in order.
+/// `cohort_tmpl_` and a 64-bit hash of the migration names and their source text, in order (a
+/// migration edited before it ships gets a new template too).
 pub fn postgres_template_name() -> String {
     let names: Vec<String> = cohort_migrations::Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
-    let parts: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut parts: Vec<&str> = names.iter().map(String::as_str).collect();
+    parts.extend(cohort_migrations::sources().iter().copied());
     format!("cohort_tmpl_{}", crate::core::uow::fingerprint(&parts))
 }
 

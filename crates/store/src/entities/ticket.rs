@@ -35,6 +35,8 @@ pub struct Model {
     pub created_by: Uuid,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub first_response_breach_emitted: bool,
+    pub resolution_breach_emitted: bool,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -257,7 +257,7 @@ fn recompute(m: &mut ticket::Model, history: &[TicketEventRecord], at: DateTime<
     Ok(())
 }
 
-const TICKET_SELECT: &str = "SELECT t.tenant_id, t.id, t.contact_id, t.process_area_id, t.subject, t.description, t.channel, t.status, t.severity, t.opened_at, t.first_responded_at, t.resolved_at, t.worker_id, t.user_group_id, t.processing_area_id, t.deciding_group_id, t.sla_contract_id, t.sla_source, t.sla_group_id, t.sla_snapshot, t.sla_choice, t.due_first_response_at, t.due_resolution_at, t.resolution_breached, t.next_due_at, t.last_event_at, t.created_by, t.created_at, t.updated_at";
+const TICKET_SELECT: &str = "SELECT t.tenant_id, t.id, t.contact_id, t.process_area_id, t.subject, t.description, t.channel, t.status, t.severity, t.opened_at, t.first_responded_at, t.resolved_at, t.worker_id, t.user_group_id, t.processing_area_id, t.deciding_group_id, t.sla_contract_id, t.sla_source, t.sla_group_id, t.sla_snapshot, t.sla_choice, t.due_first_response_at, t.due_resolution_at, t.resolution_breached, t.next_due_at, t.last_event_at, t.created_by, t.created_at, t.updated_at, t.first_response_breach_emitted, t.resolution_breach_emitted";
 
 /// `FROM tickets t JOIN contacts c … WHERE t.tenant_id = ? AND <the reading rule>`.
 fn from_readable(q: &mut Sql, v: &Viewer) {
@@ -458,6 +458,8 @@ impl DataHandle {
             created_by: v.user_id.0,
             created_at: now,
             updated_at: now,
+            first_response_breach_emitted: false,
+            resolution_breach_emitted: false,
         };
         recompute(&mut m, &[], opened_at)?;
         ticket::Entity::insert(ticket::ActiveModel::from(m.clone())).exec_without_returning(w.tx()).await?;
@@ -799,5 +801,86 @@ impl DataHandle {
             out.entry(TicketId(h.ticket_id)).or_default().push(event_record(h)?);
         }
         Ok(out)
+    }
+}
+
+impl crate::system::SystemHandle {
+    /// Emits `ticket.sla_breached` once per ticket and target whose due time has passed (the
+    /// worker's time-driven facts). Claims tickets with `FOR UPDATE SKIP LOCKED` on PostgreSQL so
+    /// replicas never emit one twice. Returns how many events.
+    pub async fn emit_sla_breaches(&self, limit: u64) -> StoreResult<usize> {
+        use crate::core::dialect::Dialect;
+        use crate::entities::event;
+        use sea_orm::TransactionTrait;
+        let now = Utc::now();
+        let dialect = Dialect::of(self.store.db.get_database_backend());
+        let txn = self.store.db.begin_with_options(crate::core::uow::immediate()).await?;
+        let mut q = Sql::new(dialect);
+        q.push("SELECT t.tenant_id, t.id, t.due_first_response_at, t.due_resolution_at, t.first_responded_at, t.resolution_breached, t.first_response_breach_emitted, t.resolution_breach_emitted, t.status FROM tickets t WHERE (t.first_response_breach_emitted = ")
+            .bind(false)
+            .push(" AND t.first_responded_at IS NULL AND t.due_first_response_at < ")
+            .bind(now)
+            .push(") OR (t.resolution_breach_emitted = ")
+            .bind(false)
+            .push(" AND (t.resolution_breached = ")
+            .bind(true)
+            .push(" OR t.due_resolution_at < ")
+            .bind(now)
+            .push(")) LIMIT ")
+            .bind(limit as i64);
+        if dialect == Dialect::Postgres {
+            q.push(" FOR UPDATE SKIP LOCKED");
+        }
+        let rows = txn.query_all_raw(q.build()).await?;
+        let mut n = 0;
+        for r in rows {
+            let tenant: Uuid = r.try_get("", "tenant_id")?;
+            let id: Uuid = r.try_get("", "id")?;
+            let mut targets: Vec<(&str, Option<DateTime<Utc>>)> = vec![];
+            let fr_due: Option<DateTime<Utc>> = r.try_get("", "due_first_response_at")?;
+            if !r.try_get::<bool>("", "first_response_breach_emitted")?
+                && r.try_get::<Option<DateTime<Utc>>>("", "first_responded_at")?.is_none()
+                && fr_due.is_some_and(|d| d < now)
+            {
+                targets.push(("firstResponse", fr_due));
+            }
+            let res_due: Option<DateTime<Utc>> = r.try_get("", "due_resolution_at")?;
+            if !r.try_get::<bool>("", "resolution_breach_emitted")?
+                && (r.try_get::<bool>("", "resolution_breached")? || res_due.is_some_and(|d| d < now))
+            {
+                targets.push(("resolution", res_due));
+            }
+            for (target, due) in &targets {
+                event::Entity::insert(event::ActiveModel {
+                    tenant_id: sea_orm::ActiveValue::Set(tenant),
+                    id: sea_orm::ActiveValue::Set(Uuid::now_v7()),
+                    event_type: sea_orm::ActiveValue::Set(EventType::TicketSlaBreached.as_str().into()),
+                    occurred_at: sea_orm::ActiveValue::Set(now),
+                    actor_id: sea_orm::ActiveValue::Set(None),
+                    request_id: sea_orm::ActiveValue::Set(None),
+                    subjects: sea_orm::ActiveValue::Set(
+                        serde_json::to_string(&[Subject::new(SubjectKind::Ticket, id)]).unwrap_or_else(|_| "[]".into()),
+                    ),
+                    schema_version: sea_orm::ActiveValue::Set(crate::events::EVENT_SCHEMA_VERSION),
+                    payload: sea_orm::ActiveValue::Set(serde_json::json!({"target": target, "dueAt": due}).to_string()),
+                    dispatched_at: sea_orm::ActiveValue::Set(None),
+                })
+                .exec_without_returning(&txn)
+                .await?;
+                n += 1;
+            }
+            let mut u = Sql::new(dialect);
+            u.push("UPDATE tickets SET first_response_breach_emitted = first_response_breach_emitted OR ")
+                .bind(targets.iter().any(|t| t.0 == "firstResponse"))
+                .push(", resolution_breach_emitted = resolution_breach_emitted OR ")
+                .bind(targets.iter().any(|t| t.0 == "resolution"))
+                .push(" WHERE tenant_id = ")
+                .bind(tenant)
+                .push(" AND id = ")
+                .bind(id);
+            txn.execute_raw(u.build()).await?;
+        }
+        txn.commit().await?;
+        Ok(n)
     }
 }
