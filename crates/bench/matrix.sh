@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The BENCHMARKS.md matrix on one database: starts `cohort serve` on it, measures cold start to
 # ready, runs W1–W5 at 1, 16 and 64 connections, W6 (bulk add/remove of 10,000 ids, one script at
-# a time) as user 1 and as an admin, and the raw-SQL replay of W1–W3 at the same concurrencies.
+# a time) as user 1 and as an admin, W7 (receiveMessage for a contact in 20+ groups; its line also
+# carries the statements per message for 1 vs 20+ groups) and then W8 (a page of a queue) at the
+# same concurrencies, and the raw-SQL replay of W1–W3. W7/W8 set up their queues and responsibilities
+# as an admin (idempotent) and store messages: every W7 run adds its requests to the database.
 # Every line is appended to RESULTS; `cohort-bench report RESULTS` prints the table.
 #
 # Usage: crates/bench/matrix.sh DATABASE_URL RESULTS [SIZE]
@@ -9,7 +12,8 @@
 #   RESULTS       a .jsonl file to append to
 #   SIZE          m (default) or s
 # Environment: DURATION (measured seconds per run, default 10), WARMUP (default 2),
-#              CONNECTIONS (default "1 16 64"), CARGO_TARGET_DIR (where the release binaries are).
+#              CONNECTIONS (default "1 16 64"), ROUTING_CONNECTIONS (W7/W8, default: CONNECTIONS),
+#              CARGO_TARGET_DIR (where the release binaries are).
 set -euo pipefail
 
 db=$1
@@ -18,6 +22,7 @@ size=${3:-m}
 duration=${DURATION:-10}
 warmup=${WARMUP:-2}
 connections=${CONNECTIONS:-1 16 64}
+routing_connections=${ROUTING_CONNECTIONS:-$connections}
 bin="${CARGO_TARGET_DIR:-target}/release"
 port=18090
 
@@ -43,6 +48,13 @@ for c in $connections; do
 done
 run --workload W6 --connections 1
 run --workload W6 --connections 1 --admin
+# W7 first at every concurrency, then W8: all W8 lines page the same queue (its size is in their
+# note; W7 runs add to it, and W8 tops it up to 2,000 messages if it holds fewer).
+for w in W7 W8; do
+  for c in $routing_connections; do
+    run --workload "$w" --connections "$c"
+  done
+done
 kill "$pid"
 wait "$pid" 2>/dev/null || true
 trap - EXIT

@@ -275,6 +275,12 @@ pub fn is_member(size: &Size, g: u64, c: u64) -> bool {
         || members(size, g).any(|m| m.contact == c)
 }
 
+/// Every group contact `c` is a member of (ring memberships and the pricing contact's extras),
+/// ascending.
+pub fn groups_of(size: &Size, c: u64) -> Vec<u64> {
+    (1..=size.groups).filter(|g| is_member(size, *g, c)).collect()
+}
+
 pub fn product_list_price(p: u64) -> Decimal {
     Decimal::from(10 + (p % 990))
 }
@@ -332,6 +338,17 @@ mod tests {
         assert_ne!(contact_id(1), group_id(1));
         assert!(contact_id(9) < contact_id(10) && contact_id(255) < contact_id(256));
         assert_eq!(contact_id(1).get_version_num(), 8);
+    }
+
+    #[test]
+    fn the_pricing_contact_is_in_its_20_extra_groups_and_its_ring_groups() {
+        for size in [Size::S, Size::M] {
+            let c = size.pricing_contact();
+            let groups = groups_of(&size, c);
+            assert!(size.pricing_extra_groups().all(|g| groups.contains(&g)), "{size:?}");
+            assert!(groups.len() >= 20, "{size:?}: {groups:?}");
+            assert!(visible_to_user1(c));
+        }
     }
 
     #[test]

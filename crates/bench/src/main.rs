@@ -9,6 +9,7 @@
 mod dataset;
 mod generate;
 mod report;
+mod routing;
 mod run;
 mod sql;
 mod workloads;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use workloads::Workload;
 
 #[derive(Parser)]
-#[command(name = "cohort-bench", about = "Cohort's benchmark harness: dataset M, workloads W1–W6, raw-SQL ceiling")]
+#[command(name = "cohort-bench", about = "Cohort's benchmark harness: dataset M, workloads W1–W8, raw-SQL ceiling")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,7 +32,9 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct Load {
-    /// W1 … W6 (DATASET.md).
+    /// W1 … W6 (DATASET.md); W7 receiveMessage for a contact in 20+ groups with a
+    /// responsibility (also counts statements per message for 1 vs 20+ groups); W8 a page of 50
+    /// messages of a queue. W7/W8 set up their queues and responsibilities as an admin first.
     #[arg(long, value_parser = parse_workload)]
     workload: Workload,
     /// Concurrent connections (each runs requests back to back).
@@ -65,14 +68,15 @@ enum Command {
         /// The server, e.g. http://127.0.0.1:8080
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
-        /// The server's HS256 secret, to sign user 1's token (and an admin's for W6's setup).
+        /// The server's HS256 secret, to sign user 1's token (and an admin's for W6–W8's setup).
         #[arg(long, env = "COHORT_JWT_SECRET", hide_env_values = true)]
         jwt_secret: String,
         #[arg(long, env = "COHORT_JWT_ISSUER", default_value = "cohort")]
         jwt_issuer: String,
         #[arg(long, env = "COHORT_JWT_AUDIENCE", default_value = "cohort-api")]
         jwt_audience: String,
-        /// Act as a tenant admin instead of user 1 (W6: all 10,000 contacts are visible).
+        /// Act as a tenant admin instead of user 1 (W6: all 10,000 contacts are visible; W7/W8:
+        /// post and page as the admin).
         #[arg(long)]
         admin: bool,
         #[command(flatten)]
@@ -93,7 +97,7 @@ enum Command {
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
-    Workload::parse(s).ok_or_else(|| format!("'{s}' is not a workload (W1 … W6)"))
+    Workload::parse(s).ok_or_else(|| format!("'{s}' is not a workload (W1 … W8)"))
 }
 
 fn parse_size(s: &str) -> Result<Size, String> {

@@ -42,6 +42,8 @@ pub struct Figures {
     pub errors: u64,
     pub statements_per_request: Option<f64>,
     pub peak_rss_bytes: Option<u64>,
+    /// A fact measured beside the load (W7: statements per message for 1 vs 20+ groups).
+    pub note: Option<String>,
 }
 
 impl Figures {
@@ -73,7 +75,13 @@ impl Figures {
             errors,
             statements_per_request,
             peak_rss_bytes,
+            note: None,
         }
+    }
+
+    pub fn with_note(mut self, note: Option<String>) -> Figures {
+        self.note = note;
+        self
     }
 
     pub fn print(&self) {
@@ -94,6 +102,9 @@ impl Figures {
             stmts,
             rss
         );
+        if let Some(n) = &self.note {
+            println!("{:<10} {n}", self.workload);
+        }
     }
 
     pub fn to_json(&self) -> Value {
@@ -103,6 +114,7 @@ impl Figures {
             "per_second": self.per_second, "p50_ms": self.p50_ms, "p95_ms": self.p95_ms,
             "p99_ms": self.p99_ms, "max_ms": self.max_ms, "errors": self.errors,
             "statements_per_request": self.statements_per_request, "peak_rss_bytes": self.peak_rss_bytes,
+            "note": self.note,
         })
     }
 
@@ -122,12 +134,14 @@ impl Figures {
             errors: v.get("errors")?.as_u64()?,
             statements_per_request: v.get("statements_per_request").and_then(Value::as_f64),
             peak_rss_bytes: v.get("peak_rss_bytes").and_then(Value::as_u64),
+            note: v.get("note").and_then(Value::as_str).map(str::to_owned),
         })
     }
 }
 
 /// The markdown table of a results file (one JSON object per line; a later line for the same
-/// workload, mode, database and concurrency replaces an earlier one).
+/// workload, mode, database and concurrency replaces an earlier one), followed by the notes of
+/// its lines (W7's statements per message for 1 vs 20+ groups).
 pub fn table(lines: &str) -> String {
     let mut all: BTreeMap<(String, String, usize, String), Figures> = BTreeMap::new();
     for l in lines.lines().filter(|l| !l.trim().is_empty()) {
@@ -160,5 +174,40 @@ pub fn table(lines: &str) -> String {
             f.peak_rss_bytes.map(|b| format!("{:.0} MB", b as f64 / 1e6)).unwrap_or_else(|| "–".into()),
         ));
     }
+    let notes: Vec<String> = all
+        .iter()
+        .filter_map(|((db, w, c, mode), f)| f.note.as_ref().map(|n| format!("- {db} {w} ({mode}, {c} conns): {n}\n")))
+        .collect();
+    if !notes.is_empty() {
+        out.push('\n');
+        out.extend(notes);
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_round_trips_through_json_and_its_note_follows_the_table() {
+        let mut w = Stopwatch::new();
+        w.record(Duration::from_millis(5));
+        let f = Figures::from_stopwatch("W7", "server", "postgres", 1, &w, Duration::from_secs(1), 0, Some(9.0), None)
+            .with_note(Some("statements per receiveMessage: 9 (25 groups) = 9 (1 group)".into()));
+        let back = Figures::from_json(&f.to_json()).expect("round trip");
+        assert_eq!(back.note, f.note);
+        assert_eq!(back.requests, 1);
+        let old = Figures::from_stopwatch("W1", "server", "postgres", 1, &w, Duration::from_secs(1), 0, None, None);
+        let text = format!("{}\n{}\n", old.to_json(), f.to_json());
+        let t = table(&text);
+        assert!(t.contains("| postgres | W7 | 1 | 1 |"), "{t}");
+        assert!(
+            t.trim_end().ends_with(
+                "- postgres W7 (server, 1 conns): statements per receiveMessage: 9 (25 groups) = 9 (1 group)"
+            ),
+            "{t}"
+        );
+        assert_eq!(t.matches("\n- ").count(), 1, "W1 has no note: {t}");
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::dataset::{self as ds, Size};
 use crate::report::{Figures, Stopwatch};
+use crate::routing;
 use crate::workloads::{self, Prepared, Workload};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -23,14 +24,23 @@ pub struct RunArgs {
     pub as_admin: bool,
 }
 
-struct Client {
-    http: reqwest::Client,
-    graphql: String,
-    token: String,
+pub(crate) struct Client {
+    pub(crate) http: reqwest::Client,
+    pub(crate) graphql: String,
+    pub(crate) token: String,
 }
 
 impl Client {
-    async fn post(&self, body: &Value) -> anyhow::Result<Value> {
+    /// `data` of an answer without errors (setup requests).
+    pub(crate) async fn ok(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
+        let v = self.post(&json!({ "query": query, "variables": variables })).await?;
+        if let Some(e) = v.get("errors") {
+            bail!("{e}");
+        }
+        v.get("data").cloned().context("no data")
+    }
+
+    pub(crate) async fn post(&self, body: &Value) -> anyhow::Result<Value> {
         let resp = self
             .http
             .post(&self.graphql)
@@ -63,7 +73,7 @@ fn token(args: &RunArgs, subject: &str, role: &str) -> anyhow::Result<String> {
 
 /// `db_statements_total`, `process_resident_memory_bytes` and the database named by
 /// `cohort_build_info` from the server's /metrics.
-async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<(u64, u64, String)> {
+pub(crate) async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<(u64, u64, String)> {
     let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
     let find = |name: &str| {
         text.lines()
@@ -99,17 +109,34 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
         graphql: format!("{base}/graphql"),
         token: token(&args, &subject, role)?,
     });
+    let admin =
+        Client { http: http.clone(), graphql: client.graphql.clone(), token: token(&args, "bench-admin", "admin")? };
 
-    // Each connection runs its own request sequence: one request for W1–W5, an add/remove cycle
-    // on a group of its own for W6.
+    // Each connection runs its own request sequence: one request for W1–W5, W7 and W8, an
+    // add/remove cycle on a group of its own for W6. W7/W8 first set up queues and
+    // responsibilities as an admin (routing.rs); W7 counts its statements per message before the
+    // load, W8 fills its queue.
     let mut plans: Vec<Vec<Prepared>> = vec![];
     let mut w6_groups: Vec<String> = vec![];
-    if args.workload == Workload::W6 {
-        let admin = Client {
-            http: http.clone(),
-            graphql: client.graphql.clone(),
-            token: token(&args, "bench-admin", "admin")?,
-        };
+    let mut note = None;
+    if matches!(args.workload, Workload::W7 | Workload::W8) {
+        let r = routing::setup(&admin, &args.size).await.context("W7/W8 setup")?;
+        if args.workload == Workload::W7 {
+            let n = routing::statements(&client, &base, &r).await?;
+            eprintln!("W7: {n}");
+            note = Some(n);
+            for _ in 0..args.connections {
+                plans.push(vec![routing::w7(&r)]);
+            }
+        } else {
+            let expected = routing::w8_expected(&admin, client.clone(), &r, args.connections).await?;
+            eprintln!("W8: {}", expected.note());
+            note = Some(expected.note());
+            for _ in 0..args.connections {
+                plans.push(vec![routing::w8(&r, &expected)]);
+            }
+        }
+    } else if args.workload == Workload::W6 {
         let (ids, visible) = workloads::w6_ids(&args.size, args.as_admin);
         let run_id = uuid::Uuid::new_v4().simple().to_string();
         for i in 0..args.connections {
@@ -205,11 +232,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
     }
     // W6 leaves the dataset as it found it: its (now empty) groups are deleted.
     if !w6_groups.is_empty() {
-        let admin = Client {
-            http: http.clone(),
-            graphql: client.graphql.clone(),
-            token: token(&args, "bench-admin", "admin")?,
-        };
         for g in &w6_groups {
             let v = admin
                 .post(&json!({
@@ -251,6 +273,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
                 (requests > 0).then(|| stmts as f64 / requests as f64),
                 (peak_rss > 0).then_some(peak_rss),
             )
+            .with_note(note.clone())
         })
         .collect();
     Ok(figures)

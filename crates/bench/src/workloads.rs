@@ -1,4 +1,4 @@
-//! The workloads W1–W6 as GraphQL requests, each with the exact answer dataset M implies.
+//! The workloads W1–W8 as GraphQL requests, each with the exact answer dataset M implies.
 //!
 //! A response counts as a success only if it has no `errors` and its rows are the expected ones
 //! (ids, counts, names) — a fast wrong answer is a failure.
@@ -15,19 +15,15 @@ pub enum Workload {
     W4,
     W5,
     W6,
+    /// `receiveMessage` for a contact in 20+ groups with a responsibility (setup: `routing.rs`).
+    W7,
+    /// A page of 50 messages of a queue (setup: `routing.rs`).
+    W8,
 }
 
 impl Workload {
     pub fn parse(s: &str) -> Option<Workload> {
-        Some(match s.to_ascii_uppercase().as_str() {
-            "W1" => Workload::W1,
-            "W2" => Workload::W2,
-            "W3" => Workload::W3,
-            "W4" => Workload::W4,
-            "W5" => Workload::W5,
-            "W6" => Workload::W6,
-            _ => return None,
-        })
+        Workload::ALL.into_iter().find(|w| w.name().eq_ignore_ascii_case(s))
     }
     pub fn name(&self) -> &'static str {
         match self {
@@ -37,8 +33,21 @@ impl Workload {
             Workload::W4 => "W4",
             Workload::W5 => "W5",
             Workload::W6 => "W6",
+            Workload::W7 => "W7",
+            Workload::W8 => "W8",
         }
     }
+
+    pub const ALL: [Workload; 8] = [
+        Workload::W1,
+        Workload::W2,
+        Workload::W3,
+        Workload::W4,
+        Workload::W5,
+        Workload::W6,
+        Workload::W7,
+        Workload::W8,
+    ];
 }
 
 /// The API's own global id encoding (one definition, so the harness cannot drift from it).
@@ -61,7 +70,7 @@ pub struct Prepared {
     pub check: Check,
 }
 
-fn data<'a>(v: &'a Value, path: &[&str]) -> Result<&'a Value, String> {
+pub fn data<'a>(v: &'a Value, path: &[&str]) -> Result<&'a Value, String> {
     if let Some(errors) = v.get("errors") {
         return Err(format!("errors: {}", truncate(&errors.to_string())));
     }
@@ -272,7 +281,114 @@ pub fn w6_remove(group: &str, ids: &[String], visible: u64) -> Prepared {
     }
 }
 
-/// The single request of a read workload (W6 is a cycle of two mutations, prepared per group).
+/// The selection of W7's answer: the routed queue and worker are what the check compares.
+pub const W7_QUERY: &str = "mutation W7($i: ReceiveMessageInput!) { receiveMessage(input: $i) { messageId duplicate message { id processingArea { id name } worker { id } } } }";
+
+/// W7: one new message (no external id, so every call stores one) from `contact`, which must be
+/// routed to `queue` and `worker`. `may_be_unreadable`: the routing may restrict the message to a
+/// user group the caller is not in (the process area names a default user group), so a `null`
+/// message is then accepted and only `messageId` is checked.
+pub fn w7(contact: &str, queue: (&str, &str), worker: &str, may_be_unreadable: bool) -> Prepared {
+    let (queue_id, queue_name) = (queue.0.to_owned(), queue.1.to_owned());
+    let worker = worker.to_owned();
+    Prepared {
+        body: w7_body(contact, "W7 benchmark message"),
+        check: Box::new(move |v| {
+            let p = data(v, &["receiveMessage"])?;
+            let id = p.get("messageId").and_then(Value::as_str).ok_or("no messageId")?;
+            if cohort_api::graphql::ids::decode_any(id).map(|(tag, _)| tag).as_deref() != Some("Message") {
+                return Err(format!("messageId {id} is not a message id"));
+            }
+            if p.get("duplicate") != Some(&Value::Bool(false)) {
+                return Err(format!("duplicate {:?}, expected false", p.get("duplicate")));
+            }
+            let m = p.get("message").ok_or("no message in the answer")?;
+            if m.is_null() {
+                return if may_be_unreadable {
+                    Ok(())
+                } else {
+                    Err("message is null, but the caller may read it".into())
+                };
+            }
+            let (q, qn, w) = (
+                m.pointer("/processingArea/id").and_then(Value::as_str),
+                m.pointer("/processingArea/name").and_then(Value::as_str),
+                m.pointer("/worker/id").and_then(Value::as_str),
+            );
+            if q != Some(queue_id.as_str()) || qn != Some(queue_name.as_str()) || w != Some(worker.as_str()) {
+                return Err(format!(
+                    "routed to queue {qn:?} ({q:?}), worker {w:?}; expected {queue_name} and {worker}"
+                ));
+            }
+            Ok(())
+        }),
+    }
+}
+
+/// The request body of one `receiveMessage` (helpdesk, e-mail, no external id).
+pub fn w7_body(contact: &str, subject: &str) -> Value {
+    json!({
+        "operationName": "W7",
+        "query": W7_QUERY,
+        "variables": { "i": {
+            "contactId": contact, "processArea": "helpdesk", "channel": "EMAIL", "subject": subject,
+            "body": "Hello,\nplease call me back about my order.\nRegards",
+        } },
+    })
+}
+
+pub const W8_QUERY: &str = "query W8($q: ID!) { messages(first: 50, filter: { processingAreaId: $q }) { totalCount edges { node { id subject receivedAt contact { id } } } pageInfo { hasNextPage endCursor } } }";
+
+pub fn w8_body(queue: &str) -> Value {
+    json!({ "operationName": "W8", "query": W8_QUERY, "variables": { "q": queue } })
+}
+
+/// W8: the first page of `queue`, which must hold `total` messages (all readable by the viewer),
+/// newest first: exactly the ids `expected` (as a tenant admin read them in the setup), each from
+/// one of `senders`.
+pub fn w8(queue: &str, total: u64, expected: Vec<String>, senders: Vec<String>) -> Prepared {
+    Prepared {
+        body: w8_body(queue),
+        check: Box::new(move |v| {
+            let m = data(v, &["messages"])?;
+            let count = m.get("totalCount").and_then(Value::as_u64);
+            if count != Some(total) {
+                return Err(format!("totalCount {count:?}, expected {total}"));
+            }
+            let edges = m.get("edges").ok_or("no edges")?;
+            let ids = ids_of(edges)?;
+            if ids.len() as u64 != total.min(50) || ids != expected {
+                return Err(format!("{} edges, not the expected first page of {}", ids.len(), expected.len()));
+            }
+            let mut last: Option<&str> = None;
+            for e in edges.as_array().into_iter().flatten() {
+                let at = e.pointer("/node/receivedAt").and_then(Value::as_str).ok_or("edge without receivedAt")?;
+                let at_time = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| format!("receivedAt {at}"))?;
+                if let Some(prev) = last.and_then(|p| chrono::DateTime::parse_from_rfc3339(p).ok())
+                    && at_time > prev
+                {
+                    return Err(format!("not newest first: {at} after {prev}"));
+                }
+                last = Some(at);
+                if e.pointer("/node/subject").and_then(Value::as_str).is_none() {
+                    return Err("edge without subject".into());
+                }
+                let c = e.pointer("/node/contact/id").and_then(Value::as_str).ok_or("edge without contact")?;
+                if !senders.iter().any(|s| s == c) {
+                    return Err(format!("a message from {c}, not from the benchmark's senders"));
+                }
+            }
+            let next = m.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool);
+            if next != Some(total > 50) {
+                return Err(format!("hasNextPage {next:?} with {total} messages"));
+            }
+            Ok(())
+        }),
+    }
+}
+
+/// The single request of a read workload (W6 is a cycle of two mutations, prepared per group;
+/// W7 and W8 need their queues and responsibilities set up first, see `routing.rs`).
 pub fn prepare(w: Workload, size: &Size) -> Option<Prepared> {
     Some(match w {
         Workload::W1 => w1(size),
@@ -280,6 +396,58 @@ pub fn prepare(w: Workload, size: &Size) -> Option<Prepared> {
         Workload::W3 => w3(size),
         Workload::W4 => w4(size),
         Workload::W5 => w5(size),
-        Workload::W6 => return None,
+        Workload::W6 | Workload::W7 | Workload::W8 => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_workload_parses_from_its_name() {
+        for w in Workload::ALL {
+            assert_eq!(Workload::parse(w.name()), Some(w));
+            assert_eq!(Workload::parse(&w.name().to_lowercase()), Some(w));
+        }
+        assert_eq!(Workload::parse("W9"), None);
+    }
+
+    fn w7_answer(message: Value) -> Value {
+        json!({ "data": { "receiveMessage": {
+            "messageId": gid("Message", Uuid::nil()), "duplicate": false, "message": message } } })
+    }
+
+    #[test]
+    fn w7_checks_the_routing_decision() {
+        let p = w7("c", ("q", "Bench — VIP"), "u1", false);
+        let good =
+            json!({ "id": "m", "processingArea": { "id": "q", "name": "Bench — VIP" }, "worker": { "id": "u1" } });
+        assert_eq!((p.check)(&w7_answer(good.clone())), Ok(()));
+        let mut wrong = good.clone();
+        wrong["worker"]["id"] = json!("u2");
+        assert!((p.check)(&w7_answer(wrong)).is_err());
+        assert!((p.check)(&w7_answer(Value::Null)).is_err(), "null only when it may be unreadable");
+        assert_eq!((w7("c", ("q", "Bench — VIP"), "u1", true).check)(&w7_answer(Value::Null)), Ok(()));
+        let mut dup = w7_answer(good);
+        dup["data"]["receiveMessage"]["duplicate"] = json!(true);
+        assert!((p.check)(&dup).is_err());
+        assert!((p.check)(&json!({ "errors": [{ "message": "x" }] })).is_err());
+    }
+
+    #[test]
+    fn w8_checks_count_page_order_and_senders() {
+        let edge = |i: u32, at: &str| json!({ "node": { "id": format!("m{i}"), "subject": "s", "receivedAt": at, "contact": { "id": "c" } } });
+        let edges: Vec<Value> = (0..50).map(|i| edge(i, "2026-12-02T10:00:00Z")).collect();
+        let answer = |edges: &[Value], total: u64| json!({ "data": { "messages": { "totalCount": total, "edges": edges, "pageInfo": { "hasNextPage": total > 50, "endCursor": "x" } } } });
+        let ids: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+        let p = w8("q", 2000, ids.clone(), vec!["c".into()]);
+        assert_eq!((p.check)(&answer(&edges, 2000)), Ok(()));
+        assert!((p.check)(&answer(&edges, 1999)).is_err());
+        assert!((p.check)(&answer(&edges[..49], 2000)).is_err());
+        let mut later = edges.clone();
+        later[1] = edge(1, "2026-12-02T11:00:00Z");
+        assert!((p.check)(&answer(&later, 2000)).is_err(), "newest first");
+        assert!((w8("q", 2000, ids, vec!["other".into()]).check)(&answer(&edges, 2000)).is_err());
+    }
 }
