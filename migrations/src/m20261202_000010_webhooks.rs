@@ -36,6 +36,37 @@ impl MigrationTrait for Migration {
         )
         .await?;
 
+        // The contact's address book on its messages and tickets (kept in step when a contact
+        // moves, like membership rows): the reading rule then filters the rows themselves, and a
+        // queue's count is an index scan instead of a join with every contact.
+        for t in ["messages", "tickets"] {
+            m.alter_table(Table::alter().table(t).add_column(ColumnDef::new("address_book_id").uuid().null()).to_owned()).await?;
+        }
+        m.get_connection()
+            .execute_unprepared(
+                "UPDATE messages SET address_book_id = (SELECT c.address_book_id FROM contacts c WHERE c.tenant_id = messages.tenant_id AND c.id = messages.contact_id)",
+            )
+            .await?;
+        m.get_connection()
+            .execute_unprepared(
+                "UPDATE tickets SET address_book_id = (SELECT c.address_book_id FROM contacts c WHERE c.tenant_id = tickets.tenant_id AND c.id = tickets.contact_id)",
+            )
+            .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_messages_queue_book")
+                .table("messages")
+                .col("tenant_id")
+                .col("processing_area_id")
+                .col("address_book_id")
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create().name("ix_tickets_book_due").table("tickets").col("tenant_id").col("address_book_id").col("next_due_at").to_owned(),
+        )
+        .await?;
+
         // Time-driven facts the worker emits once per ticket and target (`ticket.sla_breached`).
         for col in ["first_response_breach_emitted", "resolution_breach_emitted"] {
             m.alter_table(
@@ -174,6 +205,11 @@ impl MigrationTrait for Migration {
             m.drop_table(Table::drop().table(t).to_owned()).await?;
         }
         m.drop_index(Index::drop().name("ix_tickets_breach_scan").table("tickets").to_owned()).await?;
+        m.drop_index(Index::drop().name("ix_tickets_book_due").table("tickets").to_owned()).await?;
+        m.drop_index(Index::drop().name("ix_messages_queue_book").table("messages").to_owned()).await?;
+        for t in ["messages", "tickets"] {
+            m.alter_table(Table::alter().table(t).drop_column("address_book_id").to_owned()).await?;
+        }
         for col in ["first_response_breach_emitted", "resolution_breach_emitted"] {
             m.alter_table(Table::alter().table("tickets").drop_column(col).to_owned()).await?;
         }

@@ -730,6 +730,28 @@ async fn senders_by_email_and_unknown_senders(app: TestApp) {
     assert!(d["messages"]["edges"].as_array().unwrap().iter().any(|e| e["node"]["body"] == "b\nc"));
 }
 
+/// Messages and tickets follow their contact into another book: moved where the agent cannot
+/// read, they are gone for the agent; moved back, they are there again.
+async fn moving_a_contact_moves_its_messages_and_tickets(app: TestApp) {
+    let r = Routing::build(&app).await;
+    let w = &r.w;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let agent = app.actor(&w.tenant, "agent", &["agent"]);
+    receive(&admin, json!({"contactId": w.id("bruno"), "channel": "EMAIL", "subject": "s", "body": "b"})).await;
+    admin
+        .ok("mutation($c: ID!) { createTicket(input: {contactId: $c, subject: \"t\", channel: EMAIL}) { ticketId } }", json!({"c": w.id("bruno")}))
+        .await;
+    let counts = "query($c: ID!) { messages(filter: {contactId: $c}) { totalCount } tickets(filter: {contactId: $c}) { totalCount } }";
+    let seen = |d: &Value| (d["messages"]["totalCount"].as_i64(), d["tickets"]["totalCount"].as_i64());
+    assert_eq!(seen(&agent.ok(counts, json!({"c": w.id("bruno")})).await), (Some(1), Some(1)));
+    let mv = "mutation($c: ID!, $b: ID!) { updateContact(input: {id: $c, addressBookId: $b}) { contact { id } } }";
+    admin.ok(mv, json!({"c": w.id("bruno"), "b": w.hidden})).await;
+    assert_eq!(seen(&agent.ok(counts, json!({"c": w.id("bruno")})).await), (Some(0), Some(0)));
+    assert_eq!(seen(&admin.ok(counts, json!({"c": w.id("bruno")})).await), (Some(1), Some(1)));
+    admin.ok(mv, json!({"c": w.id("bruno"), "b": w.own})).await;
+    assert_eq!(seen(&agent.ok(counts, json!({"c": w.id("bruno")})).await), (Some(1), Some(1)));
+}
+
 /// Receiving a message costs the same statements whether the contact is in one group or in 25.
 async fn receive_cost_is_independent_of_group_count(app: TestApp) {
     let r = Routing::build(&app).await;
@@ -773,4 +795,5 @@ on_both_backends!(
     bad_input_is_refused_and_stores_nothing,
     senders_by_email_and_unknown_senders,
     receive_cost_is_independent_of_group_count,
+    moving_a_contact_moves_its_messages_and_tickets,
 );

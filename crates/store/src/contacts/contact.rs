@@ -656,6 +656,19 @@ impl DataHandle {
         if m.address_book_id != cur_book || m.sort_name != cur_sort {
             DataHandle::sync_membership_keys(&w, m.id, m.address_book_id, &m.sort_name).await?;
         }
+        if m.address_book_id != cur_book {
+            // Messages and tickets carry their contact's book for the reading rule.
+            for table in [crate::core::sql::Moved::Messages, crate::core::sql::Moved::Tickets] {
+                let mut q = crate::core::sql::Sql::new(v.dialect);
+                q.push(table.update_book())
+                    .bind(m.address_book_id)
+                    .push(" WHERE tenant_id = ")
+                    .bind(v.tenant_id.0)
+                    .push(" AND contact_id = ")
+                    .bind(m.id);
+                w.tx().execute_raw(q.build()).await?;
+            }
+        }
         w.emit(
             EventType::ContactUpdated,
             vec![Subject::new(SubjectKind::Contact, m.id)],

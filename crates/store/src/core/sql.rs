@@ -71,3 +71,20 @@ pub(crate) fn contact_columns() -> impl Iterator<Item = &'static str> {
     use sea_orm::{IdenStatic, Iterable};
     contact::Column::iter().map(|c| c.as_str())
 }
+
+/// Tables that carry a copy of their contact's address book.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Moved {
+    Messages,
+    Tickets,
+}
+
+impl Moved {
+    /// `UPDATE <table> SET address_book_id = ` (the caller binds the book and adds the filter).
+    pub(crate) fn update_book(self) -> &'static str {
+        match self {
+            Moved::Messages => "UPDATE messages SET address_book_id = ",
+            Moved::Tickets => "UPDATE tickets SET address_book_id = ",
+        }
+    }
+}

@@ -24,6 +24,8 @@ pub struct Model {
     pub processing_area_id: Uuid,
     pub deciding_group_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
+    /// The contact's address book (kept in step when the contact moves).
+    pub address_book_id: Option<Uuid>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -37,6 +37,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub first_response_breach_emitted: bool,
     pub resolution_breach_emitted: bool,
+    /// The contact's address book (kept in step when the contact moves).
+    pub address_book_id: Option<Uuid>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -96,14 +96,14 @@ fn select_columns(q: &mut Sql, v: &Viewer) {
 
 /// `FROM messages m … WHERE m.tenant_id = ? AND <the reading rule>`.
 fn from_readable(q: &mut Sql, v: &Viewer) {
-    q.push(" FROM messages m LEFT JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id LEFT JOIN tenant_settings ts ON ts.tenant_id = m.tenant_id WHERE m.tenant_id = ")
+    q.push(" FROM messages m LEFT JOIN tenant_settings ts ON ts.tenant_id = m.tenant_id WHERE m.tenant_id = ")
         .bind(v.tenant_id.0);
     if v.is_admin() {
         return;
     }
     // Contact messages: the contact's book is visible. Others: the viewer is named on it.
     q.push(" AND ((m.contact_id IS NOT NULL AND ")
-        .visible_books(v, "c.address_book_id", AccessLevel::Read)
+        .visible_books(v, "m.address_book_id", AccessLevel::Read)
         .push(") OR (m.contact_id IS NULL AND ");
     named_on(q, v);
     q.push(")) AND (m.user_group_id IS NULL OR ");
@@ -227,11 +227,15 @@ impl DataHandle {
             drop(w);
             return self.replay(id).await;
         }
-        let contact = match (input.contact, &sender_email) {
-            (Some(c), _) => Some(ContactId(self.contact_visible(w.tx(), v, c).await?.id)),
+        let found = match (input.contact, &sender_email) {
+            (Some(c), _) => {
+                let m = self.contact_visible(w.tx(), v, c).await?;
+                Some((ContactId(m.id), m.address_book_id))
+            }
             (None, Some(e)) => self.contact_by_email(w.tx(), v, e).await?,
             (None, None) => None,
         };
+        let (contact, contact_book) = (found.map(|f| f.0), found.map(|f| f.1));
         if contact.is_none() && !(v.is_admin() || v.roles.is_integration()) {
             return Err(StoreError::forbidden(
                 "messages from unknown senders are posted by admins and integrations; name a contact you can see",
@@ -253,6 +257,7 @@ impl DataHandle {
             id: Set(id),
             process_area_id: Set(area.id),
             contact_id: Set(contact.map(|c| c.0)),
+            address_book_id: Set(contact_book),
             sender_email: Set(sender_email.map(|e| e.as_str().to_owned())),
             channel: Set(input.channel.as_str().to_owned()),
             subject: Set(subject),
@@ -345,23 +350,24 @@ impl DataHandle {
         Ok(ReceivedMessage { id: MessageId(id), duplicate: true, message })
     }
 
-    /// The earliest created contact with this e-mail among the books the viewer can see.
+    /// The earliest created contact with this e-mail among the books the viewer can see, with
+    /// its book.
     async fn contact_by_email<C: ConnectionTrait>(
         &self,
         conn: &C,
         v: &Viewer,
         e: &Email,
-    ) -> StoreResult<Option<ContactId>> {
+    ) -> StoreResult<Option<(ContactId, Uuid)>> {
         let mut q = Sql::new(v.dialect);
-        q.push("SELECT c.id FROM contact_emails ce JOIN contacts c ON c.tenant_id = ce.tenant_id AND c.id = ce.contact_id WHERE ce.tenant_id = ")
+        q.push("SELECT c.id, c.address_book_id FROM contact_emails ce JOIN contacts c ON c.tenant_id = ce.tenant_id AND c.id = ce.contact_id WHERE ce.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND ce.address = ")
             .bind(e.as_str())
             .push(" AND ")
             .visible_books(v, "c.address_book_id", AccessLevel::Read)
             .push(" ORDER BY c.id LIMIT 1");
-        let row = conn.query_one_raw(q.build()).await?;
-        Ok(row.map(|r| r.try_get::<Uuid>("", "id")).transpose()?.map(ContactId))
+        let Some(r) = conn.query_one_raw(q.build()).await? else { return Ok(None) };
+        Ok(Some((ContactId(r.try_get("", "id")?), r.try_get("", "address_book_id")?)))
     }
 
     /// Messages by id, as the viewer may read them (absent: not readable, or no such message).
