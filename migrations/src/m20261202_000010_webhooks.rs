@@ -40,7 +40,10 @@ impl MigrationTrait for Migration {
         // moves, like membership rows): the reading rule then filters the rows themselves, and a
         // queue's count is an index scan instead of a join with every contact.
         for t in ["messages", "tickets"] {
-            m.alter_table(Table::alter().table(t).add_column(ColumnDef::new("address_book_id").uuid().null()).to_owned()).await?;
+            m.alter_table(
+                Table::alter().table(t).add_column(ColumnDef::new("address_book_id").uuid().null()).to_owned(),
+            )
+            .await?;
         }
         m.get_connection()
             .execute_unprepared(
@@ -63,7 +66,13 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("ix_tickets_book_due").table("tickets").col("tenant_id").col("address_book_id").col("next_due_at").to_owned(),
+            Index::create()
+                .name("ix_tickets_book_due")
+                .table("tickets")
+                .col("tenant_id")
+                .col("address_book_id")
+                .col("next_due_at")
+                .to_owned(),
         )
         .await?;
 

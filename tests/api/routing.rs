@@ -739,7 +739,10 @@ async fn moving_a_contact_moves_its_messages_and_tickets(app: TestApp) {
     let agent = app.actor(&w.tenant, "agent", &["agent"]);
     receive(&admin, json!({"contactId": w.id("bruno"), "channel": "EMAIL", "subject": "s", "body": "b"})).await;
     admin
-        .ok("mutation($c: ID!) { createTicket(input: {contactId: $c, subject: \"t\", channel: EMAIL}) { ticketId } }", json!({"c": w.id("bruno")}))
+        .ok(
+            "mutation($c: ID!) { createTicket(input: {contactId: $c, subject: \"t\", channel: EMAIL}) { ticketId } }",
+            json!({"c": w.id("bruno")}),
+        )
         .await;
     let counts = "query($c: ID!) { messages(filter: {contactId: $c}) { totalCount } tickets(filter: {contactId: $c}) { totalCount } }";
     let seen = |d: &Value| (d["messages"]["totalCount"].as_i64(), d["tickets"]["totalCount"].as_i64());
