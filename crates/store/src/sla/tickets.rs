@@ -348,37 +348,53 @@ fn event_time(v: &Viewer, at: Option<DateTime<Utc>>, not_before: Option<DateTime
     Ok(at)
 }
 
-struct Change<'a> {
+/// A history entry being written (the due times before and after come with it).
+struct Entry {
     kind: &'static str,
     from: Option<String>,
     to: Option<String>,
     reason: Option<String>,
     contract_from: Option<Uuid>,
     contract_to: Option<Uuid>,
-    before: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
-    at: DateTime<Utc>,
-    m: &'a ticket::Model,
+}
+
+impl Entry {
+    fn new(
+        kind: &'static str,
+        from: Option<String>,
+        to: Option<String>,
+        reason: Option<String>,
+        contracts: (Option<Uuid>, Option<Uuid>),
+    ) -> Self {
+        Entry { kind, from, to, reason, contract_from: contracts.0, contract_to: contracts.1 }
+    }
 }
 
 impl UnitOfWork {
-    async fn append(&self, c: Change<'_>) -> StoreResult<TicketEventRecord> {
+    async fn append(
+        &self,
+        c: Entry,
+        m: &ticket::Model,
+        before: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        at: DateTime<Utc>,
+    ) -> StoreResult<TicketEventRecord> {
         let h = ticket_history::Model {
             tenant_id: self.viewer().tenant_id.0,
             id: Uuid::now_v7(),
-            ticket_id: c.m.id,
+            ticket_id: m.id,
             kind: c.kind.to_owned(),
             from_value: c.from,
             to_value: c.to,
-            severity: c.m.severity.clone(),
+            severity: m.severity.clone(),
             reason: c.reason,
             contract_from: c.contract_from,
             contract_to: c.contract_to,
-            due_first_response_before: c.before.0,
-            due_resolution_before: c.before.1,
-            due_first_response_after: c.m.due_first_response_at,
-            due_resolution_after: c.m.due_resolution_at,
+            due_first_response_before: before.0,
+            due_resolution_before: before.1,
+            due_first_response_after: m.due_first_response_at,
+            due_resolution_after: m.due_resolution_at,
             actor_id: Some(self.viewer().user_id.0),
-            at: c.at,
+            at,
         };
         ticket_history::Entity::insert(ticket_history::ActiveModel::from(h.clone()))
             .exec_without_returning(self.tx())
@@ -463,17 +479,12 @@ impl DataHandle {
         };
         recompute(&mut m, &[], opened_at)?;
         ticket::Entity::insert(ticket::ActiveModel::from(m.clone())).exec_without_returning(w.tx()).await?;
-        w.append(Change {
-            kind: "CREATED",
-            from: None,
-            to: Some("NEW".into()),
-            reason: None,
-            contract_from: None,
-            contract_to: m.sla_contract_id,
-            before: (None, None),
-            at: opened_at,
-            m: &m,
-        })
+        w.append(
+            Entry::new("CREATED", None, Some("NEW".into()), None, (None, m.sla_contract_id)),
+            &m,
+            (None, None),
+            opened_at,
+        )
         .await?;
         let subjects = vec![Subject::new(SubjectKind::Ticket, m.id), Subject::new(SubjectKind::Contact, m.contact_id)];
         w.emit(EventType::TicketCreated, subjects, serde_json::json!({"channel": m.channel, "processAreaId": area.id}));
@@ -546,6 +557,47 @@ impl DataHandle {
         Ok(())
     }
 
+    /// The common end of every ticket change: due times recomputed from the opening and the
+    /// whole history (so nothing elapsed or paused is ever lost or counted twice), the ticket
+    /// saved, the history entry with the due times before and after, the event, the commit.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_change(
+        &self,
+        w: UnitOfWork,
+        mut m: ticket::Model,
+        history: &[TicketEventRecord],
+        at: DateTime<Utc>,
+        before: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        entry: Entry,
+        event: (EventType, Vec<Subject>, serde_json::Value),
+    ) -> StoreResult<TicketRecord> {
+        recompute(&mut m, history, at)?;
+        m.last_event_at = at;
+        m.updated_at = Utc::now();
+        self.save(&w, &m).await?;
+        w.append(entry, &m, before, at).await?;
+        w.emit(event.0, event.1, event.2);
+        w.commit().await?;
+        self.tickets_by_ids(&[TicketId(m.id)]).await?.pop().ok_or(StoreError::NotFound)
+    }
+
+    /// A readable, changeable ticket with its history and the instant of the change; refused
+    /// for closed tickets when `open_only`.
+    async fn begin_change(
+        &self,
+        id: TicketId,
+        at: Option<DateTime<Utc>>,
+        open_only: bool,
+    ) -> StoreResult<(UnitOfWork, ticket::Model, Vec<TicketEventRecord>, DateTime<Utc>)> {
+        let w = self.begin().await?;
+        let (m, history) = self.ticket_for_change(&w, id).await?;
+        let at = event_time(self.viewer(), at, Some(m.last_event_at))?;
+        if open_only && status_of(&m)? == TicketStatus::Closed {
+            return Err(StoreError::Conflict("the ticket is closed; reopen it first".into()));
+        }
+        Ok((w, m, history, at))
+    }
+
     /// Moves a ticket to another status (reopening allowed; never back to `NEW`).
     pub async fn set_ticket_status(
         &self,
@@ -555,9 +607,7 @@ impl DataHandle {
         at: Option<DateTime<Utc>>,
     ) -> StoreResult<TicketRecord> {
         let reason = optional_text("reason", reason)?;
-        let w = self.begin().await?;
-        let (mut m, mut history) = self.ticket_for_change(&w, id).await?;
-        let at = event_time(self.viewer(), at, Some(m.last_event_at))?;
+        let (w, mut m, mut history, at) = self.begin_change(id, at, false).await?;
         let from = status_of(&m)?;
         if !from.can_move_to(status) {
             return Err(StoreError::invalid(
@@ -587,29 +637,11 @@ impl DataHandle {
             actor: None,
             at,
         });
-        recompute(&mut m, &history, at)?;
-        m.last_event_at = at;
-        m.updated_at = Utc::now();
-        self.save(&w, &m).await?;
-        w.append(Change {
-            kind: "STATUS",
-            from: Some(from.as_str().into()),
-            to: Some(status.as_str().into()),
-            reason,
-            contract_from: None,
-            contract_to: None,
-            before,
-            at,
-            m: &m,
-        })
-        .await?;
-        w.emit(
-            EventType::TicketStatusChanged,
-            vec![Subject::new(SubjectKind::Ticket, m.id)],
-            serde_json::json!({"from": from.as_str(), "to": status.as_str()}),
-        );
-        w.commit().await?;
-        self.tickets_by_ids(&[id]).await?.pop().ok_or(StoreError::NotFound)
+        let subjects = vec![Subject::new(SubjectKind::Ticket, m.id)];
+        let payload = serde_json::json!({"from": from.as_str(), "to": status.as_str()});
+        let entry =
+            Entry::new("STATUS", Some(from.as_str().into()), Some(status.as_str().into()), reason, (None, None));
+        self.commit_change(w, m, &history, at, before, entry, (EventType::TicketStatusChanged, subjects, payload)).await
     }
 
     /// Evaluates the severity: that severity's targets apply from the original opening.
@@ -621,38 +653,20 @@ impl DataHandle {
         at: Option<DateTime<Utc>>,
     ) -> StoreResult<TicketRecord> {
         let reason = optional_text("reason", reason)?;
-        let w = self.begin().await?;
-        let (mut m, history) = self.ticket_for_change(&w, id).await?;
-        let at = event_time(self.viewer(), at, Some(m.last_event_at))?;
-        if status_of(&m)? == TicketStatus::Closed {
-            return Err(StoreError::Conflict("the ticket is closed; reopen it first".into()));
-        }
+        let (w, mut m, history, at) = self.begin_change(id, at, true).await?;
         let from = m.severity.clone();
         let before = (m.due_first_response_at, m.due_resolution_at);
         m.severity = Some(severity.as_str().to_owned());
-        recompute(&mut m, &history, at)?;
-        m.last_event_at = at;
-        m.updated_at = Utc::now();
-        self.save(&w, &m).await?;
-        w.append(Change {
-            kind: "SEVERITY",
+        let subjects = vec![Subject::new(SubjectKind::Ticket, m.id)];
+        let payload = serde_json::json!({"severity": severity.as_str()});
+        let entry = Entry::new(
+            "SEVERITY",
             from,
-            to: Some(severity.as_str().into()),
+            Some(severity.as_str().into()),
             reason,
-            contract_from: m.sla_contract_id,
-            contract_to: m.sla_contract_id,
-            before,
-            at,
-            m: &m,
-        })
-        .await?;
-        w.emit(
-            EventType::TicketSlaChanged,
-            vec![Subject::new(SubjectKind::Ticket, m.id)],
-            serde_json::json!({"severity": severity.as_str()}),
+            (m.sla_contract_id, m.sla_contract_id),
         );
-        w.commit().await?;
-        self.tickets_by_ids(&[id]).await?.pop().ok_or(StoreError::NotFound)
+        self.commit_change(w, m, &history, at, before, entry, (EventType::TicketSlaChanged, subjects, payload)).await
     }
 
     /// Gives the ticket another contract (or the same one again: re-applies its current targets
@@ -666,12 +680,7 @@ impl DataHandle {
         at: Option<DateTime<Utc>>,
     ) -> StoreResult<TicketRecord> {
         let reason = optional_text("reason", reason)?;
-        let w = self.begin().await?;
-        let (mut m, history) = self.ticket_for_change(&w, id).await?;
-        let at = event_time(self.viewer(), at, Some(m.last_event_at))?;
-        if status_of(&m)? == TicketStatus::Closed {
-            return Err(StoreError::Conflict("the ticket is closed; reopen it first".into()));
-        }
+        let (w, mut m, history, at) = self.begin_change(id, at, true).await?;
         let (c, snap) = w.snapshot(contract).await?;
         let from = m.sla_contract_id;
         let before = (m.due_first_response_at, m.due_resolution_at);
@@ -679,59 +688,33 @@ impl DataHandle {
         m.sla_snapshot = Some(serde_json::to_string(&snap).unwrap_or_default());
         m.sla_source = "MANUAL".into();
         m.sla_group_id = None;
-        recompute(&mut m, &history, at)?;
-        m.last_event_at = at;
-        m.updated_at = Utc::now();
-        self.save(&w, &m).await?;
-        w.append(Change {
-            kind: "SWITCH",
-            from: None,
-            to: None,
-            reason,
-            contract_from: from,
-            contract_to: Some(c.id),
-            before,
-            at,
-            m: &m,
-        })
-        .await?;
-        w.emit(
-            EventType::TicketSlaChanged,
-            vec![Subject::new(SubjectKind::Ticket, m.id), Subject::new(SubjectKind::SlaContract, c.id)],
-            serde_json::json!({"switched": true}),
-        );
-        w.commit().await?;
-        self.tickets_by_ids(&[id]).await?.pop().ok_or(StoreError::NotFound)
+        let subjects = vec![Subject::new(SubjectKind::Ticket, m.id), Subject::new(SubjectKind::SlaContract, c.id)];
+        let entry = Entry::new("SWITCH", None, None, reason, (from, Some(c.id)));
+        let event = (EventType::TicketSlaChanged, subjects, serde_json::json!({"switched": true}));
+        self.commit_change(w, m, &history, at, before, entry, event).await
     }
 
     /// Records the first response (later calls change nothing).
     pub async fn respond_to_ticket(&self, id: TicketId, at: Option<DateTime<Utc>>) -> StoreResult<TicketRecord> {
-        let w = self.begin().await?;
-        let (mut m, history) = self.ticket_for_change(&w, id).await?;
-        if m.first_responded_at.is_none() {
-            let at = event_time(self.viewer(), at, Some(m.last_event_at))?;
-            let before = (m.due_first_response_at, m.due_resolution_at);
-            m.first_responded_at = Some(at);
-            recompute(&mut m, &history, at)?;
-            m.last_event_at = at;
-            m.updated_at = Utc::now();
-            self.save(&w, &m).await?;
-            w.append(Change {
-                kind: "RESPONSE",
-                from: None,
-                to: None,
-                reason: None,
-                contract_from: None,
-                contract_to: None,
-                before,
-                at,
-                m: &m,
-            })
-            .await?;
-            w.emit(EventType::TicketResponded, vec![Subject::new(SubjectKind::Ticket, m.id)], serde_json::json!({}));
+        let (w, mut m, history, at) = self.begin_change(id, at, false).await?;
+        if m.first_responded_at.is_some() {
+            drop(w);
+            return self.tickets_by_ids(&[id]).await?.pop().ok_or(StoreError::NotFound);
         }
-        w.commit().await?;
-        self.tickets_by_ids(&[id]).await?.pop().ok_or(StoreError::NotFound)
+        let before = (m.due_first_response_at, m.due_resolution_at);
+        m.first_responded_at = Some(at);
+        let subjects = vec![Subject::new(SubjectKind::Ticket, m.id)];
+        let entry = Entry::new("RESPONSE", None, None, None, (None, None));
+        self.commit_change(
+            w,
+            m,
+            &history,
+            at,
+            before,
+            entry,
+            (EventType::TicketResponded, subjects, serde_json::json!({})),
+        )
+        .await
     }
 
     pub async fn tickets_by_ids(&self, ids: &[TicketId]) -> StoreResult<Vec<TicketRecord>> {
