@@ -208,7 +208,7 @@ fn bad_pool_and_connection_settings_refuse_to_start_with_a_clear_message() {
 }
 
 /// Two `cohort serve` processes on one PostgreSQL database share the webhook queue; one is
-/// killed with SIGKILL in the middle of delivering and started again. Every one of 400 events
+/// killed with SIGKILL in the middle of delivering and started again. Every one of 1,000 events
 /// reaches the receiver; duplicates (at least once: a killed worker may have sent a message it
 /// could not record) are counted and reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,7 +280,7 @@ async fn two_servers_share_webhooks_and_survive_kill_9() {
         json!({"query": "mutation($u: String!) { createWebhookEndpoint(input: {url: $u, eventTypes: [\"group.created\"]}) { secret } }", "variables": {"u": hook}}),
     )
     .await;
-    const N: usize = 400;
+    const N: usize = 1000;
     let mut tasks = vec![];
     for i in 0..N {
         let addr = if i % 2 == 0 { a.addr.clone() } else { b.addr.clone() };

@@ -11,7 +11,7 @@ use crate::core::dialect::Dialect;
 use crate::core::sql::Sql;
 use crate::core::uow::immediate;
 use crate::entities::{event, webhook_attempt, webhook_delivery, webhook_endpoint};
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::events::{EVENT_SCHEMA_VERSION, EventRecord, EventType, Subject, SubjectKind, type_matches};
 use crate::system::SystemHandle;
 use sea_orm::sea_query::OnConflict;
@@ -362,30 +362,5 @@ impl SystemHandle {
         }
         txn.commit().await?;
         Ok(())
-    }
-
-    /// Gives claimed deliveries back (graceful shutdown): they are due again at once.
-    pub async fn release_deliveries(&self, claimed: &[(Uuid, Uuid)]) -> StoreResult<()> {
-        if claimed.is_empty() {
-            return Ok(());
-        }
-        let txn = self.store.db.begin_with_options(immediate()).await?;
-        for (t, id) in claimed {
-            webhook_delivery::Entity::update_many()
-                .col_expr(
-                    webhook_delivery::Column::Status,
-                    sea_orm::sea_query::Expr::value(DeliveryStatus::Pending.as_str()),
-                )
-                .col_expr(
-                    webhook_delivery::Column::LeaseUntil,
-                    sea_orm::sea_query::Expr::value(Option::<chrono::DateTime<Utc>>::None),
-                )
-                .filter(webhook_delivery::Column::TenantId.eq(*t))
-                .filter(webhook_delivery::Column::Id.eq(*id))
-                .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Delivering.as_str()))
-                .exec(&txn)
-                .await?;
-        }
-        txn.commit().await.map_err(StoreError::from)
     }
 }
