@@ -3,7 +3,9 @@
 # ready, runs W1–W5 at 1, 16 and 64 connections, W6 (bulk add/remove of 10,000 ids, one script at
 # a time) as user 1 and as an admin, W7 (receiveMessage for a contact in 20+ groups; its line also
 # carries the statements per message for 1 vs 20+ groups) and then W8 (a page of a queue) at the
-# same concurrencies, and the raw-SQL replay of W1–W3. W7/W8 set up their queues and responsibilities
+# same concurrencies, W9 (createTicket for that contact, whose groups carry default SLAs; its line
+# carries the statements per ticket for 1 vs 20+ groups) and W10 (a page of the ticket work queue),
+# and the raw-SQL replay of W1–W3. W7/W8 set up their queues and responsibilities
 # as an admin (idempotent) and store messages: every W7 run adds its requests to the database.
 # Every line is appended to RESULTS; `cohort-bench report RESULTS` prints the table.
 #
@@ -12,7 +14,7 @@
 #   RESULTS       a .jsonl file to append to
 #   SIZE          m (default) or s
 # Environment: DURATION (measured seconds per run, default 10), WARMUP (default 2),
-#              CONNECTIONS (default "1 16 64"), ROUTING_CONNECTIONS (W7/W8, default: CONNECTIONS),
+#              CONNECTIONS (default "1 16 64"), ROUTING_CONNECTIONS (W7–W10, default: CONNECTIONS),
 #              CARGO_TARGET_DIR (where the release binaries are).
 set -euo pipefail
 
@@ -50,7 +52,7 @@ run --workload W6 --connections 1
 run --workload W6 --connections 1 --admin
 # W7 first at every concurrency, then W8: all W8 lines page the same queue (its size is in their
 # note; W7 runs add to it, and W8 tops it up to 2,000 messages if it holds fewer).
-for w in W7 W8; do
+for w in W7 W8 W9 W10; do
   for c in $routing_connections; do
     run --workload "$w" --connections "$c"
   done

@@ -12,6 +12,8 @@ mod report;
 mod routing;
 mod run;
 mod sql;
+mod tickets;
+mod webhooks;
 mod workloads;
 
 use anyhow::Context;
@@ -24,7 +26,7 @@ use std::time::Duration;
 use workloads::Workload;
 
 #[derive(Parser)]
-#[command(name = "cohort-bench", about = "Cohort's benchmark harness: dataset M, workloads W1–W8, raw-SQL ceiling")]
+#[command(name = "cohort-bench", about = "Cohort's benchmark harness: dataset M, workloads W1–W10, raw-SQL ceiling")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,7 +36,9 @@ struct Cli {
 struct Load {
     /// W1 … W6 (DATASET.md); W7 receiveMessage for a contact in 20+ groups with a
     /// responsibility (also counts statements per message for 1 vs 20+ groups); W8 a page of 50
-    /// messages of a queue. W7/W8 set up their queues and responsibilities as an admin first.
+    /// messages of a queue. W9 createTicket for that contact, whose groups carry default SLAs
+    /// (also counts statements per ticket for 1 vs 20+ groups); W10 a page of 50 tickets of the
+    /// queue, nearest due time first. W7–W10 set up what they need as an admin first.
     #[arg(long, value_parser = parse_workload)]
     workload: Workload,
     /// Concurrent connections (each runs requests back to back).
@@ -68,14 +72,14 @@ enum Command {
         /// The server, e.g. http://127.0.0.1:8080
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
-        /// The server's HS256 secret, to sign user 1's token (and an admin's for W6–W8's setup).
+        /// The server's HS256 secret, to sign user 1's token (and an admin's for W6–W10's setup).
         #[arg(long, env = "COHORT_JWT_SECRET", hide_env_values = true)]
         jwt_secret: String,
         #[arg(long, env = "COHORT_JWT_ISSUER", default_value = "cohort")]
         jwt_issuer: String,
         #[arg(long, env = "COHORT_JWT_AUDIENCE", default_value = "cohort-api")]
         jwt_audience: String,
-        /// Act as a tenant admin instead of user 1 (W6: all 10,000 contacts are visible; W7/W8:
+        /// Act as a tenant admin instead of user 1 (W6: all 10,000 contacts are visible; W7–W10:
         /// post and page as the admin).
         #[arg(long)]
         admin: bool,
@@ -92,12 +96,30 @@ enum Command {
         #[command(flatten)]
         load: Load,
     },
+    /// Webhook throughput and commit-to-delivery latency against a running server (worker on,
+    /// `COHORT_WEBHOOK_ALLOW_HOSTS=127.0.0.1`): a local receiver, an endpoint for it, and
+    /// `connections` producers flipping contacts' business statuses (one event each).
+    Webhooks {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, env = "COHORT_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+        #[arg(long, env = "COHORT_JWT_ISSUER", default_value = "cohort")]
+        jwt_issuer: String,
+        #[arg(long, env = "COHORT_JWT_AUDIENCE", default_value = "cohort-api")]
+        jwt_audience: String,
+        /// Events to produce (rounded down to a multiple of `connections`).
+        #[arg(long, default_value_t = 2000)]
+        events: u64,
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+    },
     /// Print the markdown table of a results file.
     Report { file: PathBuf },
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
-    Workload::parse(s).ok_or_else(|| format!("'{s}' is not a workload (W1 … W8)"))
+    Workload::parse(s).ok_or_else(|| format!("'{s}' is not a workload (W1 … W10)"))
 }
 
 fn parse_size(s: &str) -> Result<Size, String> {
@@ -164,6 +186,28 @@ async fn main() -> anyhow::Result<()> {
             if figures.errors > 0 {
                 anyhow::bail!("{} statements failed", figures.errors);
             }
+            Ok(())
+        }
+        Command::Webhooks { url, jwt_secret, jwt_issuer, jwt_audience, events, connections } => {
+            let base = url.trim_end_matches('/').trim_end_matches("/graphql").to_owned();
+            let token = cohort_api::auth::issue_hs256(
+                jwt_secret.as_bytes(),
+                &jwt_issuer,
+                &jwt_audience,
+                dataset::TENANT,
+                "bench-admin",
+                &["admin".to_owned()],
+                3600,
+            )?;
+            let admin = run::Client {
+                http: reqwest::Client::builder()
+                    .pool_max_idle_per_host(connections.max(1))
+                    .tcp_nodelay(true)
+                    .build()?,
+                graphql: format!("{base}/graphql"),
+                token,
+            };
+            println!("{}", webhooks::run(webhooks::WebhookArgs { admin, events, connections }).await?);
             Ok(())
         }
         Command::Report { file } => {

@@ -233,33 +233,54 @@ pub fn w7(r: &Routing) -> Prepared {
 pub async fn statements(viewer: &Client, base: &str, r: &Routing) -> anyhow::Result<String> {
     let many = workloads::w7(&r.contact, (&r.vip, VIP_QUEUE), &r.worker, r.may_be_unreadable);
     let one = workloads::w7(&r.single, (&r.vip, VIP_QUEUE), &r.worker, r.may_be_unreadable);
+    let (cost_many, cost_one) = compare_statements(viewer, base, &many, &one).await?;
+    Ok(format!(
+        "statements per receiveMessage: {} groups ({} candidates, {} inherited) {} vs 1 group (1 candidate, inherited) {}",
+        r.groups,
+        r.candidates,
+        r.inherited,
+        show(&cost_many),
+        show_verdict(&cost_one, &cost_many)
+    ))
+}
+
+/// The statements of each of `many` and `one` (two requests whose cost must not differ),
+/// interleaved over [`STATEMENT_ROUNDS`] rounds after one uncounted call of each, every call
+/// bracketed by two reads of `cohort_db_statements_total` on `/metrics`.
+pub async fn compare_statements(
+    viewer: &Client,
+    base: &str,
+    many: &Prepared,
+    one: &Prepared,
+) -> anyhow::Result<(Vec<u64>, Vec<u64>)> {
     let (mut cost_many, mut cost_one) = (vec![], vec![]);
     // The first call of each is not counted (a request path's first call may differ).
     for round in 0..=STATEMENT_ROUNDS {
-        for (p, costs) in [(&one, &mut cost_one), (&many, &mut cost_many)] {
+        for (p, costs) in [(one, &mut cost_one), (many, &mut cost_many)] {
             let (before, ..) = scrape(&viewer.http, base).await?;
             let v = viewer.post(&p.body).await?;
             let (after, ..) = scrape(&viewer.http, base).await?;
-            (p.check)(&v).map_err(|e| anyhow::anyhow!("receiveMessage answered wrongly: {e}"))?;
+            (p.check)(&v).map_err(|e| anyhow::anyhow!("the request answered wrongly: {e}"))?;
             if round > 0 {
                 costs.push(after.saturating_sub(before));
             }
         }
     }
-    let show = |c: &[u64]| c.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
-    let verdict = if cost_many.iter().chain(&cost_one).all(|c| *c == cost_one[0]) {
-        format!("equal: {} statements per message, independent of the number of groups", cost_one[0])
+    Ok((cost_many, cost_one))
+}
+
+pub fn show(c: &[u64]) -> String {
+    format!("[{}]", c.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))
+}
+
+/// `one`'s counts and whether every count of both is the same.
+pub fn show_verdict(one: &[u64], many: &[u64]) -> String {
+    let verdict = if many.iter().chain(one).all(|c| Some(c) == one.first()) {
+        format!("equal: {} statements each, independent of the number of groups", one[0])
     } else {
         "NOT equal".to_owned()
     };
-    Ok(format!(
-        "statements per receiveMessage: {} groups ({} candidates, {} inherited) [{}] vs 1 group (1 candidate, inherited) [{}] — {verdict}",
-        r.groups,
-        r.candidates,
-        r.inherited,
-        show(&cost_many),
-        show(&cost_one)
-    ))
+    format!("{} — {verdict}", show(one))
 }
 
 async fn page_as_admin(admin: &Client, queue: &str) -> anyhow::Result<(u64, Vec<String>)> {

@@ -3,6 +3,7 @@
 use crate::dataset::{self as ds, Size};
 use crate::report::{Figures, Stopwatch};
 use crate::routing;
+use crate::tickets;
 use crate::workloads::{self, Prepared, Workload};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -24,6 +25,7 @@ pub struct RunArgs {
     pub as_admin: bool,
 }
 
+#[derive(Clone)]
 pub(crate) struct Client {
     pub(crate) http: reqwest::Client,
     pub(crate) graphql: String,
@@ -103,7 +105,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(60))
         .build()?;
-    let (subject, role) = if args.as_admin { ("bench-admin".to_owned(), "admin") } else { (ds::subject(1), "agent") };
+    // W9 opens tickets, which needs WRITE on the contact's book; user 1 reads the W4/W5 contact's
+    // book only, so W9 always runs as a tenant admin.
+    let as_admin = args.as_admin || args.workload == Workload::W9;
+    let (subject, role) = if as_admin { ("bench-admin".to_owned(), "admin") } else { (ds::subject(1), "agent") };
     let client = Arc::new(Client {
         http: http.clone(),
         graphql: format!("{base}/graphql"),
@@ -115,7 +120,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
     // Each connection runs its own request sequence: one request for W1–W5, W7 and W8, an
     // add/remove cycle on a group of its own for W6. W7/W8 first set up queues and
     // responsibilities as an admin (routing.rs); W7 counts its statements per message before the
-    // load, W8 fills its queue.
+    // load, W8 fills its queue. W9/W10 do the same for tickets, with default SLAs (tickets.rs).
     let mut plans: Vec<Vec<Prepared>> = vec![];
     let mut w6_groups: Vec<String> = vec![];
     let mut note = None;
@@ -134,6 +139,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
             note = Some(expected.note());
             for _ in 0..args.connections {
                 plans.push(vec![routing::w8(&r, &expected)]);
+            }
+        }
+    } else if matches!(args.workload, Workload::W9 | Workload::W10) {
+        let sla = tickets::setup(&admin, &args.size).await.context("W9/W10 setup")?;
+        if args.workload == Workload::W9 {
+            let n = tickets::statements(&client, &base, &sla).await?;
+            eprintln!("W9: {n}");
+            note = Some(n);
+            for _ in 0..args.connections {
+                plans.push(vec![tickets::w9(&sla)]);
+            }
+        } else {
+            let expected = tickets::w10_expected(Arc::new(admin.clone()), &sla, args.connections).await?;
+            eprintln!("W10: {}", expected.note());
+            note = Some(expected.note());
+            for _ in 0..args.connections {
+                plans.push(vec![tickets::w10(&sla, &expected)]);
             }
         }
     } else if args.workload == Workload::W6 {
@@ -252,7 +274,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
     // Statements seen by the server while measuring (requests in flight at either edge make this
     // approximate by at most one request per connection).
     let stmts = stmts_after.saturating_sub(stmts_before);
-    let who = if args.as_admin { " (admin)" } else { "" };
+    let who = if as_admin { " (admin)" } else { "" };
     let label = |i: usize| match (args.workload, i) {
         (Workload::W6, 0) => format!("W6 add{who}"),
         (Workload::W6, _) => format!("W6 remove{who}"),

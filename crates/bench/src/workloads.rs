@@ -1,4 +1,4 @@
-//! The workloads W1–W8 as GraphQL requests, each with the exact answer dataset M implies.
+//! The workloads W1–W10 as GraphQL requests, each with the exact answer dataset M implies.
 //!
 //! A response counts as a success only if it has no `errors` and its rows are the expected ones
 //! (ids, counts, names) — a fast wrong answer is a failure.
@@ -19,6 +19,10 @@ pub enum Workload {
     W7,
     /// A page of 50 messages of a queue (setup: `routing.rs`).
     W8,
+    /// `createTicket` for a contact in 20+ groups with default SLAs (setup: `tickets.rs`).
+    W9,
+    /// A page of 50 tickets of a queue, nearest due time first (setup: `tickets.rs`).
+    W10,
 }
 
 impl Workload {
@@ -35,10 +39,12 @@ impl Workload {
             Workload::W6 => "W6",
             Workload::W7 => "W7",
             Workload::W8 => "W8",
+            Workload::W9 => "W9",
+            Workload::W10 => "W10",
         }
     }
 
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 10] = [
         Workload::W1,
         Workload::W2,
         Workload::W3,
@@ -47,6 +53,8 @@ impl Workload {
         Workload::W6,
         Workload::W7,
         Workload::W8,
+        Workload::W9,
+        Workload::W10,
     ];
 }
 
@@ -388,7 +396,8 @@ pub fn w8(queue: &str, total: u64, expected: Vec<String>, senders: Vec<String>) 
 }
 
 /// The single request of a read workload (W6 is a cycle of two mutations, prepared per group;
-/// W7 and W8 need their queues and responsibilities set up first, see `routing.rs`).
+/// W7–W10 need their queues, responsibilities and contracts set up first, see `routing.rs` and
+/// `tickets.rs`).
 pub fn prepare(w: Workload, size: &Size) -> Option<Prepared> {
     Some(match w {
         Workload::W1 => w1(size),
@@ -396,7 +405,7 @@ pub fn prepare(w: Workload, size: &Size) -> Option<Prepared> {
         Workload::W3 => w3(size),
         Workload::W4 => w4(size),
         Workload::W5 => w5(size),
-        Workload::W6 | Workload::W7 | Workload::W8 => return None,
+        Workload::W6 | Workload::W7 | Workload::W8 | Workload::W9 | Workload::W10 => return None,
     })
 }
 
@@ -410,7 +419,7 @@ mod tests {
             assert_eq!(Workload::parse(w.name()), Some(w));
             assert_eq!(Workload::parse(&w.name().to_lowercase()), Some(w));
         }
-        assert_eq!(Workload::parse("W9"), None);
+        assert_eq!(Workload::parse("W11"), None);
     }
 
     fn w7_answer(message: Value) -> Value {
