@@ -17,6 +17,7 @@ mod m20261201_000007_history_book;
 mod m20261202_000008_routing;
 mod m20261202_000009_sla;
 mod m20261202_000010_webhooks;
+mod m20261202_000011_sequences;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_routing::Migration),
             Box::new(m20261202_000009_sla::Migration),
             Box::new(m20261202_000010_webhooks::Migration),
+            Box::new(m20261202_000011_sequences::Migration),
         ]
     }
 }
@@ -52,6 +54,7 @@ pub fn sources() -> &'static [&'static str] {
         include_str!("m20261202_000008_routing.rs"),
         include_str!("m20261202_000009_sla.rs"),
         include_str!("m20261202_000010_webhooks.rs"),
+        include_str!("m20261202_000011_sequences.rs"),
     ]
 }
 

@@ -15,6 +15,7 @@ mod http_spec;
 mod noninterference;
 mod pricing;
 mod routing;
+mod sequences;
 mod sla;
 mod visibility;
 mod webhooks;

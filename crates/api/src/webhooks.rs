@@ -242,6 +242,10 @@ pub async fn run_worker(
             Ok(n) => busy |= n > 0,
             Err(e) => tracing::error!(error = %e, "emitting SLA breaches failed"),
         }
+        match system.run_due_steps(100).await {
+            Ok(n) => busy |= n > 0,
+            Err(e) => tracing::error!(error = %e, "running follow-up sequence steps failed"),
+        }
         match system.dispatch_events(500).await {
             Ok(n) => busy |= n > 0,
             Err(e) => tracing::error!(error = %e, "webhook fan-out failed"),

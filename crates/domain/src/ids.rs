@@ -66,6 +66,8 @@ typed_id! {
     TicketId => "Ticket",
     WebhookEndpointId => "WebhookEndpoint",
     WebhookDeliveryId => "WebhookDelivery",
+    SequenceId => "Sequence",
+    EnrolmentId => "SequenceEnrolment",
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod inherit;
 pub mod money;
 pub mod pricing;
 pub mod routing;
+pub mod sequence;
 pub mod sla;
 pub mod status;
 pub mod text;

@@ -87,6 +87,14 @@ event_types! {
     WebhookEndpointDeleted => "webhook_endpoint.deleted",
     WebhookSecretRotated => "webhook_endpoint.secret_rotated",
     WebhookEndpointDisabled => "webhook_endpoint.disabled",
+    SequenceCreated => "sequence.created",
+    SequenceUpdated => "sequence.updated",
+    SequencePaused => "sequence.paused",
+    SequenceResumed => "sequence.resumed",
+    SequenceEnrolled => "sequence.enrolled",
+    SequenceEnrolmentsStopped => "sequence.enrolments_stopped",
+    SequenceStepDue => "sequence.step_due",
+    SequenceEnrolmentCompleted => "sequence.enrolment_completed",
 }
 
 /// What an event is about. The kind names are the GraphQL type names, so the API can turn a
@@ -108,6 +116,8 @@ pub enum SubjectKind {
     BusinessCalendar,
     SlaContract,
     Ticket,
+    Sequence,
+    SequenceEnrolment,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

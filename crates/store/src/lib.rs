@@ -17,7 +17,8 @@
 //!
 //! Layout: `access` (viewers, tokens, the gate, address books, users), `contacts`, `groups`
 //! (hierarchy, memberships), `pricing`, `orders`, `routing` (queues, process areas,
-//! responsibilities, messages), `sla` (calendars, contracts, tickets), `events`,
+//! responsibilities, messages), `sla` (calendars, contracts, tickets), `sequences` (follow-up
+//! sequences: enrolment on join, the step runner), `webhooks`, `events`,
 //! and `core` (SQL builder, dialect,
 //! visibility rule, pagination, unit of work).
 
@@ -32,6 +33,7 @@ mod groups;
 mod orders;
 mod pricing;
 mod routing;
+mod sequences;
 mod sla;
 mod system;
 #[doc(hidden)]
@@ -66,6 +68,8 @@ pub use routing::{
     AssignmentRecord, EffectiveResponsibilityRecord, MessageFilter, MessageInput, MessageRecord, ProcessAreaRecord,
     ProcessingAreaRecord, Reassignment, ReceivedMessage, ResponsibilityRecord, RouteRecord,
 };
+pub use sequences::worker::AUTOMATION_SUBJECT;
+pub use sequences::{EnrolmentRecord, SequenceInput, SequencePatch, SequenceRecord, StepInput, StepRunRecord};
 pub use sla::tickets::ticket_clock;
 pub use sla::{
     CalendarInput, CalendarRecord, ContractInput, ContractRecord, CreatedTicket, EffectiveSlaRecord, TicketEventRecord,

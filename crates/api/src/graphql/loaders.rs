@@ -265,3 +265,28 @@ impl async_graphql::dataloader::Loader<HistoryOf> for Loaders {
         Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
     }
 }
+
+impl async_graphql::dataloader::Loader<cohort_domain::ids::SequenceId> for Loaders {
+    type Value = cohort_store::SequenceRecord;
+    type Error = async_graphql::Error;
+    async fn load(
+        &self,
+        keys: &[cohort_domain::ids::SequenceId],
+    ) -> R<cohort_domain::ids::SequenceId, cohort_store::SequenceRecord> {
+        Ok(self.data.sequences_by_ids(keys).await.map_err(err)?.into_iter().map(|s| (s.id, s)).collect())
+    }
+}
+
+/// The steps that ran for an enrolment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StepRunsOf(pub cohort_domain::ids::EnrolmentId);
+
+impl async_graphql::dataloader::Loader<StepRunsOf> for Loaders {
+    type Value = Vec<cohort_store::StepRunRecord>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[StepRunsOf]) -> R<StepRunsOf, Vec<cohort_store::StepRunRecord>> {
+        let ids: Vec<_> = keys.iter().map(|k| k.0).collect();
+        let mut found = self.data.enrolment_steps(&ids).await.map_err(err)?;
+        Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
+    }
+}

@@ -19,6 +19,7 @@ pub mod orders;
 pub mod pricing;
 pub mod relay;
 pub mod routing;
+pub mod sequences;
 pub mod sla;
 pub mod webhooks;
 
@@ -46,6 +47,7 @@ pub struct QueryRoot(
     events::EventQuery,
     routing::RoutingQuery,
     sla::SlaQuery,
+    sequences::SequenceQuery,
     webhooks::WebhookQuery,
 );
 
@@ -60,6 +62,7 @@ pub struct MutationRoot(
     orders::OrderMutation,
     routing::RoutingMutation,
     sla::SlaMutation,
+    sequences::SequenceMutation,
     webhooks::WebhookMutation,
 );
 

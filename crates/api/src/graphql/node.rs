@@ -26,6 +26,8 @@ pub enum Node {
     Ticket(crate::graphql::sla::Ticket),
     SlaContract(crate::graphql::sla::SlaContract),
     BusinessCalendar(crate::graphql::sla::BusinessCalendar),
+    Sequence(crate::graphql::sequences::Sequence),
+    SequenceEnrolment(crate::graphql::sequences::SequenceEnrolment),
 }
 
 #[derive(Default)]
@@ -76,6 +78,18 @@ impl NodeQuery {
                 .load_one(cohort_domain::ids::BusinessCalendarId(uuid))
                 .await?
                 .map(|c| Node::BusinessCalendar(crate::graphql::sla::BusinessCalendar(c))),
+            cohort_domain::ids::SequenceId::TAG => data(ctx)?
+                .sequences_by_ids(&[cohort_domain::ids::SequenceId(uuid)])
+                .await
+                .map_err(ApiError::from)?
+                .pop()
+                .map(|s| Node::Sequence(crate::graphql::sequences::Sequence(s))),
+            cohort_domain::ids::EnrolmentId::TAG => data(ctx)?
+                .enrolments_by_ids(&[cohort_domain::ids::EnrolmentId(uuid)])
+                .await
+                .map_err(ApiError::from)?
+                .pop()
+                .map(|e| Node::SequenceEnrolment(crate::graphql::sequences::SequenceEnrolment(e))),
             _ => None,
         })
     }

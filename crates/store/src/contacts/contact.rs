@@ -715,17 +715,30 @@ impl DataHandle {
         key: Option<&str>,
         note: Option<&str>,
     ) -> StoreResult<ContactRecord> {
-        let v = self.viewer();
         let note = optional_text("note", note)?;
         let w = self.begin().await?;
+        let (m, _) = self.set_status_in(&w, id, key, note).await?;
+        w.commit().await?;
+        m.try_into()
+    }
+
+    /// The write of [`DataHandle::set_business_status`] inside the caller's unit of work (also a
+    /// sequence step's). Returns the contact as it is now and whether anything changed.
+    pub(crate) async fn set_status_in(
+        &self,
+        w: &UnitOfWork,
+        id: ContactId,
+        key: Option<&str>,
+        note: Option<String>,
+    ) -> StoreResult<(contact::Model, bool)> {
+        let v = self.viewer();
         let cur = self.contact_for(w.tx(), v, id, AccessLevel::Write).await?;
         let to = match key {
             Some(k) => Some(self.status_id_for(w.tx(), v, k).await?),
             None => None,
         };
         if to == cur.business_status_id {
-            w.commit().await?;
-            return cur.try_into();
+            return Ok((cur, false));
         }
         let now = Utc::now();
         contact::Entity::update_many()
@@ -741,8 +754,7 @@ impl DataHandle {
             vec![Subject::new(SubjectKind::Contact, id.0)],
             serde_json::json!({"fromStatusId": cur.business_status_id, "toStatusId": to}),
         );
-        w.commit().await?;
-        contact::Model { business_status_id: to, updated_at: now, ..cur }.try_into()
+        Ok((contact::Model { business_status_id: to, updated_at: now, ..cur }, true))
     }
 
     /// A visible contact's status history, newest first.

@@ -436,6 +436,7 @@ impl DataHandle {
             }
         }
         let doomed_ids: Vec<Uuid> = doomed.iter().map(|g| g.0).collect();
+        crate::sequences::enrol::refuse_if_start_group(&w, &doomed_ids).await?;
         // Members being added to a doomed group right now finish first (or wait and then find no
         // group): every membership that ends here gets its LEAVE entry.
         w.lock_groups(&doomed_ids, crate::core::dialect::RowLock::Update).await?;
@@ -482,6 +483,9 @@ impl DataHandle {
             .filter(membership::Column::GroupId.is_in(doomed_ids.clone()))
             .exec(w.tx())
             .await?;
+        // Enrolments that end when their contact leaves the start group's subtree (while the
+        // closure still knows where the deleted groups hung).
+        crate::sequences::enrol::on_groups_deleted(&w, &doomed_ids).await?;
         group_closure::Entity::delete_many()
             .filter(group_closure::Column::TenantId.eq(v.tenant_id.0))
             .filter(

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::group::{MAX_BULK_IDS, MembershipSource};
 use cohort_domain::ids::{ContactId, GroupId, MembershipEventId, UserId};
+use cohort_domain::sequence::Chain;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter,
@@ -215,6 +216,94 @@ async fn append_history(
     Ok(())
 }
 
+/// A contact joining a group: (contact, its address book, its sort key).
+pub(crate) type Joining = (Uuid, Uuid, String);
+/// A membership ending: (contact, its address book, the membership's source).
+pub(crate) type Leaving = (Uuid, Uuid, String);
+
+/// Inserts the memberships of `joining` (none of them a member yet) with their JOIN history, the
+/// event, and the enrolments the join starts — the one write path of every join (bulk add, a
+/// sequence step), so automation reacts to membership however it came about. `chain`: the
+/// sequences whose steps led here (empty for a person's or an integration's change).
+pub(crate) async fn join_in(
+    w: &UnitOfWork,
+    group: GroupId,
+    joining: &[Joining],
+    source: MembershipSource,
+    chain: &Chain,
+) -> StoreResult<()> {
+    if joining.is_empty() {
+        return Ok(());
+    }
+    let v = w.viewer();
+    let now = Utc::now();
+    for chunk in joining.chunks(CHUNK) {
+        membership::Entity::insert_many(chunk.iter().map(|(c, book, sort)| membership::ActiveModel {
+            tenant_id: Set(v.tenant_id.0),
+            group_id: Set(group.0),
+            contact_id: Set(*c),
+            address_book_id: Set(*book),
+            sort_name: Set(sort.clone()),
+            joined_at: Set(now),
+            source: Set(source.as_str().to_owned()),
+            assigned_by: Set(Some(v.user_id.0)),
+            consent_id: Set(None),
+        }))
+        .exec_without_returning(w.tx())
+        .await?;
+    }
+    let joined: Vec<(Uuid, Uuid)> = joining.iter().map(|(c, b, _)| (*c, *b)).collect();
+    append_history(w, group.0, &joined, "JOIN", source.as_str(), None, now).await?;
+    // Ids and counts only: a webhook must not become a membership export.
+    w.emit(
+        EventType::GroupMembersAdded,
+        vec![Subject::new(SubjectKind::Group, group.0)],
+        serde_json::json!({"count": joining.len(), "source": source.as_str()}),
+    );
+    crate::sequences::enrol::on_join(w, group, &joined, source, chain, false).await
+}
+
+/// Deletes the memberships of `leaving` with their LEAVE history (with the membership's own
+/// source, or `source` when given — `AUTOMATION` for a sequence step), the event, and stops the
+/// enrolments that end when a contact leaves.
+pub(crate) async fn leave_in(
+    w: &UnitOfWork,
+    group: GroupId,
+    leaving: &[Leaving],
+    source: Option<MembershipSource>,
+    reason: Option<&str>,
+) -> StoreResult<()> {
+    if leaving.is_empty() {
+        return Ok(());
+    }
+    let v = w.viewer();
+    for chunk in leaving.chunks(CHUNK) {
+        membership::Entity::delete_many()
+            .filter(membership::Column::TenantId.eq(v.tenant_id.0))
+            .filter(membership::Column::GroupId.eq(group.0))
+            .filter(membership::Column::ContactId.is_in(chunk.iter().map(|l| l.0)))
+            .exec(w.tx())
+            .await?;
+    }
+    let now = Utc::now();
+    // A leave is recorded with the source of the membership that ended (in a stable order).
+    let mut by_source: std::collections::BTreeMap<&str, Vec<(Uuid, Uuid)>> = Default::default();
+    for (c, book, src) in leaving {
+        let src = source.map(|s| s.as_str()).unwrap_or(src.as_str());
+        by_source.entry(src).or_default().push((*c, *book));
+    }
+    for (src, cs) in by_source {
+        append_history(w, group.0, &cs, "LEAVE", src, reason, now).await?;
+    }
+    w.emit(
+        EventType::GroupMembersRemoved,
+        vec![Subject::new(SubjectKind::Group, group.0)],
+        serde_json::json!({"count": leaving.len()}),
+    );
+    let ids: Vec<Uuid> = leaving.iter().map(|l| l.0).collect();
+    crate::sequences::enrol::on_leave(w, &[group.0], &ids).await
+}
+
 fn dedup(ids: &[ContactId]) -> Vec<Uuid> {
     let mut seen = HashSet::with_capacity(ids.len());
     ids.iter().map(|i| i.0).filter(|u| seen.insert(*u)).collect()
@@ -304,40 +393,13 @@ impl DataHandle {
                 Begun::Fresh(start) => *start,
             };
         let new: Vec<Uuid> = visible_ids.iter().copied().filter(|i| !existing.contains_key(i)).collect();
-        let now = Utc::now();
-        for chunk in new.chunks(CHUNK) {
-            membership::Entity::insert_many(chunk.iter().map(|c| {
-                let (book, sort) = &visible[c];
-                membership::ActiveModel {
-                    tenant_id: Set(v.tenant_id.0),
-                    group_id: Set(group.0),
-                    contact_id: Set(*c),
-                    address_book_id: Set(*book),
-                    sort_name: Set(sort.clone()),
-                    joined_at: Set(now),
-                    source: Set(source.as_str().to_owned()),
-                    assigned_by: Set(Some(v.user_id.0)),
-                    consent_id: Set(None),
-                }
-            }))
-            .exec_without_returning(w.tx())
-            .await?;
-        }
-        let joined: Vec<(Uuid, Uuid)> = new.iter().map(|c| (*c, visible[c].0)).collect();
-        append_history(&w, group.0, &joined, "JOIN", source.as_str(), None, now).await?;
+        let joining: Vec<Joining> = new.iter().map(|c| (*c, visible[c].0, visible[c].1.clone())).collect();
+        join_in(&w, group, &joining, source, &Chain::default()).await?;
         let outcome = AddMembersOutcome {
             added: new.len() as u64,
             already_members: existing.len() as u64,
             not_found: wanted.iter().filter(|i| !visible.contains_key(i)).map(|i| ContactId(*i)).collect(),
         };
-        if !new.is_empty() {
-            // Ids and counts only: a webhook must not become a membership export.
-            w.emit(
-                EventType::GroupMembersAdded,
-                vec![Subject::new(SubjectKind::Group, group.0)],
-                serde_json::json!({"count": new.len(), "source": source.as_str()}),
-            );
-        }
         w.answer(&outcome)?;
         w.commit().await?;
         Ok(outcome)
@@ -352,7 +414,6 @@ impl DataHandle {
         idempotency_key: Option<&str>,
     ) -> StoreResult<RemoveMembersOutcome> {
         check_bulk(ids)?;
-        let v = self.viewer();
         let reason = cohort_domain::text::optional_text("reason", reason)?;
         let hash = request_fingerprint("removeGroupMembers", group, ids, None, reason.as_deref());
         let BulkStart { mut w, wanted, visible, visible_ids, existing } =
@@ -361,36 +422,14 @@ impl DataHandle {
                 Begun::Fresh(start) => *start,
             };
         let leaving: Vec<Uuid> = visible_ids.iter().copied().filter(|i| existing.contains_key(i)).collect();
-        for chunk in leaving.chunks(CHUNK) {
-            membership::Entity::delete_many()
-                .filter(membership::Column::TenantId.eq(v.tenant_id.0))
-                .filter(membership::Column::GroupId.eq(group.0))
-                .filter(membership::Column::ContactId.is_in(chunk.iter().copied()))
-                .exec(w.tx())
-                .await?;
-        }
-        let now = Utc::now();
-        // A leave is recorded with the source of the membership that ended (in a stable order).
-        let mut by_source: std::collections::BTreeMap<&str, Vec<(Uuid, Uuid)>> = Default::default();
-        for c in &leaving {
-            let m = &existing[c];
-            by_source.entry(m.source.as_str()).or_default().push((*c, m.address_book_id));
-        }
-        for (src, cs) in by_source {
-            append_history(&w, group.0, &cs, "LEAVE", src, reason.as_deref(), now).await?;
-        }
+        let ending: Vec<Leaving> =
+            leaving.iter().map(|c| (*c, existing[c].address_book_id, existing[c].source.clone())).collect();
+        leave_in(&w, group, &ending, None, reason.as_deref()).await?;
         let outcome = RemoveMembersOutcome {
             removed: leaving.len() as u64,
             not_members: (visible_ids.len() - leaving.len()) as u64,
             not_found: wanted.iter().filter(|i| !visible.contains_key(i)).map(|i| ContactId(*i)).collect(),
         };
-        if !leaving.is_empty() {
-            w.emit(
-                EventType::GroupMembersRemoved,
-                vec![Subject::new(SubjectKind::Group, group.0)],
-                serde_json::json!({"count": leaving.len()}),
-            );
-        }
         w.answer(&outcome)?;
         w.commit().await?;
         Ok(outcome)
@@ -707,6 +746,13 @@ impl DataHandle {
             .col_expr(membership::Column::SortName, Expr::value(sort_name.to_owned()))
             .filter(membership::Column::TenantId.eq(v.tenant_id.0))
             .filter(membership::Column::ContactId.eq(contact))
+            .exec(txn)
+            .await?;
+        // So do its sequence enrolments.
+        crate::entities::sequence_enrolment::Entity::update_many()
+            .col_expr(crate::entities::sequence_enrolment::Column::AddressBookId, Expr::value(book))
+            .filter(crate::entities::sequence_enrolment::Column::TenantId.eq(v.tenant_id.0))
+            .filter(crate::entities::sequence_enrolment::Column::ContactId.eq(contact))
             .exec(txn)
             .await?;
         // The history follows the contact too: its entries are visible exactly when it is.

@@ -190,6 +190,14 @@ impl Contact {
     ) -> async_graphql::Result<crate::graphql::sla::TicketConnection> {
         crate::graphql::sla::contact_tickets(ctx, self.0.id, first, after).await
     }
+    /// The contact's enrolments in follow-up sequences the viewer can see, newest first. Counts
+    /// against the per-request membership cap (`EXPORT_LIMIT`) like `memberships`.
+    async fn sequence_enrolments(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::sequences::SequenceEnrolment>> {
+        crate::graphql::sequences::contact_enrolments(ctx, self.0.id).await
+    }
     /// Messages from the contact that the viewer may read, newest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn messages(

@@ -58,6 +58,8 @@ pub fn subject_tag(k: SubjectKind) -> &'static str {
         SubjectKind::BusinessCalendar => cohort_domain::ids::BusinessCalendarId::TAG,
         SubjectKind::SlaContract => cohort_domain::ids::SlaContractId::TAG,
         SubjectKind::Ticket => cohort_domain::ids::TicketId::TAG,
+        SubjectKind::Sequence => cohort_domain::ids::SequenceId::TAG,
+        SubjectKind::SequenceEnrolment => cohort_domain::ids::EnrolmentId::TAG,
         SubjectKind::WebhookEndpoint => cohort_domain::ids::WebhookEndpointId::TAG,
     }
 }

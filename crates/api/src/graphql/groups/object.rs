@@ -79,7 +79,7 @@ pub const MAX_MEMBERSHIP_CONTACTS: usize = 100;
 pub struct ExportGuardRef(pub std::sync::Arc<ExportGuard>);
 
 impl ExportGuard {
-    fn admit(&self) -> Result<(), ApiError> {
+    pub(crate) fn admit(&self) -> Result<(), ApiError> {
         if self.contacts.fetch_add(1, Ordering::Relaxed) >= MAX_MEMBERSHIP_CONTACTS {
             self.tripped.store(true, Ordering::Relaxed);
             return Err(ApiError::ExportLimit(MAX_MEMBERSHIP_CONTACTS));
