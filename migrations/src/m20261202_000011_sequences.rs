@@ -100,6 +100,9 @@ impl MigrationTrait for Migration {
                 .col(uuid("sequence_id"))
                 .col(uuid("contact_id"))
                 .col(uuid("address_book_id"))
+                // The group whose join enrolled (or restarted) it: with `include_subgroups` a
+                // subgroup, which must be visible too for the enrolment to be.
+                .col(uuid("group_id"))
                 .col(int("version"))
                 .col(int("generation"))
                 .col(ColumnDef::new("status").string_len(16).not_null())
@@ -148,7 +151,19 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        // A sequence's page of visible enrolments, newest first; a contact's enrolments.
+        // A sequence's page of enrolments, newest first (filtered by book on the way); its count
+        // by book; a contact's enrolments.
+        m.create_index(
+            Index::create()
+                .name("ix_enrolments_sequence_time")
+                .table("sequence_enrolments")
+                .col("tenant_id")
+                .col("sequence_id")
+                .col("enrolled_at")
+                .col("id")
+                .to_owned(),
+        )
+        .await?;
         m.create_index(
             Index::create()
                 .name("ix_enrolments_sequence_book")
@@ -179,6 +194,9 @@ impl MigrationTrait for Migration {
                 .col(int("position"))
                 .col(int("version"))
                 .col(ColumnDef::new("action").string_len(24).not_null())
+                // The group an ADD/REMOVE step acted on: its outcome is shown only to viewers
+                // who can see that group.
+                .col(uuid_null("group_id"))
                 .col(ts("due_at"))
                 .col(ts("at"))
                 .col(ColumnDef::new("outcome").string_len(16).not_null())

@@ -68,6 +68,7 @@ with_worker!(
     bad_definitions_and_refused_joins_write_nothing,
     enrolments_are_visible_only_with_their_contact_and_start_group,
     parallel_joins_and_workers_run_every_step_exactly_once,
+    subgroups_count_as_the_start_group,
 );
 
 async fn group(admin: &Actor<'_>, book: &str, name: &str, parent: Option<&str>) -> String {
@@ -85,11 +86,20 @@ async fn add(a: &Actor<'_>, g: &str, contacts: &[&str]) {
 }
 
 async fn enrolments(admin: &Actor<'_>, seq: &str) -> Vec<Value> {
-    let d = admin.ok(ENROLMENTS, json!({"s": seq})).await;
-    let e = &d["node"]["enrolments"];
-    let edges: Vec<Value> = e["edges"].as_array().unwrap().iter().map(|x| x["node"].clone()).collect();
-    assert_eq!(e["totalCount"], json!(edges.len()), "totalCount counts the same rows");
-    edges
+    // The page and `totalCount` are two statements: while the worker is enrolling, they may see
+    // different moments, so a mismatch is read again (and fails only if it persists).
+    let mut last = None;
+    for _ in 0..20 {
+        let d = admin.ok(ENROLMENTS, json!({"s": seq})).await;
+        let e = &d["node"]["enrolments"];
+        let edges: Vec<Value> = e["edges"].as_array().unwrap().iter().map(|x| x["node"].clone()).collect();
+        if e["totalCount"] == json!(edges.len()) {
+            return edges;
+        }
+        last = Some(e.clone());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("totalCount never matched the rows: {last:#?}");
 }
 
 /// Waits (up to 20 s) until `done` holds for the sequence's enrolments.
@@ -351,7 +361,7 @@ async fn bad_definitions_and_refused_joins_write_nothing(app: TestApp) {
     let g = group(&admin, &w.own, "Turkey", None).await;
     let team_group = group(&admin, &w.team, "Team group", None).await;
     let ok = json!({"name": "Turkey", "startGroupId": g, "steps": [emit("P0D", "welcome")]});
-    let watched = ["sequence.*", "group.deleted", "group.members_added"];
+    let watched = ["sequence.*", "group.members_added"];
     let before = events(&admin, &watched).await.len();
     let mut bad = vec![];
     for (field, value) in [
@@ -371,6 +381,15 @@ async fn bad_definitions_and_refused_joins_write_nothing(app: TestApp) {
         i[field] = value;
         bad.push(i);
     }
+    // Well-formed ids of a group that no longer exists reach the store's own checks.
+    let gone = group(&admin, &w.own, "Gone", None).await;
+    admin.ok("mutation($g: ID!) { deleteGroup(input: {id: $g}) { deletedId } }", json!({"g": gone})).await;
+    let mut i = ok.clone();
+    i["startGroupId"] = json!(gone);
+    bad.push(i);
+    let mut i = ok.clone();
+    i["steps"] = json!([to_group("P1D", "ADD_TO_GROUP", &gone)]);
+    bad.push(i);
     for i in &bad {
         assert_eq!(admin.err(CREATE, json!({"i": i})).await, "BAD_USER_INPUT", "{i}");
     }
@@ -400,17 +419,32 @@ async fn enrolments_are_visible_only_with_their_contact_and_start_group(app: Tes
     let agent = app.actor(&w.tenant, "agent", &["agent"]);
     let mixed = group(&admin, &w.own, "Mixed", None).await;
     let hidden_start = group(&admin, &w.hidden, "Hidden start", None).await;
-    let seq =
-        sequence(&admin, json!({"name": "Mixed", "startGroupId": mixed, "steps": [emit("PT30S", "later")]})).await;
+    let hidden_target = group(&admin, &w.hidden, "Hidden target", None).await;
+    let open_target = group(&admin, &w.own, "Open target", None).await;
+    let seq = sequence(
+        &admin,
+        json!({"name": "Mixed", "startGroupId": mixed, "steps": [
+            to_group("P0D", "ADD_TO_GROUP", &hidden_target), to_group("P0D", "ADD_TO_GROUP", &open_target), emit("PT30S", "later")]}),
+    )
+    .await;
     let secret =
         sequence(&admin, json!({"name": "Secret", "startGroupId": hidden_start, "steps": [emit("PT30S", "later")]}))
             .await;
     add(&admin, &mixed, &[w.id("anna"), w.id("anna_hidden"), w.id("secret")]).await;
     add(&admin, &hidden_start, &[w.id("anna")]).await;
-    wait_until(&admin, &seq, "three enrolments", |e| e.len() == 3).await;
+    wait_until(&admin, &seq, "two steps each", |e| {
+        e.len() == 3 && e.iter().all(|x| x["stepRuns"].as_array().unwrap().len() == 2)
+    })
+    .await;
     let mine = enrolments(&agent, &seq).await;
     assert_eq!(mine.len(), 1, "only the visible contact's, and totalCount agrees");
     assert_eq!(mine[0]["contact"]["id"], w.id("anna"));
+    // What the step did to a group the agent cannot see is withheld; the other is shown.
+    let runs = mine[0]["stepRuns"].as_array().unwrap();
+    assert_eq!((runs[0]["outcome"].clone(), runs[0]["detail"].clone()), (Value::Null, Value::Null));
+    assert_eq!(runs[1]["outcome"], "DONE");
+    let admin_runs = enrolments(&admin, &seq).await;
+    assert!(admin_runs.iter().all(|e| e["stepRuns"][0]["outcome"] == "DONE"));
     // The sequence on a hidden start group does not exist for the agent.
     let d = agent.ok("{ sequences { name } }", json!({})).await;
     assert_eq!(d["sequences"], json!([{"name": "Mixed"}]));
@@ -429,6 +463,63 @@ async fn enrolments_are_visible_only_with_their_contact_and_start_group(app: Tes
         agent.ok("query($s: ID!) { node(id: $s) { id } }", json!({"s": hidden["id"]})).await["node"],
         Value::Null
     );
+    // A contact that moves to a book the agent cannot read takes its enrolments along.
+    let mv = "mutation($i: UpdateContactInput!) { updateContact(input: $i) { contact { id } } }";
+    admin.ok(mv, json!({"i": {"id": w.id("anna"), "addressBookId": w.hidden}})).await;
+    assert_eq!(enrolments(&agent, &seq).await, Vec::<Value>::new());
+    assert_eq!(enrolments(&admin, &seq).await.len(), 3);
+}
+
+/// With `includeSubgroups`: joining a second subgroup is no re-join, leaving one subgroup while
+/// in another keeps the enrolment, leaving the last one (or its deletion) stops it, and a join
+/// through a subgroup the viewer cannot see keeps the enrolment from that viewer.
+async fn subgroups_count_as_the_start_group(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let agent = app.actor(&w.tenant, "agent", &["agent"]);
+    let top = group(&admin, &w.own, "Europe", None).await;
+    let (north, south) =
+        (group(&admin, &w.own, "North", Some(&top)).await, group(&admin, &w.own, "South", Some(&top)).await);
+    let secret_sub = group(&admin, &w.hidden, "Secret sub", Some(&top)).await;
+    let seq = sequence(
+        &admin,
+        json!({"name": "Europe", "startGroupId": top, "includeSubgroups": true, "rejoin": "RESTART", "steps": [emit("P0D", "hi")]}),
+    )
+    .await;
+    add(&admin, &north, &[w.id("anna"), w.id("bruno")]).await;
+    wait_until(&admin, &seq, "completion", |e| all_status(e, 2, "COMPLETED")).await;
+    add(&admin, &south, &[w.id("anna")]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let e = enrolments(&admin, &seq).await;
+    assert!(e.iter().all(|x| x["generation"] == 1), "joining a sibling is no re-join: {e:#?}");
+    // A long sequence for the leave checks.
+    let long = sequence(
+        &admin,
+        json!({"name": "Europe long", "startGroupId": top, "includeSubgroups": true, "steps": [emit("PT60S", "later")]}),
+    )
+    .await;
+    add(&admin, &south, &[w.id("bruno"), w.id("acme")]).await;
+    add(&admin, &north, &[w.id("acme")]).await;
+    admin.ok(REMOVE, json!({"i": {"groupId": north, "contactIds": [w.id("bruno")]}})).await;
+    let e = wait_until(&admin, &long, "two enrolments", |e| e.len() == 2).await;
+    assert!(all_status(&e, 2, "ACTIVE"), "bruno is still in South: {e:#?}");
+    admin.ok(REMOVE, json!({"i": {"groupId": south, "contactIds": [w.id("bruno")]}})).await;
+    let e = enrolments(&admin, &long).await;
+    let bruno = e.iter().find(|x| x["contact"]["id"] == w.id("bruno")).unwrap();
+    assert_eq!(bruno["endReason"], "LEFT_GROUP");
+    // Deleting South (acme is still in North) keeps acme's; deleting North then stops it.
+    let del = "mutation($g: ID!) { deleteGroup(input: {id: $g}) { deletedId } }";
+    admin.ok(del, json!({"g": south})).await;
+    let acme = |e: &[Value]| e.iter().find(|x| x["contact"]["id"] == w.id("acme")).unwrap()["status"].clone();
+    assert_eq!(acme(&enrolments(&admin, &long).await), "ACTIVE");
+    admin.ok(del, json!({"g": north})).await;
+    assert_eq!(acme(&enrolments(&admin, &long).await), "STOPPED");
+    // Clara (team book: the agent reads her) joins through the hidden subgroup.
+    add(&admin, &secret_sub, &[w.id("clara")]).await;
+    wait_until(&admin, &long, "clara's enrolment", |e| e.len() == 3).await;
+    assert!(enrolments(&agent, &long).await.iter().all(|x| x["contact"]["id"] != w.id("clara")));
+    let d = agent.ok(CONTACT_ENROLMENTS, json!({"c": w.id("clara")})).await;
+    assert_eq!(d["contact"]["sequenceEnrolments"], json!([]));
 }
 
 /// PostgreSQL shows what SQLite's single writer hides: eight clients add the same contacts to
@@ -460,7 +551,11 @@ async fn parallel_joins_and_workers_run_every_step_exactly_once(app: TestApp) {
     let mut clients = vec![];
     for i in 0..8 {
         let (base, token, g) = (app.base.clone(), app.token(&w.tenant, "admin", &["admin"]), subs[i % 2].clone());
-        let ids: Vec<String> = contacts.iter().map(|c| c.to_string()).collect();
+        // Half the clients name the contacts in the opposite order (lock order must not matter).
+        let mut ids: Vec<String> = contacts.iter().map(|c| c.to_string()).collect();
+        if i % 4 >= 2 {
+            ids.reverse();
+        }
         clients.push(tokio::spawn(async move {
             let r = reqwest::Client::new()
                 .post(format!("{base}/graphql"))
@@ -470,6 +565,8 @@ async fn parallel_joins_and_workers_run_every_step_exactly_once(app: TestApp) {
                 .await
                 .unwrap();
             assert!(r.status().is_success());
+            let body: Value = r.json().await.unwrap();
+            assert!(body.get("errors").is_none(), "{body}");
         }));
     }
     for c in clients {

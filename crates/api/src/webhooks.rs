@@ -26,7 +26,7 @@ use cohort_store::{AttemptOutcome, DueDelivery, EventRecord, SystemHandle};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The signature header value for one message, one `v1,…` per secret.
 pub fn sign(secrets: &[String], msg_id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
@@ -226,6 +226,9 @@ pub async fn attempt(settings: &WebhookSettings, d: &DueDelivery) -> AttemptOutc
 }
 
 /// The delivery worker: runs until `shutdown` turns `true`.
+/// How long a wake-up by committed events waits for more commits before fanning out.
+const WAKE_COALESCE: Duration = Duration::from_millis(5);
+
 pub async fn run_worker(
     system: SystemHandle,
     settings: WebhookSettings,
@@ -233,18 +236,29 @@ pub async fn run_worker(
 ) {
     let policy = settings.retry_policy();
     tracing::info!(concurrency = settings.concurrency, "webhook worker started");
+    let mut next_timed = tokio::time::Instant::now();
     loop {
         if *shutdown.borrow() {
             break;
         }
         let mut busy = false;
-        match system.emit_sla_breaches(200).await {
-            Ok(n) => busy |= n > 0,
-            Err(e) => tracing::error!(error = %e, "emitting SLA breaches failed"),
-        }
-        match system.run_due_steps(100).await {
-            Ok(n) => busy |= n > 0,
-            Err(e) => tracing::error!(error = %e, "running follow-up sequence steps failed"),
+        // Time-driven work (SLA breaches, due sequence steps) runs on the poll timer — and again
+        // at once while a pass finds work; a wake-up by committed events runs only the fan-out and
+        // delivery below, so busy request traffic does not multiply these scans.
+        if tokio::time::Instant::now() >= next_timed {
+            let mut timed_busy = false;
+            match system.emit_sla_breaches(200).await {
+                Ok(n) => timed_busy |= n > 0,
+                Err(e) => tracing::error!(error = %e, "emitting SLA breaches failed"),
+            }
+            match system.run_due_steps(100).await {
+                Ok(n) => timed_busy |= n > 0,
+                Err(e) => tracing::error!(error = %e, "running follow-up sequence steps failed"),
+            }
+            if !timed_busy {
+                next_timed = tokio::time::Instant::now() + settings.poll_interval;
+            }
+            busy |= timed_busy;
         }
         match system.dispatch_events(500).await {
             Ok(n) => busy |= n > 0,
@@ -255,27 +269,33 @@ pub async fn run_worker(
                 busy = true;
                 let mut set = tokio::task::JoinSet::new();
                 for d in claimed {
-                    let s = settings.clone();
+                    let (s, sys, policy) = (settings.clone(), system.clone(), policy.clone());
+                    // Each attempt records itself as soon as it is done, so the recording
+                    // transactions of a batch overlap instead of queueing behind the slowest
+                    // receiver.
                     set.spawn(async move {
                         let o = attempt(&s, &d).await;
-                        (d, o)
+                        if let Err(e) = sys.finish_delivery(&d, &o, &policy).await {
+                            tracing::error!(error = %e, delivery = %d.id, "recording a webhook attempt failed");
+                        }
                     });
                 }
                 // In-flight attempts always finish (each is bounded by the timeout), also on
                 // shutdown, so nothing is left half-recorded.
-                while let Some(r) = set.join_next().await {
-                    let Ok((d, o)) = r else { continue };
-                    if let Err(e) = system.finish_delivery(&d, &o, &policy).await {
-                        tracing::error!(error = %e, delivery = %d.id, "recording a webhook attempt failed");
-                    }
-                }
+                while set.join_next().await.is_some() {}
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "claiming webhook deliveries failed"),
         }
         if !busy {
+            // Events committed by this process wake the worker at once; those of other replicas
+            // (and due retries, steps and SLA breaches) are found at the next poll.
             tokio::select! {
-                _ = tokio::time::sleep(settings.poll_interval) => {}
+                _ = tokio::time::sleep_until(next_timed) => {}
+                _ = system.events_committed() => {
+                    // Let the commits of a burst gather into one fan-out.
+                    tokio::time::sleep(WAKE_COALESCE).await;
+                }
                 _ = shutdown.changed() => {}
             }
         }

@@ -126,6 +126,9 @@ pub struct Store {
     pub(crate) db: DatabaseConnection,
     metrics: Arc<StoreMetrics>,
     pub(crate) max_inline_grants: usize,
+    /// Woken whenever a unit of work commits events, so this process's background worker fans
+    /// them out at once instead of at its next poll (other replicas still poll).
+    pub(crate) outbox: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -172,7 +175,7 @@ impl Store {
             // `COHORT_LOG=cohort::sql=debug` shows every statement (text only, never values).
             tracing::debug!(target: "cohort::sql", elapsed_us = info.elapsed.as_micros() as u64, failed = info.failed, sql = %info.statement.sql);
         });
-        Ok(Store { db, metrics, max_inline_grants: pool.max_inline_grants })
+        Ok(Store { db, metrics, max_inline_grants: pool.max_inline_grants, outbox: Arc::default() })
     }
 
     pub(crate) fn dialect(&self) -> core::dialect::Dialect {

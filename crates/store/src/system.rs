@@ -14,6 +14,7 @@ use cohort_domain::ids::ContactId;
 use cohort_domain::{AccessLevel, Role, Roles};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
+#[derive(Clone)]
 pub struct SystemHandle {
     pub(crate) store: Store,
 }
@@ -62,7 +63,13 @@ impl SystemHandle {
         ensure_user(&self.store.db, t, subject, None, None).await?;
         let id = Identity::new(tenant_key.to_owned(), subject.to_owned(), roles, None, None);
         let viewer = self.store.resolve_viewer(&id).await?;
-        Ok(DataHandle::new(self.store.db.clone(), viewer, None))
+        Ok(DataHandle::new(self.store.db.clone(), viewer, None, self.store.outbox.clone()))
+    }
+
+    /// Resolves when a unit of work of this process has committed events since the last call (a
+    /// permit is kept if nobody was waiting): the worker's wake-up.
+    pub async fn events_committed(&self) {
+        self.store.outbox.notified().await
     }
 
     /// Acts as an admin of `tenant_key`.

@@ -290,3 +290,17 @@ impl async_graphql::dataloader::Loader<StepRunsOf> for Loaders {
         Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
     }
 }
+
+/// A contact's enrolments in follow-up sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EnrolmentsOf(pub ContactId);
+
+impl async_graphql::dataloader::Loader<EnrolmentsOf> for Loaders {
+    type Value = Vec<cohort_store::EnrolmentRecord>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[EnrolmentsOf]) -> R<EnrolmentsOf, Vec<cohort_store::EnrolmentRecord>> {
+        let ids: Vec<_> = keys.iter().map(|k| k.0).collect();
+        let mut found = self.data.contact_enrolments(&ids).await.map_err(err)?;
+        Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
+    }
+}

@@ -23,11 +23,18 @@ pub struct DataHandle {
     pub(crate) viewer: Arc<Viewer>,
     /// Carried into the events this handle's writes emit.
     pub(crate) request_id: Option<Arc<str>>,
+    /// Notified after a commit that wrote events (see `Store::outbox`).
+    pub(crate) outbox: Arc<tokio::sync::Notify>,
 }
 
 impl DataHandle {
-    pub(crate) fn new(db: DatabaseConnection, viewer: Viewer, request_id: Option<&str>) -> DataHandle {
-        DataHandle { db, viewer: Arc::new(viewer), request_id: request_id.map(Arc::from) }
+    pub(crate) fn new(
+        db: DatabaseConnection,
+        viewer: Viewer,
+        request_id: Option<&str>,
+        outbox: Arc<tokio::sync::Notify>,
+    ) -> DataHandle {
+        DataHandle { db, viewer: Arc::new(viewer), request_id: request_id.map(Arc::from), outbox }
     }
 
     /// Who this handle acts for.
@@ -80,7 +87,7 @@ impl Gate {
 
     async fn resolve(&self, identity: &Identity, request_id: Option<&str>) -> Result<DataHandle, Refused> {
         match self.store.resolve_viewer(identity).await {
-            Ok(v) => Ok(DataHandle::new(self.store.db.clone(), v, request_id)),
+            Ok(v) => Ok(DataHandle::new(self.store.db.clone(), v, request_id, self.store.outbox.clone())),
             Err(StoreError::Invalid(e)) => Err(Refused::Unauthenticated(e.to_string())),
             Err(e) => Err(Refused::Internal(e)),
         }

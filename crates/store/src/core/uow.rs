@@ -51,6 +51,7 @@ pub(crate) struct UnitOfWork {
     audit: Mutex<Vec<AuditEntry>>,
     events: Mutex<Vec<NewEvent>>,
     key: Option<ClaimedKey>,
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 /// The tables whose rows a unit of work locks.
@@ -81,6 +82,7 @@ impl DataHandle {
             audit: Mutex::new(Vec::new()),
             events: Mutex::new(Vec::new()),
             key: None,
+            outbox: self.outbox.clone(),
         })
     }
 }
@@ -249,7 +251,7 @@ impl UnitOfWork {
     /// Writes the audit entries, the events and the idempotent answer, then commits — all or
     /// nothing. Returns the ids of the events written.
     pub(crate) async fn commit(self) -> StoreResult<Vec<Uuid>> {
-        let UnitOfWork { txn, viewer: v, request_id, audit, events, key } = self;
+        let UnitOfWork { txn, viewer: v, request_id, audit, events, key, outbox } = self;
         let now = Utc::now();
         let audit = audit.into_inner().unwrap_or_default();
         if !audit.is_empty() {
@@ -301,6 +303,9 @@ impl UnitOfWork {
                 .await?;
         }
         txn.commit().await?;
+        if !ids.is_empty() {
+            outbox.notify_one();
+        }
         Ok(ids)
     }
 }

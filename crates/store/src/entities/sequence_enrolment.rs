@@ -11,6 +11,7 @@ pub struct Model {
     pub sequence_id: Uuid,
     pub contact_id: Uuid,
     pub address_book_id: Uuid,
+    pub group_id: Uuid,
     pub version: i32,
     pub generation: i32,
     pub status: String,

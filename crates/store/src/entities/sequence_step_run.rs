@@ -14,6 +14,7 @@ pub struct Model {
     pub position: i32,
     pub version: i32,
     pub action: String,
+    pub group_id: Option<Uuid>,
     pub due_at: DateTimeUtc,
     pub at: DateTimeUtc,
     pub outcome: String,

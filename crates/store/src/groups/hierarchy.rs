@@ -436,10 +436,11 @@ impl DataHandle {
             }
         }
         let doomed_ids: Vec<Uuid> = doomed.iter().map(|g| g.0).collect();
-        crate::sequences::enrol::refuse_if_start_group(&w, &doomed_ids).await?;
         // Members being added to a doomed group right now finish first (or wait and then find no
-        // group): every membership that ends here gets its LEAVE entry.
+        // group): every membership that ends here gets its LEAVE entry. A sequence being created
+        // on one of them holds it too, so the check below sees it.
         w.lock_groups(&doomed_ids, crate::core::dialect::RowLock::Update).await?;
+        crate::sequences::enrol::refuse_if_start_group(&w, &doomed_ids).await?;
         // End every membership with a history entry (in bounded chunks: a group may have millions
         // of members), then remove closure rows, memberships and the groups.
         let now = Utc::now();

@@ -4,6 +4,7 @@
 //! the sequences concerned (none in the common case), then a few statements per sequence.
 
 use super::{load_steps, no_due};
+use crate::core::dialect::RowLock;
 use crate::core::sql::Sql;
 use crate::core::uow::UnitOfWork;
 use crate::entities::sequence_enrolment;
@@ -14,8 +15,8 @@ use cohort_domain::group::MembershipSource;
 use cohort_domain::ids::{GroupId, SequenceId};
 use cohort_domain::sequence::{Chain, EndReason, EnrolmentStatus, Rejoin, due_at};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
-use std::collections::HashMap;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter};
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 const CHUNK: usize = 1000;
@@ -49,6 +50,8 @@ async fn concerned(w: &UnitOfWork, groups: &[Uuid], starting: bool) -> StoreResu
     } else {
         q.push(" AND s.stop_on_leave = ").bind(true);
     }
+    // A stable order, so concurrent writers take the enrolment locks of several sequences alike.
+    q.push(" ORDER BY s.id");
     let mut out = vec![];
     for r in w.tx().query_all_raw(q.build()).await? {
         let public: i32 = r.try_get("", "public")?;
@@ -91,16 +94,27 @@ pub(crate) async fn on_join(
         let due = due_at(&steps, 0, now).unwrap_or_else(no_due);
         let chain_text = serde_json::to_string(&chain.then(seq)).map_err(|_| StoreError::corrupt("chain", "-"))?;
         let mut enrolled = 0u64;
+        // In contact order, so two joins of overlapping contacts (two subgroups at once) take the
+        // enrolment rows' locks in the same order and cannot deadlock.
+        let mut joined = joined.to_vec();
+        joined.sort();
         for chunk in joined.chunks(CHUNK) {
-            let existing: HashMap<Uuid, sequence_enrolment::Model> = sequence_enrolment::Entity::find()
-                .filter(sequence_enrolment::Column::TenantId.eq(v.tenant_id.0))
-                .filter(sequence_enrolment::Column::SequenceId.eq(s.id))
-                .filter(sequence_enrolment::Column::ContactId.is_in(chunk.iter().map(|c| c.0)))
-                .all(w.tx())
-                .await?
-                .into_iter()
-                .map(|e| (e.contact_id, e))
-                .collect();
+            // Locked (PostgreSQL): a concurrent leave that is stopping one of them finishes first,
+            // and this join then sees it ended (and applies the rejoin rule), as if serial.
+            let mut q = Sql::new(v.dialect);
+            q.push("SELECT * FROM sequence_enrolments WHERE tenant_id = ")
+                .bind(v.tenant_id.0)
+                .push(" AND sequence_id = ")
+                .bind(s.id)
+                .push(" AND contact_id IN ")
+                .bind_list(chunk.iter().map(|c| c.0))
+                .push(" ORDER BY id")
+                .push(v.dialect.lock_rows(RowLock::Update));
+            let mut existing: HashMap<Uuid, sequence_enrolment::Model> = HashMap::new();
+            for r in w.tx().query_all_raw(q.build()).await? {
+                let e = sequence_enrolment::Model::from_query_result(&r, "")?;
+                existing.insert(e.contact_id, e);
+            }
             let fresh: Vec<sequence_enrolment::ActiveModel> = chunk
                 .iter()
                 .filter(|(c, _)| !existing.contains_key(c))
@@ -110,6 +124,7 @@ pub(crate) async fn on_join(
                     sequence_id: Set(s.id),
                     contact_id: Set(*c),
                     address_book_id: Set(*book),
+                    group_id: Set(group.0),
                     version: Set(s.version),
                     generation: Set(1),
                     status: Set(EnrolmentStatus::Active.as_str().into()),
@@ -139,33 +154,46 @@ pub(crate) async fn on_join(
                     .exec_without_returning(w.tx())
                     .await?;
             }
-            let ended: Vec<Uuid> =
-                existing.values().filter(|e| e.status != EnrolmentStatus::Active.as_str()).map(|e| e.id).collect();
-            if Rejoin::parse(&s.rejoin) == Some(Rejoin::Restart) && !ended.is_empty() {
-                // `status <> ACTIVE` is checked again under the row lock: of two concurrent
-                // re-joins, one restarts and the other finds it active.
-                let r = sequence_enrolment::Entity::update_many()
-                    .col_expr(sequence_enrolment::Column::Status, Expr::value(EnrolmentStatus::Active.as_str()))
-                    .col_expr(
-                        sequence_enrolment::Column::Generation,
-                        Expr::col(sequence_enrolment::Column::Generation).add(1),
-                    )
-                    .col_expr(sequence_enrolment::Column::Version, Expr::value(s.version))
-                    .col_expr(sequence_enrolment::Column::NextStep, Expr::value(0))
-                    .col_expr(sequence_enrolment::Column::NextDueAt, Expr::value(due))
-                    .col_expr(sequence_enrolment::Column::Chain, Expr::value(chain_text.clone()))
-                    .col_expr(sequence_enrolment::Column::Source, Expr::value(source.as_str()))
-                    .col_expr(sequence_enrolment::Column::EnrolledAt, Expr::value(now))
-                    .col_expr(sequence_enrolment::Column::EndedAt, Expr::value(Option::<chrono::DateTime<Utc>>::None))
-                    .col_expr(sequence_enrolment::Column::EndReason, Expr::value(Option::<String>::None))
-                    .col_expr(sequence_enrolment::Column::UpdatedAt, Expr::value(now))
-                    .filter(sequence_enrolment::Column::TenantId.eq(v.tenant_id.0))
-                    .filter(sequence_enrolment::Column::Id.is_in(ended))
-                    .filter(sequence_enrolment::Column::Status.ne(EnrolmentStatus::Active.as_str()))
-                    .exec(w.tx())
-                    .await?;
-                enrolled += r.rows_affected;
+            let mut ended: Vec<Uuid> = existing
+                .values()
+                .filter(|e| e.status != EnrolmentStatus::Active.as_str())
+                .map(|e| e.contact_id)
+                .collect();
+            if Rejoin::parse(&s.rejoin) != Some(Rejoin::Restart) || ended.is_empty() {
+                continue;
             }
+            if s.include_subgroups {
+                // Joining a second group of the subtree is no re-join: only contacts that were in
+                // no other group of it restart.
+                let stayed = in_subtree_elsewhere(w, s.start_group, group.0, &ended).await?;
+                ended.retain(|c| !stayed.contains(c));
+            }
+            let ids: Vec<Uuid> = ended.iter().map(|c| existing[c].id).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let r = sequence_enrolment::Entity::update_many()
+                .col_expr(sequence_enrolment::Column::Status, Expr::value(EnrolmentStatus::Active.as_str()))
+                .col_expr(
+                    sequence_enrolment::Column::Generation,
+                    Expr::col(sequence_enrolment::Column::Generation).add(1),
+                )
+                .col_expr(sequence_enrolment::Column::Version, Expr::value(s.version))
+                .col_expr(sequence_enrolment::Column::GroupId, Expr::value(group.0))
+                .col_expr(sequence_enrolment::Column::NextStep, Expr::value(0))
+                .col_expr(sequence_enrolment::Column::NextDueAt, Expr::value(due))
+                .col_expr(sequence_enrolment::Column::Chain, Expr::value(chain_text.clone()))
+                .col_expr(sequence_enrolment::Column::Source, Expr::value(source.as_str()))
+                .col_expr(sequence_enrolment::Column::EnrolledAt, Expr::value(now))
+                .col_expr(sequence_enrolment::Column::EndedAt, Expr::value(Option::<chrono::DateTime<Utc>>::None))
+                .col_expr(sequence_enrolment::Column::EndReason, Expr::value(Option::<String>::None))
+                .col_expr(sequence_enrolment::Column::UpdatedAt, Expr::value(now))
+                .filter(sequence_enrolment::Column::TenantId.eq(v.tenant_id.0))
+                .filter(sequence_enrolment::Column::Id.is_in(ids))
+                .filter(sequence_enrolment::Column::Status.ne(EnrolmentStatus::Active.as_str()))
+                .exec(w.tx())
+                .await?;
+            enrolled += r.rows_affected;
         }
         if enrolled > 0 {
             w.emit(
@@ -191,18 +219,12 @@ async fn stop_left(w: &UnitOfWork, groups: &[Uuid], contacts: Option<&[Uuid]>) -
             None => vec![None],
         };
         for chunk in chunks {
+            // First lock the candidates (in id order), then decide in a new statement: under READ
+            // COMMITTED that statement sees every leave or join that committed while it waited,
+            // so two concurrent leaves from two subgroups cannot both think the other membership
+            // is still there, and a join racing a leave is seen as the later one.
             let mut q = Sql::new(v.dialect);
-            q.push("UPDATE sequence_enrolments SET status = ")
-                .bind(EnrolmentStatus::Stopped.as_str())
-                .push(", end_reason = ")
-                .bind(EndReason::LeftGroup.as_str())
-                .push(", ended_at = ")
-                .bind(now)
-                .push(", updated_at = ")
-                .bind(now)
-                .push(", next_due_at = ")
-                .bind(no_due())
-                .push(" WHERE tenant_id = ")
+            q.push("SELECT id FROM sequence_enrolments WHERE tenant_id = ")
                 .bind(v.tenant_id.0)
                 .push(" AND sequence_id = ")
                 .bind(s.id)
@@ -211,19 +233,46 @@ async fn stop_left(w: &UnitOfWork, groups: &[Uuid], contacts: Option<&[Uuid]>) -
             if let Some(cs) = chunk {
                 q.push(" AND contact_id IN ").bind_list(cs.iter().copied());
             }
-            q.push(" AND NOT EXISTS (SELECT 1 FROM group_memberships m WHERE m.tenant_id = ")
-                .bind(v.tenant_id.0)
-                .push(" AND m.contact_id = sequence_enrolments.contact_id AND ");
-            if s.include_subgroups {
-                q.push("m.group_id IN (SELECT cl.descendant_id FROM group_closure cl WHERE cl.tenant_id = ")
+            q.push(" ORDER BY id").push(v.dialect.lock_rows(RowLock::Update));
+            let ids: Vec<Uuid> = w
+                .tx()
+                .query_all_raw(q.build())
+                .await?
+                .iter()
+                .map(|r| r.try_get::<Uuid>("", "id"))
+                .collect::<Result<_, _>>()?;
+            for ids in ids.chunks(CHUNK) {
+                let mut q = Sql::new(v.dialect);
+                q.push("UPDATE sequence_enrolments SET status = ")
+                    .bind(EnrolmentStatus::Stopped.as_str())
+                    .push(", end_reason = ")
+                    .bind(EndReason::LeftGroup.as_str())
+                    .push(", ended_at = ")
+                    .bind(now)
+                    .push(", updated_at = ")
+                    .bind(now)
+                    .push(", next_due_at = ")
+                    .bind(no_due())
+                    .push(" WHERE tenant_id = ")
                     .bind(v.tenant_id.0)
-                    .push(" AND cl.ancestor_id = ")
-                    .bind(s.start_group)
-                    .push("))");
-            } else {
-                q.push("m.group_id = ").bind(s.start_group).push(")");
+                    .push(" AND id IN ")
+                    .bind_list(ids.iter().copied())
+                    .push(" AND status = ")
+                    .bind(EnrolmentStatus::Active.as_str())
+                    .push(" AND NOT EXISTS (SELECT 1 FROM group_memberships m WHERE m.tenant_id = ")
+                    .bind(v.tenant_id.0)
+                    .push(" AND m.contact_id = sequence_enrolments.contact_id AND ");
+                if s.include_subgroups {
+                    q.push("m.group_id IN (SELECT cl.descendant_id FROM group_closure cl WHERE cl.tenant_id = ")
+                        .bind(v.tenant_id.0)
+                        .push(" AND cl.ancestor_id = ")
+                        .bind(s.start_group)
+                        .push("))");
+                } else {
+                    q.push("m.group_id = ").bind(s.start_group).push(")");
+                }
+                stopped += w.tx().execute_raw(q.build()).await?.rows_affected();
             }
-            stopped += w.tx().execute_raw(q.build()).await?.rows_affected();
         }
         if stopped > 0 {
             w.emit(
@@ -234,6 +283,32 @@ async fn stop_left(w: &UnitOfWork, groups: &[Uuid], contacts: Option<&[Uuid]>) -
         }
     }
     Ok(())
+}
+
+/// Those of `contacts` that are members of a group of `start`'s subtree other than `except`.
+async fn in_subtree_elsewhere(
+    w: &UnitOfWork,
+    start: Uuid,
+    except: Uuid,
+    contacts: &[Uuid],
+) -> StoreResult<HashSet<Uuid>> {
+    let v = w.viewer();
+    let mut out = HashSet::new();
+    for chunk in contacts.chunks(CHUNK) {
+        let mut q = Sql::new(v.dialect);
+        q.push("SELECT DISTINCT m.contact_id FROM group_memberships m JOIN group_closure cl ON cl.tenant_id = m.tenant_id AND cl.descendant_id = m.group_id WHERE m.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND cl.ancestor_id = ")
+            .bind(start)
+            .push(" AND m.group_id <> ")
+            .bind(except)
+            .push(" AND m.contact_id IN ")
+            .bind_list(chunk.iter().copied());
+        for r in w.tx().query_all_raw(q.build()).await? {
+            out.insert(r.try_get::<Uuid>("", "contact_id")?);
+        }
+    }
+    Ok(out)
 }
 
 /// After `contacts` left `groups`.

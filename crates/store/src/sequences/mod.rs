@@ -13,8 +13,10 @@ pub(crate) mod worker;
 use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
 use crate::core::decode::{membership_source, strict};
+use crate::core::dialect::RowLock;
 use crate::core::page::{Page, PageRequest, TimeKey};
 use crate::core::sql::Sql;
+use crate::core::uow::{LockedTable, UnitOfWork};
 use crate::entities::{business_status, group, sequence, sequence_enrolment, sequence_step_run, sequence_version};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{EventType, Subject, SubjectKind};
@@ -28,6 +30,7 @@ use cohort_domain::sequence::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect,
 };
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -108,6 +111,9 @@ pub struct EnrolmentRecord {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepRunRecord {
+    /// The group an ADD/REMOVE step acted on (the API shows the outcome only to viewers who can
+    /// see it).
+    pub group_id: Option<GroupId>,
     pub generation: i32,
     pub position: i32,
     pub version: i32,
@@ -194,6 +200,18 @@ fn push_visible_sequence(q: &mut Sql, v: &Viewer) {
     }
 }
 
+/// The filter on `sequence_enrolments e` (joined with `sequences s`): the viewer sees the
+/// contact, the sequence, and the group whose join enrolled it (with `include_subgroups` a
+/// subgroup, perhaps homed in a book the viewer cannot read: the enrolment would say the contact
+/// is in it).
+fn push_visible_enrolment(q: &mut Sql, v: &Viewer) {
+    q.push(" AND ").visible_books(v, "e.address_book_id", AccessLevel::Read);
+    push_visible_sequence(q, v);
+    if !v.is_admin() {
+        q.push(" AND e.group_id IN ").visible_groups(v);
+    }
+}
+
 impl DataHandle {
     /// Validates the steps against this tenant: groups exist, status keys exist.
     async fn checked_steps<C: ConnectionTrait>(&self, conn: &C, inputs: &[StepInput]) -> StoreResult<Vec<Step>> {
@@ -243,14 +261,21 @@ impl DataHandle {
         Ok(steps)
     }
 
-    async fn start_group_exists<C: ConnectionTrait>(&self, conn: &C, g: GroupId) -> StoreResult<()> {
+    /// The start group exists, and stays until commit: a share lock (PostgreSQL) that a
+    /// concurrent `deleteGroup` waits for, after which it finds this sequence and refuses.
+    async fn start_group_exists(&self, w: &UnitOfWork, g: GroupId) -> StoreResult<()> {
+        let missing = || StoreError::invalid("startGroupId", "is not a group of this tenant");
+        match w.lock_row(LockedTable::Groups, g.0, RowLock::Share).await {
+            Err(StoreError::NotFound) => return Err(missing()),
+            other => other?,
+        }
         group::Entity::find()
             .filter(group::Column::TenantId.eq(self.viewer().tenant_id.0))
             .filter(group::Column::Id.eq(g.0))
-            .one(conn)
+            .one(w.tx())
             .await?
             .map(|_| ())
-            .ok_or_else(|| StoreError::invalid("startGroupId", "is not a group of this tenant"))
+            .ok_or_else(missing)
     }
 
     /// Creates a sequence (admin). Contacts already in the start group are not enrolled: a
@@ -260,7 +285,7 @@ impl DataHandle {
         require_admin(v)?;
         let (name, sort_name) = sequence_name(&input.name)?;
         let w = self.begin().await?;
-        self.start_group_exists(w.tx(), input.start_group_id).await?;
+        self.start_group_exists(&w, input.start_group_id).await?;
         let steps = self.checked_steps(w.tx(), &input.steps).await?;
         let now = Utc::now();
         let m = sequence::Model {
@@ -304,7 +329,12 @@ impl DataHandle {
         let v = self.viewer();
         require_admin(v)?;
         let w = self.begin().await?;
-        let cur = sequence::Entity::find_by_id((v.tenant_id.0, id.0)).one(w.tx()).await?.ok_or(StoreError::NotFound)?;
+        // Locked (PostgreSQL): two concurrent edits of the steps must not both make version n+1.
+        let cur = sequence::Entity::find_by_id((v.tenant_id.0, id.0))
+            .lock_exclusive()
+            .one(w.tx())
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let mut a: sequence::ActiveModel = cur.clone().into();
         let mut changed: Vec<&str> = vec![];
         if let Some(n) = &p.name {
@@ -318,7 +348,7 @@ impl DataHandle {
         if let Some(g) = p.start_group_id
             && g.0 != cur.start_group_id
         {
-            self.start_group_exists(w.tx(), g).await?;
+            self.start_group_exists(&w, g).await?;
             a.start_group_id = Set(g.0);
             changed.push("startGroupId");
         }
@@ -381,7 +411,11 @@ impl DataHandle {
         let v = self.viewer();
         require_admin(v)?;
         let w = self.begin().await?;
-        let cur = sequence::Entity::find_by_id((v.tenant_id.0, id.0)).one(w.tx()).await?.ok_or(StoreError::NotFound)?;
+        let cur = sequence::Entity::find_by_id((v.tenant_id.0, id.0))
+            .lock_exclusive()
+            .one(w.tx())
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let steps = load_steps(w.tx(), v.tenant_id.0, cur.id, cur.version).await?;
         if cur.paused == paused {
             w.commit().await?;
@@ -438,6 +472,7 @@ impl DataHandle {
         let versions = sequence_version::Entity::find()
             .filter(sequence_version::Column::TenantId.eq(v.tenant_id.0))
             .filter(sequence_version::Column::SequenceId.is_in(models.iter().map(|m| m.id)))
+            .filter(sequence_version::Column::Version.is_in(models.iter().map(|m| m.version).collect::<HashSet<_>>()))
             .all(&self.db)
             .await?;
         let steps: HashMap<(Uuid, i32), &str> =
@@ -462,31 +497,18 @@ impl DataHandle {
         load_steps(&self.db, self.viewer().tenant_id.0, id.0, version).await
     }
 
-    /// A page of a visible sequence's enrolments of visible contacts, newest first, and their
-    /// count (`status`: only those).
+    /// A page of a visible sequence's visible enrolments, newest first (`status`: only those).
     pub async fn sequence_enrolments(
         &self,
         id: SequenceId,
         status: Option<EnrolmentStatus>,
         page: &PageRequest,
-    ) -> StoreResult<(Page<EnrolmentRecord>, u64)> {
+    ) -> StoreResult<Page<EnrolmentRecord>> {
         let v = self.viewer();
         let after = page.after_key::<TimeKey>()?;
-        let filter = |q: &mut Sql| {
-            q.push(" FROM sequence_enrolments e JOIN sequences s ON s.tenant_id = e.tenant_id AND s.id = e.sequence_id WHERE e.tenant_id = ")
-                .bind(v.tenant_id.0)
-                .push(" AND e.sequence_id = ")
-                .bind(id.0)
-                .push(" AND ")
-                .visible_books(v, "e.address_book_id", AccessLevel::Read);
-            push_visible_sequence(q, v);
-            if let Some(st) = status {
-                q.push(" AND e.status = ").bind(st.as_str());
-            }
-        };
         let mut q = Sql::new(v.dialect);
         q.push("SELECT e.*");
-        filter(&mut q);
+        enrolments_of(&mut q, v, id, status);
         if let Some(TimeKey(at, eid)) = after {
             q.push(" AND (e.enrolled_at < ")
                 .bind(at)
@@ -504,14 +526,20 @@ impl DataHandle {
                 sequence_enrolment::Model::from_query_result(r, "").map_err(StoreError::from).and_then(enrolment_record)
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(recs, page, |e| TimeKey(e.enrolled_at, e.id.0)))
+    }
+
+    /// How many of a visible sequence's enrolments the viewer can see.
+    pub async fn sequence_enrolment_count(&self, id: SequenceId, status: Option<EnrolmentStatus>) -> StoreResult<u64> {
+        let v = self.viewer();
         let mut c = Sql::new(v.dialect);
         c.push("SELECT COUNT(*) AS n");
-        filter(&mut c);
+        enrolments_of(&mut c, v, id, status);
         let n: i64 = match self.db.query_one_raw(c.build()).await? {
             Some(r) => r.try_get("", "n")?,
             None => 0,
         };
-        Ok((Page::from_rows(recs, page, |e| TimeKey(e.enrolled_at, e.id.0)), n.max(0) as u64))
+        Ok(n.max(0) as u64)
     }
 
     /// The enrolments of visible contacts among `contacts`, in sequences the viewer can see,
@@ -529,10 +557,8 @@ impl DataHandle {
         q.push("SELECT e.* FROM sequence_enrolments e JOIN sequences s ON s.tenant_id = e.tenant_id AND s.id = e.sequence_id WHERE e.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND e.contact_id IN ")
-            .bind_list(contacts.iter().map(|c| c.0))
-            .push(" AND ")
-            .visible_books(v, "e.address_book_id", AccessLevel::Read);
-        push_visible_sequence(&mut q, v);
+            .bind_list(contacts.iter().map(|c| c.0));
+        push_visible_enrolment(&mut q, v);
         q.push(" ORDER BY e.enrolled_at DESC, e.id DESC");
         for r in self.db.query_all_raw(q.build()).await? {
             let e = enrolment_record(sequence_enrolment::Model::from_query_result(&r, "")?)?;
@@ -551,10 +577,8 @@ impl DataHandle {
         q.push("SELECT e.* FROM sequence_enrolments e JOIN sequences s ON s.tenant_id = e.tenant_id AND s.id = e.sequence_id WHERE e.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND e.id IN ")
-            .bind_list(ids.iter().map(|i| i.0))
-            .push(" AND ")
-            .visible_books(v, "e.address_book_id", AccessLevel::Read);
-        push_visible_sequence(&mut q, v);
+            .bind_list(ids.iter().map(|i| i.0));
+        push_visible_enrolment(&mut q, v);
         let rows = self.db.query_all_raw(q.build()).await?;
         rows.iter()
             .map(|r| {
@@ -575,14 +599,13 @@ impl DataHandle {
         q.push("SELECT r.* FROM sequence_step_runs r JOIN sequence_enrolments e ON e.tenant_id = r.tenant_id AND e.id = r.enrolment_id JOIN sequences s ON s.tenant_id = e.tenant_id AND s.id = e.sequence_id WHERE r.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND r.enrolment_id IN ")
-            .bind_list(ids.iter().map(|i| i.0))
-            .push(" AND ")
-            .visible_books(v, "e.address_book_id", AccessLevel::Read);
-        push_visible_sequence(&mut q, v);
+            .bind_list(ids.iter().map(|i| i.0));
+        push_visible_enrolment(&mut q, v);
         q.push(" ORDER BY r.enrolment_id, r.generation, r.position");
         for row in self.db.query_all_raw(q.build()).await? {
             let r = sequence_step_run::Model::from_query_result(&row, "")?;
             out.entry(EnrolmentId(r.enrolment_id)).or_default().push(StepRunRecord {
+                group_id: r.group_id.map(GroupId),
                 generation: r.generation,
                 position: r.position,
                 version: r.version,
@@ -597,8 +620,20 @@ impl DataHandle {
     }
 }
 
+/// `FROM … WHERE …` of a sequence's visible enrolments.
+fn enrolments_of(q: &mut Sql, v: &Viewer, id: SequenceId, status: Option<EnrolmentStatus>) {
+    q.push(" FROM sequence_enrolments e JOIN sequences s ON s.tenant_id = e.tenant_id AND s.id = e.sequence_id WHERE e.tenant_id = ")
+        .bind(v.tenant_id.0)
+        .push(" AND e.sequence_id = ")
+        .bind(id.0);
+    push_visible_enrolment(q, v);
+    if let Some(st) = status {
+        q.push(" AND e.status = ").bind(st.as_str());
+    }
+}
+
 async fn insert_version(
-    w: &crate::core::uow::UnitOfWork,
+    w: &UnitOfWork,
     sequence: Uuid,
     version: i32,
     steps: &[Step],

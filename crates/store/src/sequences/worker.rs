@@ -69,7 +69,14 @@ impl SystemHandle {
             match h.run_step(id, now).await {
                 Ok(true) => ran += 1,
                 Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, enrolment = %id, "a sequence step failed; it is retried"),
+                Err(e) => {
+                    // Rolled back. Retried a minute later, so a step that keeps failing cannot
+                    // hold the head of the queue.
+                    tracing::error!(error = %e, enrolment = %id, "a sequence step failed; it is retried in a minute");
+                    if let Err(e) = h.defer_step(id, now + chrono::Duration::minutes(1)).await {
+                        tracing::error!(error = %e, enrolment = %id, "deferring a failed sequence step failed");
+                    }
+                }
             }
         }
         Ok(ran)
@@ -78,33 +85,65 @@ impl SystemHandle {
 
 impl DataHandle {
     /// Runs the due step of enrolment `id`, if it is still due and nobody else holds it.
+    ///
+    /// Locks are taken in the order every request path takes them — the step's group, then the
+    /// contact, then the enrolment — so a step never deadlocks with a bulk change, a contact
+    /// update or a deletion: the enrolment is read first without a lock (to learn what the step
+    /// touches), and claimed last with `SKIP LOCKED`, checked again against what was read.
     async fn run_step(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
         let v = self.viewer();
         let w = self.begin().await?;
-        let mut q = Sql::new(v.dialect);
-        q.push("SELECT * FROM sequence_enrolments WHERE tenant_id = ")
-            .bind(v.tenant_id.0)
-            .push(" AND id = ")
-            .bind(id)
-            .push(" AND status = ")
-            .bind(EnrolmentStatus::Active.as_str())
-            .push(" AND next_due_at <= ")
-            .bind(now);
-        if v.dialect == Dialect::Postgres {
-            q.push(" FOR UPDATE SKIP LOCKED");
-        }
-        let Some(row) = w.tx().query_one_raw(q.build()).await? else {
+        let due = |lock: bool| {
+            let mut q = Sql::new(v.dialect);
+            q.push("SELECT * FROM sequence_enrolments WHERE tenant_id = ")
+                .bind(v.tenant_id.0)
+                .push(" AND id = ")
+                .bind(id)
+                .push(" AND status = ")
+                .bind(EnrolmentStatus::Active.as_str())
+                .push(" AND next_due_at <= ")
+                .bind(now);
+            if lock && v.dialect == Dialect::Postgres {
+                q.push(" FOR UPDATE SKIP LOCKED");
+            }
+            q.build()
+        };
+        let Some(row) = w.tx().query_one_raw(due(false)).await? else {
             return Ok(false);
         };
-        let e = sequence_enrolment::Model::from_query_result(&row, "")?;
-        let Some(seq) = sequence::Entity::find_by_id((v.tenant_id.0, e.sequence_id)).one(w.tx()).await? else {
+        let seen = sequence_enrolment::Model::from_query_result(&row, "")?;
+        let Some(seq) = sequence::Entity::find_by_id((v.tenant_id.0, seen.sequence_id)).one(w.tx()).await? else {
             return Ok(false);
         };
         if seq.paused {
             return Ok(false);
         }
-        let steps = load_steps(w.tx(), v.tenant_id.0, e.sequence_id, e.version).await?;
-        let pos = usize::try_from(e.next_step).unwrap_or(usize::MAX);
+        let steps = load_steps(w.tx(), v.tenant_id.0, seen.sequence_id, seen.version).await?;
+        let pos = usize::try_from(seen.next_step).unwrap_or(usize::MAX);
+        let mut group_gone = false;
+        if let Some(step) = steps.get(pos) {
+            if let Some(g) = step.action.group() {
+                match w.lock_row(LockedTable::Groups, g.0, RowLock::NoKeyUpdate).await {
+                    Err(StoreError::NotFound) => group_gone = true,
+                    other => other?,
+                }
+            }
+            if !matches!(step.action, StepAction::Emit { .. }) {
+                match w.lock_row(LockedTable::Contacts, seen.contact_id, RowLock::Update).await {
+                    // Deleted meanwhile: its enrolment went with it.
+                    Err(StoreError::NotFound) => return Ok(false),
+                    other => other?,
+                }
+            }
+        }
+        let Some(row) = w.tx().query_one_raw(due(true)).await? else {
+            return Ok(false);
+        };
+        let e = sequence_enrolment::Model::from_query_result(&row, "")?;
+        if (e.generation, e.next_step, e.version) != (seen.generation, seen.next_step, seen.version) {
+            // Another worker ran this step between the two reads; the next pass sees the rest.
+            return Ok(false);
+        }
         let chain: Chain =
             serde_json::from_str(&e.chain).map_err(|_| StoreError::corrupt("sequence_enrolments.chain", &e.chain))?;
         if let Some(step) = steps.get(pos) {
@@ -115,6 +154,7 @@ impl DataHandle {
                 position: Set(e.next_step),
                 version: Set(e.version),
                 action: Set(step.action.kind().into()),
+                group_id: Set(step.action.group().map(|g| g.0)),
                 due_at: Set(e.next_due_at),
                 at: Set(Utc::now()),
                 outcome: Set(StepOutcome::Done.as_str().into()),
@@ -134,7 +174,11 @@ impl DataHandle {
             .await?;
             // Already ran (it cannot, while the row lock holds; this is the schema's guarantee).
             if inserted == 1 {
-                let (outcome, detail) = self.perform(&w, &e, &seq, pos, step, &chain).await?;
+                let (outcome, detail) = if group_gone {
+                    (StepOutcome::Failed, Some("the group no longer exists".to_owned()))
+                } else {
+                    self.perform(&w, &e, pos, step, &chain).await?
+                };
                 if outcome != StepOutcome::Done || detail.is_some() {
                     sequence_step_run::Entity::update_many()
                         .col_expr(sequence_step_run::Column::Outcome, Expr::value(outcome.as_str()))
@@ -192,12 +236,24 @@ impl DataHandle {
         Ok(true)
     }
 
+    /// Moves an active enrolment's next step to `at` (after a failure).
+    async fn defer_step(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
+        let v = self.viewer();
+        sequence_enrolment::Entity::update_many()
+            .col_expr(sequence_enrolment::Column::NextDueAt, Expr::value(at))
+            .filter(sequence_enrolment::Column::TenantId.eq(v.tenant_id.0))
+            .filter(sequence_enrolment::Column::Id.eq(id))
+            .filter(sequence_enrolment::Column::Status.eq(EnrolmentStatus::Active.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// The action of one step, in the step's unit of work.
     async fn perform(
         &self,
         w: &UnitOfWork,
         e: &sequence_enrolment::Model,
-        seq: &sequence::Model,
         pos: usize,
         step: &Step,
         chain: &Chain,
@@ -220,11 +276,7 @@ impl DataHandle {
                 Ok((StepOutcome::Done, None))
             }
             StepAction::AddToGroup { group } | StepAction::RemoveFromGroup { group } => {
-                // The group's membership lock, as for a bulk change of its members.
-                match w.lock_row(LockedTable::Groups, group.0, RowLock::NoKeyUpdate).await {
-                    Err(StoreError::NotFound) => return failed("the group no longer exists"),
-                    other => other?,
-                }
+                // The group's membership lock is held already (see `run_step`).
                 if self.group_for(w.tx(), v, *group, AccessLevel::Write).await.is_err() {
                     return failed("the group no longer exists");
                 }
@@ -234,7 +286,8 @@ impl DataHandle {
                     .filter(membership::Column::ContactId.eq(contact))
                     .one(w.tx())
                     .await?;
-                let reason = format!("follow-up sequence '{}', step {}", seq.name, pos + 1);
+                // Neutral on purpose: readers of the group's history may not see the sequence.
+                let reason = format!("follow-up sequence step {}", pos + 1);
                 if matches!(step.action, StepAction::AddToGroup { .. }) {
                     if current.is_some() {
                         return Ok((StepOutcome::Unchanged, Some("already a member".into())));
@@ -268,12 +321,7 @@ impl DataHandle {
             }
             StepAction::SetBusinessStatus { key } => {
                 match self
-                    .set_status_in(
-                        w,
-                        ContactId(contact),
-                        key.as_deref(),
-                        Some(format!("follow-up sequence '{}'", seq.name)),
-                    )
+                    .set_status_in(w, ContactId(contact), key.as_deref(), Some("follow-up sequence step".to_owned()))
                     .await
                 {
                     Ok((_, true)) => Ok((StepOutcome::Done, None)),

@@ -7,7 +7,7 @@ use crate::graphql::relay::*;
 use crate::graphql::{data, ids, loader};
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use cohort_domain::ids::{ContactId, EnrolmentId, SequenceId};
+use cohort_domain::ids::{ContactId, EnrolmentId, GroupId, SequenceId};
 use cohort_domain::sequence::{ActionKind, EndReason, EnrolmentStatus, Rejoin, Step, StepAction, StepOutcome};
 use cohort_store::{EnrolmentRecord, Page, SequenceRecord, StepRunRecord};
 
@@ -170,7 +170,8 @@ impl Sequence {
     async fn steps(&self) -> Vec<SequenceStep> {
         steps_of(&self.0.steps)
     }
-    /// Enrolments of contacts the viewer can see, newest first.
+    /// Enrolments the viewer can see (their contact, and the group whose join enrolled them),
+    /// newest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn enrolments(
         &self,
@@ -179,11 +180,12 @@ impl Sequence {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<SequenceEnrolmentConnection> {
-        let (p, total) = data(ctx)?
-            .sequence_enrolments(self.0.id, status.map(Into::into), &page_req(first, after)?)
+        let status = status.map(Into::into);
+        let p = data(ctx)?
+            .sequence_enrolments(self.0.id, status, &page_req(first, after)?)
             .await
             .map_err(ApiError::from)?;
-        Ok(SequenceEnrolmentConnection::from_page(p, total))
+        Ok(SequenceEnrolmentConnection::from_page(p, self.0.id, status))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -302,43 +304,59 @@ impl SequenceEnrolment {
     }
     /// The steps that ran, in order (every generation).
     async fn step_runs(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SequenceStepRun>> {
-        let runs = loader(ctx)?.load_one(crate::graphql::loaders::StepRunsOf(self.0.id)).await?.unwrap_or_default();
-        Ok(runs.into_iter().map(SequenceStepRun).collect())
+        let l = loader(ctx)?;
+        let runs = l.load_one(crate::graphql::loaders::StepRunsOf(self.0.id)).await?.unwrap_or_default();
+        // What a step did to a group the viewer cannot see (added, already a member, …) would say
+        // something about the contact's membership there: such runs show no outcome.
+        let groups: Vec<GroupId> = runs.iter().filter_map(|r| r.group_id).collect();
+        let visible = l.load_many(groups).await?;
+        Ok(runs
+            .into_iter()
+            .map(|r| {
+                let shown = r.group_id.is_none_or(|g| visible.contains_key(&g));
+                SequenceStepRun { run: r, shown }
+            })
+            .collect())
     }
 }
 
 /// One step that ran.
-pub struct SequenceStepRun(pub StepRunRecord);
+pub struct SequenceStepRun {
+    run: StepRunRecord,
+    /// Whether the viewer can see the group the step acted on (if any).
+    shown: bool,
+}
 
 #[Object]
 impl SequenceStepRun {
     async fn generation(&self) -> i32 {
-        self.0.generation
+        self.run.generation
     }
     async fn position(&self) -> i32 {
-        self.0.position
+        self.run.position
     }
     async fn version(&self) -> i32 {
-        self.0.version
+        self.run.version
     }
     /// `EMIT`, `ADD_TO_GROUP`, `REMOVE_FROM_GROUP` or `SET_BUSINESS_STATUS`.
     async fn action(&self) -> &str {
-        &self.0.action
+        &self.run.action
     }
     /// When it was due.
     async fn due_at(&self) -> DateTime<Utc> {
-        self.0.due_at
+        self.run.due_at
     }
     /// When it ran.
     async fn ran_at(&self) -> DateTime<Utc> {
-        self.0.at
+        self.run.at
     }
-    async fn outcome(&self) -> SequenceStepOutcome {
-        self.0.outcome.into()
+    /// `null` when the step acted on a group the viewer cannot see.
+    async fn outcome(&self) -> Option<SequenceStepOutcome> {
+        self.shown.then(|| self.run.outcome.into())
     }
-    /// Why it changed nothing or failed.
+    /// Why it changed nothing or failed (`null` as for `outcome`).
     async fn detail(&self) -> Option<&str> {
-        self.0.detail.as_deref()
+        self.run.detail.as_deref().filter(|_| self.shown)
     }
 }
 
@@ -350,15 +368,26 @@ pub struct SequenceEnrolmentEdge {
 
 /// A page of enrolments, newest first.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct SequenceEnrolmentConnection {
     pub edges: Vec<SequenceEnrolmentEdge>,
     pub page_info: PageInfo,
-    /// How many enrolments match, over contacts the viewer can see.
-    pub total_count: i64,
+    #[graphql(skip)]
+    sequence: SequenceId,
+    #[graphql(skip)]
+    status: Option<EnrolmentStatus>,
+}
+
+#[async_graphql::ComplexObject]
+impl SequenceEnrolmentConnection {
+    /// How many enrolments match, over those the viewer can see.
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        Ok(data(ctx)?.sequence_enrolment_count(self.sequence, self.status).await.map_err(ApiError::from)? as i64)
+    }
 }
 
 impl SequenceEnrolmentConnection {
-    pub fn from_page(p: Page<EnrolmentRecord>, total: u64) -> Self {
+    pub fn from_page(p: Page<EnrolmentRecord>, sequence: SequenceId, status: Option<EnrolmentStatus>) -> Self {
         let page_info = page_info(&p);
         SequenceEnrolmentConnection {
             edges: p
@@ -367,7 +396,8 @@ impl SequenceEnrolmentConnection {
                 .map(|(cursor, e)| SequenceEnrolmentEdge { cursor, node: SequenceEnrolment(e) })
                 .collect(),
             page_info,
-            total_count: total as i64,
+            sequence,
+            status,
         }
     }
 }
@@ -378,6 +408,6 @@ pub async fn contact_enrolments(ctx: &Context<'_>, c: ContactId) -> async_graphq
     if let Some(g) = ctx.data_opt::<ExportGuardRef>() {
         g.0.admit()?;
     }
-    let mut m = data(ctx)?.contact_enrolments(&[c]).await.map_err(ApiError::from)?;
-    Ok(m.remove(&c).unwrap_or_default().into_iter().map(SequenceEnrolment).collect())
+    let e = loader(ctx)?.load_one(crate::graphql::loaders::EnrolmentsOf(c)).await?.unwrap_or_default();
+    Ok(e.into_iter().map(SequenceEnrolment).collect())
 }
