@@ -642,6 +642,124 @@ async fn introspection_can_be_enabled(backend: Backend) {
     }
 }
 
+/// The exact documents graphql-js 16.9.0's `getIntrospectionQuery()` prints (vendored by
+/// `scripts/vendor-introspection.sh`), as GraphiQL, gql, graphql-codegen, Rover and Postman send
+/// them: they pass at the default depth limit of 12, while an introspection query that nests
+/// list fields four deep (the one that multiplies an answer) is refused.
+async fn standard_introspection_queries_pass(backend: Backend) {
+    let Some(app) = spawn_with(backend, |s| s.introspection = true).await else {
+        return;
+    };
+    for doc in [
+        include_str!("../fixtures/introspection-graphql-js-16.9.0-default.graphql"),
+        include_str!("../fixtures/introspection-graphql-js-16.9.0-all.graphql"),
+    ] {
+        let r = post_json(&app, GQL_RESPONSE, &json!({"query": doc, "operationName": "IntrospectionQuery"})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let body = r.json();
+        assert!(body.get("errors").is_none(), "{body:#}");
+        let s = &body["data"]["__schema"];
+        assert_eq!(s["queryType"]["name"], "Query");
+        let query = s["types"].as_array().unwrap().iter().find(|t| t["name"] == "Query").unwrap();
+        assert!(query["fields"].as_array().unwrap().iter().any(|f| f["name"] == "contacts"));
+        // The deepest wrapper chain is answered in full: `[ID!]!` is NON_NULL → LIST → NON_NULL → ID.
+        assert!(r.text.contains(r#""kind":"NON_NULL","name":null,"ofType":{"kind":"LIST""#), "wrapper chains");
+    }
+    let multiplying = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+    let r = post_json(&app, GQL_RESPONSE, &json!({"query": multiplying})).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.code(), "GRAPHQL_VALIDATION_FAILED");
+    assert_no_data(&r, "nested introspection lists");
+}
+
+/// Python `gql` fetches the schema from the server (graphql-core's introspection query) and
+/// runs a query it validated against it (`scripts/gql_schema.py`). Needs python3 with `gql`
+/// (`.ci/run` installs it and sets `COHORT_TEST_REQUIRE_PYTHON_GQL=1`, which turns a missing
+/// `gql` into a failure); elsewhere the test says it was skipped.
+async fn python_gql_fetches_the_schema(backend: Backend) {
+    let required = std::env::var("COHORT_TEST_REQUIRE_PYTHON_GQL").is_ok_and(|v| v == "1");
+    let has_gql = std::process::Command::new("python3")
+        .args(["-c", "import gql.transport.requests"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_gql {
+        assert!(!required, "COHORT_TEST_REQUIRE_PYTHON_GQL=1 but python3 cannot import gql");
+        eprintln!("skipped: python3 with gql[requests] is not installed");
+        return;
+    }
+    let Some(app) = spawn_with(backend, |s| s.introspection = true).await else {
+        return;
+    };
+    let token = app.token("acme", "admin", &["admin"]);
+    let url = app.url("/graphql");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gql_schema.py");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3").args([script, &url, &token]).output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "gql failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("totalCount=0"), "{stdout}");
+}
+
+/// CORS for single-page apps on another origin: the preflight of an Apollo Client request with
+/// client-awareness and trace-context headers is allowed, `x-request-id` is exposed, other
+/// origins get no CORS grant, and `COHORT_CORS_HEADERS` replaces the list.
+async fn cors_preflight_allows_what_browser_clients_send(backend: Backend) {
+    let Some(app) = spawn_with(backend, |s| s.cors_origins = vec!["https://spa.example".into()]).await else {
+        return;
+    };
+    let wanted = "content-type, authorization, apollographql-client-name, apollographql-client-version, traceparent, tracestate, baggage";
+    let preflight = |origin: &str, headers: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", headers)
+            .send()
+    };
+    let r = preflight("https://spa.example", wanted).await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let h = |r: &reqwest::Response, n: &str| r.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert_eq!(h(&r, "access-control-allow-origin"), "https://spa.example");
+    let allowed = h(&r, "access-control-allow-headers").to_ascii_lowercase();
+    for want in wanted.split(", ") {
+        assert!(allowed.split(',').any(|a| a.trim() == want), "{want} not in {allowed}");
+    }
+    let r = preflight("https://evil.example", wanted).await.unwrap();
+    assert_eq!(h(&r, "access-control-allow-origin"), "", "no grant for another origin");
+    let r = app
+        .client
+        .post(app.url("/graphql"))
+        .header("origin", "https://spa.example")
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(h(&r, "access-control-expose-headers").to_ascii_lowercase().contains("x-request-id"));
+    let Some(custom) = spawn_with(backend, |s| {
+        s.cors_origins = vec!["https://spa.example".into()];
+        s.cors_headers = vec!["content-type".into(), "x-tenant-hint".into()];
+    })
+    .await
+    else {
+        return;
+    };
+    let r = custom
+        .client
+        .request(reqwest::Method::OPTIONS, custom.url("/graphql"))
+        .header("origin", "https://spa.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "x-tenant-hint")
+        .send()
+        .await
+        .unwrap();
+    let allowed = h(&r, "access-control-allow-headers").to_ascii_lowercase();
+    assert!(allowed.contains("x-tenant-hint") && !allowed.contains("traceparent"), "{allowed}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Operational endpoints and request ids.
 
@@ -788,4 +906,10 @@ on_both_backends!(
     body_over_default_limit_is_413_json,
 );
 
-on_both_backends_custom!(body_over_limit_is_413, introspection_can_be_enabled);
+on_both_backends_custom!(
+    body_over_limit_is_413,
+    introspection_can_be_enabled,
+    standard_introspection_queries_pass,
+    cors_preflight_allows_what_browser_clients_send,
+    python_gql_fetches_the_schema,
+);

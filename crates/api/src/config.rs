@@ -155,6 +155,8 @@ pub struct Settings {
     pub graphiql: bool,
     pub introspection: bool,
     pub cors_origins: Vec<String>,
+    /// Request headers a browser may send cross-origin (`COHORT_CORS_HEADERS`), lower-case.
+    pub cors_headers: Vec<String>,
     pub log_filter: String,
     pub log_format: LogFormat,
     pub limits: Limits,
@@ -165,6 +167,38 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
+
+/// What browsers' GraphQL clients send besides the basics: Apollo Client's client awareness
+/// headers, and W3C trace context / baggage from the OpenTelemetry and Sentry browser SDKs.
+pub const DEFAULT_CORS_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "accept",
+    "apollographql-client-name",
+    "apollographql-client-version",
+    "traceparent",
+    "tracestate",
+    "baggage",
+];
+
+pub fn default_cors_headers() -> Vec<String> {
+    DEFAULT_CORS_HEADERS.iter().map(|h| h.to_string()).collect()
+}
+
+/// `COHORT_CORS_HEADERS`: comma-separated header names (each a valid HTTP token).
+pub fn parse_cors_headers(s: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out = vec![];
+    for h in s.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+        if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+            return Err(ConfigError(format!("COHORT_CORS_HEADERS: '{h}' is not a header name")));
+        }
+        out.push(h.to_ascii_lowercase());
+    }
+    if out.is_empty() {
+        return Err(ConfigError("COHORT_CORS_HEADERS must name at least one header".into()));
+    }
+    Ok(out)
+}
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
@@ -247,6 +281,10 @@ impl Settings {
             cors_origins: env("COHORT_CORS_ORIGINS")
                 .map(|s| s.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
                 .unwrap_or_default(),
+            cors_headers: match env("COHORT_CORS_HEADERS") {
+                Some(s) => parse_cors_headers(&s)?,
+                None => default_cors_headers(),
+            },
             log_filter: env("COHORT_LOG").unwrap_or_else(|| "info,sqlx=warn,sea_orm=warn".into()),
             log_format,
             limits: Limits {
@@ -320,6 +358,7 @@ impl Settings {
             graphiql: false,
             introspection: false,
             cors_origins: vec![],
+            cors_headers: default_cors_headers(),
             log_filter: "warn".into(),
             log_format: LogFormat::Pretty,
             limits: Limits::default(),
@@ -327,5 +366,18 @@ impl Settings {
             // Tests that deliver webhooks turn the worker on (and allow 127.0.0.1) themselves.
             webhooks: WebhookSettings { worker: false, ..WebhookSettings::default() },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_headers_are_header_names() {
+        assert_eq!(parse_cors_headers(" Content-Type, x-Trace ").unwrap(), vec!["content-type", "x-trace"]); // ok: unit test
+        assert!(parse_cors_headers("bad header").is_err());
+        assert!(parse_cors_headers(" , ").is_err());
+        assert!(default_cors_headers().contains(&"traceparent".to_string()));
     }
 }

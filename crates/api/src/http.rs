@@ -444,13 +444,16 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     respond(StatusCode::INTERNAL_SERVER_ERROR, Media::Json, &json!({"errors": [e]}))
 }
 
-fn cors(origins: &[String]) -> Option<CorsLayer> {
+fn cors(origins: &[String], headers: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
+    // Validated when the configuration was read.
+    let allowed: Vec<header::HeaderName> =
+        headers.iter().filter_map(|h| header::HeaderName::from_bytes(h.as_bytes()).ok()).collect();
     let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .allow_headers(allowed)
         .expose_headers([header::HeaderName::from_static("x-request-id")])
         .max_age(std::time::Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {
@@ -474,7 +477,7 @@ pub fn router(st: AppState, settings: &Settings) -> Router {
         .layer(middleware::from_fn_with_state(st.clone(), record_http))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(st);
-    if let Some(c) = cors(&settings.cors_origins) {
+    if let Some(c) = cors(&settings.cors_origins, &settings.cors_headers) {
         r = r.layer(c);
     }
     r.layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))

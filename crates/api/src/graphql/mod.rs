@@ -117,13 +117,18 @@ pub(crate) fn tenant_key<'a>(ctx: &Context<'a>) -> Result<&'a str, ApiError> {
 /// Builds the schema. It holds no data of its own: tenant data arrives per request, as the
 /// request's [`DataHandle`] (the store itself is never put into the schema).
 pub fn build_schema(limits: &Limits, introspection: bool) -> AppSchema {
+    // Depth is checked by `RequestGuard` (not async-graphql's `limit_depth`), so that the
+    // standard introspection query passes without loosening the limit for ordinary queries.
     let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
         .limit_directives(10)
         .disable_suggestions()
-        .extension(RequestGuard { max_aliases: limits.max_aliases, max_operations: limits.max_batch.max(1) * 2 });
+        .extension(RequestGuard {
+            max_aliases: limits.max_aliases,
+            max_operations: limits.max_batch.max(1) * 2,
+            max_depth: limits.max_depth,
+        });
     if !introspection {
         b = b.disable_introspection();
     }
@@ -183,17 +188,117 @@ pub(crate) fn has_surrogate_escape(doc: &str) -> bool {
 struct RequestGuard {
     max_aliases: usize,
     max_operations: usize,
+    max_depth: usize,
 }
 
 impl ExtensionFactory for RequestGuard {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestGuardExt { max_aliases: self.max_aliases, max_operations: self.max_operations })
+        Arc::new(RequestGuardExt {
+            max_aliases: self.max_aliases,
+            max_operations: self.max_operations,
+            max_depth: self.max_depth,
+        })
     }
 }
 
 struct RequestGuardExt {
     max_aliases: usize,
     max_operations: usize,
+    max_depth: usize,
+}
+
+/// Introspection fields that return lists: nesting them multiplies the answer (types × fields ×
+/// fields …), so inside `__schema` / `__type` at most [`MAX_INTROSPECTION_LISTS`] may nest — the
+/// standard introspection query nests three (`types → fields → args`).
+const INTROSPECTION_LISTS: &[&str] =
+    &["types", "fields", "inputFields", "interfaces", "possibleTypes", "enumValues", "args", "directives"];
+const MAX_INTROSPECTION_LISTS: usize = 3;
+/// `ofType` is a chain (one type each), so its nesting costs nothing to answer; graphql-js asks
+/// for nine levels (a `[[T!]!]!`-style wrapper chain), tools for up to a few more.
+const MAX_OF_TYPE: usize = 16;
+
+/// The depth rule. Ordinary fields count one level each, as async-graphql's `limit_depth` did.
+/// Inside introspection, what can make an answer large is bounded instead: nested list fields
+/// and the `ofType` chain — so `getIntrospectionQuery()` (graphql-js), which is 15 levels deep,
+/// passes at the default depth of 12, and `fields { type { fields { type { fields … } } } }`
+/// does not.
+struct DepthCheck<'a> {
+    doc: &'a ExecutableDocument,
+    fragments: Vec<&'a str>,
+}
+
+impl<'a> DepthCheck<'a> {
+    /// The deepest ordinary nesting in `set` (introspection subtrees checked on the way).
+    fn ordinary(&mut self, set: &'a SelectionSet) -> Result<usize, ()> {
+        let mut deepest = 0;
+        for s in &set.items {
+            let d = match &s.node {
+                Selection::Field(f) => {
+                    let name = f.node.name.node.as_str();
+                    if name == "__schema" || name == "__type" {
+                        self.introspection(&f.node.selection_set.node, 0, 0)?;
+                        1
+                    } else {
+                        1 + self.ordinary(&f.node.selection_set.node)?
+                    }
+                }
+                Selection::InlineFragment(f) => self.ordinary(&f.node.selection_set.node)?,
+                Selection::FragmentSpread(f) => match self.spread(f.node.fragment_name.node.as_str()) {
+                    Some(set) => {
+                        let d = self.ordinary(set)?;
+                        self.fragments.pop();
+                        d
+                    }
+                    None => 0,
+                },
+            };
+            deepest = deepest.max(d);
+        }
+        Ok(deepest)
+    }
+
+    fn introspection(&mut self, set: &'a SelectionSet, lists: usize, of_type: usize) -> Result<(), ()> {
+        for s in &set.items {
+            match &s.node {
+                Selection::Field(f) => {
+                    let name = f.node.name.node.as_str();
+                    let lists = lists + usize::from(INTROSPECTION_LISTS.contains(&name));
+                    let of_type = of_type + usize::from(name == "ofType");
+                    if lists > MAX_INTROSPECTION_LISTS || of_type > MAX_OF_TYPE {
+                        return Err(());
+                    }
+                    self.introspection(&f.node.selection_set.node, lists, of_type)?;
+                }
+                Selection::InlineFragment(f) => self.introspection(&f.node.selection_set.node, lists, of_type)?,
+                Selection::FragmentSpread(f) => {
+                    if let Some(set) = self.spread(f.node.fragment_name.node.as_str()) {
+                        self.introspection(set, lists, of_type)?;
+                        self.fragments.pop();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The selection set of fragment `name`, entered (`None` if unknown or already being walked:
+    /// validation refuses cycles and unknown fragments with its own message).
+    fn spread(&mut self, name: &'a str) -> Option<&'a SelectionSet> {
+        if self.fragments.contains(&name) || self.fragments.len() > 64 {
+            return None;
+        }
+        let f = self.doc.fragments.get(name)?;
+        self.fragments.push(name);
+        Some(&f.node.selection_set.node)
+    }
+}
+
+/// Whether every operation of `doc` is within `max_depth` (see [`DepthCheck`]).
+fn depth_ok(doc: &ExecutableDocument, max_depth: usize) -> bool {
+    doc.operations.iter().all(|(_, op)| {
+        let mut c = DepthCheck { doc, fragments: vec![] };
+        c.ordinary(&op.node.selection_set.node).is_ok_and(|d| d <= max_depth)
+    })
 }
 
 fn coded(message: String, code: &str) -> ServerError {
@@ -260,6 +365,10 @@ impl Extension for RequestGuardExt {
             mark_failed(ctx);
             return Err(coded(format!("too many aliases (limit {})", self.max_aliases), "BAD_REQUEST"));
         }
+        if !depth_ok(&doc, self.max_depth) {
+            mark_failed(ctx);
+            return Err(coded("Query is nested too deep.".into(), "GRAPHQL_VALIDATION_FAILED"));
+        }
         Ok(doc)
     }
 
@@ -274,7 +383,36 @@ impl Extension for RequestGuardExt {
 
 #[cfg(test)]
 mod tests {
-    use super::has_surrogate_escape;
+    use super::{depth_ok, has_surrogate_escape};
+
+    fn ok(q: &str, max: usize) -> bool {
+        depth_ok(&async_graphql::parser::parse_query(q).expect("parses"), max)
+    }
+
+    #[test]
+    fn depth_counts_ordinary_fields_and_bounds_what_multiplies_in_introspection() {
+        assert!(ok("{ a { b { c } } }", 3));
+        assert!(!ok("{ a { b { c { d } } } }", 3));
+        assert!(!ok("query { ...F } fragment F on Query { a { b { c { d } } } }", 3), "through fragments");
+        assert!(ok("query { ...F } fragment F on Query { ...F }", 3), "a cycle is validation's to refuse");
+        let of_type = |n: usize| {
+            let mut t = "name".to_owned();
+            for _ in 0..n {
+                t = format!("kind ofType {{ {t} }}");
+            }
+            format!("{{ __schema {{ types {{ fields {{ args {{ type {{ {t} }} }} }} }} }} }}")
+        };
+        assert!(ok(&of_type(16), 3), "the ofType chain does not count as depth");
+        assert!(!ok(&of_type(17), 3));
+        assert!(
+            !ok("{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }", 12),
+            "lists multiply"
+        );
+        assert!(!ok(
+            "{ __type(name: \"Query\") { fields { type { fields { type { fields { type { fields { name } } } } } } } } }",
+            12
+        ));
+    }
 
     #[test]
     fn surrogate_escapes_are_found_in_strings_only() {
