@@ -672,19 +672,26 @@ async fn standard_introspection_queries_pass(backend: Backend) {
     assert_no_data(&r, "nested introspection lists");
 }
 
-/// Python `gql` fetches the schema from the server (graphql-core's introspection query) and
-/// runs a query it validated against it (`scripts/gql_schema.py`). Needs python3 with `gql`
-/// (`.ci/run` installs it and sets `COHORT_TEST_REQUIRE_PYTHON_GQL=1`, which turns a missing
-/// `gql` into a failure); elsewhere the test says it was skipped.
-async fn python_gql_fetches_the_schema(backend: Backend) {
-    let required = std::env::var("COHORT_TEST_REQUIRE_PYTHON_GQL").is_ok_and(|v| v == "1");
-    let has_gql = std::process::Command::new("python3")
-        .args(["-c", "import gql.transport.requests"])
+/// Whether python3 can import `module`. `.ci/run` installs the test tools (gql,
+/// prometheus_client) and sets `COHORT_TEST_REQUIRE_PYTHON_TOOLS=1`, which turns a missing one
+/// into a failure; elsewhere a test without them says it was skipped.
+fn python_has(module: &str) -> bool {
+    let required = std::env::var("COHORT_TEST_REQUIRE_PYTHON_TOOLS").is_ok_and(|v| v == "1");
+    let has = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !has_gql {
-        assert!(!required, "COHORT_TEST_REQUIRE_PYTHON_GQL=1 but python3 cannot import gql");
-        eprintln!("skipped: python3 with gql[requests] is not installed");
+    assert!(has || !required, "COHORT_TEST_REQUIRE_PYTHON_TOOLS=1 but python3 cannot import {module}");
+    if !has {
+        eprintln!("skipped: python3 cannot import {module}");
+    }
+    has
+}
+
+/// Python `gql` fetches the schema from the server (graphql-core's introspection query) and
+/// runs a query it validated against it (`scripts/gql_schema.py`).
+async fn python_gql_fetches_the_schema(backend: Backend) {
+    if !python_has("gql.transport.requests") {
         return;
     }
     let Some(app) = spawn_with(backend, |s| s.introspection = true).await else {
@@ -702,6 +709,52 @@ async fn python_gql_fetches_the_schema(backend: Backend) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "gql failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("totalCount=0"), "{stdout}");
+}
+
+/// `/metrics` as the reference parsers read it (`scripts/parse_metrics.py`, `prometheus_client`):
+/// classic text by default and OpenMetrics when asked, every family with its real type; and the
+/// `operation` label stays bounded whatever names clients send.
+async fn metrics_parse_and_stay_bounded(app: TestApp) {
+    let token = app.token("acme", "agent", &["agent"]);
+    for i in 0..8 {
+        // Unauthenticated requests with random names mint no series …
+        post_json(&app, JSON, &json!({"query": "{ __typename }", "operationName": format!("Rnd{i}x")})).await;
+    }
+    // … and authenticated ones at most MAX_OPERATION_LABELS.
+    for i in 0..(cohort_api::metrics::MAX_OPERATION_LABELS + 20) {
+        let q = format!("query N{i} {{ __typename }}");
+        post_json_as(&app, &token, JSON, &json!({"query": q, "operationName": format!("N{i}")})).await;
+    }
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let ops: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("cohort_graphql_operations_total{"))
+        .filter_map(|l| l.split("operation=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(!ops.iter().any(|o| o.starts_with("Rnd")), "{ops:?}");
+    assert!(ops.contains("unauthenticated") && ops.contains("other"), "{ops:?}");
+    assert!(ops.len() <= cohort_api::metrics::MAX_OPERATION_LABELS + 3, "{} labels", ops.len());
+    assert!(!text.contains("# EOF"), "classic text by default");
+    if !python_has("prometheus_client") {
+        return;
+    }
+    let url = app.url("/metrics");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/parse_metrics.py");
+    let out = tokio::task::spawn_blocking(move || std::process::Command::new("python3").args([script, &url]).output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v["classic"]["contentType"].as_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(v["openmetrics"]["contentType"].as_str().unwrap().starts_with("application/openmetrics-text"));
+    for fmt in ["classic", "openmetrics"] {
+        let f = &v[fmt]["families"];
+        assert_eq!(f["cohort_graphql_operations"], "counter", "{fmt}: {f}");
+        assert_eq!(f["cohort_db_statements"], "counter", "{fmt}: {f}");
+        assert_eq!(f["cohort_http_request_duration_seconds"], "histogram", "{fmt}: {f}");
+    }
 }
 
 /// CORS for single-page apps on another origin: the preflight of an Apollo Client request with
@@ -806,7 +859,7 @@ async fn metrics_are_exposed(app: TestApp) {
     assert!(
         r.text
             .lines()
-            .any(|l| l == r#"cohort_graphql_operations_total{operation="anonymous",code="GRAPHQL_PARSE_FAILED"} 1"#),
+            .any(|l| l == r#"cohort_graphql_operations_total{operation="unauthenticated",code="GRAPHQL_PARSE_FAILED"} 1"#),
         "the parse failure is counted:\n{}",
         r.text
     );
@@ -897,6 +950,7 @@ on_both_backends!(
     oversized_batch_refused,
     too_many_operations_refused,
     too_deep_refused,
+    metrics_parse_and_stay_bounded,
     no_field_suggestions,
     introspection_is_off_by_default,
     health_and_readiness,

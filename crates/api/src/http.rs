@@ -180,16 +180,6 @@ async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<(Data
     }
 }
 
-fn op_label(name: Option<&str>) -> String {
-    match name {
-        Some(n) if !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-            n.to_owned()
-        }
-        Some(_) => "other".into(),
-        None => "anonymous".into(),
-    }
-}
-
 /// Runs one request; returns the JSON body and whether it failed before execution.
 async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, String)>, rid: &str) -> (Value, bool) {
     let failed = RequestFailed::default();
@@ -256,7 +246,7 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, Stri
     st.metrics
         .graphql_operations
         .get_or_create(&OpLabels {
-            operation: op_label(op_name.as_deref()),
+            operation: st.metrics.operation_label(op_name.as_deref(), viewer.is_some()),
             code: first_code.unwrap_or_else(|| "OK".into()),
         })
         .inc();
@@ -419,9 +409,10 @@ async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(st): State<AppState>) -> Response {
-    let body = st.metrics.render(&st.gate);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).unwrap_or("");
+    let (content_type, body) = st.metrics.render_for(&st.gate, accept);
+    ([(header::CONTENT_TYPE, content_type), (header::VARY, "accept")], body).into_response()
 }
 
 async fn not_found() -> Response {

@@ -37,8 +37,13 @@ pub struct BuildLabels {
     pub database: String,
 }
 
+/// At most this many distinct `operation` labels (client-chosen `operationName`s); further names
+/// count as `other`, so no client can grow the series without bound.
+pub const MAX_OPERATION_LABELS: usize = 100;
+
 pub struct Metrics {
     registry: Registry,
+    operation_names: std::sync::Mutex<std::collections::HashSet<String>>,
     pub graphql_operations: Family<OpLabels, Counter>,
     pub http_requests: Family<RouteLabels, Counter>,
     pub http_duration: Family<PathLabels, Histogram>,
@@ -118,6 +123,7 @@ impl Metrics {
         let db_pool = Family::<StateLabels, Gauge>::default();
         registry.register("db_pool_connections", "Database pool connections by state", db_pool.clone());
         Metrics {
+            operation_names: Default::default(),
             registry: root,
             graphql_operations,
             http_requests,
@@ -132,7 +138,38 @@ impl Metrics {
         }
     }
 
-    /// Renders the registry, first copying the store's counters and pool state into it.
+    /// The `operation` label of a GraphQL request: `unauthenticated` without a valid token (any
+    /// client could otherwise mint series), `anonymous` without a name, `other` for names that
+    /// are not plain identifiers or beyond the first [`MAX_OPERATION_LABELS`] distinct ones.
+    pub fn operation_label(&self, name: Option<&str>, authenticated: bool) -> String {
+        if !authenticated {
+            return "unauthenticated".into();
+        }
+        let Some(n) = name else { return "anonymous".into() };
+        if n.is_empty() || n.len() > 64 || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return "other".into();
+        }
+        let Ok(mut known) = self.operation_names.lock() else { return "other".into() };
+        if known.contains(n) || (known.len() < MAX_OPERATION_LABELS && known.insert(n.to_owned())) {
+            n.to_owned()
+        } else {
+            "other".into()
+        }
+    }
+
+    /// The exposition for a scrape: OpenMetrics text when the scraper's `Accept` asks for it,
+    /// else the classic Prometheus text format (version 0.0.4) — with its content type each.
+    pub fn render_for(&self, store: &cohort_store::Gate, accept: &str) -> (&'static str, String) {
+        let text = self.render(store);
+        if accept.split(',').any(|a| a.trim().starts_with("application/openmetrics-text")) {
+            ("application/openmetrics-text; version=1.0.0; charset=utf-8", text)
+        } else {
+            ("text/plain; version=0.0.4; charset=utf-8", openmetrics_to_classic(&text))
+        }
+    }
+
+    /// Renders the registry (OpenMetrics text), first copying the store's counters and pool
+    /// state into it.
     pub fn render(&self, store: &cohort_store::Gate) -> String {
         let m = store.metrics();
         let stmts = m.statements.load(Ordering::Relaxed);
@@ -167,5 +204,60 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// OpenMetrics text → the classic Prometheus text format: no `# UNIT` and no `# EOF`, and a
+/// counter family is named after its samples (`x_total`), which is what classic parsers expect
+/// (they call a `# TYPE x counter` whose samples are `x_total` "unknown").
+pub fn openmetrics_to_classic(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters.contains(name).then(|| format!("{p}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(l.trim_end()),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_by_their_samples() {
+        let om = "# HELP a_ops Operations.\n# TYPE a_ops counter\na_ops_total{x=\"1\"} 3\n# HELP a_s Seconds.\n# TYPE a_s gauge\n# UNIT a_s seconds\na_s 1.5\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_classic(om),
+            "# HELP a_ops_total Operations.\n# TYPE a_ops_total counter\na_ops_total{x=\"1\"} 3\n# HELP a_s Seconds.\n# TYPE a_s gauge\na_s 1.5\n"
+        );
+    }
+
+    #[test]
+    fn operation_labels_are_bounded() {
+        let m = Metrics::new();
+        assert_eq!(m.operation_label(Some("Anything"), false), "unauthenticated");
+        assert_eq!(m.operation_label(None, true), "anonymous");
+        assert_eq!(m.operation_label(Some("not ok!"), true), "other");
+        for i in 0..MAX_OPERATION_LABELS {
+            assert_eq!(m.operation_label(Some(&format!("Op{i}")), true), format!("Op{i}"));
+        }
+        assert_eq!(m.operation_label(Some("OneTooMany"), true), "other");
+        assert_eq!(m.operation_label(Some("Op7"), true), "Op7", "known names keep their label");
     }
 }
