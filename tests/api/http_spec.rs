@@ -859,7 +859,8 @@ async fn metrics_are_exposed(app: TestApp) {
     assert!(
         r.text
             .lines()
-            .any(|l| l == r#"cohort_graphql_operations_total{operation="unauthenticated",code="GRAPHQL_PARSE_FAILED"} 1"#),
+            .any(|l| l
+                == r#"cohort_graphql_operations_total{operation="unauthenticated",code="GRAPHQL_PARSE_FAILED"} 1"#),
         "the parse failure is counted:\n{}",
         r.text
     );

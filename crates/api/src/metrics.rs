@@ -211,11 +211,8 @@ impl Metrics {
 /// counter family is named after its samples (`x_total`), which is what classic parsers expect
 /// (they call a `# TYPE x counter` whose samples are `x_total` "unknown").
 pub fn openmetrics_to_classic(text: &str) -> String {
-    let counters: std::collections::HashSet<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.strip_suffix(" counter"))
-        .collect();
+    let counters: std::collections::HashSet<&str> =
+        text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.strip_suffix(" counter")).collect();
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {
