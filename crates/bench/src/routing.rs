@@ -283,6 +283,33 @@ pub fn show_verdict(one: &[u64], many: &[u64]) -> String {
     format!("{} — {verdict}", show(one))
 }
 
+/// Sends `missing` requests of `prepared()` from `parallel` (at most 16) connections, checking
+/// each answer: how W8 and W10 fill their queues before measuring.
+pub async fn top_up(
+    client: Arc<Client>,
+    missing: u64,
+    parallel: usize,
+    prepared: impl Fn() -> Prepared,
+    what: &'static str,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = vec![];
+    for _ in 0..parallel.clamp(1, 16) {
+        let (client, next, p) = (client.clone(), next.clone(), prepared());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < missing {
+                let v = client.post(&p.body).await?;
+                (p.check)(&v).map_err(|e| anyhow::anyhow!("{what} answered wrongly: {e}"))?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
 async fn page_as_admin(admin: &Client, queue: &str) -> anyhow::Result<(u64, Vec<String>)> {
     let v = admin.post(&workloads::w8_body(queue)).await?;
     let m = workloads::data(&v, &["messages"]).map_err(anyhow::Error::msg)?;
@@ -322,21 +349,7 @@ pub async fn w8_expected(
     if have < W8_MIN_MESSAGES {
         let missing = W8_MIN_MESSAGES - have;
         eprintln!("W8: posting {missing} messages into {VIP_QUEUE} first");
-        let next = Arc::new(AtomicU64::new(0));
-        let mut tasks = vec![];
-        for _ in 0..parallel.clamp(1, 16) {
-            let (viewer, next, p) = (viewer.clone(), next.clone(), w7(r));
-            tasks.push(tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < missing {
-                    let v = viewer.post(&p.body).await?;
-                    (p.check)(&v).map_err(|e| anyhow::anyhow!("receiveMessage answered wrongly: {e}"))?;
-                }
-                anyhow::Ok(())
-            }));
-        }
-        for t in tasks {
-            t.await??;
-        }
+        top_up(viewer, missing, parallel, || w7(r), "receiveMessage").await?;
     }
     let (total, ids) = page_as_admin(admin, &r.vip).await?;
     if total < W8_MIN_MESSAGES {

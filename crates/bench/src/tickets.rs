@@ -21,7 +21,6 @@ use crate::workloads::{Prepared, data, gid};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const CALENDAR: &str = "Bench — office";
 pub const STANDARD: &str = "Bench — standard";
@@ -262,21 +261,7 @@ pub async fn w10_expected(admin: Arc<Client>, sla: &Sla, parallel: usize) -> any
     if have < W10_MIN_TICKETS {
         let missing = W10_MIN_TICKETS - have;
         eprintln!("W10: opening {missing} tickets in {VIP_QUEUE} first");
-        let next = Arc::new(AtomicU64::new(0));
-        let mut tasks = vec![];
-        for _ in 0..parallel.clamp(1, 16) {
-            let (admin, next, p) = (admin.clone(), next.clone(), w9(sla));
-            tasks.push(tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < missing {
-                    let v = admin.post(&p.body).await?;
-                    (p.check)(&v).map_err(|e| anyhow::anyhow!("createTicket answered wrongly: {e}"))?;
-                }
-                anyhow::Ok(())
-            }));
-        }
-        for t in tasks {
-            t.await??;
-        }
+        routing::top_up(admin.clone(), missing, parallel, || w9(sla), "createTicket").await?;
     }
     let (total, ids) = page_as_admin(&admin, &sla.routing.vip).await?;
     if total < W10_MIN_TICKETS {

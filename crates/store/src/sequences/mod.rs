@@ -519,13 +519,7 @@ impl DataHandle {
                 .push("))");
         }
         q.push(" ORDER BY e.enrolled_at DESC, e.id DESC LIMIT ").bind(page.limit() as i64);
-        let rows = self.db.query_all_raw(q.build()).await?;
-        let recs = rows
-            .iter()
-            .map(|r| {
-                sequence_enrolment::Model::from_query_result(r, "").map_err(StoreError::from).and_then(enrolment_record)
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+        let recs = decode_enrolments(&self.db.query_all_raw(q.build()).await?)?;
         Ok(Page::from_rows(recs, page, |e| TimeKey(e.enrolled_at, e.id.0)))
     }
 
@@ -548,20 +542,8 @@ impl DataHandle {
         &self,
         contacts: &[ContactId],
     ) -> StoreResult<HashMap<ContactId, Vec<EnrolmentRecord>>> {
-        let v = self.viewer();
         let mut out: HashMap<ContactId, Vec<EnrolmentRecord>> = HashMap::new();
-        if contacts.is_empty() {
-            return Ok(out);
-        }
-        let mut q = Sql::new(v.dialect);
-        q.push("SELECT e.* FROM sequence_enrolments e JOIN sequences s ON s.tenant_id = e.tenant_id AND s.id = e.sequence_id WHERE e.tenant_id = ")
-            .bind(v.tenant_id.0)
-            .push(" AND e.contact_id IN ")
-            .bind_list(contacts.iter().map(|c| c.0));
-        push_visible_enrolment(&mut q, v);
-        q.push(" ORDER BY e.enrolled_at DESC, e.id DESC");
-        for r in self.db.query_all_raw(q.build()).await? {
-            let e = enrolment_record(sequence_enrolment::Model::from_query_result(&r, "")?)?;
+        for e in self.visible_enrolments("e.contact_id", contacts.iter().map(|c| c.0)).await? {
             out.entry(e.contact_id).or_default().push(e);
         }
         Ok(out)
@@ -569,22 +551,29 @@ impl DataHandle {
 
     /// Visible enrolments among `ids` (for `node`).
     pub async fn enrolments_by_ids(&self, ids: &[EnrolmentId]) -> StoreResult<Vec<EnrolmentRecord>> {
+        self.visible_enrolments("e.id", ids.iter().map(|i| i.0)).await
+    }
+
+    /// Visible enrolments whose `column` is among `values`, newest first.
+    async fn visible_enrolments(
+        &self,
+        column: &'static str,
+        values: impl ExactSizeIterator<Item = Uuid>,
+    ) -> StoreResult<Vec<EnrolmentRecord>> {
         let v = self.viewer();
-        if ids.is_empty() {
+        if values.len() == 0 {
             return Ok(vec![]);
         }
         let mut q = Sql::new(v.dialect);
         q.push("SELECT e.* FROM sequence_enrolments e JOIN sequences s ON s.tenant_id = e.tenant_id AND s.id = e.sequence_id WHERE e.tenant_id = ")
             .bind(v.tenant_id.0)
-            .push(" AND e.id IN ")
-            .bind_list(ids.iter().map(|i| i.0));
+            .push(" AND ")
+            .push(column)
+            .push(" IN ")
+            .bind_list(values);
         push_visible_enrolment(&mut q, v);
-        let rows = self.db.query_all_raw(q.build()).await?;
-        rows.iter()
-            .map(|r| {
-                sequence_enrolment::Model::from_query_result(r, "").map_err(StoreError::from).and_then(enrolment_record)
-            })
-            .collect()
+        q.push(" ORDER BY e.enrolled_at DESC, e.id DESC");
+        decode_enrolments(&self.db.query_all_raw(q.build()).await?)
     }
 
     /// The steps that ran for each visible enrolment among `ids`, in order (every generation),
@@ -618,6 +607,14 @@ impl DataHandle {
         }
         Ok(out)
     }
+}
+
+fn decode_enrolments(rows: &[sea_orm::QueryResult]) -> StoreResult<Vec<EnrolmentRecord>> {
+    rows.iter()
+        .map(|r| {
+            sequence_enrolment::Model::from_query_result(r, "").map_err(StoreError::from).and_then(enrolment_record)
+        })
+        .collect()
 }
 
 /// `FROM … WHERE …` of a sequence's visible enrolments.
