@@ -85,10 +85,27 @@ async fn shutdown_signal() {
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Store> {
-    let store = Store::connect(settings.database_url.expose_secret(), settings.database.clone())
+    let url = settings.database_url.expose_secret();
+    let store = Store::connect(url, settings.database.clone())
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", describe_database(url)))?;
     Ok(store)
+}
+
+/// Where a database URL points, for error messages: `PostgreSQL at host:port (database d)` or
+/// `SQLite file <path>` — never the user's password.
+fn describe_database(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or(path);
+        return format!("(SQLite file '{path}')");
+    }
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let rest = rest.rsplit_once('@').map(|(_, r)| r).unwrap_or(rest);
+    let (addr, db) = rest.split_once('/').unwrap_or((rest, ""));
+    let db = db.split('?').next().unwrap_or(db);
+    let addr = if addr.contains(':') { addr.to_owned() } else { format!("{addr}:5432") };
+    format!("(PostgreSQL at {addr}, database '{db}')")
 }
 
 async fn serve(demo: bool) -> anyhow::Result<()> {
@@ -99,6 +116,9 @@ async fn serve(demo: bool) -> anyhow::Result<()> {
         let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         settings.jwt.secret = Some(SecretString::from(secret));
     }
+    // The whole configuration is checked before the database is touched: a bad key file must
+    // not fail only after migrations ran.
+    cohort_store::check_token_settings(&settings.jwt)?;
     let store = connect(&settings).await?;
     store.migrate().await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
     tracing::info!(database = store.backend_name(), "migrations applied");
@@ -232,5 +252,22 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_database;
+
+    #[test]
+    fn database_descriptions_name_the_place_never_the_password() {
+        assert_eq!(
+            describe_database("postgres://app:s3cret@db.internal:6432/cohort?sslmode=require"),
+            "(PostgreSQL at db.internal:6432, database 'cohort')"
+        );
+        assert_eq!(describe_database("postgresql://db/cohort"), "(PostgreSQL at db:5432, database 'cohort')");
+        assert_eq!(describe_database("sqlite:///var/lib/cohort/c.db?mode=rwc"), "(SQLite file '/var/lib/cohort/c.db')");
+        assert_eq!(describe_database("sqlite://cohort.db"), "(SQLite file 'cohort.db')");
+        assert!(!describe_database("postgres://u:p%40ss@h/d").contains("p%40ss"));
     }
 }

@@ -27,6 +27,8 @@ fn schema_graphql_is_up_to_date() {
 struct Server {
     child: Child,
     addr: String,
+    /// Every JSON log line the server wrote so far.
+    logs: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
 }
 
 impl Drop for Server {
@@ -54,6 +56,8 @@ fn start(db_url: &str, extra: &[(&str, &str)]) -> Server {
     let mut child = cmd.spawn().expect("spawn cohort");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = logs.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(v) = serde_json::from_str::<Value>(&line) {
@@ -62,11 +66,12 @@ fn start(db_url: &str, extra: &[(&str, &str)]) -> Server {
                 }
                 // Secrets never reach the log.
                 assert!(!line.contains(SECRET), "the JWT secret appeared in a log line");
+                kept.lock().unwrap().push(v);
             }
         }
     });
     let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server did not report its address");
-    Server { child, addr }
+    Server { child, addr, logs }
 }
 
 fn token(tenant: &str, sub: &str, role: &str) -> String {
@@ -323,4 +328,98 @@ async fn two_servers_share_webhooks_and_survive_kill_9() {
     drop(a);
     drop(b2);
     cohort_store::testing::drop_postgres_database(&admin_url, &name).await.expect("drop database");
+}
+
+/// Runs `cohort serve` to its failure (it must not start) and returns what it printed.
+fn serve_fails(env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cohort"));
+    cmd.arg("serve").env_clear().env("COHORT_LISTEN", "127.0.0.1:0").env("COHORT_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run cohort serve");
+    assert!(!out.status.success(), "cohort serve started with {env:?}");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn configuration_is_checked_before_the_database_and_errors_say_where() {
+    let dir = std::env::temp_dir().join(format!("cohort-cfg-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("untouched.db");
+    let url = format!("sqlite://{}", db.display());
+    // A bad key file fails before the database is opened: the file is never created.
+    let out = serve_fails(&[("COHORT_DATABASE_URL", &url), ("COHORT_JWT_PUBLIC_KEYS", "/nonexistent/keys.pem")]);
+    assert!(out.contains("COHORT_JWT_PUBLIC_KEYS") || out.contains("/nonexistent/keys.pem"), "{out}");
+    assert!(!db.exists(), "the database was touched before the configuration was checked");
+    // An unreachable PostgreSQL names host and port, never the password.
+    let out = serve_fails(&[
+        ("COHORT_DATABASE_URL", "postgres://cohort:hunter2-secret@127.0.0.1:1/cohort"),
+        ("COHORT_JWT_SECRET", SECRET),
+        ("COHORT_DATABASE_ACQUIRE_TIMEOUT_MS", "2000"),
+    ]);
+    assert!(out.contains("127.0.0.1:1") && out.contains("'cohort'"), "{out}");
+    assert!(!out.contains("hunter2-secret"), "the password leaked: {out}");
+    // A SQLite file in a directory that does not exist names the path.
+    let out =
+        serve_fails(&[("COHORT_DATABASE_URL", "sqlite:///nonexistent-dir/cohort.db"), ("COHORT_JWT_SECRET", SECRET)]);
+    assert!(out.contains("/nonexistent-dir/cohort.db"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One access-log line per request at `info`: method, route, status, duration, request id,
+/// tenant and user ids — never the token.
+#[tokio::test]
+async fn every_request_has_one_access_log_line_without_the_token() {
+    let dir = std::env::temp_dir().join(format!("cohort-log-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = start(&format!("sqlite://{}", dir.join("log.db").display()), &[]);
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let admin = token("logs", "boss", "admin");
+    let r = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(&admin)
+        .header("x-request-id", "rid-access-log-1")
+        .json(&json!({"query": "{ viewer { tenant } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client.get(format!("{base}/healthz")).header("x-request-id", "rid-access-log-2").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut access = vec![];
+    for _ in 0..100 {
+        access = server
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v["message"] == "request" && v.get("route").is_some())
+            .cloned()
+            .collect();
+        if access.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let by_rid = |rid: &str| {
+        let lines: Vec<&Value> = access.iter().filter(|v| v.to_string().contains(rid)).collect();
+        assert_eq!(lines.len(), 1, "one access line for {rid}: {access:#?}");
+        lines[0].clone()
+    };
+    let g = by_rid("rid-access-log-1");
+    assert_eq!(
+        (g["level"].as_str(), g["method"].as_str(), g["route"].as_str()),
+        (Some("INFO"), Some("POST"), Some("/graphql"))
+    );
+    assert_eq!(g["status"], 200);
+    assert!(g["duration_ms"].as_f64().is_some_and(|d| d >= 0.0), "{g}");
+    assert!(uuid::Uuid::parse_str(g["tenant_id"].as_str().unwrap()).is_ok(), "{g}");
+    assert!(uuid::Uuid::parse_str(g["user_id"].as_str().unwrap()).is_ok(), "{g}");
+    let h = by_rid("rid-access-log-2");
+    assert_eq!((h["route"].as_str(), h["user_id"].as_str()), (Some("/healthz"), Some("")));
+    let all = server.logs.lock().unwrap().iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n");
+    assert!(!all.contains(&admin), "a token reached the log");
+    let _ = std::fs::remove_dir_all(&dir);
 }

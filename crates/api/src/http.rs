@@ -318,7 +318,22 @@ async fn graphql_get(
     };
     let (body, failed) = execute_one(&st, p, &viewer, &rid).await;
     let status = if failed && media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    respond(status, media, &body)
+    with_identity(respond(status, media, &body), &viewer)
+}
+
+/// Who made a request, for its access-log line (set on the response by the GraphQL handlers).
+#[derive(Clone, Copy)]
+struct AccessIdentity {
+    tenant: uuid::Uuid,
+    user: uuid::Uuid,
+}
+
+fn with_identity(mut r: Response, viewer: &Option<(DataHandle, String)>) -> Response {
+    if let Some((h, _)) = viewer {
+        let v = h.viewer();
+        r.extensions_mut().insert(AccessIdentity { tenant: v.tenant_id().0, user: v.user_id().0 });
+    }
+    r
 }
 
 async fn graphql_post(State(st): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
@@ -357,13 +372,24 @@ async fn graphql_post(State(st): State<AppState>, headers: HeaderMap, body: Resu
         Ok(v) => v,
         Err(r) => return r,
     };
+    let r = graphql_post_body(&st, media, parsed, &viewer, &rid).await;
+    with_identity(r, &viewer)
+}
+
+async fn graphql_post_body(
+    st: &AppState,
+    media: Media,
+    parsed: Value,
+    viewer: &Option<(DataHandle, String)>,
+    rid: &str,
+) -> Response {
     match parsed {
         Value::Object(obj) => {
             let p = match params_from_object(&obj) {
                 Ok(p) => p,
                 Err(m) => return request_error(media, m),
             };
-            let (body, failed) = execute_one(&st, p, &viewer, &rid).await;
+            let (body, failed) = execute_one(st, p, viewer, rid).await;
             let status =
                 if failed && media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
             respond(status, media, &body)
@@ -379,7 +405,7 @@ async fn graphql_post(State(st): State<AppState>, headers: HeaderMap, body: Resu
                     continue;
                 };
                 match params_from_object(&obj) {
-                    Ok(p) => out.push(execute_one(&st, p, &viewer, &rid).await.0),
+                    Ok(p) => out.push(execute_one(st, p, viewer, rid).await.0),
                     Err(m) => out.push(error_body(m, "BAD_REQUEST")),
                 }
             }
@@ -423,8 +449,23 @@ async fn record_http(State(st): State<AppState>, req: Request, next: Next) -> Re
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let start = Instant::now();
+    let method = req.method().clone();
     let resp = next.run(req).await;
-    st.metrics.http_duration.get_or_create(&PathLabels { route: route.clone() }).observe(start.elapsed().as_secs_f64());
+    let elapsed = start.elapsed();
+    // One access-log line per request (inside the request span, which carries the request id).
+    // Never the token, the query or any value: who, what route, how it ended, how long.
+    let who = resp.extensions().get::<AccessIdentity>().copied();
+    tracing::info!(
+        target: "cohort::access",
+        method = %method,
+        route = %route,
+        status = resp.status().as_u16(),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        tenant_id = who.map(|w| w.tenant.to_string()).unwrap_or_default(),
+        user_id = who.map(|w| w.user.to_string()).unwrap_or_default(),
+        "request"
+    );
+    st.metrics.http_duration.get_or_create(&PathLabels { route: route.clone() }).observe(elapsed.as_secs_f64());
     st.metrics.http_requests.get_or_create(&RouteLabels { route, status: resp.status().as_u16() }).inc();
     resp
 }

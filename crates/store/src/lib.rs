@@ -43,7 +43,7 @@ mod webhooks;
 pub use access::books::{AddressBookRecord, GrantRecord, Principal};
 pub use access::handle::{DataHandle, Gate, Refused};
 pub use access::principals::{UserGroupRecord, UserRecord};
-pub use access::token::{Claims, KeyConfigError, TokenSettings, issue_hs256};
+pub use access::token::{Claims, KeyConfigError, TokenSettings, check_token_settings, issue_hs256};
 pub use access::viewer::{Identity, Viewer};
 pub use bulk::{BulkContact, BulkGroup, BulkLoader, BulkMembership, BulkPriceItem, BulkProduct, BulkUser};
 pub use contacts::contact::{

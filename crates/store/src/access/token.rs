@@ -82,6 +82,12 @@ pub struct TokenVerifier {
     leeway: u64,
 }
 
+/// Checks token settings (keys readable and valid, one kind only) without building a gate: the
+/// binary validates its whole configuration before it touches the database.
+pub fn check_token_settings(s: &TokenSettings) -> Result<(), KeyConfigError> {
+    TokenVerifier::from_settings(s).map(|_| ())
+}
+
 impl TokenVerifier {
     pub fn from_settings(s: &TokenSettings) -> Result<Self, KeyConfigError> {
         let keys = match (&s.secret, &s.public_keys) {
