@@ -757,6 +757,33 @@ async fn metrics_parse_and_stay_bounded(app: TestApp) {
     }
 }
 
+/// A failed non-null root field nulls the whole `data` (spec §6.4.4; the nullable case is a unit
+/// test in `http.rs`, as every nullable root field here answers `null` without an error).
+/// `Product` and `PriceList` are `Node`s.
+async fn failed_non_null_root_fields_null_the_data(app: TestApp) {
+    let admin = app.token("acme", "admin", &["admin"]);
+    let r =
+        post_json_as(&app, &admin, JSON, &json!({"query": "{ __typename contacts(first: 500) { totalCount } }"})).await;
+    let body = r.json();
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["contacts"]));
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    // Through an alias and a fragment, too (`contact` is non-null: NOT_FOUND nulls `data`).
+    let q = "query { t: __typename ...F } fragment F on Query { c: contact(id: \"nope\") { id } }";
+    let body = post_json_as(&app, &admin, JSON, &json!({"query": q})).await.json();
+    assert_eq!((body["data"].clone(), body["errors"][0]["path"].clone()), (Value::Null, json!(["c"])), "{body}");
+    let d = app
+        .with_token(&admin)
+        .ok(
+            "mutation { createProduct(input: {sku: \"N-1\", name: \"Node product\", listPrice: \"1.00\", currency: \"EUR\"}) { product { id } } }",
+            json!({}),
+        )
+        .await;
+    let id = d["createProduct"]["product"]["id"].clone();
+    let n = app.with_token(&admin).ok("query($id: ID!) { node(id: $id) { __typename id } }", json!({"id": id})).await;
+    assert_eq!(n["node"], json!({"__typename": "Product", "id": id}));
+}
+
 /// CORS for single-page apps on another origin: the preflight of an Apollo Client request with
 /// client-awareness and trace-context headers is allowed, `x-request-id` is exposed, other
 /// origins get no CORS grant, and `COHORT_CORS_HEADERS` replaces the list.
@@ -952,6 +979,7 @@ on_both_backends!(
     too_many_operations_refused,
     too_deep_refused,
     metrics_parse_and_stay_bounded,
+    failed_non_null_root_fields_null_the_data,
     no_field_suggestions,
     introspection_is_off_by_default,
     health_and_readiness,

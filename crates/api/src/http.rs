@@ -9,7 +9,7 @@ use crate::graphql::loaders::Loaders;
 use crate::graphql::{AppSchema, RequestFailed, TenantKey};
 use crate::metrics::{Metrics, OpLabels, PathLabels, RouteLabels};
 use async_graphql::dataloader::DataLoader;
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
 use async_graphql::{ErrorExtensions, Variables};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -21,7 +21,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use cohort_store::{DataHandle, Gate, Refused};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -36,6 +36,9 @@ const JSON: &str = "application/json; charset=utf-8";
 #[derive(Clone)]
 pub struct AppState {
     pub schema: AppSchema,
+    /// The non-null root fields of Query and Mutation (from the schema's SDL), for error
+    /// propagation to `data` (see `null_data_for_failed_non_null_root`).
+    pub non_null_roots: Arc<NonNullRoots>,
     /// The only way in: verifies a token and hands out the request's data handle.
     pub gate: Arc<Gate>,
     pub metrics: Arc<Metrics>,
@@ -243,6 +246,7 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, Stri
     if request_failed && let Some(o) = body.as_object_mut() {
         o.remove("data");
     }
+    null_data_for_failed_non_null_root(&mut body, &st.non_null_roots, &query_text, op_name.as_deref());
     st.metrics
         .graphql_operations
         .get_or_create(&OpLabels {
@@ -251,6 +255,101 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, Stri
         })
         .inc();
     (body, request_failed)
+}
+
+/// The non-null fields of the root types, by operation type.
+#[derive(Default)]
+pub struct NonNullRoots {
+    query: HashSet<String>,
+    mutation: HashSet<String>,
+}
+
+impl NonNullRoots {
+    /// Read off the schema's SDL once, at start-up.
+    pub fn of(schema: &AppSchema) -> NonNullRoots {
+        use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+        let mut roots = NonNullRoots::default();
+        let Ok(doc) = async_graphql::parser::parse_schema(schema.sdl()) else { return roots };
+        for d in doc.definitions {
+            if let TypeSystemDefinition::Type(t) = d
+                && let TypeKind::Object(o) = &t.node.kind
+            {
+                let set = match t.node.name.node.as_str() {
+                    "Query" => &mut roots.query,
+                    "Mutation" => &mut roots.mutation,
+                    _ => continue,
+                };
+                for f in &o.fields {
+                    if !f.node.ty.node.nullable {
+                        set.insert(f.node.name.node.to_string());
+                    }
+                }
+            }
+        }
+        roots
+    }
+}
+
+/// GraphQL spec §6.4.4 (handling field errors): an error in a non-null field propagates to its
+/// parent, and above a root field that parent is `data` itself — `data` must then be `null`.
+/// async-graphql leaves a failed root field out of `data` instead; this puts the rule back, for
+/// root fields whose type is non-null (a failed nullable root field stays `null`, the rest of
+/// `data` stays).
+fn null_data_for_failed_non_null_root(body: &mut Value, roots: &NonNullRoots, query: &str, op: Option<&str>) {
+    let Some(o) = body.as_object_mut() else { return };
+    let failed: Vec<String> = match (o.get("data"), o.get("errors").and_then(Value::as_array)) {
+        (Some(Value::Object(data)), Some(errors)) => errors
+            .iter()
+            .filter_map(|e| e.pointer("/path/0").and_then(Value::as_str))
+            .filter(|k| !data.contains_key(*k))
+            .map(str::to_owned)
+            .collect(),
+        _ => return,
+    };
+    if failed.is_empty() || crate::graphql::has_surrogate_escape(query) {
+        return;
+    }
+    let Ok(doc) = async_graphql::parser::parse_query(query) else { return };
+    let Some(operation) = (match (&doc.operations, op) {
+        (DocumentOperations::Single(o), _) => Some(o),
+        (DocumentOperations::Multiple(m), Some(name)) => m.get(name),
+        (DocumentOperations::Multiple(_), None) => None,
+    }) else {
+        return;
+    };
+    let roots = match operation.node.ty {
+        OperationType::Query => &roots.query,
+        OperationType::Mutation => &roots.mutation,
+        OperationType::Subscription => return,
+    };
+    // Response key (alias or name) → field name, through fragments at the root.
+    let mut keys: HashMap<String, String> = HashMap::new();
+    let mut sets = vec![&operation.node.selection_set.node];
+    let mut seen = 0;
+    while let Some(set) = sets.pop() {
+        seen += 1;
+        if seen > 64 {
+            break;
+        }
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => {
+                    let name = f.node.name.node.to_string();
+                    let key = f.node.alias.as_ref().map(|a| a.node.to_string()).unwrap_or_else(|| name.clone());
+                    keys.insert(key, name);
+                }
+                Selection::InlineFragment(i) => sets.push(&i.node.selection_set.node),
+                Selection::FragmentSpread(s) => {
+                    if let Some(f) = doc.fragments.get(&s.node.fragment_name.node) {
+                        sets.push(&f.node.selection_set.node);
+                    }
+                }
+            }
+        }
+    }
+    if failed.iter().any(|k| keys.get(k).is_some_and(|f| roots.contains(f))) {
+        o.insert("data".into(), Value::Null);
+    }
 }
 
 fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
@@ -525,4 +624,31 @@ pub fn router(st: AppState, settings: &Settings) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failed_non_null_root_fields_null_the_data() {
+        let roots = NonNullRoots { query: ["contacts".to_owned()].into(), mutation: HashSet::new() };
+        let run = |body: Value, q: &str| {
+            let mut b = body;
+            null_data_for_failed_non_null_root(&mut b, &roots, q, None);
+            b["data"].clone()
+        };
+        let err = |p: &str| json!([{"message": "x", "path": [p]}]);
+        // A non-null root field left out of `data` with an error: `data` is null.
+        assert_eq!(
+            run(json!({"data": {"t": "Query"}, "errors": err("c")}), "{ t: __typename c: contacts { n } }"),
+            Value::Null
+        );
+        // A nullable one (`node`): the rest stays.
+        let d = run(json!({"data": {"t": "Query"}, "errors": err("node")}), "{ t: __typename node(id: 1) { id } }");
+        assert_eq!(d, json!({"t": "Query"}));
+        // An error below a root field that is present: nothing to propagate here.
+        let d = run(json!({"data": {"contacts": null}, "errors": err("contacts")}), "{ contacts { n } }");
+        assert_eq!(d, json!({"contacts": null}));
+    }
 }

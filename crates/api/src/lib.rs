@@ -24,6 +24,7 @@ pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Ro
     let gate = Arc::new(Gate::new(store, &settings.jwt)?);
     let schema = graphql::build_schema(&settings.limits, settings.introspection);
     let state = http::AppState {
+        non_null_roots: Arc::new(http::NonNullRoots::of(&schema)),
         schema,
         gate,
         metrics: Arc::new(metrics::Metrics::new()),

@@ -26,6 +26,8 @@ pub enum Node {
     Ticket(crate::graphql::sla::Ticket),
     SlaContract(crate::graphql::sla::SlaContract),
     BusinessCalendar(crate::graphql::sla::BusinessCalendar),
+    Product(crate::graphql::pricing::Product),
+    PriceList(crate::graphql::pricing::PriceList),
     Sequence(crate::graphql::sequences::Sequence),
     SequenceEnrolment(crate::graphql::sequences::SequenceEnrolment),
 }
@@ -78,6 +80,16 @@ impl NodeQuery {
                 .load_one(cohort_domain::ids::BusinessCalendarId(uuid))
                 .await?
                 .map(|c| Node::BusinessCalendar(crate::graphql::sla::BusinessCalendar(c))),
+            cohort_domain::ids::ProductId::TAG => l
+                .load_one(cohort_domain::ids::ProductId(uuid))
+                .await?
+                .map(|p| Node::Product(crate::graphql::pricing::Product(p))),
+            cohort_domain::ids::PriceListId::TAG => data(ctx)?
+                .price_lists_by_ids(&[cohort_domain::ids::PriceListId(uuid)])
+                .await
+                .map_err(ApiError::from)?
+                .pop()
+                .map(|p| Node::PriceList(crate::graphql::pricing::PriceList(p))),
             cohort_domain::ids::SequenceId::TAG => data(ctx)?
                 .sequences_by_ids(&[cohort_domain::ids::SequenceId(uuid)])
                 .await
