@@ -311,8 +311,14 @@ pub async fn top_up(
 }
 
 async fn page_as_admin(admin: &Client, queue: &str) -> anyhow::Result<(u64, Vec<String>)> {
-    let v = admin.post(&workloads::w8_body(queue)).await?;
-    let m = workloads::data(&v, &["messages"]).map_err(anyhow::Error::msg)?;
+    first_page(admin, &workloads::w8_body(queue), "messages").await
+}
+
+/// `totalCount` and the ids of the first page of the connection `field` in `body`'s answer:
+/// the expected answer of a queue workload, as an admin reads it.
+pub async fn first_page(admin: &Client, body: &Value, field: &str) -> anyhow::Result<(u64, Vec<String>)> {
+    let v = admin.post(body).await?;
+    let m = workloads::data(&v, &[field]).map_err(anyhow::Error::msg)?;
     let total = m.get("totalCount").and_then(Value::as_u64).context("no totalCount")?;
     let ids = m
         .get("edges")

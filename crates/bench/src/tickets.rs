@@ -228,17 +228,7 @@ fn w10_body(queue: &str) -> Value {
 }
 
 async fn page_as_admin(admin: &Client, queue: &str) -> anyhow::Result<(u64, Vec<String>)> {
-    let v = admin.post(&w10_body(queue)).await?;
-    let t = data(&v, &["tickets"]).map_err(anyhow::Error::msg)?;
-    let total = t.get("totalCount").and_then(Value::as_u64).context("no totalCount")?;
-    let ids = t
-        .get("edges")
-        .and_then(Value::as_array)
-        .context("no edges")?
-        .iter()
-        .map(|e| e.pointer("/node/id").and_then(Value::as_str).map(str::to_owned).context("edge without id"))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((total, ids))
+    routing::first_page(admin, &w10_body(queue), "tickets").await
 }
 
 /// What W10's answer must be: the queue's ticket count and first page.

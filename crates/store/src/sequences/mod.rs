@@ -329,12 +329,7 @@ impl DataHandle {
         let v = self.viewer();
         require_admin(v)?;
         let w = self.begin().await?;
-        // Locked (PostgreSQL): two concurrent edits of the steps must not both make version n+1.
-        let cur = sequence::Entity::find_by_id((v.tenant_id.0, id.0))
-            .lock_exclusive()
-            .one(w.tx())
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let cur = locked_sequence(&w, id).await?;
         let mut a: sequence::ActiveModel = cur.clone().into();
         let mut changed: Vec<&str> = vec![];
         if let Some(n) = &p.name {
@@ -411,11 +406,7 @@ impl DataHandle {
         let v = self.viewer();
         require_admin(v)?;
         let w = self.begin().await?;
-        let cur = sequence::Entity::find_by_id((v.tenant_id.0, id.0))
-            .lock_exclusive()
-            .one(w.tx())
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let cur = locked_sequence(&w, id).await?;
         let steps = load_steps(w.tx(), v.tenant_id.0, cur.id, cur.version).await?;
         if cur.paused == paused {
             w.commit().await?;
@@ -487,14 +478,6 @@ impl DataHandle {
                 record(m, s)
             })
             .collect()
-    }
-
-    /// The steps of a visible sequence at one of its versions (an enrolment's).
-    pub async fn sequence_steps(&self, id: SequenceId, version: i32) -> StoreResult<Vec<Step>> {
-        if self.sequences_by_ids(&[id]).await?.is_empty() {
-            return Err(StoreError::NotFound);
-        }
-        load_steps(&self.db, self.viewer().tenant_id.0, id.0, version).await
     }
 
     /// A page of a visible sequence's visible enrolments, newest first (`status`: only those).
@@ -615,6 +598,16 @@ fn decode_enrolments(rows: &[sea_orm::QueryResult]) -> StoreResult<Vec<Enrolment
             sequence_enrolment::Model::from_query_result(r, "").map_err(StoreError::from).and_then(enrolment_record)
         })
         .collect()
+}
+
+/// A sequence of the viewer's tenant, locked until commit (PostgreSQL): two concurrent edits
+/// must not both make version n+1, nor a pause race an edit.
+async fn locked_sequence(w: &UnitOfWork, id: SequenceId) -> StoreResult<sequence::Model> {
+    sequence::Entity::find_by_id((w.viewer().tenant_id.0, id.0))
+        .lock_exclusive()
+        .one(w.tx())
+        .await?
+        .ok_or(StoreError::NotFound)
 }
 
 /// `FROM … WHERE …` of a sequence's visible enrolments.

@@ -61,10 +61,14 @@ impl SystemHandle {
             let (t, id): (Uuid, Uuid) = (r.try_get("", "tenant_id")?, r.try_get("", "id")?);
             let h = match handles.get(&t) {
                 Some(h) => h,
-                None => {
-                    let h = self.automation(TenantId(t)).await?;
-                    handles.entry(t).or_insert(h)
-                }
+                None => match self.automation(TenantId(t)).await {
+                    Ok(h) => handles.entry(t).or_insert(h),
+                    Err(e) => {
+                        // One tenant's trouble must not hold up the others' steps.
+                        tracing::error!(error = %e, tenant = %t, "no automation actor for a tenant; its steps wait");
+                        continue;
+                    }
+                },
             };
             match h.run_step(id, now).await {
                 Ok(true) => ran += 1,
