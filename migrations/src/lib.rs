@@ -18,6 +18,7 @@ mod m20261202_000008_routing;
 mod m20261202_000009_sla;
 mod m20261202_000010_webhooks;
 mod m20261202_000011_sequences;
+mod m20261202_000012_consent;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_sla::Migration),
             Box::new(m20261202_000010_webhooks::Migration),
             Box::new(m20261202_000011_sequences::Migration),
+            Box::new(m20261202_000012_consent::Migration),
         ]
     }
 }
@@ -55,6 +57,7 @@ pub fn sources() -> &'static [&'static str] {
         include_str!("m20261202_000009_sla.rs"),
         include_str!("m20261202_000010_webhooks.rs"),
         include_str!("m20261202_000011_sequences.rs"),
+        include_str!("m20261202_000012_consent.rs"),
     ]
 }
 

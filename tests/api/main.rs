@@ -5,8 +5,10 @@ mod support;
 
 mod auth;
 mod bad_input;
+mod browser;
 mod concurrency;
 mod connections;
+mod consent;
 mod demo;
 mod events;
 mod groups;

@@ -17,6 +17,8 @@ pub fn init_test_logging() {
 }
 
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
+/// The public-link signing keys of test servers (`COHORT_PUBLIC_LINK_KEYS`), newest first.
+pub const LINK_KEYS: &str = "t2:second-link-key-that-is-long-enough-0123,t1:first-link-key-that-is-long-enough-01234";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -85,14 +87,17 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, f: impl FnOnce(&mut Settings)) -> Option<TestApp> {
         init_test_logging();
         let db = TestDb::new(backend).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
         let mut settings = Settings::for_tests(&db.url, SECRET);
+        // Public links (double opt-in, preference centre) point at this server.
+        settings.public.base_url = Some(format!("http://{addr}"));
+        settings.public.link_keys = Some(LINK_KEYS.to_owned().into());
         f(&mut settings);
         let store = Store::connect(&db.url, settings.database.clone()).await.expect("connect");
         store.migrate().await.expect("migrate");
         let router = cohort_api::build(&settings, store.clone()).expect("build app");
         let worker = cohort_api::spawn_webhook_worker(&settings, &store);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let limits = settings.server.clone();
         let server = tokio::spawn(async move {

@@ -162,6 +162,53 @@ pub struct Settings {
     pub limits: Limits,
     pub server: ServerLimits,
     pub webhooks: WebhookSettings,
+    pub public: PublicConfig,
+}
+
+/// Public groups' endpoints and links (`COHORT_PUBLIC_*`, DESIGN §3).
+#[derive(Debug, Clone)]
+pub struct PublicConfig {
+    /// `COHORT_PUBLIC_LINK_KEYS`: `kid:secret,…`, newest first (the newest signs, all verify).
+    /// Unset: a random key per process (links die with it; the server warns).
+    pub link_keys: Option<SecretString>,
+    /// `COHORT_PUBLIC_BASE_URL`: how the public reaches this service (links in mails point
+    /// here). Default `http://<COHORT_LISTEN>`.
+    pub base_url: Option<String>,
+    /// `COHORT_CONFIRM_LINK_TTL` (default 7d) and `COHORT_PREFERENCE_LINK_TTL` (default 365d).
+    pub confirm_ttl: chrono::Duration,
+    pub preference_ttl: chrono::Duration,
+    /// Rate limits and proxy trust.
+    pub endpoints: crate::public::PublicSettings,
+}
+
+impl Default for PublicConfig {
+    fn default() -> Self {
+        PublicConfig {
+            link_keys: None,
+            base_url: None,
+            confirm_ttl: chrono::Duration::days(7),
+            preference_ttl: chrono::Duration::days(365),
+            endpoints: crate::public::PublicSettings::default(),
+        }
+    }
+}
+
+impl PublicConfig {
+    /// The signing keys and link settings, checked (`KeyConfigError` on a bad key list).
+    pub fn links(&self, listen: SocketAddr) -> Result<cohort_store::PublicLinks, cohort_store::KeyConfigError> {
+        use secrecy::ExposeSecret;
+        let keys = match &self.link_keys {
+            Some(k) => cohort_store::LinkKeys::parse(k.expose_secret())?,
+            None => cohort_store::LinkKeys::ephemeral(),
+        };
+        let base = self.base_url.clone().unwrap_or_else(|| format!("http://{listen}"));
+        Ok(cohort_store::PublicLinks {
+            keys,
+            base_url: base.trim_end_matches('/').to_owned(),
+            confirm_ttl: self.confirm_ttl,
+            preference_ttl: self.preference_ttl,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -339,6 +386,50 @@ impl Settings {
                     ..w
                 }
             },
+            public: {
+                let d = PublicConfig::default();
+                let base_url = match env("COHORT_PUBLIC_BASE_URL") {
+                    None => None,
+                    Some(u) => {
+                        let parsed = url::Url::parse(&u)
+                            .ok()
+                            .filter(|p| matches!(p.scheme(), "http" | "https") && p.host_str().is_some());
+                        if parsed.is_none() {
+                            return Err(ConfigError(format!(
+                                "COHORT_PUBLIC_BASE_URL must be an http(s) URL, not '{u}'"
+                            )));
+                        }
+                        Some(u)
+                    }
+                };
+                let ttl = |name: &str, default: chrono::Duration| -> Result<chrono::Duration, ConfigError> {
+                    match env(name) {
+                        None => Ok(default),
+                        Some(s) => {
+                            let d = parse_duration(name, &s)?;
+                            if d < chrono::Duration::minutes(5) {
+                                return Err(ConfigError(format!("{name} must be at least 5m")));
+                            }
+                            Ok(d)
+                        }
+                    }
+                };
+                let rate = |name: &str, default: crate::public::Rate| match env(name) {
+                    None => Ok(default),
+                    Some(s) => crate::public::Rate::parse(name, &s),
+                };
+                PublicConfig {
+                    link_keys: env("COHORT_PUBLIC_LINK_KEYS").map(SecretString::from),
+                    base_url,
+                    confirm_ttl: ttl("COHORT_CONFIRM_LINK_TTL", d.confirm_ttl)?,
+                    preference_ttl: ttl("COHORT_PREFERENCE_LINK_TTL", d.preference_ttl)?,
+                    endpoints: crate::public::PublicSettings {
+                        per_ip: rate("COHORT_PUBLIC_RATE_PER_IP", d.endpoints.per_ip)?,
+                        per_form: rate("COHORT_PUBLIC_RATE_PER_FORM", d.endpoints.per_form)?,
+                        trust_forwarded_for: env_bool("COHORT_TRUST_FORWARDED_FOR", false)?,
+                    },
+                }
+            },
         })
     }
 
@@ -365,6 +456,7 @@ impl Settings {
             server: ServerLimits::default(),
             // Tests that deliver webhooks turn the worker on (and allow 127.0.0.1) themselves.
             webhooks: WebhookSettings { worker: false, ..WebhookSettings::default() },
+            public: PublicConfig::default(),
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct AppState {
     pub graphiql: bool,
     /// The outbound policy webhook endpoints are checked against when configured.
     pub webhooks: Arc<crate::config::WebhookSettings>,
+    /// Signs preference links (`preferenceLink`).
+    pub links: Arc<cohort_store::PublicLinks>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -202,7 +204,12 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, Stri
             tokio::spawn,
             async_graphql::dataloader::HashMapCache::default(),
         );
-        req = req.data(handle.clone()).data(TenantKey(tenant_key.clone())).data(loaders).data(st.webhooks.clone());
+        req = req
+            .data(handle.clone())
+            .data(TenantKey(tenant_key.clone()))
+            .data(loaders)
+            .data(st.webhooks.clone())
+            .data(st.links.clone());
     }
     let resp = st.schema.execute(req).await;
     let mut request_failed = failed.is_set();
@@ -594,23 +601,39 @@ fn cors(origins: &[String], headers: &[String]) -> Option<CorsLayer> {
     Some(layer.allow_origin(AllowOrigin::list(list)))
 }
 
+/// The path as logged: public links carry their signed token in the path, and a token in a log
+/// is a working link, so it is cut off.
+fn loggable_path(path: &str) -> &str {
+    for prefix in ["/public/v1/confirm/", "/public/v1/preferences/"] {
+        if path.starts_with(prefix) {
+            return prefix;
+        }
+    }
+    path
+}
+
 /// The complete router with all middleware.
-pub fn router(st: AppState, settings: &Settings) -> Router {
+pub fn router(st: AppState, public: crate::public::PublicState, settings: &Settings) -> Router {
     let body_limit = st.limits.max_body_bytes;
     let timeout = st.limits.request_timeout;
-    let mut r = Router::new()
+    let mut api = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphiql", get(graphiql))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(st.clone(), record_http))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(st);
+        .with_state(st.clone());
+    // The configured origins are the API's browser clients; the public endpoints answer CORS
+    // per web form (the origins each form lists), so this layer stays off them.
     if let Some(c) = cors(&settings.cors_origins, &settings.cors_headers) {
-        r = r.layer(c);
+        api = api.layer(c);
     }
+    let r = Router::new()
+        .merge(api)
+        .merge(crate::public::routes(public))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(st, record_http))
+        .layer(DefaultBodyLimit::max(body_limit));
     r.layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -621,7 +644,7 @@ pub fn router(st: AppState, settings: &Settings) -> Router {
                 .and_then(|r| r.header_value().to_str().ok())
                 .unwrap_or("-")
                 .to_owned();
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
+            tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri().path()), request_id = %rid)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

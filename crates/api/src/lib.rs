@@ -8,6 +8,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod public;
 pub mod server;
 pub mod telemetry;
 pub mod webhooks;
@@ -21,6 +22,15 @@ pub use graphql::sdl;
 /// Builds the service's router over an already-connected (and migrated) store. The store goes
 /// into the [`Gate`] and no further: handlers and resolvers only ever see per-request handles.
 pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Router, KeyConfigError> {
+    let links = Arc::new(settings.public.links(settings.listen)?);
+    if links.keys.is_ephemeral() {
+        tracing::warn!(
+            "COHORT_PUBLIC_LINK_KEYS is not set: public links (double opt-in, preference centre) are signed with a \
+             random key of this process and stop working when it restarts; set it in production"
+        );
+    }
+    let door = Arc::new(cohort_store::PublicDoor::new(store.clone(), links.clone()));
+    let public = public::PublicState::new(door, &settings.public.endpoints);
     let gate = Arc::new(Gate::new(store, &settings.jwt)?);
     let schema = graphql::build_schema(&settings.limits, settings.introspection);
     let state = http::AppState {
@@ -31,8 +41,9 @@ pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Ro
         limits: settings.limits.clone(),
         graphiql: settings.graphiql,
         webhooks: Arc::new(settings.webhooks.clone()),
+        links,
     };
-    Ok(http::router(state, settings))
+    Ok(http::router(state, public, settings))
 }
 
 pub use server::serve_with;

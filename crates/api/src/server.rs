@@ -91,7 +91,13 @@ pub async fn serve_with(
             .timer(HeadTimer { activity, keep_alive: limits.keep_alive_timeout })
             .header_read_timeout(limits.header_read_timeout)
             .keep_alive(true);
-        let conn = builder.serve_connection(io, TowerToHyperService::new(router.clone()));
+        // The peer address, for the public endpoints' per-IP limits (`ConnectInfo`).
+        let svc =
+            tower::ServiceExt::map_request(router.clone(), move |mut r: hyper::Request<hyper::body::Incoming>| {
+                r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                r
+            });
+        let conn = builder.serve_connection(io, TowerToHyperService::new(svc));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

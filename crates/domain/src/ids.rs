@@ -68,6 +68,9 @@ typed_id! {
     WebhookDeliveryId => "WebhookDelivery",
     SequenceId => "Sequence",
     EnrolmentId => "SequenceEnrolment",
+    ConsentTextId => "ConsentText",
+    WebFormId => "WebForm",
+    ConsentEntryId => "ConsentEntry",
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod calendar;
+pub mod consent;
 pub mod contact;
 pub mod error;
 pub mod group;

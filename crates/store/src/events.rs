@@ -95,6 +95,13 @@ event_types! {
     SequenceEnrolmentsStopped => "sequence.enrolments_stopped",
     SequenceStepDue => "sequence.step_due",
     SequenceEnrolmentCompleted => "sequence.enrolment_completed",
+    ConsentTextCreated => "consent_text.created",
+    WebFormCreated => "web_form.created",
+    WebFormUpdated => "web_form.updated",
+    ConsentGiven => "consent.given",
+    ConsentConfirmed => "consent.confirmed",
+    ConsentWithdrawn => "consent.withdrawn",
+    ConsentConfirmationRequested => "consent.confirmation_requested",
 }
 
 /// What an event is about. The kind names are the GraphQL type names, so the API can turn a
@@ -118,6 +125,8 @@ pub enum SubjectKind {
     Ticket,
     Sequence,
     SequenceEnrolment,
+    ConsentText,
+    WebForm,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

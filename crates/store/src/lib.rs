@@ -24,6 +24,7 @@
 
 mod access;
 mod bulk;
+mod consent;
 mod contacts;
 mod core;
 mod entities;
@@ -46,6 +47,16 @@ pub use access::principals::{UserGroupRecord, UserRecord};
 pub use access::token::{Claims, KeyConfigError, TokenSettings, check_token_settings, issue_hs256};
 pub use access::viewer::{Identity, Viewer};
 pub use bulk::{BulkContact, BulkGroup, BulkLoader, BulkMembership, BulkPriceItem, BulkProduct, BulkUser};
+pub use consent::links::{LinkError, LinkKeys};
+pub use consent::log::Evidence;
+pub use consent::public::{
+    ConfirmOutcome, PUBLIC_SUBJECT, PreferenceChange, PreferenceGroupRecord, PreferencesRecord, PublicDoor,
+    PublicFormRecord, PublicGroupRecord, PublicRefusal, PublicTextRecord, SubmissionInput, SubmissionReceipt,
+};
+pub use consent::{
+    ConsentEntryRecord, ConsentSummaryRecord, ConsentTextInput, ConsentTextRecord, IssuedLink, PublicLinks,
+    RecordConsentInput, WebFormInput, WebFormPatch, WebFormRecord,
+};
 pub use contacts::contact::{
     ContactChannels, ContactFilter, ContactInput, ContactOrder, ContactPatch, ContactRecord, EmailRecord,
     GroupSelection, PhoneRecord, StatusChangeRecord,

@@ -176,3 +176,38 @@ pub fn with_database(url: &str, name: &str) -> String {
         None => format!("{base}/{name}"),
     }
 }
+
+/// Signs a public link the way the server does, for tests of expiry, tampering and rotation
+/// (`confirm`: a confirmation link with `reference` = its request; otherwise a preference link
+/// with `reference` = its group or nil).
+pub fn sign_link(
+    keys: &str,
+    confirm: bool,
+    tenant: uuid::Uuid,
+    contact: uuid::Uuid,
+    reference: uuid::Uuid,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> String {
+    use crate::consent::links::{LinkClaims, LinkKeys, LinkPurpose};
+    let keys = LinkKeys::parse(keys).expect("link keys");
+    let purpose = if confirm { LinkPurpose::Confirm } else { LinkPurpose::Preferences };
+    keys.sign(&LinkClaims { purpose, expires_at, tenant, contact, reference })
+}
+
+/// The id of the tenant with `key`.
+pub async fn tenant_id(store: &crate::Store, key: &str) -> crate::StoreResult<uuid::Uuid> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    crate::entities::tenant::Entity::find()
+        .filter(crate::entities::tenant::Column::Key.eq(key))
+        .one(&store.db)
+        .await?
+        .map(|t| t.id)
+        .ok_or(crate::StoreError::NotFound)
+}
+
+/// Runs one raw statement against the store's database, bypassing every rule: for tests that
+/// prove the database itself refuses something (the consent log's append-only triggers).
+pub async fn execute_unchecked(store: &crate::Store, sql: &str) -> Result<u64, sea_orm::DbErr> {
+    use sea_orm::ConnectionTrait;
+    Ok(store.db.execute_unprepared(sql).await?.rows_affected())
+}

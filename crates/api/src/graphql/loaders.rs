@@ -304,3 +304,14 @@ impl async_graphql::dataloader::Loader<EnrolmentsOf> for Loaders {
         Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
     }
 }
+
+impl async_graphql::dataloader::Loader<cohort_domain::ids::ConsentEntryId> for Loaders {
+    type Value = cohort_store::ConsentEntryRecord;
+    type Error = async_graphql::Error;
+    async fn load(
+        &self,
+        keys: &[cohort_domain::ids::ConsentEntryId],
+    ) -> R<cohort_domain::ids::ConsentEntryId, cohort_store::ConsentEntryRecord> {
+        Ok(self.data.consent_entries_by_ids(keys).await.map_err(err)?.into_iter().map(|e| (e.id, e)).collect())
+    }
+}

@@ -30,6 +30,9 @@ pub enum Node {
     PriceList(crate::graphql::pricing::PriceList),
     Sequence(crate::graphql::sequences::Sequence),
     SequenceEnrolment(crate::graphql::sequences::SequenceEnrolment),
+    WebForm(crate::graphql::consent::WebForm),
+    ConsentText(crate::graphql::consent::ConsentText),
+    ConsentEntry(crate::graphql::consent::ConsentEntry),
 }
 
 #[derive(Default)]
@@ -102,6 +105,23 @@ impl NodeQuery {
                 .map_err(ApiError::from)?
                 .pop()
                 .map(|e| Node::SequenceEnrolment(crate::graphql::sequences::SequenceEnrolment(e))),
+            cohort_domain::ids::WebFormId::TAG => {
+                match data(ctx)?.web_form(cohort_domain::ids::WebFormId(uuid)).await {
+                    Ok(f) => Some(Node::WebForm(crate::graphql::consent::WebForm(f))),
+                    Err(cohort_store::StoreError::NotFound) => None,
+                    Err(e) => return Err(ApiError::from(e).into()),
+                }
+            }
+            cohort_domain::ids::ConsentTextId::TAG => data(ctx)?
+                .consent_texts_by_ids(&[cohort_domain::ids::ConsentTextId(uuid)])
+                .await
+                .map_err(ApiError::from)?
+                .pop()
+                .map(|t| Node::ConsentText(crate::graphql::consent::ConsentText(t))),
+            cohort_domain::ids::ConsentEntryId::TAG => l
+                .load_one(cohort_domain::ids::ConsentEntryId(uuid))
+                .await?
+                .map(|e| Node::ConsentEntry(crate::graphql::consent::ConsentEntry(e))),
             _ => None,
         })
     }

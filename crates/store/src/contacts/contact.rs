@@ -535,9 +535,17 @@ impl DataHandle {
 
     /// Creates a contact in a book where the viewer holds `WRITE`.
     pub async fn create_contact(&self, input: ContactInput) -> StoreResult<ContactRecord> {
+        let w = self.begin().await?;
+        let m = self.create_contact_in(&w, input).await?;
+        w.commit().await?;
+        m.try_into()
+    }
+
+    /// The write of [`DataHandle::create_contact`] inside a caller's unit of work (a web-form
+    /// submission creates its contact together with the consent entries).
+    pub(crate) async fn create_contact_in(&self, w: &UnitOfWork, input: ContactInput) -> StoreResult<contact::Model> {
         let v = self.viewer();
         let valid = ValidContact::validate(input.kind, &input.fields)?;
-        let w = self.begin().await?;
         self.require_book(w.tx(), v, input.address_book_id, AccessLevel::Write).await?;
         if let Some(company) = input.company_id {
             if input.kind != ContactKind::Person {
@@ -569,7 +577,7 @@ impl DataHandle {
             created_by: Some(v.user_id.0),
         };
         contact::Entity::insert(contact::ActiveModel::from(m.clone())).exec_without_returning(w.tx()).await?;
-        self.write_channels(&w, id, &valid, true, true).await?;
+        self.write_channels(w, id, &valid, true, true).await?;
         if status_id.is_some() {
             insert_status_change(w.tx(), v, id, None, status_id, None).await?;
         }
@@ -578,8 +586,7 @@ impl DataHandle {
             vec![Subject::new(SubjectKind::Contact, id)],
             serde_json::json!({"addressBookId": m.address_book_id, "kind": m.kind}),
         );
-        w.commit().await?;
-        m.try_into()
+        Ok(m)
     }
 
     /// Applies a partial update to a contact the viewer can write.

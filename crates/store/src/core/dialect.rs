@@ -58,6 +58,16 @@ impl Dialect {
 
     /// The suffix that locks the rows of `alias` (a `&'static str` table alias) until commit, or
     /// nothing where the engine serialises writers anyway.
+    /// A transaction-scoped lock on an arbitrary 64-bit key (PostgreSQL's advisory locks), for
+    /// serialising writers of something that has no row yet (a contact about to be created for
+    /// an e-mail address). `None` on SQLite, whose writers are serialised already.
+    pub(crate) fn advisory_xact_lock(self) -> Option<&'static str> {
+        match self {
+            Dialect::Postgres => Some("SELECT pg_advisory_xact_lock("),
+            Dialect::Sqlite => None,
+        }
+    }
+
     pub(crate) fn lock_rows(self, lock: RowLock) -> &'static str {
         match (self, lock) {
             (Dialect::Sqlite, _) => "",

@@ -61,6 +61,7 @@ pub(crate) enum LockedTable {
     Groups,
     Contacts,
     UserGroups,
+    WebForms,
 }
 
 /// What claiming an idempotency key found.
@@ -177,9 +178,24 @@ impl UnitOfWork {
                 .bind(self.viewer.tenant_id.0)
                 .push(" AND id = ")
                 .bind(id),
+            LockedTable::WebForms => q
+                .push("SELECT id FROM web_forms WHERE tenant_id = ")
+                .bind(self.viewer.tenant_id.0)
+                .push(" AND id = ")
+                .bind(id),
         };
         q.push(suffix);
         self.txn.query_one_raw(q.build()).await?.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+
+    /// Holds a lock on `key` until commit (PostgreSQL advisory lock; nothing on SQLite).
+    pub(crate) async fn lock_key(&self, key: i64) -> StoreResult<()> {
+        if let Some(prefix) = self.dialect().advisory_xact_lock() {
+            let mut q = Sql::new(self.dialect());
+            q.push(prefix).bind(key).push(")");
+            self.txn.execute_raw(q.build()).await?;
+        }
+        Ok(())
     }
 
     /// Claims `key` for this user's request `op` with `fingerprint` (a hash of its arguments).

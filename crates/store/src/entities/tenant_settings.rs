@@ -10,6 +10,7 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub hide_private_subjects: bool,
     pub default_sla_contract_id: Option<Uuid>,
+    pub public_name: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -226,6 +226,20 @@ impl Contact {
     ) -> async_graphql::Result<crate::graphql::groups::MembershipEventConnection> {
         crate::graphql::groups::contact_membership_history(ctx, self.0.id, first, after).await
     }
+    /// The contact's consent log (given, confirmed, withdrawn; how, when, which wording),
+    /// newest first. Entries name a group only where the viewer can see it.
+    async fn consents(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<crate::graphql::consent::ConsentEntry>> {
+        crate::graphql::consent::contact_consents(ctx, self.0.id).await
+    }
+    /// The contact's consent standing for one public group (`NONE` for groups without an entry,
+    /// and for groups the viewer cannot see).
+    async fn consent_status(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+    ) -> async_graphql::Result<crate::graphql::consent::ConsentStatus> {
+        crate::graphql::consent::contact_consent_status(ctx, self.0.id, &group_id).await
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

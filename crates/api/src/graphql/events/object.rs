@@ -60,6 +60,8 @@ pub fn subject_tag(k: SubjectKind) -> &'static str {
         SubjectKind::Ticket => cohort_domain::ids::TicketId::TAG,
         SubjectKind::Sequence => cohort_domain::ids::SequenceId::TAG,
         SubjectKind::SequenceEnrolment => cohort_domain::ids::EnrolmentId::TAG,
+        SubjectKind::ConsentText => cohort_domain::ids::ConsentTextId::TAG,
+        SubjectKind::WebForm => cohort_domain::ids::WebFormId::TAG,
         SubjectKind::WebhookEndpoint => cohort_domain::ids::WebhookEndpointId::TAG,
     }
 }

@@ -176,6 +176,10 @@ impl Group {
         after: Option<String>,
         #[graphql(desc = "Count members of descendant groups too (default false).")] include_subgroups: Option<bool>,
         #[graphql(desc = "Default NAME.")] order_by: Option<MemberOrderBy>,
+        #[graphql(
+            desc = "Only members with this consent standing for the group they are in (e.g. CONFIRMED for a mailing)."
+        )]
+        consent: Option<crate::graphql::consent::ConsentStatus>,
     ) -> async_graphql::Result<GroupMemberConnection> {
         let include_subgroups = include_subgroups.unwrap_or(false);
         let order = match order_by.unwrap_or(MemberOrderBy::Name) {
@@ -183,7 +187,7 @@ impl Group {
             MemberOrderBy::JoinedAt => MemberOrder::JoinedAt,
         };
         let p = data(ctx)?
-            .group_members(self.0.id, include_subgroups, order, &page_req(first, after)?)
+            .group_members(self.0.id, include_subgroups, order, consent.map(Into::into), &page_req(first, after)?)
             .await
             .map_err(ApiError::from)?;
         // Prefetch what the edges ask for, for the whole page at once.
@@ -203,7 +207,9 @@ impl Group {
         if edges.field("group").exists() {
             l.load_many(memberships.iter().map(|m| m.group_id)).await?;
         }
-        Ok(GroupMemberConnection::new(p, self.0.id, include_subgroups))
+        let mut conn = GroupMemberConnection::new(p, self.0.id, include_subgroups);
+        conn.consent = consent;
+        Ok(conn)
     }
     /// How many members the viewer can see.
     async fn member_count(
@@ -212,6 +218,13 @@ impl Group {
         #[graphql(desc = "Count members of descendant groups too (default false).")] include_subgroups: Option<bool>,
     ) -> async_graphql::Result<i64> {
         member_count(ctx, self.0.id, include_subgroups.unwrap_or(false)).await
+    }
+    /// Consent standing of the members the viewer can see (public groups).
+    async fn consent_summary(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<crate::graphql::consent::ConsentSummary> {
+        crate::graphql::consent::group_consent_summary(ctx, self.0.id).await
     }
     /// Every join and leave of a member the viewer can see, newest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
@@ -375,6 +388,12 @@ impl GroupMemberEdge {
             Some(m) => Ok(loader(ctx)?.load_one(m.group_id).await?.map(Group)),
         }
     }
+    /// The consent entry the membership rests on (web forms, confirmations, the preference
+    /// centre, consent an agent recorded); `null` for memberships assigned without consent.
+    async fn consent(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<crate::graphql::consent::ConsentEntry>> {
+        let id = self.membership(ctx).await?.and_then(|m| m.consent_id);
+        crate::graphql::consent::consent_entry(ctx, id).await
+    }
 }
 
 #[derive(SimpleObject)]
@@ -386,6 +405,8 @@ pub struct GroupMemberConnection {
     group: GroupId,
     #[graphql(skip)]
     include_subgroups: bool,
+    #[graphql(skip)]
+    consent: Option<crate::graphql::consent::ConsentStatus>,
 }
 
 impl GroupMemberConnection {
@@ -396,6 +417,7 @@ impl GroupMemberConnection {
             page_info,
             group,
             include_subgroups,
+            consent: None,
         }
     }
 }
@@ -404,7 +426,13 @@ impl GroupMemberConnection {
 impl GroupMemberConnection {
     /// The number of members the viewer can see.
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        member_count(ctx, self.group, self.include_subgroups).await
+        match self.consent {
+            None => member_count(ctx, self.group, self.include_subgroups).await,
+            Some(c) => Ok(data(ctx)?
+                .group_member_count_with_consent(self.group, self.include_subgroups, c.into())
+                .await
+                .map_err(ApiError::from)? as i64),
+        }
     }
 }
 
