@@ -34,6 +34,17 @@ async fn demo_tenant_has_what_the_readme_uses(app: TestApp) {
     let r = agent.ok("query($c: ID!) { route(contactId: $c) { worker { subject } restricted processingArea { name } fromGroup { name } } }", json!({"c": contact})).await;
     assert_eq!(r["route"]["fromGroup"]["name"], "Key accounts");
     assert_eq!(r["route"]["restricted"], true);
+    // The README's public-groups example: the travel agency's form, rendered for the public.
+    let f = admin.ok("{ webForms { key name doubleOptIn groups { name publicName } } publicProfile }", json!({})).await;
+    assert_eq!(f["publicProfile"], "Cohort Demo Travel");
+    let form = &f["webForms"][0];
+    assert_eq!((form["name"].as_str(), form["doubleOptIn"].as_bool()), (Some("Travel enquiries"), Some(true)));
+    let key = form["key"].as_str().unwrap();
+    let def: serde_json::Value =
+        app.client.get(app.url(&format!("/public/v1/forms/{key}"))).send().await.unwrap().json().await.unwrap();
+    let names: Vec<&str> = def["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Greece", "Italy", "Spain", "Turkey"]);
+    assert_eq!(def["organisation"], "Cohort Demo Travel");
 }
 
 on_both_backends!(demo_tenant_has_what_the_readme_uses);

@@ -305,6 +305,52 @@ impl SystemHandle {
                 })
                 .await?;
         }
+
+        // Public groups (the travel agency of the README): "Travel offers" with a subgroup per
+        // country, a consent text and a double opt-in web form offering the countries.
+        admin.set_public_profile(Some("Cohort Demo Travel".into())).await?;
+        let travel = admin.create_group(group(partners.id, "Travel offers", None, 300, Some("Travel offers"))).await?;
+        let mut countries = vec![];
+        for c in ["Greece", "Italy", "Spain", "Turkey"] {
+            let mut g = group(partners.id, &format!("Travel {c}"), Some(travel.id), 300, Some(c));
+            g.public_description = Some(format!("Offers for trips to {c}"));
+            countries.push(admin.create_group(g).await?.id);
+        }
+        let text = admin
+            .create_consent_text(crate::ConsentTextInput {
+                purpose: "travel-offers".into(),
+                language: "en".into(),
+                body: "I would like to receive travel offers by e-mail for the countries I chose. \
+                       I can withdraw my consent at any time with the link in every e-mail."
+                    .into(),
+            })
+            .await?;
+        admin
+            .create_web_form(crate::WebFormInput {
+                name: "Travel enquiries".into(),
+                intake_book_id: partners.id,
+                group_ids: countries,
+                consent_text_id: text.id,
+                double_opt_in: true,
+                keep_evidence: false,
+                fields: vec![
+                    cohort_domain::consent::FieldSpec {
+                        field: cohort_domain::consent::FormField::FirstName,
+                        required: false,
+                    },
+                    cohort_domain::consent::FieldSpec {
+                        field: cohort_domain::consent::FormField::LastName,
+                        required: false,
+                    },
+                ],
+                origins: vec!["http://localhost:5173".into()],
+                title: Some("Travel offers by e-mail".into()),
+                submit_label: Some("Subscribe".into()),
+                success_url: None,
+                confirmation_url: None,
+                enabled: true,
+            })
+            .await?;
         Ok(DemoTenant { created: true, ..info })
     }
 }
