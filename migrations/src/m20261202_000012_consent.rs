@@ -7,6 +7,7 @@
 //!   the groups offered in `web_form_groups`), so a submission names the version it used.
 //! - `consent_log` is append-only: triggers refuse UPDATE and DELETE on both databases. It has no
 //!   foreign keys on purpose — it is the proof, and outlives the contact and the group.
+//! - `consent_mails` queues confirmation mails when Cohort sends them itself (SMTP).
 //! - `consent_states` is the log folded to its latest entry per (group, contact), so filtering
 //!   members by consent is a join, not a scan of the history.
 
@@ -160,7 +161,7 @@ impl MigrationTrait for Migration {
                         .name("fk_web_form_versions_book")
                         .from("web_form_versions", ("tenant_id", "intake_book_id"))
                         .to("address_books", ("tenant_id", "id"))
-                        .on_delete(ForeignKeyAction::Cascade),
+                        .on_delete(ForeignKeyAction::Restrict),
                 )
                 .foreign_key(
                     ForeignKey::create()
@@ -189,12 +190,8 @@ impl MigrationTrait for Migration {
                         .to("web_form_versions", ("tenant_id", "form_id", "version"))
                         .on_delete(ForeignKeyAction::Cascade),
                 )
-                .foreign_key(&mut fk_cascade(
-                    "fk_web_form_groups_group",
-                    "web_form_groups",
-                    ("tenant_id", "group_id"),
-                    "contact_groups",
-                ))
+                // No foreign key to the group: a version keeps what it offered even after a group
+                // is deleted (reads join the groups that still exist).
                 .to_owned(),
         )
         .await?;
@@ -226,6 +223,39 @@ impl MigrationTrait for Migration {
                     ("tenant_id", "contact_id"),
                     "contacts",
                 ))
+                .to_owned(),
+        )
+        .await?;
+
+        // Confirmation mails to send (when Cohort delivers them itself, `COHORT_SMTP_URL`): one per
+        // request, written with it, claimed by the worker like a webhook delivery.
+        m.create_table(
+            Table::create()
+                .table("consent_mails")
+                .col(uuid("tenant_id"))
+                .col(uuid("id"))
+                .col(ColumnDef::new("status").string_len(16).not_null())
+                .col(int("attempts"))
+                .col(ts("next_attempt_at"))
+                .col(ts_null("sent_at"))
+                .col(ColumnDef::new("last_error").string_len(1024).null())
+                .col(ts("created_at"))
+                .primary_key(Index::create().col("tenant_id").col("id"))
+                .foreign_key(&mut fk_cascade(
+                    "fk_consent_mails_request",
+                    "consent_mails",
+                    ("tenant_id", "id"),
+                    "consent_requests",
+                ))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_consent_mails_due")
+                .table("consent_mails")
+                .col("status")
+                .col("next_attempt_at")
                 .to_owned(),
         )
         .await?;
@@ -324,6 +354,7 @@ impl MigrationTrait for Migration {
         for t in [
             "consent_states",
             "consent_log",
+            "consent_mails",
             "consent_requests",
             "web_form_groups",
             "web_form_versions",

@@ -108,14 +108,13 @@ async fn confirmation_links(app: &TestApp) -> Vec<String> {
         json!({}),
     )
     .await;
-    let mut links: Vec<String> = d["events"]["edges"]
+    // Events are listed in the order they were written.
+    d["events"]["edges"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["node"]["payload"]["confirmationUrl"].as_str().unwrap().to_owned())
-        .collect();
-    links.reverse();
-    links
+        .collect()
 }
 
 async fn contact_by_email(app: &TestApp, email: &str) -> Option<String> {
@@ -1061,6 +1060,323 @@ async fn mixed_writers_on_one_group(app: TestApp) {
     assert_eq!(member, acts[0] == "JOIN");
 }
 
+/// A sequence that requires consent enrols the memberships that rest on it (a web form, an agent
+/// recording consent) and not a plain assignment to the public group.
+async fn sequences_require_consent(app: TestApp) {
+    let a = agency(&app, false, false).await;
+    gql(
+        &app,
+        "mutation($g: ID!) { createSequence(input: {name: \"Greece welcome\", startGroupId: $g, requireConsent: true, steps: [{delay: \"P1D\", action: EMIT, templateKey: \"welcome\"}]}) { sequence { id } } }",
+        json!({"g": a.greece}),
+    )
+    .await;
+    let (s, _, _) = post_json(
+        &app,
+        &format!("/public/v1/forms/{}/submissions", a.key),
+        &json!({"email": "web@example.com", "groups": [a.greece]}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let web = contact_by_email(&app, "web@example.com").await.unwrap();
+    let d = gql(&app, "mutation($b: ID!) { createContact(input: {addressBookId: $b, kind: PERSON, lastName: \"Assigned\"}) { contact { id } } }", json!({"b": a.book})).await;
+    let assigned = d["createContact"]["contact"]["id"].as_str().unwrap().to_owned();
+    gql(
+        &app,
+        "mutation($g: ID!, $c: [ID!]!) { addGroupMembers(input: {groupId: $g, contactIds: $c}) { addedCount } }",
+        json!({"g": a.greece, "c": [assigned]}),
+    )
+    .await;
+    let enrolled = |c: String| {
+        let app = &app;
+        async move {
+            let d = gql(
+                app,
+                "query($c: ID!) { node(id: $c) { ... on Contact { sequenceEnrolments { status } } } }",
+                json!({"c": c}),
+            )
+            .await;
+            d["node"]["sequenceEnrolments"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(enrolled(web).await, 1, "a web-form join rests on consent");
+    assert_eq!(enrolled(assigned).await, 0, "an assignment without consent does not enrol");
+}
+
+async fn submit_ok(app: &TestApp, a: &Agency, email: &str, groups: &[&str]) {
+    let (s, _, b) =
+        post_json(app, &format!("/public/v1/forms/{}/submissions", a.key), &json!({"email": email, "groups": groups}))
+            .await;
+    assert_eq!(s, 202, "{b}");
+}
+
+/// Withdrawing is complete and only the person's unticking withdraws: a pending double opt-in
+/// shown ticked survives a save; one-click works multipart (RFC 8058 §3.1) and for a group that
+/// lost its public name; "everything" ends consent an agent's removal left in force.
+async fn withdrawal_is_complete(app: TestApp) {
+    let a = agency(&app, true, false).await;
+    submit_ok(&app, &a, "eva@example.com", &[&a.greece]).await;
+    get_json(&app, &path_of(&confirmation_links(&app).await[0])).await;
+    submit_ok(&app, &a, "eva@example.com", &[&a.italy]).await;
+    let eva = contact_by_email(&app, "eva@example.com").await.unwrap();
+    assert_eq!(status(&app, &eva, &a.italy).await, "PENDING");
+    let prefs = preference_link(&app, &eva, None).await;
+    // The page shows the pending group ticked, and the wording of the groups one may join.
+    let page =
+        app.client.get(app.url(&prefs)).header("accept", "text/html").send().await.unwrap().text().await.unwrap();
+    let italy_box = page.split("<label").find(|l| l.contains("Italy")).unwrap();
+    assert!(italy_box.contains("checked"), "{italy_box}");
+    assert!(page.contains("I would like to receive travel offers"), "the wording is shown for available groups");
+    // Saving the page as shown (Greece and Italy ticked) changes nothing.
+    let form = format!("action=save&subscribed={}&subscribed={}", a.greece, a.italy);
+    let r = app
+        .client
+        .post(app.url(&prefs))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success() || r.status().as_u16() == 303, "{}", r.status());
+    assert_eq!(status(&app, &eva, &a.italy).await, "PENDING");
+    assert_eq!(status(&app, &eva, &a.greece).await, "CONFIRMED");
+    // The JSON view carries the wording for available groups, and a subscription records it.
+    let (_, p) = get_json(&app, &prefs).await;
+    let spain = p["groups"].as_array().unwrap().iter().find(|g| g["name"] == "Spain").unwrap().clone();
+    assert_eq!(spain["consent"]["sha256"], a.text_sha.as_str());
+    assert_eq!(spain["consent"]["text"], CONSENT_TEXT);
+
+    // One-click, multipart, on a link bound to Greece after Greece lost its public name.
+    let greece_link = preference_link(&app, &eva, Some(&a.greece)).await;
+    gql(&app, "mutation($g: ID!) { updateGroup(input: {id: $g, publicName: null, publicDescription: null}) { group { id } } }", json!({"g": a.greece})).await;
+    let body = "--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--XyZ--\r\n";
+    let r = app
+        .client
+        .post(app.url(&greece_link))
+        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(status(&app, &eva, &a.greece).await, "WITHDRAWN");
+    assert!(members(&app, &a.greece).await.is_empty());
+    assert_eq!(status(&app, &eva, &a.italy).await, "PENDING", "only the link's group");
+
+    // Consent in force without membership (an agent removed her): "everything" withdraws it too.
+    submit_ok(&app, &a, "eva@example.com", &[&a.spain]).await;
+    let links = confirmation_links(&app).await;
+    get_json(&app, &path_of(links.last().unwrap())).await;
+    assert_eq!(status(&app, &eva, &a.spain).await, "CONFIRMED");
+    gql(
+        &app,
+        "mutation($g: ID!, $c: [ID!]!) { removeGroupMembers(input: {groupId: $g, contactIds: $c}) { removedCount } }",
+        json!({"g": a.spain, "c": [eva]}),
+    )
+    .await;
+    let (s, _, _) = post_json(&app, &prefs, &json!({"withdrawAll": true})).await;
+    assert_eq!(s, 200);
+    for g in [&a.spain, &a.italy] {
+        assert_eq!(status(&app, &eva, g).await, "WITHDRAWN", "{g}");
+    }
+}
+
+/// Confirmation links: a withdrawal voids the request even when a newer one is pending; a long
+/// address is answered like any other.
+async fn confirmations_are_bound_to_their_request(app: TestApp) {
+    let a = agency(&app, true, false).await;
+    submit_ok(&app, &a, "eva@example.com", &[&a.greece]).await;
+    let first = path_of(&confirmation_links(&app).await[0]);
+    let eva = contact_by_email(&app, "eva@example.com").await.unwrap();
+    let prefs = preference_link(&app, &eva, None).await;
+    let (s, _, _) = post_json(&app, &prefs, &json!({"unsubscribe": [a.greece]})).await;
+    assert_eq!(s, 200);
+    submit_ok(&app, &a, "eva@example.com", &[&a.greece]).await;
+    assert_eq!(status(&app, &eva, &a.greece).await, "PENDING");
+    let (s, e) = get_json(&app, &first).await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("LINK_USED")), "the withdrawn request's link");
+    assert_eq!(status(&app, &eva, &a.greece).await, "PENDING");
+    let second = path_of(confirmation_links(&app).await.last().unwrap());
+    assert_eq!(get_json(&app, &second).await.0, 200);
+    assert_eq!(status(&app, &eva, &a.greece).await, "CONFIRMED");
+
+    // A 230-character address: new and known get the same answer.
+    let long = format!("{}.{}@{}.example.com", "l".repeat(60), "m".repeat(3), "d".repeat(160));
+    assert!(long.len() > 200 && long.len() <= 254);
+    let path = format!("/public/v1/forms/{}/submissions", a.key);
+    let first = post_json(&app, &path, &json!({"email": long, "groups": [a.italy]})).await;
+    let again = post_json(&app, &path, &json!({"email": long, "groups": [a.italy]})).await;
+    assert_eq!((first.0, &first.2), (again.0, &again.2));
+    assert_eq!(first.0, 202, "{}", first.2);
+}
+
+/// An agent sees a contact's consent entries only for groups they can see, and needs WRITE on a
+/// group to record consent for it.
+async fn consent_entries_follow_group_visibility(app: TestApp) {
+    let a = agency(&app, false, false).await;
+    let admin = app.actor(TENANT, "admin", &["admin"]);
+    let agent = app.actor(TENANT, "agent", &["agent"]);
+    let agent_id =
+        agent.ok("{ viewer { user { id } } }", json!({})).await["viewer"]["user"]["id"].as_str().unwrap().to_owned();
+    let grant = "mutation($b: ID!, $u: ID!, $l: AccessLevel!) { grantAddressBookAccess(input: {addressBookId: $b, userId: $u, level: $l}) { grant { level } } }";
+    admin.ok(grant, json!({"b": a.book, "u": agent_id, "l": "READ"})).await;
+    let d = admin
+        .ok("mutation { createAddressBook(input: {name: \"Secret campaigns\"}) { addressBook { id } } }", json!({}))
+        .await;
+    let secret_book = d["createAddressBook"]["addressBook"]["id"].as_str().unwrap().to_owned();
+    let secret = group(&app, &secret_book, "Secret campaign", Some("Special offers"), None).await;
+    submit_ok(&app, &a, "eva@example.com", &[&a.greece]).await;
+    let eva = contact_by_email(&app, "eva@example.com").await.unwrap();
+    let text = a.text_id.clone();
+    admin
+        .ok("mutation($c: ID!, $g: ID!, $t: ID!) { recordConsent(input: {contactId: $c, groupId: $g, action: GIVEN, consentTextId: $t}) { entry { action } } }", json!({"c": eva, "g": secret, "t": text}))
+        .await;
+    let q = "query($c: ID!) { node(id: $c) { ... on Contact { consents { action group { id } } } } }";
+    let seen = agent.ok(q, json!({"c": eva})).await;
+    let entries = seen["node"]["consents"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "only the visible group's entry: {entries:?}");
+    assert_eq!(entries[0]["group"]["id"], a.greece.as_str());
+    assert_eq!(admin.ok(q, json!({"c": eva})).await["node"]["consents"].as_array().unwrap().len(), 2);
+    // READ on the group's home book is not enough to record consent for it.
+    let record = "mutation($c: ID!, $g: ID!) { recordConsent(input: {contactId: $c, groupId: $g, action: WITHDRAWN}) { entry { action } } }";
+    assert_eq!(agent.err(record, json!({"c": eva, "g": a.greece})).await, "FORBIDDEN");
+    assert_eq!(status(&app, &eva, &a.greece).await, "CONFIRMED");
+}
+
+/// A local SMTP server that accepts every message (no TLS, no auth) and keeps them.
+struct SmtpSink {
+    port: u16,
+    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SmtpSink {
+    async fn start() -> SmtpSink {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let messages: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let kept = messages.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let (r, mut w) = sock.into_split();
+                    let mut lines = BufReader::new(r).lines();
+                    let _ = w.write_all(b"220 sink ESMTP\r\n").await;
+                    let mut data: Option<String> = None;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if let Some(d) = data.as_mut() {
+                            if line == "." {
+                                kept.lock().unwrap().push(std::mem::take(d));
+                                data = None;
+                                let _ = w.write_all(b"250 queued\r\n").await;
+                            } else {
+                                d.push_str(line.strip_prefix('.').unwrap_or(&line));
+                                d.push('\n');
+                            }
+                            continue;
+                        }
+                        let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                        let answer: &[u8] = match verb.as_str() {
+                            "EHLO" | "HELO" => b"250-sink\r\n250 8BITMIME\r\n",
+                            "DATA" => {
+                                data = Some(String::new());
+                                b"354 go ahead\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = w.write_all(b"221 bye\r\n").await;
+                                break;
+                            }
+                            _ => b"250 ok\r\n",
+                        };
+                        let _ = w.write_all(answer).await;
+                    }
+                });
+            }
+        });
+        SmtpSink { port, messages }
+    }
+
+    async fn wait_for(&self, n: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let m = self.messages.lock().unwrap().clone();
+            if m.len() >= n {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} mails, got {:?}", self.messages.lock().unwrap());
+    }
+}
+
+/// With `COHORT_SMTP_URL`, Cohort mails the confirmation link itself: once per request, to the
+/// contact's address, in the consent text's language; the link in the mail confirms.
+async fn confirmation_mails_over_smtp(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let port = sink.port;
+    let Some(app) = TestApp::spawn_with(backend, move |s| {
+        s.smtp = Some(cohort_api::mail::SmtpSettings {
+            url: format!("smtp://127.0.0.1:{port}").into(),
+            from: "Cohort <no-reply@cohort.example>".into(),
+        });
+        s.webhooks.worker = true;
+        s.webhooks.poll_interval = std::time::Duration::from_millis(30);
+    })
+    .await
+    else {
+        return eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
+    };
+    let a = agency(&app, true, false).await;
+    let path = format!("/public/v1/forms/{}/submissions", a.key);
+    let (s, _, _) = post_json(&app, &path, &json!({"email": "eva@example.com", "groups": [a.greece, a.italy]})).await;
+    assert_eq!(s, 202);
+    let mails = sink.wait_for(1).await;
+    let m = &mails[0];
+    assert!(m.contains("To: eva@example.com"), "{m}");
+    assert!(m.contains("Sunny Travel"), "{m}");
+    // The body may be quoted-printable: undo soft line breaks and `=3D`.
+    let body = m.replace("=\n", "").replace("=3D", "=");
+    let start = body.find("/public/v1/confirm/").expect("a confirmation link in the mail");
+    let link: String = body[start..].chars().take_while(|c| !c.is_whitespace()).collect();
+    let (s, c) = get_json(&app, &link).await;
+    assert_eq!((s, c["status"].as_str()), (200, Some("CONFIRMED")), "{c}");
+    let eva = contact_by_email(&app, "eva@example.com").await.unwrap();
+    assert_eq!(status(&app, &eva, &a.italy).await, "CONFIRMED");
+    // A German wording makes a German mail; no mail is sent twice.
+    let t = gql(
+        &app,
+        "mutation { createConsentText(input: {purpose: \"reisen\", language: \"de\", body: \"Ich möchte Reiseangebote erhalten.\"}) { consentText { id } } }",
+        json!({}),
+    )
+    .await;
+    gql(
+        &app,
+        "mutation($f: ID!, $t: ID!) { updateWebForm(input: {id: $f, consentTextId: $t}) { webForm { version } } }",
+        json!({"f": a.form_id, "t": t["createConsentText"]["consentText"]["id"]}),
+    )
+    .await;
+    let (s, _, _) = post_json(&app, &path, &json!({"email": "jan@example.com", "groups": [a.spain]})).await;
+    assert_eq!(s, 202);
+    let mails = sink.wait_for(2).await;
+    assert!(
+        mails[1].contains("To: jan@example.com") && mails[1].contains("Bitte") && !mails[1].contains("Please confirm"),
+        "{}",
+        mails[1]
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.messages.lock().unwrap().len(), 2, "each request is mailed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmation_mails_over_smtp_sqlite() {
+    confirmation_mails_over_smtp(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmation_mails_over_smtp_postgres() {
+    confirmation_mails_over_smtp(Backend::Postgres).await
+}
+
 async fn futures_join<T: Send + 'static>(tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
     let mut out = vec![];
     for t in tasks.collect::<Vec<_>>() {
@@ -1079,4 +1395,8 @@ on_both_backends!(
     agents_and_visibility,
     parallel_public_writes,
     mixed_writers_on_one_group,
+    sequences_require_consent,
+    withdrawal_is_complete,
+    confirmations_are_bound_to_their_request,
+    consent_entries_follow_group_visibility,
 );

@@ -163,6 +163,9 @@ pub struct Settings {
     pub server: ServerLimits,
     pub webhooks: WebhookSettings,
     pub public: PublicConfig,
+    /// Confirmation mails sent by Cohort itself (`COHORT_SMTP_URL`, `COHORT_SMTP_FROM`); off
+    /// when unset.
+    pub smtp: Option<crate::mail::SmtpSettings>,
 }
 
 /// Public groups' endpoints and links (`COHORT_PUBLIC_*`, DESIGN §3).
@@ -195,7 +198,11 @@ impl Default for PublicConfig {
 
 impl PublicConfig {
     /// The signing keys and link settings, checked (`KeyConfigError` on a bad key list).
-    pub fn links(&self, listen: SocketAddr) -> Result<cohort_store::PublicLinks, cohort_store::KeyConfigError> {
+    pub fn links(
+        &self,
+        listen: SocketAddr,
+        mail: bool,
+    ) -> Result<cohort_store::PublicLinks, cohort_store::KeyConfigError> {
         use secrecy::ExposeSecret;
         let keys = match &self.link_keys {
             Some(k) => cohort_store::LinkKeys::parse(k.expose_secret())?,
@@ -207,6 +214,7 @@ impl PublicConfig {
             base_url: base.trim_end_matches('/').to_owned(),
             confirm_ttl: self.confirm_ttl,
             preference_ttl: self.preference_ttl,
+            mail,
         })
     }
 }
@@ -386,6 +394,15 @@ impl Settings {
                     ..w
                 }
             },
+            smtp: match (env("COHORT_SMTP_URL"), env("COHORT_SMTP_FROM")) {
+                (None, None) => None,
+                (Some(url), Some(from)) => {
+                    let s = crate::mail::SmtpSettings { url: SecretString::from(url), from };
+                    s.check()?;
+                    Some(s)
+                }
+                _ => return Err(ConfigError("set COHORT_SMTP_URL and COHORT_SMTP_FROM together".into())),
+            },
             public: {
                 let d = PublicConfig::default();
                 let base_url = match env("COHORT_PUBLIC_BASE_URL") {
@@ -457,6 +474,7 @@ impl Settings {
             // Tests that deliver webhooks turn the worker on (and allow 127.0.0.1) themselves.
             webhooks: WebhookSettings { worker: false, ..WebhookSettings::default() },
             public: PublicConfig::default(),
+            smtp: None,
         }
     }
 }

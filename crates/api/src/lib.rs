@@ -7,6 +7,7 @@ pub mod door;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod mail;
 pub mod metrics;
 pub mod public;
 pub mod server;
@@ -22,7 +23,7 @@ pub use graphql::sdl;
 /// Builds the service's router over an already-connected (and migrated) store. The store goes
 /// into the [`Gate`] and no further: handlers and resolvers only ever see per-request handles.
 pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Router, KeyConfigError> {
-    let links = Arc::new(settings.public.links(settings.listen)?);
+    let links = Arc::new(settings.public.links(settings.listen, settings.smtp.is_some())?);
     if links.keys.is_ephemeral() {
         tracing::warn!(
             "COHORT_PUBLIC_LINK_KEYS is not set: public links (double opt-in, preference centre) are signed with a \
@@ -57,8 +58,22 @@ pub fn spawn_webhook_worker(
     if !settings.webhooks.worker {
         return None;
     }
+    let mailer = settings.smtp.as_ref().and_then(|smtp| {
+        let made = settings
+            .public
+            .links(settings.listen, true)
+            .map_err(|e| e.to_string())
+            .and_then(|links| mail::Mailer::new(smtp, Arc::new(links)).map_err(|e| e.to_string()));
+        match made {
+            Ok(m) => Some(Arc::new(m)),
+            Err(e) => {
+                tracing::error!(error = %e, "confirmation mails are not sent: the SMTP or link configuration is invalid");
+                None
+            }
+        }
+    });
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let handle = tokio::spawn(webhooks::run_worker(store.system(), settings.webhooks.clone(), rx));
+    let handle = tokio::spawn(webhooks::run_worker(store.system(), settings.webhooks.clone(), mailer, rx));
     Some((tx, handle))
 }
 

@@ -232,6 +232,7 @@ const WAKE_COALESCE: Duration = Duration::from_millis(5);
 pub async fn run_worker(
     system: SystemHandle,
     settings: WebhookSettings,
+    mailer: Option<std::sync::Arc<crate::mail::Mailer>>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let policy = settings.retry_policy();
@@ -259,6 +260,9 @@ pub async fn run_worker(
                 next_timed = tokio::time::Instant::now() + settings.poll_interval;
             }
             busy |= timed_busy;
+        }
+        if let Some(m) = &mailer {
+            busy |= m.send_due(&system).await > 0;
         }
         match system.dispatch_events(500).await {
             Ok(n) => busy |= n > 0,

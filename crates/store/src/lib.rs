@@ -49,9 +49,11 @@ pub use access::viewer::{Identity, Viewer};
 pub use bulk::{BulkContact, BulkGroup, BulkLoader, BulkMembership, BulkPriceItem, BulkProduct, BulkUser};
 pub use consent::links::{LinkError, LinkKeys};
 pub use consent::log::Evidence;
+pub use consent::mail::DueMail;
 pub use consent::public::{
-    ConfirmOutcome, PUBLIC_SUBJECT, PreferenceChange, PreferenceGroupRecord, PreferencesRecord, PublicDoor,
-    PublicFormRecord, PublicGroupRecord, PublicRefusal, PublicTextRecord, SubmissionInput, SubmissionReceipt,
+    ConfirmOutcome, OfferedText, PUBLIC_SUBJECT, PreferenceChange, PreferenceGroupRecord, PreferencesRecord,
+    PublicDoor, PublicFormRecord, PublicGroupRecord, PublicRefusal, PublicTextRecord, SubmissionInput,
+    SubmissionReceipt,
 };
 pub use consent::{
     ConsentEntryRecord, ConsentSummaryRecord, ConsentTextInput, ConsentTextRecord, IssuedLink, PublicLinks,

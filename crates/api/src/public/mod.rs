@@ -235,11 +235,26 @@ fn client_ip(st: &PublicState, headers: &HeaderMap, peer: Option<SocketAddr>) ->
     peer.map(|p| p.ip())
 }
 
+/// The limiter's key for an address: IPv6 by its /64 (one host usually has a whole /64, and
+/// would otherwise have 2^64 buckets), IPv4 as it is.
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// Per-IP limit (every public endpoint), then per-form (submissions).
 fn check_limits(st: &PublicState, ip: Option<IpAddr>, form: Option<&str>) -> Result<(), Response> {
     let clock = DefaultClock::default();
     if let Some(ip) = ip
-        && let Err(n) = st.per_ip.check_key(&ip)
+        && let Err(n) = st.per_ip.check_key(&limit_key(ip))
     {
         return Err(rate_limited(n.wait_time_from(clock.now())));
     }
@@ -367,7 +382,10 @@ async fn form_definition(
 }
 
 /// Preflight for a form's endpoints: allowed only for the form's origins.
-async fn preflight(State(st): State<PublicState>, Path(key): Path<String>, headers: HeaderMap) -> Response {
+async fn preflight(State(st): State<PublicState>, conn: Peer, Path(key): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_limits(&st, client_ip(&st, &headers, peer(&conn)), None) {
+        return r;
+    }
     let f = match st.door.form(&key).await {
         Ok(f) => f,
         Err(e) => return store_problem(e),
@@ -530,8 +548,50 @@ async fn submit(
     let input = SubmissionInput { raw: parsed.raw, groups, evidence: evidence(ip, &headers) };
     match st.door.submit(&key, input, request_id(&headers).as_deref()).await {
         Ok(_) => answer(&form),
+        // A person who posted a plain HTML form gets a page, not JSON.
+        Err(StoreError::Invalid(d)) if from_html && wants_html(&headers) => pages::respond(
+            StatusCode::BAD_REQUEST,
+            pages::form_problem(Lang::from_headers(&headers), &form.tenant_name, &d.to_string()),
+        ),
         Err(e) => allow_origin(store_problem(e), origin(&headers), &form),
     }
+}
+
+/// Whether `body` is an RFC 8058 one-click unsubscribe: `List-Unsubscribe=One-Click`, as
+/// `application/x-www-form-urlencoded` or as one `multipart/form-data` field.
+fn is_one_click(headers: &HeaderMap, body: &[u8]) -> bool {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    if ct.starts_with("multipart/form-data") {
+        let Some(boundary) =
+            ct.split(';').find_map(|p| p.trim().strip_prefix("boundary=")).map(|b| b.trim_matches('"'))
+        else {
+            return false;
+        };
+        // The original boundary's case matters; find it in the body case-insensitively via the
+        // header's raw value.
+        let raw = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let boundary = raw
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("boundary=").or_else(|| p.trim().strip_prefix("BOUNDARY=")))
+            .map(|b| b.trim_matches('"').to_owned())
+            .unwrap_or_else(|| boundary.to_owned());
+        let Ok(text) = std::str::from_utf8(body) else { return false };
+        return text.split(&format!("--{boundary}")).any(|part| {
+            let Some((head, value)) = part.split_once("\r\n\r\n").or_else(|| part.split_once("\n\n")) else {
+                return false;
+            };
+            let named = head.lines().any(|l| {
+                let l = l.to_ascii_lowercase();
+                l.starts_with("content-disposition:") && l.contains("name=\"list-unsubscribe\"")
+            });
+            named && value.trim_end_matches(['\r', '\n', '-']).trim() == "One-Click"
+        });
+    }
+    if ct.starts_with("application/x-www-form-urlencoded") || ct.is_empty() || ct.starts_with("text/plain") {
+        return form_urlencoded_pairs(body)
+            .is_ok_and(|p| p.iter().any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click"));
+    }
+    false
 }
 
 fn see_other(url: &str) -> Response {
@@ -578,6 +638,10 @@ fn preferences_json(p: &PreferencesRecord) -> Value {
             let mut v = group_json(&g.group);
             v["subscribed"] = json!(g.subscribed);
             v["pending"] = json!(g.pending);
+            // What subscribing here agrees to (groups one is not subscribed to).
+            if let Some(t) = &g.consent_text {
+                v["consent"] = json!({"text": t.text.body, "version": t.text.version, "language": t.text.language, "sha256": t.sha256});
+            }
             v
         }).collect::<Vec<_>>(),
     })
@@ -626,15 +690,17 @@ async fn update_preferences(
         Err(_) => return problem(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "unreadable body", None),
     };
     let html = wants_html(&headers).then(|| Lang::from_headers(&headers));
-    let (change, from_page) = if is_form_encoded(&headers) {
+    // RFC 8058 §3.1: the one-click POST SHOULD be multipart/form-data; mail providers also send
+    // it urlencoded. Either way its only field is `List-Unsubscribe=One-Click`.
+    let one_click_body = is_one_click(&headers, &body);
+    let (change, from_page) = if one_click_body {
+        (PreferenceChange::OneClick, false)
+    } else if is_form_encoded(&headers) {
         let pairs = match form_urlencoded_pairs(&body) {
             Ok(p) => p,
             Err(r) => return r,
         };
-        // RFC 8058: a mail client's unsubscribe button posts exactly this.
-        if pairs.iter().any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click") {
-            (PreferenceChange::OneClick, false)
-        } else {
+        {
             let action = pairs.iter().find(|(k, _)| k == "action").map(|(_, v)| v.as_str()).unwrap_or("save");
             match action {
                 "withdraw_all" => (PreferenceChange::WithdrawAll, true),

@@ -169,11 +169,16 @@ pub fn preferences(lang: Lang, p: &PreferencesRecord, saved: bool) -> Markup {
                     @for g in &p.groups {
                         @let id = format!("g-{}", g.group.id.0.simple());
                         label for=(id) {
-                            input type="checkbox" id=(id) name="subscribed" value=(gid(g.group.id)) checked[g.subscribed];
+                            input type="checkbox" id=(id) name="subscribed" value=(gid(g.group.id)) checked[g.subscribed || g.pending];
                             " " (g.group.public_name)
                             @if g.pending { " " em { (lang.t("(awaiting your confirmation)", "(wartet auf Ihre Bestätigung)")) } }
                         }
                         @if let Some(d) = &g.group.public_description { span.desc { (d) } }
+                        @if let Some(t) = &g.consent_text {
+                            @if !g.pending {
+                                span.desc.consent { (lang.t("By ticking it you agree: ", "Mit dem Häkchen willigen Sie ein: ")) (t.text.body) }
+                            }
+                        }
                     }
                 }
                 button type="submit" name="action" value="save" { (lang.t("Save", "Speichern")) }
@@ -182,6 +187,19 @@ pub fn preferences(lang: Lang, p: &PreferencesRecord, saved: bool) -> Markup {
                 input type="hidden" name="action" value="withdraw_all";
                 button type="submit" { (lang.t("Unsubscribe from everything", "Von allem abmelden")) }
             }
+        },
+    )
+}
+
+/// A plain HTML form's submission that was refused (the reason as the API gives it).
+pub fn form_problem(lang: Lang, organisation: &str, detail: &str) -> Markup {
+    layout(
+        lang,
+        organisation,
+        lang.t("Please check your entry", "Bitte prüfen Sie Ihre Eingabe"),
+        html! {
+            p.problem role="alert" { (detail) }
+            p { (lang.t("Please go back and correct it.", "Bitte gehen Sie zurück und korrigieren Sie sie.")) }
         },
     )
 }
@@ -238,6 +256,7 @@ mod tests {
                 },
                 subscribed: true,
                 pending: false,
+                consent_text: None,
             }],
         };
         let s = preferences(Lang::En, &p, false).into_string();

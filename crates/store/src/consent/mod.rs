@@ -12,6 +12,7 @@
 
 pub mod links;
 pub(crate) mod log;
+pub mod mail;
 pub mod public;
 
 use crate::access::handle::DataHandle;
@@ -52,6 +53,8 @@ pub struct PublicLinks {
     pub base_url: String,
     pub confirm_ttl: chrono::Duration,
     pub preference_ttl: chrono::Duration,
+    /// Cohort sends the confirmation mails itself (SMTP configured): each request queues one.
+    pub mail: bool,
 }
 
 impl PublicLinks {
@@ -218,8 +221,8 @@ pub struct ConsentSummaryRecord {
     pub confirmed: u64,
     pub pending: u64,
     pub withdrawn: u64,
-    /// Visible members whose membership rests on no consent in force (assigned without asking,
-    /// or re-added after a withdrawal).
+    /// Visible members without confirmed consent for the group: no consent on record (`NONE`),
+    /// a pending confirmation, or re-added after a withdrawal.
     pub members_without_consent: u64,
 }
 
@@ -405,9 +408,16 @@ impl DataHandle {
             .all(conn)
             .await?;
         let found: HashMap<Uuid, &group::Model> = rows.iter().map(|g| (g.id, g)).collect();
+        // A form adds members: WRITE on each group's home book, as `addGroupMembers`.
+        let levels = book_levels(conn, v, &rows.iter().map(|g| g.address_book_id).collect::<Vec<_>>()).await?;
         for g in &ids {
             match found.get(&g.0) {
                 None => return Err(StoreError::NotFound),
+                Some(m) if !v.is_admin() && levels.get(&m.address_book_id).is_none_or(|l| *l < AccessLevel::Write) => {
+                    return Err(StoreError::forbidden(
+                        "offering a group on a form needs WRITE on the group's home address book",
+                    ));
+                }
                 Some(m) if m.public_name.is_none() => {
                     return Err(StoreError::invalid(
                         "groupIds",
@@ -721,7 +731,7 @@ impl DataHandle {
     }
 
     /// The name the tenant shows the public (heading of the preference centre and confirmation
-    /// pages). Admins only; `None` falls back to the tenant's key.
+    /// pages). Admins only; `None` falls back to the tenant's name.
     pub async fn set_public_profile(&self, public_name: Option<String>) -> StoreResult<Option<String>> {
         let v = self.viewer();
         require_admin(v, "the public profile")?;
@@ -764,6 +774,9 @@ impl DataHandle {
             .bind(contact.0)
             .push(" AND ")
             .visible_books(v, "c.address_book_id", AccessLevel::Read)
+            // An entry about a group the viewer cannot see would say the contact is (or was) in it.
+            .push(" AND l.group_id IN ")
+            .visible_groups(v)
             .push(" ORDER BY l.id DESC LIMIT 500");
         let rows = self.db.query_all_raw(q.build()).await?;
         rows.iter()
@@ -786,7 +799,9 @@ impl DataHandle {
             .push(" AND l.id IN ")
             .bind_list(ids.iter().map(|i| i.0))
             .push(" AND ")
-            .visible_books(v, "c.address_book_id", AccessLevel::Read);
+            .visible_books(v, "c.address_book_id", AccessLevel::Read)
+            .push(" AND l.group_id IN ")
+            .visible_groups(v);
         let rows = self.db.query_all_raw(q.build()).await?;
         rows.iter()
             .map(|r| {
@@ -917,8 +932,8 @@ impl DataHandle {
         let v = self.viewer();
         let note = optional_text("note", input.note.as_deref())?;
         let w = self.begin().await?;
-        // Visible group, READ on its home book is enough: the consent is the contact's.
-        let g = self.group_for(w.tx(), v, input.group_id, AccessLevel::Read).await?;
+        // It changes the group's members: WRITE on its home book, as `addGroupMembers`.
+        let g = self.group_for(w.tx(), v, input.group_id, AccessLevel::Write).await?;
         if g.public_name.is_none() {
             return Err(StoreError::invalid("groupId", "consent is recorded for public groups only"));
         }
@@ -1010,6 +1025,11 @@ impl DataHandle {
                 return Err(StoreError::invalid("groupId", "preference links are for public groups"));
             }
         }
+        // Who handed out whose link is on record: a link lets its holder change the person's
+        // subscriptions as the person.
+        let w = self.begin().await?;
+        w.audit("contact.preferenceLinkIssued", "Contact", Some(c), serde_json::json!({"groupId": group.map(|g| g.0)}));
+        w.commit().await?;
         let expires_at = Utc::now() + links.preference_ttl;
         let claims = LinkClaims {
             purpose: LinkPurpose::Preferences,

@@ -29,8 +29,9 @@ use cohort_domain::contact::{ContactFields, ContactKind};
 use cohort_domain::group::MembershipSource;
 use cohort_domain::ids::{AddressBookId, GroupId, WebFormId};
 use cohort_domain::sequence::Chain;
+use cohort_domain::text::Name;
 use cohort_domain::{Role, Roles};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -107,6 +108,17 @@ pub struct PreferenceGroupRecord {
     pub subscribed: bool,
     /// Given through a double opt-in form and not confirmed yet.
     pub pending: bool,
+    /// For a group one is not subscribed to: the wording subscribing there agrees to (shown on
+    /// the page, recorded with the consent).
+    pub consent_text: Option<OfferedText>,
+}
+
+/// A consent wording as offered for a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedText {
+    pub id: Uuid,
+    pub sha256: String,
+    pub text: PublicTextRecord,
 }
 
 /// The preference centre of one contact.
@@ -293,9 +305,16 @@ impl PublicDoor {
             }
         }
         if chosen.is_empty() {
-            // A single-purpose form (one newsletter) needs no checkbox.
+            // A single-purpose form (one newsletter) needs no checkbox — as configured, not as
+            // many groups as happen to be public now.
+            let configured = crate::entities::web_form_group::Entity::find()
+                .filter(crate::entities::web_form_group::Column::TenantId.eq(f.tenant_id))
+                .filter(crate::entities::web_form_group::Column::FormId.eq(f.id))
+                .filter(crate::entities::web_form_group::Column::Version.eq(ver.version))
+                .count(&self.store.db)
+                .await?;
             match offered.as_slice() {
-                [only] => chosen.push(only.id),
+                [only] if configured == 1 => chosen.push(only.id),
                 _ => return Err(StoreError::invalid("groups", "choose at least one")),
             }
         }
@@ -310,7 +329,9 @@ impl PublicDoor {
             Some(c) => c,
             None => {
                 let (first, last) = match (&valid.first_name, &valid.last_name) {
-                    (None, None) => (None, Some(valid.email.as_str().to_owned())),
+                    // The address stands in for a name (bounded like one, so a long address
+                    // is accepted exactly as it would be for a known contact).
+                    (None, None) => (None, Some(valid.email.as_str().chars().take(Name::MAX_CHARS).collect())),
                     (a, b) => (a.clone(), b.clone()),
                 };
                 let m = actor
@@ -346,7 +367,7 @@ impl PublicDoor {
         let members = members_of(&w, contact.0, &chosen).await?;
         let request = ver.double_opt_in.then(Uuid::now_v7);
         let evidence = if ver.keep_evidence { input.evidence } else { Evidence::default() };
-        let mut asked = 0;
+        let mut asked: Vec<Uuid> = vec![];
         for g in &chosen {
             let confirmed = states.get(&g.0).is_some_and(|s| s.0 == ConsentStatus::Confirmed);
             if confirmed && members.contains_key(&g.0) {
@@ -368,13 +389,13 @@ impl PublicDoor {
                 },
             )
             .await?;
-            asked += 1;
+            asked.push(g.0);
             if request.is_none() {
                 start_membership(&w, *g, &contact, members.contains_key(&g.0), MembershipSource::WebForm, entry)
                     .await?;
             }
         }
-        if let Some(rid) = request.filter(|_| asked > 0) {
+        if let Some(rid) = request.filter(|_| !asked.is_empty()) {
             let now = Utc::now();
             let expires_at = trunc(now + self.links.confirm_ttl);
             consent_request::Entity::insert(consent_request::ActiveModel {
@@ -389,6 +410,9 @@ impl PublicDoor {
             })
             .exec_without_returning(w.tx())
             .await?;
+            if self.links.mail {
+                super::mail::queue(&w, rid, now).await?;
+            }
             let claims = LinkClaims {
                 purpose: LinkPurpose::Confirm,
                 expires_at,
@@ -406,7 +430,7 @@ impl PublicDoor {
                     "confirmationUrl": self.links.confirm_url(&claims),
                     "expiresAt": expires_at,
                     "formVersion": ver.version,
-                    "groupIds": chosen.iter().map(|g| g.0).collect::<Vec<_>>(),
+                    "groupIds": asked,
                 }),
             );
         }
@@ -447,16 +471,32 @@ impl PublicDoor {
             .await?;
         let groups: Vec<GroupId> = given.iter().map(|e| GroupId(e.group_id)).collect();
         lock_public(&w, &groups, req.contact_id).await.map_err(not_found_is_invalid)?;
-        let contact = contact_row(&w, req.contact_id).await?.ok_or(LinkError::Invalid)?;
+        let contact = contact_row(w.tx(), claims.tenant, req.contact_id).await?.ok_or(LinkError::Invalid)?;
         let public =
             super::public_groups(w.tx(), claims.tenant, &groups.iter().map(|g| g.0).collect::<Vec<_>>()).await?;
         let states = states_of(&w, req.contact_id, &groups).await?;
         let members = members_of(&w, req.contact_id, &groups).await?;
         let keep = ver.as_ref().is_some_and(|v| v.keep_evidence);
         let evidence = if keep { evidence } else { Evidence::default() };
+        // A withdrawal after this request's consent voids it: the link cannot bring it back, even
+        // when a newer submission is pending for the group.
+        let withdrawn_after: HashSet<Uuid> = crate::entities::consent_entry::Entity::find()
+            .filter(crate::entities::consent_entry::Column::TenantId.eq(claims.tenant))
+            .filter(crate::entities::consent_entry::Column::ContactId.eq(req.contact_id))
+            .filter(crate::entities::consent_entry::Column::Action.eq(ConsentAction::Withdrawn.as_str()))
+            .filter(crate::entities::consent_entry::Column::At.gte(req.created_at))
+            .all(w.tx())
+            .await?
+            .into_iter()
+            .filter(|x| given.iter().any(|g| g.group_id == x.group_id && x.id > g.id))
+            .map(|x| x.group_id)
+            .collect();
         let (mut applied, mut already) = (vec![], vec![]);
         for e in &given {
             let Some((name, desc)) = public.get(&e.group_id) else { continue };
+            if withdrawn_after.contains(&e.group_id) {
+                continue;
+            }
             let rec = PublicGroupRecord {
                 id: GroupId(e.group_id),
                 public_name: name.clone(),
@@ -517,17 +557,21 @@ impl PublicDoor {
         Ok(ConfirmOutcome { tenant_name, groups, already_confirmed, redirect: ver.and_then(|v| v.confirmation_url) })
     }
 
-    /// The preference centre of the link's contact.
+    /// The preference centre of the link's contact (a plain read, no transaction).
     pub async fn preferences(&self, token: &str) -> Result<PreferencesRecord, PublicRefusal> {
         let claims = self.links.keys.verify(token, LinkPurpose::Preferences, Utc::now())?;
-        let actor = self.actor(claims.tenant, None).await.map_err(not_found_is_invalid)?;
-        // A read: the unit of work is dropped without committing (nothing was written).
-        let w = actor.begin().await?;
-        contact_row(&w, claims.contact).await?.ok_or(LinkError::Invalid)?;
-        Ok(preference_view(&w, claims.contact).await?)
+        let db = &self.store.db;
+        contact_row(db, claims.tenant, claims.contact).await?.ok_or(LinkError::Invalid)?;
+        Ok(preference_view(db, claims.tenant, claims.contact).await?)
     }
 
     /// Applies a change in the preference centre and answers the new state.
+    ///
+    /// Withdrawing is as easy as giving (Art. 7(3)) and must be complete: "everything" and a
+    /// one-click unsubscribe end every consent in force and every membership in a public group —
+    /// also for groups that are no longer listed (their public name removed, no form offering
+    /// them) and for consent whose membership an agent already ended. A pending double opt-in
+    /// is shown as chosen, and left alone unless it is unticked.
     pub async fn update_preferences(
         &self,
         token: &str,
@@ -536,82 +580,71 @@ impl PublicDoor {
     ) -> Result<PreferencesRecord, PublicRefusal> {
         let claims = self.links.keys.verify(token, LinkPurpose::Preferences, Utc::now())?;
         let actor = self.actor(claims.tenant, request_id).await.map_err(not_found_is_invalid)?;
+        let (tenant, cid) = (claims.tenant, claims.contact);
+        let link_group = (!claims.reference.is_nil()).then_some(GroupId(claims.reference));
         let w = actor.begin().await?;
-        // The groups listed, read before locking so that they can be locked before the contact;
-        // a group that becomes listed in between is left for the next request.
-        let first = preference_view(&w, claims.contact).await?;
-        let lockable: Vec<GroupId> = first.groups.iter().map(|g| g.group.id).collect();
-        lock_public(&w, &lockable, claims.contact).await.map_err(not_found_is_invalid)?;
-        let contact = contact_row(&w, claims.contact).await?.ok_or(LinkError::Invalid)?;
-        let mut before = preference_view(&w, claims.contact).await?;
+        // What may change, read before locking so that the groups can be locked before the
+        // contact (the order of every write path); a group that appears in between is left for
+        // the next request.
+        let first = preference_view(w.tx(), tenant, cid).await?;
+        let mut lockable: Vec<GroupId> = first.groups.iter().map(|g| g.group.id).collect();
+        lockable.extend(in_force(w.tx(), tenant, cid).await?.keys().map(|g| GroupId(*g)));
+        lockable.extend(link_group);
+        lockable.sort();
+        lockable.dedup();
+        lock_public(&w, &lockable, cid).await.map_err(not_found_is_invalid)?;
+        let contact = contact_row(w.tx(), tenant, cid).await?.ok_or(LinkError::Invalid)?;
+        let mut before = preference_view(w.tx(), tenant, cid).await?;
         before.groups.retain(|g| lockable.contains(&g.group.id));
+        let forced = in_force(w.tx(), tenant, cid).await?;
+        let members = members_of(&w, cid, &lockable).await?;
+        let public_members = super::public_groups(w.tx(), tenant, &members.keys().copied().collect::<Vec<_>>()).await?;
+        // Everything a complete withdrawal ends: consent in force, memberships of public groups.
+        let holding: Vec<GroupId> = lockable
+            .iter()
+            .copied()
+            .filter(|g| forced.contains_key(&g.0) || public_members.contains_key(&g.0))
+            .collect();
         let listed: HashMap<GroupId, &PreferenceGroupRecord> = before.groups.iter().map(|g| (g.group.id, g)).collect();
         let holds = |g: &PreferenceGroupRecord| g.subscribed || g.pending;
         let unknown = |ids: &[GroupId]| ids.iter().any(|g| !listed.contains_key(g));
+        let refuse = || Err(StoreError::invalid("groups", "choose among the groups listed").into());
         let (channel, leave, join): (ConsentChannel, Vec<GroupId>, Vec<GroupId>) = match &change {
             PreferenceChange::Set(keep) => {
                 if unknown(keep) {
-                    return Err(StoreError::invalid("groups", "choose among the groups listed").into());
+                    return refuse();
                 }
-                let leave = before
-                    .groups
-                    .iter()
-                    .filter(|g| holds(g) && !keep.contains(&g.group.id))
-                    .map(|g| g.group.id)
-                    .collect();
-                let join = before
-                    .groups
-                    .iter()
-                    .filter(|g| !g.subscribed && keep.contains(&g.group.id))
-                    .map(|g| g.group.id)
-                    .collect();
-                (ConsentChannel::PreferenceLink, leave, join)
+                let leave =
+                    before.groups.iter().filter(|g| holds(g) && !keep.contains(&g.group.id)).map(|g| g.group.id);
+                let join = before.groups.iter().filter(|g| !holds(g) && keep.contains(&g.group.id)).map(|g| g.group.id);
+                (ConsentChannel::PreferenceLink, leave.collect(), join.collect())
             }
             PreferenceChange::Unsubscribe(ids) => {
                 if unknown(ids) {
-                    return Err(StoreError::invalid("groups", "choose among the groups listed").into());
+                    return refuse();
                 }
-                (
-                    ConsentChannel::PreferenceLink,
-                    ids.iter().copied().filter(|g| listed.get(g).is_some_and(|x| holds(x))).collect(),
-                    vec![],
-                )
+                (ConsentChannel::PreferenceLink, ids.iter().copied().filter(|g| holding.contains(g)).collect(), vec![])
             }
             PreferenceChange::Subscribe(ids) => {
                 if unknown(ids) {
-                    return Err(StoreError::invalid("groups", "choose among the groups listed").into());
+                    return refuse();
                 }
-                (
-                    ConsentChannel::PreferenceLink,
-                    vec![],
-                    ids.iter().copied().filter(|g| listed.get(g).is_some_and(|x| !x.subscribed)).collect(),
-                )
+                let join = ids.iter().copied().filter(|g| listed.get(g).is_some_and(|x| !holds(x)));
+                (ConsentChannel::PreferenceLink, vec![], join.collect())
             }
-            PreferenceChange::WithdrawAll => (
-                ConsentChannel::PreferenceLink,
-                before.groups.iter().filter(|g| holds(g)).map(|g| g.group.id).collect(),
-                vec![],
-            ),
+            PreferenceChange::WithdrawAll => (ConsentChannel::PreferenceLink, holding.clone(), vec![]),
             PreferenceChange::OneClick => {
-                let only = (!claims.reference.is_nil()).then_some(GroupId(claims.reference));
-                let leave = before
-                    .groups
-                    .iter()
-                    .filter(|g| holds(g) && only.is_none_or(|o| o == g.group.id))
-                    .map(|g| g.group.id)
-                    .collect();
+                let leave = holding.iter().copied().filter(|g| link_group.is_none_or(|o| o == *g)).collect();
                 (ConsentChannel::OneClickUnsubscribe, leave, vec![])
             }
         };
-        let all: Vec<GroupId> = leave.iter().chain(join.iter()).copied().collect();
-        let members = members_of(&w, contact.0, &all).await?;
         for g in &leave {
-            log::append(&w, &withdrawal(contact.0, g.0, channel)).await?;
+            log::append(&w, &withdrawal(cid, g.0, channel)).await?;
             if let Some(src) = members.get(&g.0) {
                 leave_in(
                     &w,
                     *g,
-                    &[(contact.0, contact.1, src.clone())],
+                    &[(cid, contact.1, src.clone())],
                     Some(MembershipSource::SelfService),
                     Some(match channel {
                         ConsentChannel::OneClickUnsubscribe => "consent withdrawn: one-click unsubscribe",
@@ -622,19 +655,20 @@ impl PublicDoor {
             }
         }
         for g in &join {
-            // The wording shown for a group is the one of the newest enabled form offering it.
-            let text = offering_text(&w, g.0)
-                .await?
+            // The wording the page showed for the group: the newest enabled form's that offers it.
+            let text = listed
+                .get(g)
+                .and_then(|x| x.consent_text.as_ref())
                 .ok_or_else(|| StoreError::invalid("groups", "this group takes no new subscriptions"))?;
             let entry = log::append(
                 &w,
                 &Entry {
-                    contact: contact.0,
+                    contact: cid,
                     group: g.0,
                     action: ConsentAction::Given,
                     channel,
                     form: None,
-                    text: Some(text),
+                    text: Some((text.id, text.sha256.clone())),
                     request: None,
                     evidence: Evidence::default(),
                     agent: None,
@@ -645,10 +679,32 @@ impl PublicDoor {
             start_membership(&w, *g, &contact, members.contains_key(&g.0), MembershipSource::SelfService, entry)
                 .await?;
         }
-        let after = preference_view(&w, contact.0).await?;
+        let after = preference_view(w.tx(), tenant, cid).await?;
         w.commit().await?;
         Ok(after)
     }
+}
+
+/// The groups where the contact's consent is in force (`CONFIRMED` or `PENDING`), public or not.
+async fn in_force<C: ConnectionTrait>(
+    conn: &C,
+    tenant: Uuid,
+    contact: Uuid,
+) -> StoreResult<HashMap<Uuid, ConsentStatus>> {
+    let mut out = HashMap::new();
+    for s in consent_state::Entity::find()
+        .filter(consent_state::Column::TenantId.eq(tenant))
+        .filter(consent_state::Column::ContactId.eq(contact))
+        .filter(
+            consent_state::Column::Status.is_in([ConsentStatus::Confirmed.as_str(), ConsentStatus::Pending.as_str()]),
+        )
+        .all(conn)
+        .await?
+    {
+        let st = ConsentStatus::parse(&s.status).ok_or_else(|| StoreError::corrupt("consent status", &s.status))?;
+        out.insert(s.group_id, st);
+    }
+    Ok(out)
 }
 
 fn withdrawal(contact: Uuid, group: Uuid, channel: ConsentChannel) -> Entry {
@@ -710,11 +766,11 @@ async fn find_by_email(w: &UnitOfWork, book: Uuid, email: &str) -> StoreResult<O
     }
 }
 
-async fn contact_row(w: &UnitOfWork, id: Uuid) -> StoreResult<Option<ContactRow>> {
+async fn contact_row<C: ConnectionTrait>(conn: &C, tenant: Uuid, id: Uuid) -> StoreResult<Option<ContactRow>> {
     Ok(crate::entities::contact::Entity::find()
-        .filter(crate::entities::contact::Column::TenantId.eq(w.viewer().tenant_id.0))
+        .filter(crate::entities::contact::Column::TenantId.eq(tenant))
         .filter(crate::entities::contact::Column::Id.eq(id))
-        .one(w.tx())
+        .one(conn)
         .await?
         .map(|c| (c.id, c.address_book_id, c.sort_name)))
 }
@@ -783,29 +839,38 @@ async fn start_membership(
     join_with_consent(w, group, std::slice::from_ref(contact), source, &Chain::default(), Some(entry)).await
 }
 
-/// (text, its SHA-256) of the newest enabled form version that offers `group`.
-async fn offering_text(w: &UnitOfWork, group: Uuid) -> StoreResult<Option<(Uuid, String)>> {
-    let v = w.viewer();
-    let mut q = Sql::new(v.dialect);
-    q.push("SELECT t.id, t.sha256 FROM web_forms f JOIN web_form_groups fg ON fg.tenant_id = f.tenant_id AND fg.form_id = f.id AND fg.version = f.version JOIN web_form_versions fv ON fv.tenant_id = f.tenant_id AND fv.form_id = f.id AND fv.version = f.version JOIN consent_texts t ON t.tenant_id = fv.tenant_id AND t.id = fv.consent_text_id WHERE f.tenant_id = ")
-        .bind(v.tenant_id.0)
+/// The wording of the newest enabled form version that offers `group`: what the preference
+/// centre shows for it, and what a subscription there records.
+async fn offering_text<C: ConnectionTrait>(conn: &C, tenant: Uuid, group: Uuid) -> StoreResult<Option<OfferedText>> {
+    let d = crate::core::dialect::Dialect::of(conn.get_database_backend());
+    let mut q = Sql::new(d);
+    q.push("SELECT t.id, t.sha256, t.purpose, t.language, t.version, t.body FROM web_forms f JOIN web_form_groups fg ON fg.tenant_id = f.tenant_id AND fg.form_id = f.id AND fg.version = f.version JOIN web_form_versions fv ON fv.tenant_id = f.tenant_id AND fv.form_id = f.id AND fv.version = f.version JOIN consent_texts t ON t.tenant_id = fv.tenant_id AND t.id = fv.consent_text_id WHERE f.tenant_id = ")
+        .bind(tenant)
         .push(" AND f.enabled = ")
         .bind(true)
         .push(" AND fg.group_id = ")
         .bind(group)
         .push(" ORDER BY fv.created_at DESC, f.id LIMIT 1");
-    match w.tx().query_one_raw(q.build()).await? {
-        Some(r) => Ok(Some((r.try_get("", "id")?, r.try_get("", "sha256")?))),
+    match conn.query_one_raw(q.build()).await? {
+        Some(r) => Ok(Some(OfferedText {
+            id: r.try_get("", "id")?,
+            sha256: r.try_get("", "sha256")?,
+            text: PublicTextRecord {
+                purpose: r.try_get("", "purpose")?,
+                language: r.try_get("", "language")?,
+                version: r.try_get("", "version")?,
+                body: r.try_get("", "body")?,
+                sha256: r.try_get("", "sha256")?,
+            },
+        })),
         None => Ok(None),
     }
 }
 
 /// The public groups of a contact's preference centre: those it is a member of or has a pending
 /// consent for, and those an enabled form offers; by public name.
-async fn preference_view(w: &UnitOfWork, contact: Uuid) -> StoreResult<PreferencesRecord> {
-    let v = w.viewer();
-    let t = v.tenant_id.0;
-    let mut q = Sql::new(v.dialect);
+async fn preference_view<C: ConnectionTrait>(conn: &C, t: Uuid, contact: Uuid) -> StoreResult<PreferencesRecord> {
+    let mut q = Sql::new(crate::core::dialect::Dialect::of(conn.get_database_backend()));
     q.push("SELECT g.id, g.public_name, g.public_description, CASE WHEN EXISTS (SELECT 1 FROM group_memberships m WHERE m.tenant_id = g.tenant_id AND m.group_id = g.id AND m.contact_id = ")
         .bind(contact)
         .push(") THEN 1 ELSE 0 END AS subscribed, CASE WHEN EXISTS (SELECT 1 FROM consent_states s WHERE s.tenant_id = g.tenant_id AND s.group_id = g.id AND s.contact_id = ")
@@ -830,7 +895,7 @@ async fn preference_view(w: &UnitOfWork, contact: Uuid) -> StoreResult<Preferenc
         .bind(true)
         .push(")) ORDER BY g.public_name, g.id");
     let mut groups = BTreeMap::new();
-    for r in w.tx().query_all_raw(q.build()).await? {
+    for r in conn.query_all_raw(q.build()).await? {
         let id: Uuid = r.try_get("", "id")?;
         let subscribed: i32 = r.try_get("", "subscribed")?;
         let pending: i32 = r.try_get("", "pending")?;
@@ -845,9 +910,10 @@ async fn preference_view(w: &UnitOfWork, contact: Uuid) -> StoreResult<Preferenc
                 },
                 subscribed: subscribed != 0,
                 pending: pending != 0 && subscribed == 0,
+                consent_text: if subscribed == 0 { offering_text(conn, t, id).await? } else { None },
             },
         );
     }
-    let (_, tenant_name) = public_name_of(w.tx(), t).await?;
+    let (_, tenant_name) = public_name_of(conn, t).await?;
     Ok(PreferencesRecord { tenant_name, groups: groups.into_values().collect() })
 }

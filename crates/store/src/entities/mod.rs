@@ -7,6 +7,7 @@ pub(crate) mod audit;
 pub(crate) mod business_calendar;
 pub(crate) mod business_status;
 pub(crate) mod consent_entry;
+pub(crate) mod consent_mail;
 pub(crate) mod consent_request;
 pub(crate) mod consent_state;
 pub(crate) mod consent_text;

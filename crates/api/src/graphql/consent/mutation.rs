@@ -108,7 +108,7 @@ pub struct RecordConsentPayload {
 
 #[derive(InputObject)]
 pub struct SetPublicProfileInput {
-    /// The heading of the tenant's public pages (`null`: the tenant's key).
+    /// The heading of the tenant's public pages (`null`: the tenant's name).
     pub public_name: Option<String>,
 }
 
@@ -159,7 +159,8 @@ impl ConsentMutation {
         Ok(ConsentTextPayload { consent_text: ConsentText(t) })
     }
 
-    /// Creates a web form (admin, or MANAGE on the intake address book).
+    /// Creates a web form (admin, or MANAGE on the intake address book and WRITE on the home book
+    /// of every group offered).
     async fn create_web_form(
         &self,
         ctx: &Context<'_>,
@@ -214,8 +215,8 @@ impl ConsentMutation {
     }
 
     /// Records consent an agent took on the contact's behalf (by phone, on paper), or its
-    /// withdrawal: WRITE on the contact's address book; the group must be public. Giving adds
-    /// the membership, withdrawing ends it.
+    /// withdrawal: WRITE on the contact's address book and on the group's home book; the group
+    /// must be public. Giving adds the membership, withdrawing ends it.
     async fn record_consent(
         &self,
         ctx: &Context<'_>,

@@ -322,8 +322,9 @@ pub struct ConsentSummary {
     pub confirmed: i64,
     pub pending: i64,
     pub withdrawn: i64,
-    /// Visible members without consent in force (assigned without asking, or re-added after a
-    /// withdrawal): filter them with `members(consent: NONE)`.
+    /// Visible members without confirmed consent for the group: no consent on record
+    /// (`members(consent: NONE)`), a pending confirmation (`PENDING`), or re-added after a
+    /// withdrawal (`WITHDRAWN`).
     pub members_without_consent: i64,
 }
 
