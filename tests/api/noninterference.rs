@@ -30,6 +30,7 @@ enum HiddenOp {
     Leave { target: usize, group: usize },
     Message { target: usize, private: bool, by_email: bool },
     Ticket { target: usize, close: bool },
+    Consent { target: usize, give: bool },
 }
 
 fn op() -> impl Strategy<Value = HiddenOp> {
@@ -45,6 +46,7 @@ fn op() -> impl Strategy<Value = HiddenOp> {
         2 => (0..8usize, 1u32..50).prop_map(|(target, quantity)| HiddenOp::Order { target, quantity }),
         2 => (0..8usize, any::<bool>(), any::<bool>()).prop_map(|(target, private, by_email)| HiddenOp::Message { target, private, by_email }),
         2 => (0..8usize, any::<bool>()).prop_map(|(target, close)| HiddenOp::Ticket { target, close }),
+        2 => (0..8usize, any::<bool>()).prop_map(|(target, give)| HiddenOp::Consent { target, give }),
     ]
 }
 
@@ -80,6 +82,22 @@ async fn setup_groups(app: &TestApp, w: &World) -> Groups {
     admin.ok(crate::groups::ADD, add(&main, vec![w.id("anna"), w.id("bruno"), w.id("anna_hidden")])).await;
     admin.ok(crate::groups::ADD, add(&sub, vec![w.id("clara"), w.id("anna")])).await;
     admin.ok(crate::groups::ADD, add(&probe, vec![w.id("anna")])).await;
+    // Consent: the main group is public, with a consent text; Anna's consent is on record.
+    admin
+        .ok(
+            "mutation($g: ID!) { updateGroup(input: {id: $g, publicName: \"Newsletter\"}) { group { id } } }",
+            json!({"g": main}),
+        )
+        .await;
+    let t = admin
+        .ok("mutation { createConsentText(input: {purpose: \"newsletter\", language: \"en\", body: \"Yes, please.\"}) { consentText { id } } }", json!({}))
+        .await;
+    admin
+        .ok(
+            "mutation($c: ID!, $g: ID!, $t: ID!) { recordConsent(input: {contactId: $c, groupId: $g, action: GIVEN, consentTextId: $t}) { entry { id } } }",
+            json!({"c": w.id("anna"), "g": main, "t": t["createConsentText"]["consentText"]["id"]}),
+        )
+        .await;
     // Pricing: a product, a list on the main group, and one visible order.
     admin.ok("mutation { createProduct(input: {sku: \"NI-1\", name: \"Widget\", listPrice: \"10\", currency: \"EUR\"}) { product { id } } }", json!({})).await;
     let l = admin
@@ -284,6 +302,18 @@ async fn observe(app: &TestApp, w: &World, g: &Groups) -> Vec<String> {
     out.push(ok(v.gql(crate::groups::ADD, json!({"i": {"groupId": g.probe, "contactIds": ids}})).await));
     let ids = json!([g.probe_contact, w.id("bruno"), w.id("anna_hidden"), w.id("secret"), unknown]);
     out.push(ok(v.gql(crate::groups::REMOVE, json!({"i": {"groupId": g.probe, "contactIds": ids}})).await));
+    // Consent: the group's standing, consent-filtered member pages and counts, a visible
+    // contact's log and status, a hidden contact's (none), the preference link refused alike.
+    let consent = "query($g: ID!, $a: ID!, $h: ID!) { group(id: $g) { consentSummary { confirmed pending withdrawn membersWithoutConsent }
+        confirmed: members(consent: CONFIRMED, first: 2) { totalCount edges { cursor node { id } consent { action channel } } pageInfo { hasNextPage endCursor } }
+        none: members(consent: NONE) { totalCount edges { node { id } } }
+        withdrawn: members(consent: WITHDRAWN, includeSubgroups: true) { totalCount } }
+        a: node(id: $a) { ... on Contact { consents { action channel } consentStatus(groupId: $g) } }
+        h: node(id: $h) { ... on Contact { consents { action } } } }";
+    out.push(ok(v.gql(consent, json!({"g": g.main, "a": w.id("anna"), "h": w.id("anna_hidden")})).await));
+    for c in [w.id("anna_hidden"), w.id("secret")] {
+        out.push(v.gql("query($c: ID!) { preferenceLink(contactId: $c) { url } }", json!({"c": c})).await["errors"][0]["extensions"].to_string());
+    }
     // The outbox: refused to a non-admin, identically in both worlds (even counts of hidden
     // contacts' changes would tell something).
     for types in [json!(null), json!(["group.*"]), json!(["contact.created", "order.*"])] {
@@ -398,6 +428,16 @@ async fn apply(app: &TestApp, w: &World, g: &Groups, ops: &[HiddenOp]) {
                         .ok("mutation($t: ID!) { setTicketStatus(input: {ticketId: $t, status: CLOSED}) { ticket { id } } }", json!({"t": d["createTicket"]["ticketId"]}))
                         .await;
                 }
+            }
+            HiddenOp::Consent { target, give } => {
+                let id = &hidden_ids[target % hidden_ids.len()];
+                let t = admin.ok("{ consentTexts { id } }", json!({})).await;
+                admin
+                    .ok(
+                        "mutation($c: ID!, $g: ID!, $a: RecordedConsentAction!, $t: ID) { recordConsent(input: {contactId: $c, groupId: $g, action: $a, consentTextId: $t}) { entry { id } } }",
+                        json!({"c": id, "g": g.main, "a": if *give { "GIVEN" } else { "WITHDRAWN" }, "t": t["consentTexts"][0]["id"]}),
+                    )
+                    .await;
             }
             HiddenOp::Delete { target } => {
                 if hidden_ids.is_empty() {
