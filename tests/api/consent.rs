@@ -28,6 +28,15 @@ struct Agency {
 
 const CONSENT_TEXT: &str = "I would like to receive travel offers by e-mail.\nI can withdraw this at any time.";
 
+/// A server with adjusted settings; `None` (reported) when PostgreSQL is not configured.
+async fn spawn_or_skip(backend: Backend, f: impl FnOnce(&mut cohort_api::config::Settings)) -> Option<TestApp> {
+    let app = TestApp::spawn_with(backend, f).await;
+    if app.is_none() {
+        eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
+    }
+    app
+}
+
 async fn gql(app: &TestApp, q: &str, v: Value) -> Value {
     app.actor(TENANT, "admin", &["admin"]).ok(q, v).await
 }
@@ -487,12 +496,12 @@ async fn links_are_checked(app: TestApp) {
 }
 
 async fn removed_keys_stop_verifying(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| {
+    let Some(app) = spawn_or_skip(backend, |s| {
         s.public.link_keys = Some(LINK_KEYS.split(',').next().unwrap().to_owned().into());
     })
     .await
     else {
-        return eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
+        return;
     };
     let a = agency(&app, true, false).await;
     let (s, _, _) = post_json(
@@ -554,12 +563,12 @@ async fn consent_log_is_append_only(app: TestApp) {
 /// Rate limits answer 429 with Retry-After; oversized, malformed and mistyped bodies 413/400/415,
 /// and none of them writes anything.
 async fn limits_and_bad_bodies(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| {
+    let Some(app) = spawn_or_skip(backend, |s| {
         s.public.endpoints.per_ip = cohort_api::public::Rate { count: 5, per: std::time::Duration::from_secs(3600) };
     })
     .await
     else {
-        return eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
+        return;
     };
     let a = agency(&app, false, false).await;
     let path = format!("/public/v1/forms/{}/submissions", a.key);
@@ -608,12 +617,12 @@ async fn limits_and_bad_bodies_postgres() {
 }
 
 async fn per_form_limit(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |s| {
+    let Some(app) = spawn_or_skip(backend, |s| {
         s.public.endpoints.per_form = cohort_api::public::Rate { count: 2, per: std::time::Duration::from_secs(3600) };
     })
     .await
     else {
-        return eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
+        return;
     };
     let a = agency(&app, false, false).await;
     let path = format!("/public/v1/forms/{}/submissions", a.key);
@@ -1314,7 +1323,7 @@ impl SmtpSink {
 async fn confirmation_mails_over_smtp(backend: Backend) {
     let sink = SmtpSink::start().await;
     let port = sink.port;
-    let Some(app) = TestApp::spawn_with(backend, move |s| {
+    let Some(app) = spawn_or_skip(backend, move |s| {
         s.smtp = Some(cohort_api::mail::SmtpSettings {
             url: format!("smtp://127.0.0.1:{port}").into(),
             from: "Cohort <no-reply@cohort.example>".into(),
@@ -1324,7 +1333,7 @@ async fn confirmation_mails_over_smtp(backend: Backend) {
     })
     .await
     else {
-        return eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set");
+        return;
     };
     let a = agency(&app, true, false).await;
     let path = format!("/public/v1/forms/{}/submissions", a.key);

@@ -503,12 +503,9 @@ async fn submit(
     if let Err(r) = check_limits(&st, ip, Some(&key)) {
         return r;
     }
-    let body = match body {
+    let body = match read_body(body) {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return problem(StatusCode::PAYLOAD_TOO_LARGE, "BAD_USER_INPUT", "the body is too large", None);
-        }
-        Err(_) => return problem(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "unreadable body", None),
+        Err(r) => return r,
     };
     let form = match st.door.form(&key).await {
         Ok(f) => f,
@@ -592,6 +589,16 @@ fn is_one_click(headers: &HeaderMap, body: &[u8]) -> bool {
             .is_ok_and(|p| p.iter().any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click"));
     }
     false
+}
+
+/// The body, or the problem that it was too large (`413`) or could not be read (`400`).
+fn read_body(body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Bytes, Response> {
+    body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            problem(StatusCode::PAYLOAD_TOO_LARGE, "BAD_USER_INPUT", "the body is too large", None)
+        }
+        _ => problem(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "unreadable body", None),
+    })
 }
 
 fn see_other(url: &str) -> Response {
@@ -682,12 +689,9 @@ async fn update_preferences(
     if let Err(r) = check_limits(&st, client_ip(&st, &headers, peer(&conn)), None) {
         return r;
     }
-    let body = match body {
+    let body = match read_body(body) {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return problem(StatusCode::PAYLOAD_TOO_LARGE, "BAD_USER_INPUT", "the body is too large", None);
-        }
-        Err(_) => return problem(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "unreadable body", None),
+        Err(r) => return r,
     };
     let html = wants_html(&headers).then(|| Lang::from_headers(&headers));
     // RFC 8058 §3.1: the one-click POST SHOULD be multipart/form-data; mail providers also send

@@ -908,16 +908,7 @@ impl DataHandle {
             q.push(" AND m.group_id = ").bind(group.0).push(" AND m.group_id IN ").visible_groups(v);
         }
         q.push(" AND ").visible_books(v, "m.address_book_id", AccessLevel::Read);
-        match status {
-            ConsentStatus::None => {
-                q.push(" AND NOT EXISTS (SELECT 1 FROM consent_states cs WHERE cs.tenant_id = m.tenant_id AND cs.group_id = m.group_id AND cs.contact_id = m.contact_id)");
-            }
-            s => {
-                q.push(" AND EXISTS (SELECT 1 FROM consent_states cs WHERE cs.tenant_id = m.tenant_id AND cs.group_id = m.group_id AND cs.contact_id = m.contact_id AND cs.status = ")
-                    .bind(s.as_str())
-                    .push(")");
-            }
-        }
+        push_consent_filter(&mut q, status);
         let n: i64 = match self.db.query_one_raw(q.build()).await? {
             Some(r) => r.try_get("", "n")?,
             None => 0,
@@ -1064,6 +1055,21 @@ impl DataHandle {
             Some(l) if l >= needed => Ok(contact.0),
             Some(_) => Err(StoreError::forbidden("this needs WRITE on the contact's address book")),
             None => Err(StoreError::NotFound),
+        }
+    }
+}
+
+/// ` AND <the membership row m has consent status s for its group>`: members pages and their
+/// counts filter with the same predicate.
+pub(crate) fn push_consent_filter(q: &mut Sql, status: ConsentStatus) {
+    match status {
+        ConsentStatus::None => {
+            q.push(" AND NOT EXISTS (SELECT 1 FROM consent_states cs WHERE cs.tenant_id = m.tenant_id AND cs.group_id = m.group_id AND cs.contact_id = m.contact_id)");
+        }
+        s => {
+            q.push(" AND EXISTS (SELECT 1 FROM consent_states cs WHERE cs.tenant_id = m.tenant_id AND cs.group_id = m.group_id AND cs.contact_id = m.contact_id AND cs.status = ")
+                .bind(s.as_str())
+                .push(")");
         }
     }
 }

@@ -505,16 +505,8 @@ impl DataHandle {
         let book_col = backend.member_page_book_column();
         q.push(" AND ").visible_books(v, book_col, AccessLevel::Read);
         // The consent standing of the membership's own group (its latest consent entry).
-        match consent {
-            None => {}
-            Some(ConsentStatus::None) => {
-                q.push(" AND NOT EXISTS (SELECT 1 FROM consent_states cs WHERE cs.tenant_id = m.tenant_id AND cs.group_id = m.group_id AND cs.contact_id = m.contact_id)");
-            }
-            Some(s) => {
-                q.push(" AND EXISTS (SELECT 1 FROM consent_states cs WHERE cs.tenant_id = m.tenant_id AND cs.group_id = m.group_id AND cs.contact_id = m.contact_id AND cs.status = ")
-                    .bind(s.as_str())
-                    .push(")");
-            }
+        if let Some(c) = consent {
+            crate::consent::push_consent_filter(&mut q, c);
         }
         let cursor = |q: &mut Sql, key: &'static str| match &after {
             Some(MemberKey::Name(n, id)) => {
