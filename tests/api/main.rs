@@ -11,6 +11,7 @@ mod connections;
 mod consent;
 mod demo;
 mod events;
+mod graphiql;
 mod groups;
 mod hostile;
 mod http_spec;

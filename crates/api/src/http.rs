@@ -521,12 +521,12 @@ async fn graphql_post_body(
     }
 }
 
+/// GraphiQL's page, served with its assets from the binary (see [`crate::graphiql`]).
 async fn graphiql(State(st): State<AppState>) -> Response {
     if !st.graphiql {
         return StatusCode::NOT_FOUND.into_response();
     }
-    Html(async_graphql::http::GraphiQLSource::build().endpoint("/graphql").title("Cohort GraphiQL").finish())
-        .into_response()
+    (crate::graphiql::page_headers(), Html(crate::graphiql::page_html())).into_response()
 }
 
 async fn healthz() -> Response {
@@ -619,6 +619,7 @@ pub fn router(st: AppState, public: crate::public::PublicState, settings: &Setti
     let mut api = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphiql", get(graphiql))
+        .route("/graphiql/assets/{*path}", get(crate::graphiql::asset_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

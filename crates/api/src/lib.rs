@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod door;
 pub mod error;
+pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod mail;
