@@ -520,6 +520,32 @@ async fn too_many_operations_refused(app: TestApp) {
     assert!(book_names(&app, &admin).await.is_empty(), "no operation ran");
 }
 
+/// A document over the complexity limit is refused before it runs, and the error says what it
+/// costs and what the limit is (so a client can ask for fewer rows instead of guessing).
+async fn too_complex_refused_with_cost_and_limit(app: TestApp) {
+    let admin = app.token("acme", "admin", &["admin"]);
+    let q = "{ contacts(first: 100) { edges { node { memberships { group { members(first: 100) { edges { node { id displayName } } } } } } } } }";
+    let r = post_json_as(&app, &admin, GQL_RESPONSE, &json!({"query": q})).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.code(), "GRAPHQL_VALIDATION_FAILED");
+    assert_no_data(&r, "too complex");
+    let body: Value = serde_json::from_str(&r.text).unwrap();
+    let ext = &body["errors"][0]["extensions"];
+    let (cost, limit) = (ext["cost"].as_u64().unwrap(), ext["limit"].as_u64().unwrap());
+    assert_eq!(limit, 2000);
+    assert!(cost > limit, "{ext}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains(&cost.to_string()));
+    // Within the limit, the same shape runs.
+    let r = post_json_as(
+        &app,
+        &admin,
+        GQL_RESPONSE,
+        &json!({"query": "{ contacts(first: 10) { edges { node { id } } } }"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
 async fn too_deep_refused(app: TestApp) {
     let admin = app.token("acme", "admin", &["admin"]);
     let nested = |levels: usize| {
@@ -978,6 +1004,7 @@ on_both_backends!(
     oversized_batch_refused,
     too_many_operations_refused,
     too_deep_refused,
+    too_complex_refused_with_cost_and_limit,
     metrics_parse_and_stay_bounded,
     failed_non_null_root_fields_null_the_data,
     no_field_suggestions,

@@ -122,12 +122,13 @@ pub(crate) fn tenant_key<'a>(ctx: &Context<'a>) -> Result<&'a str, ApiError> {
 pub fn build_schema(limits: &Limits, introspection: bool) -> AppSchema {
     // Depth is checked by `RequestGuard` (not async-graphql's `limit_depth`), so that the
     // standard introspection query passes without loosening the limit for ordinary queries.
+    // Complexity, too, is checked by `RequestGuard`: its refusal names the cost and the limit.
     let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
         .limit_directives(10)
         .disable_suggestions()
         .extension(RequestGuard {
+            max_complexity: limits.max_complexity,
             max_aliases: limits.max_aliases,
             max_operations: limits.max_batch.max(1) * 2,
             max_depth: limits.max_depth,
@@ -189,6 +190,7 @@ pub(crate) fn has_surrogate_escape(doc: &str) -> bool {
 /// Refuses oversized documents right after parsing (before validation, whose cost grows with the
 /// document) and flags request-level failures for the HTTP layer.
 struct RequestGuard {
+    max_complexity: usize,
     max_aliases: usize,
     max_operations: usize,
     max_depth: usize,
@@ -197,6 +199,7 @@ struct RequestGuard {
 impl ExtensionFactory for RequestGuard {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(RequestGuardExt {
+            max_complexity: self.max_complexity,
             max_aliases: self.max_aliases,
             max_operations: self.max_operations,
             max_depth: self.max_depth,
@@ -205,6 +208,7 @@ impl ExtensionFactory for RequestGuard {
 }
 
 struct RequestGuardExt {
+    max_complexity: usize,
     max_aliases: usize,
     max_operations: usize,
     max_depth: usize,
@@ -380,7 +384,22 @@ impl Extension for RequestGuardExt {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.inspect_err(|_| mark_failed(ctx))
+        let r = next.run(ctx).await.inspect_err(|_| mark_failed(ctx))?;
+        if r.complexity > self.max_complexity {
+            // The client learns what its document costs and what is allowed, so it can ask for
+            // fewer rows (`first`) or fields instead of guessing.
+            mark_failed(ctx);
+            let mut e = coded(
+                format!("Query is too complex: it costs {}, the limit is {}.", r.complexity, self.max_complexity),
+                "GRAPHQL_VALIDATION_FAILED",
+            );
+            if let Some(ext) = e.extensions.as_mut() {
+                ext.set("cost", r.complexity as u64);
+                ext.set("limit", self.max_complexity as u64);
+            }
+            return Err(vec![e]);
+        }
+        Ok(r)
     }
 }
 
