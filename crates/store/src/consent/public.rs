@@ -753,12 +753,17 @@ type ContactRow = (Uuid, Uuid, String);
 async fn find_by_email(w: &UnitOfWork, book: Uuid, email: &str) -> StoreResult<Option<ContactRow>> {
     let v = w.viewer();
     let mut q = Sql::new(v.dialect);
-    q.push("SELECT c.id, c.address_book_id, c.sort_name FROM contacts c JOIN contact_emails e ON e.tenant_id = c.tenant_id AND e.contact_id = c.id WHERE c.tenant_id = ")
+    // From the address to the contacts (the address index), never from the book's contacts to
+    // their addresses: without statistics PostgreSQL chose the latter, one probe per contact of
+    // the intake book (BENCHMARKS.md, public forms). MATERIALIZED fixes the order on both.
+    q.push("WITH e AS MATERIALIZED (SELECT contact_id FROM contact_emails WHERE tenant_id = ")
         .bind(v.tenant_id.0)
-        .push(" AND c.address_book_id = ")
-        .bind(book)
-        .push(" AND e.address = ")
+        .push(" AND address = ")
         .bind(email.to_owned())
+        .push(") SELECT c.id, c.address_book_id, c.sort_name FROM e JOIN contacts c ON c.tenant_id = ")
+        .bind(v.tenant_id.0)
+        .push(" AND c.id = e.contact_id WHERE c.address_book_id = ")
+        .bind(book)
         .push(" ORDER BY c.id LIMIT 1");
     match w.tx().query_one_raw(q.build()).await? {
         Some(r) => Ok(Some((r.try_get("", "id")?, r.try_get("", "address_book_id")?, r.try_get("", "sort_name")?))),
