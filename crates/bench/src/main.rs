@@ -4,9 +4,11 @@
 //! - `generate` loads dataset M (`--size m`) or its 1/100 scale (`--size s`) into a database.
 //! - `run` drives a running `cohort serve` over HTTP as user 1 and checks every answer.
 //! - `sql` replays the exact statements the server runs for a workload, for the raw-SQL ceiling.
+//! - `forms` posts public web-form submissions (a fresh tenant each run) and verifies them.
 //! - `report` turns the result lines both append to `--out` into the BENCHMARKS.md table.
 
 mod dataset;
+mod forms;
 mod generate;
 mod report;
 mod routing;
@@ -114,6 +116,33 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         connections: usize,
     },
+    /// Public web-form submissions per second against a running server: as the admin of a fresh
+    /// tenant, an intake book, four public groups, a consent text and a form; then `connections`
+    /// clients post `submissions` in total (new e-mails choosing two groups, every tenth a repeat)
+    /// and the result is verified through GraphQL. Raise the server's
+    /// `COHORT_PUBLIC_RATE_PER_IP`/`_PER_FORM` (e.g. `1000000/s`), or pass `--expect-limited`.
+    Forms {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, env = "COHORT_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+        #[arg(long, env = "COHORT_JWT_ISSUER", default_value = "cohort")]
+        jwt_issuer: String,
+        #[arg(long, env = "COHORT_JWT_AUDIENCE", default_value = "cohort-api")]
+        jwt_audience: String,
+        /// Submissions in total (over all connections).
+        #[arg(long, default_value_t = 2000)]
+        submissions: usize,
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Make the form double opt-in (memberships wait for the confirmation link).
+        #[arg(long)]
+        double_opt_in: bool,
+        /// The server runs its default rate limits: 429 answers (each with `Retry-After`) are
+        /// expected besides 202, and at least one.
+        #[arg(long)]
+        expect_limited: bool,
+    },
     /// Print the markdown table of a results file.
     Report { file: PathBuf },
 }
@@ -208,6 +237,29 @@ async fn main() -> anyhow::Result<()> {
                 token,
             };
             println!("{}", webhooks::run(webhooks::WebhookArgs { admin, events, connections }).await?);
+            Ok(())
+        }
+        Command::Forms {
+            url,
+            jwt_secret,
+            jwt_issuer,
+            jwt_audience,
+            submissions,
+            connections,
+            double_opt_in,
+            expect_limited,
+        } => {
+            forms::run(forms::FormArgs {
+                url,
+                secret: jwt_secret,
+                issuer: jwt_issuer,
+                audience: jwt_audience,
+                submissions,
+                connections,
+                double_opt_in,
+                expect_limited,
+            })
+            .await?;
             Ok(())
         }
         Command::Report { file } => {
