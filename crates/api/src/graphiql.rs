@@ -220,7 +220,7 @@ mod tests {
             assert!(html.contains(&format!("\"{}\"", asset_url(a.name))), "{} is not loaded:\n{html}", a.name);
         }
         for src in html.split("src=\"").skip(1).chain(html.split("href=\"").skip(1)) {
-            let url = &src[..src.find('"').unwrap()];
+            let url = &src[..src.find('"').expect("test value")];
             // The empty icon spares the browser its request for /favicon.ico.
             assert!(url == "data:," || url.starts_with(&format!("{ASSETS_PATH}/{}/", tag())), "{url}");
         }

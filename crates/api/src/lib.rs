@@ -60,15 +60,18 @@ pub fn spawn_webhook_worker(
         return None;
     }
     let mailer = settings.smtp.as_ref().and_then(|smtp| {
-        let made = settings
-            .public
-            .links(settings.listen, true)
-            .map_err(|e| e.to_string())
-            .and_then(|links| mail::Mailer::new(smtp, Arc::new(links)).map_err(|e| e.to_string()));
-        match made {
+        // Both are start-up configuration errors, for the operator's log only.
+        let links = match settings.public.links(settings.listen, true) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "confirmation mails are not sent: the link keys are invalid");
+                return None;
+            }
+        };
+        match mail::Mailer::new(smtp, Arc::new(links)) {
             Ok(m) => Some(Arc::new(m)),
             Err(e) => {
-                tracing::error!(error = %e, "confirmation mails are not sent: the SMTP or link configuration is invalid");
+                tracing::error!(error = %e, "confirmation mails are not sent: the SMTP configuration is invalid");
                 None
             }
         }

@@ -60,11 +60,12 @@ impl Mailer {
         };
         let n = due.len();
         for m in due {
-            let outcome = self.send(&m).await;
-            if let Err(e) = &outcome {
+            let sent = self.send(&m).await;
+            if let Err(e) = &sent {
                 // The address is personal data: the log names the request, not the recipient.
                 tracing::warn!(request = %m.id, error = %e, "a confirmation mail was not accepted; retried later");
             }
+            let outcome = sent.map_err(|f| format!("{f}"));
             if let Err(e) = system.finish_confirmation_mail(&m, outcome).await {
                 tracing::error!(error = %e, request = %m.id, "recording a confirmation mail failed");
             }
@@ -72,8 +73,8 @@ impl Mailer {
         n
     }
 
-    async fn send(&self, m: &DueMail) -> Result<(), String> {
-        let to: Mailbox = m.to.parse().map_err(|_| "the contact's address is not a mailbox".to_owned())?;
+    async fn send(&self, m: &DueMail) -> Result<(), MailFailure> {
+        let to: Mailbox = m.to.parse().map_err(|_| MailFailure::NotAMailbox)?;
         let from = Mailbox::new(Some(m.organisation.clone()), self.from.email.clone());
         let (subject, body) = compose(m);
         let msg = Message::builder()
@@ -83,9 +84,21 @@ impl Mailer {
             .subject(subject)
             .header(ContentType::TEXT_PLAIN)
             .body(body)
-            .map_err(|e| format!("building the message failed: {e}"))?;
-        self.transport.send(msg).await.map(|_| ()).map_err(|e| e.to_string())
+            .map_err(MailFailure::Build)?;
+        self.transport.send(msg).await.map(|_| ()).map_err(MailFailure::Smtp)
     }
+}
+
+/// Why a confirmation mail was not handed over. Its text goes to the operator only: the log and
+/// the mail queue's `last_error`, never to a client.
+#[derive(Debug, thiserror::Error)]
+enum MailFailure {
+    #[error("the contact's address is not a mailbox")]
+    NotAMailbox,
+    #[error("building the message failed: {0}")]
+    Build(lettre::error::Error),
+    #[error("the SMTP server did not accept it: {0}")]
+    Smtp(lettre::transport::smtp::Error),
 }
 
 /// (subject, plain-text body) in the consent text's language.

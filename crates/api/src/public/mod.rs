@@ -787,8 +787,8 @@ mod tests {
 
     #[test]
     fn rates_parse() {
-        assert_eq!(Rate::parse("x", "20/min").unwrap(), Rate { count: 20, per: Duration::from_secs(60) });
-        assert_eq!(Rate::parse("x", " 5 / s ").unwrap(), Rate { count: 5, per: Duration::from_secs(1) });
+        assert_eq!(Rate::parse("x", "20/min").expect("test value"), Rate { count: 20, per: Duration::from_secs(60) });
+        assert_eq!(Rate::parse("x", " 5 / s ").expect("test value"), Rate { count: 5, per: Duration::from_secs(1) });
         assert!(Rate::parse("x", "0/min").is_err());
         assert!(Rate::parse("x", "20").is_err());
         assert!(Rate::parse("x", "20/week").is_err());
@@ -796,7 +796,8 @@ mod tests {
 
     #[test]
     fn form_bodies_decode() {
-        let pairs = form_urlencoded_pairs(b"email=eva%40x.io&groups=a&groups=b&firstName=Eva+Maria").unwrap();
+        let pairs =
+            form_urlencoded_pairs(b"email=eva%40x.io&groups=a&groups=b&firstName=Eva+Maria").expect("test value");
         assert_eq!(pairs[0], ("email".into(), "eva@x.io".into()));
         assert_eq!(pairs[3], ("firstName".into(), "Eva Maria".into()));
         assert!(form_urlencoded_pairs(b"email=%zz").is_err());

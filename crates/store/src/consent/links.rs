@@ -190,7 +190,7 @@ mod tests {
         let exp = (Utc::now() + chrono::Duration::hours(1)).timestamp();
         LinkClaims {
             purpose,
-            expires_at: DateTime::from_timestamp(exp, 0).unwrap(),
+            expires_at: DateTime::from_timestamp(exp, 0).expect("test value"),
             tenant: Uuid::now_v7(),
             contact: Uuid::now_v7(),
             reference: Uuid::now_v7(),
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_purpose_binding() {
-        let keys = LinkKeys::parse(&format!("k1:{A}")).unwrap();
+        let keys = LinkKeys::parse(&format!("k1:{A}")).expect("test value");
         let c = claims(LinkPurpose::Confirm);
         let t = keys.sign(&c);
         assert_eq!(keys.verify(&t, LinkPurpose::Confirm, Utc::now()), Ok(c));
@@ -212,11 +212,11 @@ mod tests {
 
     #[test]
     fn every_changed_byte_is_refused() {
-        let keys = LinkKeys::parse(&format!("k1:{A}")).unwrap();
+        let keys = LinkKeys::parse(&format!("k1:{A}")).expect("test value");
         let t = keys.sign(&claims(LinkPurpose::Preferences));
-        let (kid, rest) = t.split_once('.').unwrap();
-        let (p, s) = rest.split_once('.').unwrap();
-        let payload = URL_SAFE_NO_PAD.decode(p).unwrap();
+        let (kid, rest) = t.split_once('.').expect("test value");
+        let (p, s) = rest.split_once('.').expect("test value");
+        let payload = URL_SAFE_NO_PAD.decode(p).expect("test value");
         for i in 0..payload.len() {
             let mut changed = payload.clone();
             changed[i] ^= 1;
@@ -229,15 +229,15 @@ mod tests {
 
     #[test]
     fn rotation_keeps_old_links_until_the_key_is_removed() {
-        let old = LinkKeys::parse(&format!("k1:{A}")).unwrap();
+        let old = LinkKeys::parse(&format!("k1:{A}")).expect("test value");
         let t = old.sign(&claims(LinkPurpose::Confirm));
-        let rotated = LinkKeys::parse(&format!("k2:{B},k1:{A}")).unwrap();
+        let rotated = LinkKeys::parse(&format!("k2:{B},k1:{A}")).expect("test value");
         assert!(rotated.verify(&t, LinkPurpose::Confirm, Utc::now()).is_ok());
         assert!(rotated.sign(&claims(LinkPurpose::Confirm)).starts_with("k2."));
-        let removed = LinkKeys::parse(&format!("k2:{B}")).unwrap();
+        let removed = LinkKeys::parse(&format!("k2:{B}")).expect("test value");
         assert_eq!(removed.verify(&t, LinkPurpose::Confirm, Utc::now()), Err(LinkError::Invalid));
         // The same key id with another secret does not verify either.
-        let swapped = LinkKeys::parse(&format!("k1:{B}")).unwrap();
+        let swapped = LinkKeys::parse(&format!("k1:{B}")).expect("test value");
         assert_eq!(swapped.verify(&t, LinkPurpose::Confirm, Utc::now()), Err(LinkError::Invalid));
     }
 
@@ -247,6 +247,6 @@ mod tests {
         assert!(LinkKeys::parse("k1:short").is_err());
         assert!(LinkKeys::parse(&format!("bad kid:{A}")).is_err());
         assert!(LinkKeys::parse(&format!("k1:{A},k1:{B}")).is_err());
-        assert!(!format!("{:?}", LinkKeys::parse(&format!("k1:{A}")).unwrap()).contains(A));
+        assert!(!format!("{:?}", LinkKeys::parse(&format!("k1:{A}")).expect("test value")).contains(A));
     }
 }
