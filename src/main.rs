@@ -178,6 +178,10 @@ async fn serve(demo: bool) -> anyhow::Result<()> {
     );
     let worker = cohort_api::spawn_webhook_worker(&settings, &store);
     cohort_api::serve_with(listener, router, &settings.server, shutdown_signal()).await?;
+    // What the last requests received is counted too.
+    if let Err(e) = store.flush_usage().await {
+        tracing::error!(error = %e, "writing the last data-usage figures failed");
+    }
     stop_worker(worker).await;
     store.close().await;
     Ok(())

@@ -9,6 +9,7 @@ mod browser;
 mod concurrency;
 mod connections;
 mod consent;
+mod data_usage;
 mod demo;
 mod events;
 mod graphiql;

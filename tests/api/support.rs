@@ -118,6 +118,41 @@ impl TestApp {
         })
     }
 
+    /// A second server on this app's database (PostgreSQL only: an in-memory SQLite cannot be
+    /// shared): a replica, as a deployment runs several behind a load balancer. The database is
+    /// still owned (and dropped) by `self`.
+    pub async fn replica(&self) -> Option<TestApp> {
+        if self.backend != Backend::Postgres {
+            return None;
+        }
+        let url = self._db.url.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut settings = Settings::for_tests(&url, SECRET);
+        settings.public.base_url = Some(format!("http://{addr}"));
+        settings.public.link_keys = Some(LINK_KEYS.to_owned().into());
+        let store = Store::connect(&url, settings.database.clone()).await.expect("connect");
+        let router = cohort_api::build(&settings, store.clone()).expect("build app");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let limits = settings.server.clone();
+        let server = tokio::spawn(async move {
+            let _ = cohort_api::serve_with(listener, router, &limits, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Some(TestApp {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            store,
+            backend: self.backend,
+            shutdown: Some(tx),
+            server: Some(server),
+            worker: None,
+            _db: TestDb { url, pg: None },
+        })
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

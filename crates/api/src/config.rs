@@ -154,6 +154,16 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub graphiql: bool,
     pub introspection: bool,
+    /// Data-usage metering (`COHORT_DATA_USAGE`, default on). Off only for measuring what it
+    /// costs: with it off, thresholds and the daily export budget are not enforced either.
+    pub data_usage: bool,
+    /// How often the metering buffer is written (`COHORT_DATA_USAGE_FLUSH`, default 1s); `None`
+    /// = only when figures are read and at shutdown (tests, so background statements never mix
+    /// with a request's statement count).
+    pub data_usage_flush: Option<std::time::Duration>,
+    /// How long a process trusts its copy of a tenant's data-usage policy (changes made through
+    /// another replica apply after at most this long).
+    pub data_usage_policy_ttl: std::time::Duration,
     pub cors_origins: Vec<String>,
     /// Request headers a browser may send cross-origin (`COHORT_CORS_HEADERS`), lower-case.
     pub cors_headers: Vec<String>,
@@ -333,6 +343,16 @@ impl Settings {
             },
             graphiql: env_bool("COHORT_GRAPHIQL", dev)?,
             introspection: env_bool("COHORT_INTROSPECTION", dev)?,
+            data_usage: env_bool("COHORT_DATA_USAGE", true)?,
+            data_usage_flush: Some(match env("COHORT_DATA_USAGE_FLUSH") {
+                Some(s) => parse_duration("COHORT_DATA_USAGE_FLUSH", &s)?
+                    .to_std()
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| ConfigError("COHORT_DATA_USAGE_FLUSH: must be a positive duration".into()))?,
+                None => std::time::Duration::from_secs(1),
+            }),
+            data_usage_policy_ttl: std::time::Duration::from_secs(5),
             cors_origins: env("COHORT_CORS_ORIGINS")
                 .map(|s| s.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
                 .unwrap_or_default(),
@@ -465,6 +485,9 @@ impl Settings {
             },
             graphiql: false,
             introspection: false,
+            data_usage: true,
+            data_usage_flush: None,
+            data_usage_policy_ttl: std::time::Duration::from_secs(3600),
             cors_origins: vec![],
             cors_headers: default_cors_headers(),
             log_filter: "warn".into(),

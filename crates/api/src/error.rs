@@ -25,6 +25,10 @@ pub enum ApiError {
     NoPrice(String),
     /// A request would resolve group memberships for more contacts than allowed (bulk export).
     ExportLimit(usize),
+    /// The answer would take the user's (contact, group) pairs of the day beyond the budget.
+    ExportBudget(u64),
+    /// The answer would reveal contacts beyond the user's daily blocking threshold.
+    DataUsageLimit(u64),
     /// The cause is logged, never shown.
     Internal(String),
 }
@@ -37,7 +41,8 @@ impl ApiError {
             ApiError::NotFound => "NOT_FOUND",
             ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
             ApiError::Conflict(_) => "CONFLICT",
-            ApiError::ExportLimit(_) => "EXPORT_LIMIT",
+            ApiError::ExportLimit(_) | ApiError::ExportBudget(_) => "EXPORT_LIMIT",
+            ApiError::DataUsageLimit(_) => "DATA_USAGE_LIMIT",
             ApiError::NoPrice(_) => "NO_PRICE",
             ApiError::Internal(_) => "INTERNAL",
         }
@@ -54,6 +59,14 @@ impl ApiError {
                     "this request would resolve group memberships for more than {n} contacts; ask for fewer contacts per request"
                 )
             }
+            ApiError::ExportBudget(n) => format!(
+                "this answer would take today's group memberships received beyond your daily budget of {n}; \
+                 an admin can lift it for today (liftDataUsageBlock)"
+            ),
+            ApiError::DataUsageLimit(n) => format!(
+                "this answer would show contacts beyond your daily limit of {n} distinct contacts; contacts you \
+                 have seen today stay readable, and an admin can lift the block for today (liftDataUsageBlock)"
+            ),
             ApiError::Internal(_) => "internal error".into(),
         }
     }

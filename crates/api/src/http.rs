@@ -6,7 +6,7 @@ use crate::config::{Limits, Settings};
 use crate::error::ApiError;
 use crate::graphql::groups::{ExportGuard, ExportGuardRef};
 use crate::graphql::loaders::Loaders;
-use crate::graphql::{AppSchema, RequestFailed, TenantKey};
+use crate::graphql::{AppSchema, OperationShapes, RequestFailed, TenantKey};
 use crate::metrics::{Metrics, OpLabels, PathLabels, RouteLabels};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use cohort_store::{DataHandle, Gate, Refused};
+use cohort_store::{DataHandle, Gate, Refused, UsageRefusal};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -191,14 +191,20 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, Stri
     let op_name = p.operation_name.clone();
     let export_guard = Arc::new(ExportGuard::default());
     let query_text = p.query.clone();
-    let mut req = async_graphql::Request::new(p.query).data(failed.clone()).data(ExportGuardRef(export_guard.clone()));
+    let shapes = OperationShapes::default();
+    let mut req = async_graphql::Request::new(p.query)
+        .data(failed.clone())
+        .data(ExportGuardRef(export_guard.clone()))
+        .data(shapes.clone());
+    // Each operation (of a batch, too) gets its own meter: what it received is settled below.
+    let metered = viewer.as_ref().map(|(h, _)| h.metered());
     if let Some(op) = p.operation_name {
         req = req.operation_name(op);
     }
     if let Some(v) = p.variables {
         req = req.variables(Variables::from_json(v));
     }
-    if let Some((handle, tenant_key)) = viewer {
+    if let (Some(handle), Some((_, tenant_key))) = (&metered, viewer) {
         let loaders = DataLoader::with_cache(
             Loaders { data: handle.clone() },
             tokio::spawn,
@@ -214,6 +220,29 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, Stri
     let resp = st.schema.execute(req).await;
     let mut request_failed = failed.is_set();
     let mut body = serde_json::to_value(&resp).unwrap_or_else(|_| json!({}));
+    if let Some(handle) = &metered
+        && !request_failed
+    {
+        // Data usage: count what this answer received and, for a query, withhold it whole if it
+        // would cross the user's blocking threshold or export budget (DESIGN §1).
+        let shape = shapes.chosen(op_name.as_deref());
+        let (fields, is_mutation) = match &shape {
+            Some(s) => (s.root_fields.as_slice(), s.is_mutation),
+            None => (&[][..], false),
+        };
+        let refusal = match handle.settle_usage(fields, !is_mutation).await {
+            Ok(Ok(())) => None,
+            Ok(Err(UsageRefusal::ContactLimit { limit })) => Some(ApiError::DataUsageLimit(limit)),
+            Ok(Err(UsageRefusal::PairBudget { budget })) => Some(ApiError::ExportBudget(budget)),
+            // Metering must not fail silently into an unmetered answer: the query is refused.
+            Err(e) => (!is_mutation).then(|| ApiError::from(e)),
+        };
+        if let Some(e) = refusal {
+            // Like the per-request export cap below: the whole answer is withheld.
+            request_failed = true;
+            body = json!({ "errors": [e.extend()] });
+        }
+    }
     if export_guard.tripped.load(std::sync::atomic::Ordering::Relaxed) && !is_mutation(&query_text, op_name.as_deref())
     {
         // A query is refused as a whole: no partial export. (A mutation keeps its data — it has

@@ -33,6 +33,11 @@ pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Ro
     }
     let door = Arc::new(cohort_store::PublicDoor::new(store.clone(), links.clone()));
     let public = public::PublicState::new(door, &settings.public.endpoints);
+    store.usage().set_enabled(settings.data_usage);
+    store.usage().set_policy_ttl(settings.data_usage_policy_ttl);
+    if let Some(every) = settings.data_usage_flush {
+        spawn_usage_flusher(&store, every);
+    }
     let gate = Arc::new(Gate::new(store, &settings.jwt)?);
     let schema = graphql::build_schema(&settings.limits, settings.introspection);
     let state = http::AppState {
@@ -49,6 +54,25 @@ pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Ro
 }
 
 pub use server::serve_with;
+
+/// Writes the data-usage buffer every `every` (DESIGN §2: reads are counted off the hot path) for
+/// as long as the runtime lives
+/// (the binary flushes once more after draining requests). A failed flush keeps its entries for
+/// the next one and is logged.
+fn spawn_usage_flusher(store: &cohort_store::Store, every: std::time::Duration) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    let store = store.clone();
+    rt.spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.flush_usage().await {
+                tracing::warn!(error = %e, "writing data-usage figures failed; kept for the next flush");
+            }
+        }
+    });
+}
 
 /// Starts the webhook delivery worker (when `settings.webhooks.worker`) as a task; send `true`
 /// on the returned channel and await the handle to stop it after its in-flight attempts.

@@ -17,6 +17,7 @@ pub mod sequence;
 pub mod sla;
 pub mod status;
 pub mod text;
+pub mod usage;
 
 pub use access::{AccessLevel, Role, Roles};
 pub use error::{DomainError, DomainResult};

@@ -102,6 +102,9 @@ event_types! {
     ConsentConfirmed => "consent.confirmed",
     ConsentWithdrawn => "consent.withdrawn",
     ConsentConfirmationRequested => "consent.confirmation_requested",
+    DataUsageThresholdExceeded => "data_usage.threshold_exceeded",
+    DataUsageBlocked => "data_usage.blocked",
+    DataUsageBlockLifted => "data_usage.block_lifted",
 }
 
 /// What an event is about. The kind names are the GraphQL type names, so the API can turn a

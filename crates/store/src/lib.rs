@@ -39,6 +39,7 @@ mod sla;
 mod system;
 #[doc(hidden)]
 pub mod testing;
+mod usage;
 mod webhooks;
 
 pub use access::books::{AddressBookRecord, GrantRecord, Principal};
@@ -89,6 +90,10 @@ pub use sla::{
     TicketFilter, TicketInput, TicketRecord, TicketSla,
 };
 pub use system::{DemoTenant, SystemHandle};
+pub use usage::{
+    DataUsagePolicyRecord, OperationUsageRecord, PolicyInput, PolicyScope, UsageBook, UsageDayRecord, UsageRefusal,
+    UsageReportRecord,
+};
 pub use webhooks::endpoints::DEFAULT_ROTATION_GRACE_HOURS;
 pub use webhooks::queue::{AttemptOutcome, DueDelivery, RetryPolicy};
 pub use webhooks::{
@@ -142,6 +147,8 @@ pub struct Store {
     /// Woken whenever a unit of work commits events, so this process's background worker fans
     /// them out at once instead of at its next poll (other replicas still poll).
     pub(crate) outbox: Arc<tokio::sync::Notify>,
+    /// Data-usage metering shared by every handle of this store (`usage`).
+    pub(crate) usage: Arc<usage::UsageBook>,
 }
 
 impl Store {
@@ -188,7 +195,13 @@ impl Store {
             // `COHORT_LOG=cohort::sql=debug` shows every statement (text only, never values).
             tracing::debug!(target: "cohort::sql", elapsed_us = info.elapsed.as_micros() as u64, failed = info.failed, sql = %info.statement.sql);
         });
-        Ok(Store { db, metrics, max_inline_grants: pool.max_inline_grants, outbox: Arc::default() })
+        Ok(Store {
+            db,
+            metrics,
+            max_inline_grants: pool.max_inline_grants,
+            outbox: Arc::default(),
+            usage: Arc::default(),
+        })
     }
 
     pub(crate) fn dialect(&self) -> core::dialect::Dialect {
@@ -211,6 +224,17 @@ impl Store {
 
     pub fn metrics(&self) -> &StoreMetrics {
         &self.metrics
+    }
+
+    /// Data-usage metering of this process (switch it off for a benchmark comparison).
+    pub fn usage(&self) -> &UsageBook {
+        &self.usage
+    }
+
+    /// Writes the metering buffer now (the flusher calls it every second; call it once more on
+    /// shutdown so nothing counted is lost).
+    pub async fn flush_usage(&self) -> StoreResult<usize> {
+        self.usage.flush(&self.db, self.dialect()).await
     }
 
     pub fn backend_name(&self) -> &'static str {

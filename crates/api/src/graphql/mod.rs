@@ -22,6 +22,7 @@ pub mod relay;
 pub mod routing;
 pub mod sequences;
 pub mod sla;
+pub mod usage;
 pub mod webhooks;
 
 use crate::config::Limits;
@@ -51,6 +52,7 @@ pub struct QueryRoot(
     sequences::SequenceQuery,
     consent::ConsentQuery,
     webhooks::WebhookQuery,
+    usage::UsageQuery,
 );
 
 /// The mutation root: one object per area, merged.
@@ -67,6 +69,7 @@ pub struct MutationRoot(
     sequences::SequenceMutation,
     consent::ConsentMutation,
     webhooks::WebhookMutation,
+    usage::UsageMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -82,6 +85,71 @@ pub struct RequestFailed(pub Arc<AtomicBool>);
 impl RequestFailed {
     pub fn is_set(&self) -> bool {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What the parsed document's operations are (name, whether a mutation, root field names): the
+/// HTTP layer settles data usage per operation with them, without parsing the document again.
+#[derive(Clone, Default)]
+pub struct OperationShapes(pub Arc<std::sync::Mutex<Vec<OperationShape>>>);
+
+#[derive(Clone, Debug)]
+pub struct OperationShape {
+    pub name: Option<String>,
+    pub is_mutation: bool,
+    pub root_fields: Vec<String>,
+}
+
+impl OperationShapes {
+    /// The operation a request runs: the only one, or the one named.
+    pub fn chosen(&self, name: Option<&str>) -> Option<OperationShape> {
+        let ops = self.0.lock().ok()?;
+        if ops.len() == 1 {
+            return ops.first().cloned();
+        }
+        ops.iter().find(|o| o.name.as_deref() == name && name.is_some()).cloned()
+    }
+}
+
+fn root_fields(doc: &ExecutableDocument, set: &SelectionSet, out: &mut Vec<String>, depth: usize) {
+    if depth > 8 {
+        return;
+    }
+    for s in &set.items {
+        match &s.node {
+            Selection::Field(f) => {
+                let name = f.node.name.node.as_str();
+                if !name.starts_with("__") && !out.iter().any(|o| o == name) {
+                    out.push(name.to_owned());
+                }
+            }
+            Selection::InlineFragment(f) => root_fields(doc, &f.node.selection_set.node, out, depth + 1),
+            Selection::FragmentSpread(f) => {
+                if let Some(fr) = doc.fragments.get(f.node.fragment_name.node.as_str()) {
+                    root_fields(doc, &fr.node.selection_set.node, out, depth + 1);
+                }
+            }
+        }
+    }
+}
+
+fn record_shapes(ctx: &ExtensionContext<'_>, doc: &ExecutableDocument) {
+    let Some(slot) = ctx.data_opt::<OperationShapes>() else { return };
+    let shapes: Vec<OperationShape> = doc
+        .operations
+        .iter()
+        .map(|(name, op)| {
+            let mut fields = vec![];
+            root_fields(doc, &op.node.selection_set.node, &mut fields, 0);
+            OperationShape {
+                name: name.map(|n| n.to_string()),
+                is_mutation: op.node.ty == async_graphql::parser::types::OperationType::Mutation,
+                root_fields: fields,
+            }
+        })
+        .collect();
+    if let Ok(mut s) = slot.0.lock() {
+        *s = shapes;
     }
 }
 
@@ -376,6 +444,7 @@ impl Extension for RequestGuardExt {
             mark_failed(ctx);
             return Err(coded("Query is nested too deep.".into(), "GRAPHQL_VALIDATION_FAILED"));
         }
+        record_shapes(ctx, &doc);
         Ok(doc)
     }
 

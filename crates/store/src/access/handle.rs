@@ -25,6 +25,9 @@ pub struct DataHandle {
     pub(crate) request_id: Option<Arc<str>>,
     /// Notified after a commit that wrote events (see `Store::outbox`).
     pub(crate) outbox: Arc<tokio::sync::Notify>,
+    /// The process-wide metering buffer, and this operation's meter (`crate::usage`).
+    pub(crate) usage: Arc<crate::usage::UsageBook>,
+    pub(crate) meter: Arc<crate::usage::Meter>,
 }
 
 impl DataHandle {
@@ -33,8 +36,16 @@ impl DataHandle {
         viewer: Viewer,
         request_id: Option<&str>,
         outbox: Arc<tokio::sync::Notify>,
+        usage: Arc<crate::usage::UsageBook>,
     ) -> DataHandle {
-        DataHandle { db, viewer: Arc::new(viewer), request_id: request_id.map(Arc::from), outbox }
+        DataHandle {
+            db,
+            viewer: Arc::new(viewer),
+            request_id: request_id.map(Arc::from),
+            outbox,
+            usage,
+            meter: Arc::default(),
+        }
     }
 
     /// Who this handle acts for.
@@ -87,7 +98,13 @@ impl Gate {
 
     async fn resolve(&self, identity: &Identity, request_id: Option<&str>) -> Result<DataHandle, Refused> {
         match self.store.resolve_viewer(identity).await {
-            Ok(v) => Ok(DataHandle::new(self.store.db.clone(), v, request_id, self.store.outbox.clone())),
+            Ok(v) => Ok(DataHandle::new(
+                self.store.db.clone(),
+                v,
+                request_id,
+                self.store.outbox.clone(),
+                self.store.usage.clone(),
+            )),
             Err(StoreError::Invalid(e)) => Err(Refused::Unauthenticated(e.to_string())),
             Err(e) => Err(Refused::Internal(e)),
         }

@@ -372,10 +372,13 @@ impl DataHandle {
         }
         let rows = q.limit(page.limit()).all(&self.db).await?;
         let records = rows.into_iter().map(ContactRecord::try_from).collect::<StoreResult<Vec<_>>>()?;
-        Ok(match order {
+        let page = match order {
             ContactOrder::Name => Page::from_rows(records, page, |c| (c.sort_name.clone(), c.id.0)),
             ContactOrder::Id => Page::from_rows(records, page, |c| c.id.0),
-        })
+        };
+        // Metering counts the page as answered (not the look-ahead row that decides hasNextPage).
+        self.saw(page.rows.iter().map(|(_, c)| c.id));
+        Ok(page)
     }
 
     /// How many visible contacts match `f`.
@@ -389,13 +392,15 @@ impl DataHandle {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        visible_contacts(v)
+        let found = visible_contacts(v)
             .filter(contact::Column::Id.is_in(ids.iter().map(|i| i.0)))
             .all(&self.db)
             .await?
             .into_iter()
             .map(ContactRecord::try_from)
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.saw(found.iter().map(|c| c.id));
+        Ok(found)
     }
 
     /// E-mails and phones of the visible contacts among `ids`, in two statements for any number of

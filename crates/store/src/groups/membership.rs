@@ -571,7 +571,11 @@ impl DataHandle {
             };
             out.push(MemberRecord { contact: c.try_into()?, membership, key });
         }
-        Ok(Page::from_rows(out, page, |m| m.key.clone()))
+        let page = Page::from_rows(out, page, |m| m.key.clone());
+        // Metering: each member shown is a contact received and a (contact, group) pair.
+        self.saw(page.rows.iter().map(|(_, m)| m.contact.id));
+        self.saw_pairs(page.rows.len());
+        Ok(page)
     }
 
     /// How many visible contacts are members (of the group, or of it or any visible descendant).
@@ -724,6 +728,7 @@ impl DataHandle {
             };
             out.entry(rec.contact_id).or_default().push(rec);
         }
+        self.saw_pairs(out.values().map(Vec::len).sum());
         Ok(out)
     }
 

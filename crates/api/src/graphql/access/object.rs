@@ -210,6 +210,15 @@ pub struct ViewerInfo;
 
 #[Object]
 impl ViewerInfo {
+    /// The viewer's own data usage today and the limits that apply to them: reads are monitored,
+    /// and users can see what is counted (DESIGN §1 "Protecting the data").
+    async fn data_usage(&self, ctx: &Context<'_>) -> async_graphql::Result<crate::graphql::usage::MyDataUsage> {
+        let d = crate::graphql::data(ctx)?;
+        let (today, operations) = d.my_data_usage().await.map_err(ApiError::from)?;
+        let limits = d.my_data_usage_limits().await.map_err(ApiError::from)?;
+        let time_zone = d.data_usage_time_zone().await.map_err(ApiError::from)?.name().to_owned();
+        Ok(crate::graphql::usage::MyDataUsage { today, operations, limits, time_zone })
+    }
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let v = viewer(ctx)?;
         loader(ctx)?.load_one(v.user_id()).await?.map(User).ok_or_else(|| ApiError::NotFound.into())
