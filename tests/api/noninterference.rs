@@ -326,6 +326,10 @@ async fn observe(app: &TestApp, w: &World, g: &Groups) -> Vec<String> {
             .to_string(),
         );
     }
+    // Data usage: the viewer's distinct contacts (only what the viewer received can count) and
+    // the admins' reports, refused alike.
+    out.push(ok(v.gql("{ viewer { dataUsage { today { distinctContacts } limits { warnContacts blockContacts membershipPairBudget } } } }", json!({})).await));
+    out.push(v.gql("{ dataUsageReport { userCount users { distinctContacts } } }", json!({})).await.to_string());
     out.push(
         v.gql("{ addressBooks { edges { cursor node { id name myAccess } } } viewer { userGroups { name } } businessStatuses { key } }", json!({}))
             .await

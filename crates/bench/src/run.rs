@@ -116,6 +116,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
     });
     let admin =
         Client { http: http.clone(), graphql: client.graphql.clone(), token: token(&args, "bench-admin", "admin")? };
+    // Metering stays on, but the daily export budget (10,000 membership pairs by default) would
+    // refuse W1 after 200 pages: a benchmark of refusals measures nothing. The benchmark tenant
+    // therefore switches the budget off (what a tenant does for an integration it trusts).
+    admin
+        .ok(
+            "mutation { setDataUsagePolicy(input: {scope: TENANT, membershipPairBudget: 0}) { policy { scope } } }",
+            serde_json::json!({}),
+        )
+        .await
+        .context("switching the benchmark tenant's export budget off")?;
 
     // Each connection runs its own request sequence: one request for W1–W5, W7 and W8, an
     // add/remove cycle on a group of its own for W6. W7/W8 first set up queues and
