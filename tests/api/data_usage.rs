@@ -45,7 +45,7 @@ async fn the_same_contact_counts_once_and_hidden_ones_never(app: TestApp) {
     let me = usage(&agent).await;
     assert_eq!(me["monitored"], true);
     assert_eq!(me["timeZone"], "UTC");
-    assert_eq!(me["limits"]["membershipPairBudget"], 10000, "the default budget applies");
+    assert_eq!(me["limits"]["membershipPairBudget"], 5000, "the default budget applies");
 
     // Four visible contacts (Acme, Anna Abbott, Bruno, Clara); page 1 and 2 overlap nothing.
     agent.ok(CONTACTS, json!({"n": 2})).await;

@@ -116,8 +116,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
     });
     let admin =
         Client { http: http.clone(), graphql: client.graphql.clone(), token: token(&args, "bench-admin", "admin")? };
-    // Metering stays on, but the daily export budget (10,000 membership pairs by default) would
-    // refuse W1 after 200 pages: a benchmark of refusals measures nothing. The benchmark tenant
+    // Metering stays on, but the daily export budget (5,000 membership pairs by default) would
+    // refuse W1 after 100 pages: a benchmark of refusals measures nothing. The benchmark tenant
     // therefore switches the budget off (what a tenant does for an integration it trusts).
     admin
         .ok(

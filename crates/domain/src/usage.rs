@@ -12,10 +12,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 /// How many (contact, group) membership pairs a user may receive per day when the tenant has not
-/// configured a budget. Browsing 100 member pages of 100 a day stays within it; dumping the
+/// configured a budget. Browsing 50 full member pages (100 each) a day stays within it; dumping the
 /// membership matrix of a real tenant does not (DESIGN §1: no bulk export of contacts with their
 /// groups).
-pub const DEFAULT_MEMBERSHIP_PAIR_BUDGET: u64 = 10_000;
+pub const DEFAULT_MEMBERSHIP_PAIR_BUDGET: u64 = 5_000;
 
 /// The largest value any limit may take (far above any tenant, well inside `i64`).
 pub const MAX_LIMIT: u64 = 1_000_000_000;

@@ -21,7 +21,7 @@ pub struct SetDataUsagePolicyInput {
     pub warn_contacts: Option<i64>,
     /// Blocking threshold: distinct contacts a day.
     pub block_contacts: Option<i64>,
-    /// Daily budget of (contact, group) membership pairs (default 10,000).
+    /// Daily budget of (contact, group) membership pairs (default 5,000).
     pub membership_pair_budget: Option<i64>,
     /// IANA time zone of usage days (tenant scope only; default UTC).
     pub time_zone: Option<String>,
