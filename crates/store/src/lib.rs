@@ -23,6 +23,7 @@
 //! visibility rule, pagination, unit of work).
 
 mod access;
+mod audit;
 mod bulk;
 mod consent;
 mod contacts;
@@ -41,6 +42,7 @@ mod system;
 pub mod testing;
 mod webhooks;
 
+pub use audit::{AuditEntryRecord, AuditFilter};
 pub use access::books::{AddressBookRecord, GrantRecord, Principal};
 pub use access::handle::{DataHandle, Gate, Refused};
 pub use access::principals::{UserGroupRecord, UserRecord};
