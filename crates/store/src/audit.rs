@@ -43,10 +43,6 @@ impl Changes {
         self
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// `{"changed": {…}}`, merged with `extra` (an object of further ids or counts).
     pub(crate) fn details(self, extra: Value) -> Value {
         let mut out = match extra {

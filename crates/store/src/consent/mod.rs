@@ -990,6 +990,13 @@ impl DataHandle {
                 }
             }
         }
+        w.audit(
+            "consent.record",
+            "Contact",
+            Some(contact.id),
+            serde_json::json!({"groupId": g.id, "consentEntryId": id, "action": input.action.as_str(),
+                "consentTextId": input.text_id.map(|t| t.0)}),
+        );
         let rec = log::load(w.tx(), v.tenant_id.0, id).await?;
         w.commit().await?;
         Ok(rec)

@@ -1,5 +1,6 @@
 //! Price lists and their items (admin).
 
+use crate::audit::Changes;
 use super::*;
 use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
@@ -110,6 +111,7 @@ impl DataHandle {
                 ));
             }
         }
+        let old = cur.clone();
         let m = price_list::Model {
             sort_name: name.as_str().to_lowercase(),
             name: name.into_string(),
@@ -134,7 +136,14 @@ impl DataHandle {
         })
         .exec(w.tx())
         .await?;
-        w.audit("priceList.update", "PriceList", Some(m.id), serde_json::json!({"name": m.name}));
+        let mut changes = Changes::new();
+        changes
+            .field("name", &old.name, &m.name)
+            .field("currency", &old.currency, &m.currency)
+            .field("validFrom", old.valid_from, m.valid_from)
+            .field("validTo", old.valid_to, m.valid_to)
+            .field("basePriceListId", old.base_price_list_id, m.base_price_list_id);
+        w.audit("priceList.update", "PriceList", Some(m.id), changes.details(serde_json::json!({})));
         w.emit(EventType::PriceListUpdated, vec![Subject::new(SubjectKind::PriceList, m.id)], serde_json::json!({}));
         w.commit().await?;
         list_record(m)
