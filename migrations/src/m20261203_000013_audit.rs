@@ -44,14 +44,15 @@ const SQLITE_UP: &[&str] = &[
      BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
 ];
 
-const SQLITE_DOWN: &[&str] = &["DROP TRIGGER IF EXISTS audit_log_no_delete", "DROP TRIGGER IF EXISTS audit_log_no_update"];
+const SQLITE_DOWN: &[&str] =
+    &["DROP TRIGGER IF EXISTS audit_log_no_delete", "DROP TRIGGER IF EXISTS audit_log_no_update"];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         // One column per statement: SQLite's ALTER TABLE adds one at a time.
         m.alter_table(
-            Table::alter().table("audit_log").add_column(ColumnDef::new("request_id").string_len(64).null()).to_owned(),
+            Table::alter().table("audit_log").add_column(ColumnDef::new("request_id").text().null()).to_owned(),
         )
         .await?;
         m.alter_table(

@@ -118,8 +118,8 @@ impl AuditFilter {
             c = c.add(audit::Column::TargetId.eq(t));
         }
         if let Some(r) = &self.request_id {
-            if r.is_empty() || r.len() > 64 {
-                return Err(StoreError::invalid("requestId", "must be 1 to 64 characters"));
+            if r.is_empty() || r.len() > 200 {
+                return Err(StoreError::invalid("requestId", "must be 1 to 200 characters"));
             }
             c = c.add(audit::Column::RequestId.eq(r.as_str()));
         }

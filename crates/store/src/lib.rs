@@ -42,12 +42,12 @@ mod system;
 pub mod testing;
 mod webhooks;
 
-pub use audit::{AuditEntryRecord, AuditFilter};
 pub use access::books::{AddressBookRecord, GrantRecord, Principal};
 pub use access::handle::{DataHandle, Gate, Refused};
 pub use access::principals::{UserGroupRecord, UserRecord};
 pub use access::token::{Claims, KeyConfigError, TokenSettings, check_token_settings, issue_hs256};
 pub use access::viewer::{Identity, Viewer};
+pub use audit::{AuditEntryRecord, AuditFilter};
 pub use bulk::{BulkContact, BulkGroup, BulkLoader, BulkMembership, BulkPriceItem, BulkProduct, BulkUser};
 pub use consent::links::{LinkError, LinkKeys};
 pub use consent::log::Evidence;

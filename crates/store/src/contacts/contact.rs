@@ -2,9 +2,9 @@
 //! carries the visibility condition, so a hidden contact is, for this viewer, a contact that does
 //! not exist: not listed, not counted, not matched by filters, and `NotFound` by id.
 
-use crate::audit::Changes;
 use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
+use crate::audit::Changes;
 use crate::core::decode;
 use crate::core::page::{Page, PageRequest};
 use crate::core::uow::UnitOfWork;

@@ -3,9 +3,9 @@
 //! (ancestor, descendant) pair with its depth, so "this group and everything below it" is one
 //! indexed lookup and a move rewrites the moved subtree's rows in two set-based statements.
 
-use crate::audit::Changes;
 use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
+use crate::audit::Changes;
 use crate::core::page::{Page, PageRequest};
 use crate::core::sql::Sql;
 use crate::core::uow::UnitOfWork;

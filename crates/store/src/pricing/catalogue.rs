@@ -1,8 +1,8 @@
 //! The catalogue: products (admin writes, everyone reads).
 
-use crate::audit::Changes;
 use super::*;
 use crate::access::handle::DataHandle;
+use crate::audit::Changes;
 use crate::core::page::{Page, PageRequest};
 use crate::core::visibility::like_escape;
 use crate::entities::product;

@@ -1,9 +1,9 @@
 //! Price lists and their items (admin).
 
-use crate::audit::Changes;
 use super::*;
 use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
+use crate::audit::Changes;
 use crate::core::page::{Page, PageRequest};
 use crate::entities::{price_item, price_list, product};
 use crate::error::{StoreError, StoreResult};
@@ -265,7 +265,7 @@ impl DataHandle {
     pub async fn price_list_items(&self, id: PriceListId) -> StoreResult<Vec<PriceItemRecord>> {
         let v = self.viewer();
         require_admin(v, "reading price lists")?;
-        Ok(price_item::Entity::find()
+        let items: Vec<PriceItemRecord> = price_item::Entity::find()
             .filter(price_item::Column::TenantId.eq(v.tenant_id.0))
             .filter(price_item::Column::PriceListId.eq(id.0))
             .order_by_asc(price_item::Column::ProductId)
@@ -274,6 +274,10 @@ impl DataHandle {
             .await?
             .into_iter()
             .map(item_record)
-            .collect())
+            .collect();
+        // Negotiated prices are business secrets: who read which list is on record.
+        self.audit_read("priceList.readItems", "PriceList", Some(id.0), serde_json::json!({"items": items.len()}))
+            .await?;
+        Ok(items)
     }
 }

@@ -1,8 +1,8 @@
 //! Business calendars (admin configuration; readable by every member of the tenant).
 
-use crate::audit::Changes;
 use super::*;
 use crate::access::handle::DataHandle;
+use crate::audit::Changes;
 use crate::core::uow::UnitOfWork;
 use crate::entities::business_calendar;
 use crate::events::{EventType, Subject, SubjectKind};

@@ -1,8 +1,8 @@
 //! SLA contracts, default SLAs per group (inherited down the tree) and the tenant fallback.
 
-use crate::audit::Changes;
 use super::*;
 use crate::access::handle::DataHandle;
+use crate::audit::Changes;
 use crate::core::sql::Sql;
 use crate::core::uow::UnitOfWork;
 use crate::entities::{group_default_sla, sla_contract, tenant_settings};

@@ -6,9 +6,9 @@
 //! Reading: a ticket exists for a viewer exactly when its contact does; if it is restricted to a
 //! user group, only for admins, its worker and that group's members (as messages).
 
-use crate::audit::Changes;
 use super::*;
 use crate::access::handle::DataHandle;
+use crate::audit::Changes;
 use crate::core::decode;
 use crate::core::page::{Page, PageRequest, TimeKey};
 use crate::core::sql::Sql;
