@@ -23,6 +23,7 @@
 //! visibility rule, pagination, unit of work).
 
 mod access;
+mod audit;
 mod bulk;
 mod consent;
 mod contacts;
@@ -47,6 +48,7 @@ pub use access::handle::{DataHandle, Gate, Refused};
 pub use access::principals::{UserGroupRecord, UserRecord};
 pub use access::token::{Claims, KeyConfigError, TokenSettings, check_token_settings, issue_hs256};
 pub use access::viewer::{Identity, Viewer};
+pub use audit::{AuditEntryRecord, AuditFilter};
 pub use bulk::{BulkContact, BulkGroup, BulkLoader, BulkMembership, BulkPriceItem, BulkProduct, BulkUser};
 pub use consent::links::{LinkError, LinkKeys};
 pub use consent::log::Evidence;

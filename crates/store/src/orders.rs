@@ -189,6 +189,13 @@ impl DataHandle {
             vec![Subject::new(SubjectKind::Order, id), Subject::new(SubjectKind::Contact, contact.0)],
             serde_json::json!({"currency": m.currency, "totalMinor": m.total_minor, "lineCount": m.line_count}),
         );
+        w.audit(
+            "order.place",
+            "Order",
+            Some(id),
+            serde_json::json!({"contactId": contact.0, "currency": m.currency, "totalMinor": m.total_minor,
+                "lineCount": m.line_count}),
+        );
         w.commit().await?;
         order_record(m)
     }

@@ -2,13 +2,14 @@
 //! (depth, complexity, aliases, operations) before any resolver runs.
 
 //! Layout: one directory per area, the same names as in the store — `access`, `contacts`,
-//! `groups`, `pricing`, `orders`, `routing`, `sla`, `sequences`, `consent`, `webhooks`, `events` — each with `object` (GraphQL types), `query` and
+//! `groups`, `pricing`, `orders`, `routing`, `sla`, `sequences`, `consent`, `webhooks`, `events`, `audit` — each with `object` (GraphQL types), `query` and
 //! `mutation`; `relay` (page info, connections), `node` (the Node interface), `ids` (global ids)
 //! and `loaders` (per-request batching) are shared. Query and mutation modules never import each
 //! other; object types reference each other where the schema graph does (a contact's memberships
 //! name groups, a group's members are contacts).
 
 pub mod access;
+pub mod audit;
 pub mod consent;
 pub mod contacts;
 pub mod events;
@@ -53,6 +54,7 @@ pub struct QueryRoot(
     consent::ConsentQuery,
     webhooks::WebhookQuery,
     usage::UsageQuery,
+    audit::AuditQuery,
 );
 
 /// The mutation root: one object per area, merged.

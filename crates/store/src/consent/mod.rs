@@ -779,12 +779,22 @@ impl DataHandle {
             .visible_groups(v)
             .push(" ORDER BY l.id DESC LIMIT 500");
         let rows = self.db.query_all_raw(q.build()).await?;
-        rows.iter()
+        let entries = rows
+            .iter()
             .map(|r| {
                 use sea_orm::FromQueryResult;
                 ConsentEntryRecord::try_from(consent_entry::Model::from_query_result(r, "")?)
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        // A person's consent history is a sensitive read (one entry per contact asked about).
+        self.audit_read(
+            "contact.readConsentLog",
+            "Contact",
+            Some(contact.0),
+            serde_json::json!({"entries": entries.len()}),
+        )
+        .await?;
+        Ok(entries)
     }
 
     /// Consent entries by id, for visible contacts only (the members page's `consent` edges).
@@ -990,6 +1000,13 @@ impl DataHandle {
                 }
             }
         }
+        w.audit(
+            "consent.record",
+            "Contact",
+            Some(contact.id),
+            serde_json::json!({"groupId": g.id, "consentEntryId": id, "action": input.action.as_str(),
+                "consentTextId": input.text_id.map(|t| t.0)}),
+        );
         let rec = log::load(w.tx(), v.tenant_id.0, id).await?;
         w.commit().await?;
         Ok(rec)

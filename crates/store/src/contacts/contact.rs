@@ -4,6 +4,7 @@
 
 use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
+use crate::audit::Changes;
 use crate::core::decode;
 use crate::core::page::{Page, PageRequest};
 use crate::core::uow::UnitOfWork;
@@ -591,6 +592,12 @@ impl DataHandle {
             vec![Subject::new(SubjectKind::Contact, id)],
             serde_json::json!({"addressBookId": m.address_book_id, "kind": m.kind}),
         );
+        w.audit(
+            "contact.create",
+            "Contact",
+            Some(id),
+            serde_json::json!({"addressBookId": m.address_book_id, "kind": m.kind}),
+        );
         Ok(m)
     }
 
@@ -601,6 +608,19 @@ impl DataHandle {
         let cur = self.contact_for(w.tx(), v, id, AccessLevel::Write).await?;
         let kind = decode::contact_kind(&cur.kind)?;
         let (cur_book, cur_sort) = (cur.address_book_id, cur.sort_name.clone());
+        let cur_company = cur.company_id;
+        let patched: Vec<&str> = [
+            ("addressBookId", p.address_book_id.is_some()),
+            ("firstName", p.first_name.is_some()),
+            ("lastName", p.last_name.is_some()),
+            ("companyName", p.company_name.is_some()),
+            ("emails", p.emails.is_some()),
+            ("phones", p.phones.is_some()),
+            ("companyId", p.company_id.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect();
         let emails_changed = p.emails.is_some();
         let phones_changed = p.phones.is_some();
         let (cur_emails, cur_phones) = if emails_changed && phones_changed {
@@ -686,6 +706,11 @@ impl DataHandle {
             vec![Subject::new(SubjectKind::Contact, m.id)],
             serde_json::json!({"addressBookId": m.address_book_id, "previousAddressBookId": cur_book}),
         );
+        // Names, e-mails and phones are personal data: the log names the fields that changed,
+        // never their values; ids (book, company) get before/after.
+        let mut changes = Changes::new();
+        changes.field("addressBookId", cur_book, m.address_book_id).field("companyId", cur_company, m.company_id);
+        w.audit("contact.update", "Contact", Some(m.id), changes.details(serde_json::json!({"fields": patched})));
         w.commit().await?;
         m.try_into()
     }
@@ -715,6 +740,7 @@ impl DataHandle {
             vec![Subject::new(SubjectKind::Contact, id.0)],
             serde_json::json!({"addressBookId": cur.address_book_id}),
         );
+        w.audit("contact.delete", "Contact", Some(id.0), serde_json::json!({"addressBookId": cur.address_book_id}));
         w.commit().await?;
         Ok(id)
     }
@@ -766,6 +792,9 @@ impl DataHandle {
             vec![Subject::new(SubjectKind::Contact, id.0)],
             serde_json::json!({"fromStatusId": cur.business_status_id, "toStatusId": to}),
         );
+        let mut changes = Changes::new();
+        changes.field("businessStatusId", cur.business_status_id, to);
+        w.audit("contact.setBusinessStatus", "Contact", Some(id.0), changes.details(serde_json::json!({})));
         Ok((contact::Model { business_status_id: to, updated_at: now, ..cur }, true))
     }
 

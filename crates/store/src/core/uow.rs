@@ -102,7 +102,10 @@ impl UnitOfWork {
         self.viewer.dialect
     }
 
-    /// Records a configuration change for the audit log (written at commit).
+    /// Records a change for the audit log (written at commit, with the actor and request id).
+    /// `details` hold ids, keys, counts and configuration values only — never personal data:
+    /// the log is append-only and erasure cannot reach it. Updates record
+    /// `{"changed": {field: {"before": …, "after": …}}}` (see [`crate::audit::Changes`]).
     pub(crate) fn audit(
         &self,
         action: &'static str,
@@ -280,6 +283,8 @@ impl UnitOfWork {
                 target_id: Set(a.target_id),
                 at: Set(now),
                 details: Set(Some(a.details.to_string())),
+                request_id: Set(request_id.as_deref().map(str::to_owned)),
+                actor_kind: Set(crate::audit::ACTOR_USER.to_owned()),
             }))
             .exec_without_returning(&txn)
             .await?;

@@ -14,6 +14,8 @@ pub struct Model {
     pub target_id: Option<Uuid>,
     pub at: DateTimeUtc,
     pub details: Option<String>,
+    pub request_id: Option<String>,
+    pub actor_kind: String,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

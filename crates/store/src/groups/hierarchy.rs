@@ -5,6 +5,7 @@
 
 use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
+use crate::audit::Changes;
 use crate::core::page::{Page, PageRequest};
 use crate::core::sql::Sql;
 use crate::core::uow::UnitOfWork;
@@ -278,6 +279,7 @@ impl DataHandle {
         {
             self.require_manage_book(w.tx(), v, book).await?;
         }
+        let old = cur.clone();
         let m = group::Model {
             address_book_id: p.address_book_id.map(|b| b.0).unwrap_or(cur.address_book_id),
             name: valid.name,
@@ -304,7 +306,15 @@ impl DataHandle {
         })
         .exec(w.tx())
         .await?;
-        w.audit("group.update", "Group", Some(m.id), serde_json::json!({"name": m.name}));
+        let mut changes = Changes::new();
+        changes
+            .field("addressBookId", old.address_book_id, m.address_book_id)
+            .field("name", &old.name, &m.name)
+            .field("description", &old.description, &m.description)
+            .field("precedence", old.precedence, m.precedence)
+            .field("publicName", &old.public_name, &m.public_name)
+            .field("publicDescription", &old.public_description, &m.public_description);
+        w.audit("group.update", "Group", Some(m.id), changes.details(serde_json::json!({})));
         w.emit(
             EventType::GroupUpdated,
             vec![Subject::new(SubjectKind::Group, m.id)],

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::access::handle::DataHandle;
+use crate::audit::Changes;
 use crate::core::page::{Page, PageRequest};
 use crate::core::visibility::like_escape;
 use crate::entities::product;
@@ -73,6 +74,7 @@ impl DataHandle {
             Some(c) => Currency::parse(c)?.code().to_owned(),
             None => cur.currency.clone(),
         };
+        let old = cur.clone();
         let m = product::Model {
             sort_name: name.to_lowercase(),
             name,
@@ -97,7 +99,13 @@ impl DataHandle {
         })
         .exec(w.tx())
         .await?;
-        w.audit("product.update", "Product", Some(m.id), serde_json::json!({"sku": m.sku}));
+        let mut changes = Changes::new();
+        changes
+            .field("name", &old.name, &m.name)
+            .field("listPriceMicros", old.list_price_micros, m.list_price_micros)
+            .field("currency", &old.currency, &m.currency)
+            .field("active", old.active, m.active);
+        w.audit("product.update", "Product", Some(m.id), changes.details(serde_json::json!({"sku": m.sku})));
         w.emit(
             EventType::ProductUpdated,
             vec![Subject::new(SubjectKind::Product, m.id)],

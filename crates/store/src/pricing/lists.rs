@@ -3,6 +3,7 @@
 use super::*;
 use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
+use crate::audit::Changes;
 use crate::core::page::{Page, PageRequest};
 use crate::entities::{price_item, price_list, product};
 use crate::error::{StoreError, StoreResult};
@@ -110,6 +111,7 @@ impl DataHandle {
                 ));
             }
         }
+        let old = cur.clone();
         let m = price_list::Model {
             sort_name: name.as_str().to_lowercase(),
             name: name.into_string(),
@@ -134,7 +136,14 @@ impl DataHandle {
         })
         .exec(w.tx())
         .await?;
-        w.audit("priceList.update", "PriceList", Some(m.id), serde_json::json!({"name": m.name}));
+        let mut changes = Changes::new();
+        changes
+            .field("name", &old.name, &m.name)
+            .field("currency", &old.currency, &m.currency)
+            .field("validFrom", old.valid_from, m.valid_from)
+            .field("validTo", old.valid_to, m.valid_to)
+            .field("basePriceListId", old.base_price_list_id, m.base_price_list_id);
+        w.audit("priceList.update", "PriceList", Some(m.id), changes.details(serde_json::json!({})));
         w.emit(EventType::PriceListUpdated, vec![Subject::new(SubjectKind::PriceList, m.id)], serde_json::json!({}));
         w.commit().await?;
         list_record(m)
@@ -256,7 +265,7 @@ impl DataHandle {
     pub async fn price_list_items(&self, id: PriceListId) -> StoreResult<Vec<PriceItemRecord>> {
         let v = self.viewer();
         require_admin(v, "reading price lists")?;
-        Ok(price_item::Entity::find()
+        let items: Vec<PriceItemRecord> = price_item::Entity::find()
             .filter(price_item::Column::TenantId.eq(v.tenant_id.0))
             .filter(price_item::Column::PriceListId.eq(id.0))
             .order_by_asc(price_item::Column::ProductId)
@@ -265,6 +274,10 @@ impl DataHandle {
             .await?
             .into_iter()
             .map(item_record)
-            .collect())
+            .collect();
+        // Negotiated prices are business secrets: who read which list is on record.
+        self.audit_read("priceList.readItems", "PriceList", Some(id.0), serde_json::json!({"items": items.len()}))
+            .await?;
+        Ok(items)
     }
 }

@@ -328,6 +328,14 @@ impl DataHandle {
                 "fallbacks": decision.fallbacks.iter().map(|f| field_name(*f)).collect::<Vec<_>>(),
             }),
         );
+        // Ids and routing only: sender, subject and body are personal data.
+        w.audit(
+            "message.receive",
+            "Message",
+            Some(id),
+            serde_json::json!({"contactId": contact.map(|c| c.0), "channel": input.channel.as_str(),
+                "workerId": decision.worker.map(|u| u.0), "processingAreaId": decision.processing_area.0}),
+        );
         w.commit().await?;
         let message = self.messages_by_ids(&[MessageId(id)]).await?.pop();
         Ok(ReceivedMessage { id: MessageId(id), duplicate: false, message })
@@ -559,6 +567,12 @@ impl DataHandle {
                 serde_json::json!({"changed": changed, "workerId": worker, "userGroupId": user_group, "processingAreaId": queue_id}),
             );
         }
+        w.audit(
+            "message.reassign",
+            "Message",
+            Some(id.0),
+            serde_json::json!({"workerId": worker, "userGroupId": user_group, "processingAreaId": queue_id}),
+        );
         w.commit().await?;
         // Moving a message away from oneself can leave it unreadable: then there is none to show.
         Ok(self.messages_by_ids(&[id]).await?.pop())

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::access::handle::DataHandle;
+use crate::audit::Changes;
 use crate::core::uow::UnitOfWork;
 use crate::entities::business_calendar;
 use crate::events::{EventType, Subject, SubjectKind};
@@ -147,13 +148,21 @@ impl DataHandle {
         let cal = build_calendar(input)?;
         let w = self.begin().await?;
         let mut m = w.calendar_model(id).await?;
+        let old = m.clone();
         write_fields(&mut m, name, &cal);
         m.updated_at = Utc::now();
         business_calendar::Entity::update(business_calendar::ActiveModel::from(m.clone()).reset_all())
             .exec(w.tx())
             .await
             .map_err(|e| StoreError::unique_as_conflict(e, "a calendar with this name already exists"))?;
-        w.audit("businessCalendar.update", "BusinessCalendar", Some(m.id), serde_json::json!({"name": m.name}));
+        let mut changes = Changes::new();
+        changes
+            .field("name", &old.name, &m.name)
+            .field("timeZone", &old.time_zone, &m.time_zone)
+            .field("alwaysOpen", old.always_open, m.always_open)
+            .field("week", &old.week, &m.week)
+            .field("holidays", &old.holidays, &m.holidays);
+        w.audit("businessCalendar.update", "BusinessCalendar", Some(m.id), changes.details(serde_json::json!({})));
         w.emit(
             EventType::BusinessCalendarUpdated,
             vec![Subject::new(SubjectKind::BusinessCalendar, m.id)],

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::access::handle::DataHandle;
+use crate::audit::Changes;
 use crate::core::sql::Sql;
 use crate::core::uow::UnitOfWork;
 use crate::entities::{group_default_sla, sla_contract, tenant_settings};
@@ -111,6 +112,7 @@ impl DataHandle {
         check_targets(&input.targets)?;
         let w = self.begin().await?;
         let mut m = w.contract_model(id).await?;
+        let old = m.clone();
         w.calendar_model(input.calendar).await?;
         m.name = name;
         m.rank = input.rank;
@@ -121,7 +123,13 @@ impl DataHandle {
             .exec(w.tx())
             .await
             .map_err(|e| StoreError::unique_as_conflict(e, "a contract with this name already exists"))?;
-        w.audit("slaContract.update", "SlaContract", Some(m.id), serde_json::json!({"name": m.name, "rank": m.rank}));
+        let mut changes = Changes::new();
+        changes
+            .field("name", &old.name, &m.name)
+            .field("rank", old.rank, m.rank)
+            .field("calendarId", old.calendar_id, m.calendar_id)
+            .field("targets", json_or_text(&old.targets), json_or_text(&m.targets));
+        w.audit("slaContract.update", "SlaContract", Some(m.id), changes.details(serde_json::json!({})));
         w.emit(
             EventType::SlaContractUpdated,
             vec![Subject::new(SubjectKind::SlaContract, m.id)],
@@ -314,4 +322,9 @@ pub(crate) async fn choose_for_contact<C: ConnectionTrait>(
         .and_then(|s| s.default_sla_contract_id)
         .map(SlaContractId);
     Ok(sla::choose(members, found, fallback))
+}
+
+/// A stored JSON column as JSON for the audit log (its text if it somehow is not JSON).
+fn json_or_text(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|_| serde_json::Value::String(s.to_owned()))
 }

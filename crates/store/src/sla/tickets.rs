@@ -8,6 +8,7 @@
 
 use super::*;
 use crate::access::handle::DataHandle;
+use crate::audit::Changes;
 use crate::core::decode;
 use crate::core::page::{Page, PageRequest, TimeKey};
 use crate::core::sql::Sql;
@@ -495,6 +496,12 @@ impl DataHandle {
                 serde_json::json!({"source": m.sla_source}),
             );
         }
+        w.audit(
+            "ticket.create",
+            "Ticket",
+            Some(m.id),
+            serde_json::json!({"contactId": m.contact_id, "processAreaId": area.id, "slaContractId": m.sla_contract_id}),
+        );
         w.answer(&m.id)?;
         w.commit().await?;
         let ticket = self.tickets_by_ids(&[TicketId(m.id)]).await?.pop();
@@ -575,6 +582,21 @@ impl DataHandle {
         m.last_event_at = at;
         m.updated_at = Utc::now();
         self.save(&w, &m).await?;
+        // The reason is free text (it may name the person): the log keeps the kind and values.
+        let action = match entry.kind {
+            "STATUS" => "ticket.setStatus",
+            "SEVERITY" => "ticket.evaluateSeverity",
+            "SWITCH" => "ticket.switchSla",
+            "RESPONSE" => "ticket.respond",
+            _ => "ticket.change",
+        };
+        let mut changes = Changes::new();
+        match entry.kind {
+            "SWITCH" => changes.field("slaContractId", entry.contract_from, entry.contract_to),
+            "RESPONSE" => changes.field("firstRespondedAt", None, m.first_responded_at),
+            field => changes.field(if field == "STATUS" { "status" } else { "severity" }, &entry.from, &entry.to),
+        };
+        w.audit(action, "Ticket", Some(m.id), changes.details(serde_json::json!({"at": at})));
         w.append(entry, &m, before, at).await?;
         w.emit(event.0, event.1, event.2);
         w.commit().await?;

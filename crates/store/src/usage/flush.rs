@@ -124,7 +124,8 @@ pub(crate) async fn system_notice(
         target_id: Set(Some(key.user)),
         at: Set(now),
         details: Set(Some(payload.to_string())),
-        ..Default::default()
+        request_id: Set(None),
+        actor_kind: Set("system".to_owned()),
     })
     .exec_without_returning(c)
     .await?;

@@ -272,14 +272,15 @@ impl DataHandle {
             updated_at: now,
             updated_by: Some(v.user_id),
         });
-        let target = match &input.scope {
-            PolicyScope::User(u) => Some(u.0),
-            _ => None,
+        // The subject: the user a user policy is about, else the tenant.
+        let (target_type, target) = match &input.scope {
+            PolicyScope::User(u) => ("User", u.0),
+            _ => ("Tenant", v.tenant_id.0),
         };
         w.audit(
             if clear { "dataUsagePolicy.clear" } else { "dataUsagePolicy.set" },
-            "DataUsagePolicy",
-            target,
+            target_type,
+            Some(target),
             serde_json::json!({
                 "scope": scope, "scopeKey": key,
                 "before": before.as_ref().map(|b| fields_json(&b.fields, &b.time_zone)),
