@@ -19,6 +19,7 @@ mod m20261202_000009_sla;
 mod m20261202_000010_webhooks;
 mod m20261202_000011_sequences;
 mod m20261202_000012_consent;
+mod m20261203_000014_erasure;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_webhooks::Migration),
             Box::new(m20261202_000011_sequences::Migration),
             Box::new(m20261202_000012_consent::Migration),
+            Box::new(m20261203_000014_erasure::Migration),
         ]
     }
 }
@@ -58,6 +60,7 @@ pub fn sources() -> &'static [&'static str] {
         include_str!("m20261202_000010_webhooks.rs"),
         include_str!("m20261202_000011_sequences.rs"),
         include_str!("m20261202_000012_consent.rs"),
+        include_str!("m20261203_000014_erasure.rs"),
     ]
 }
 

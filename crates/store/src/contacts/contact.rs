@@ -693,7 +693,7 @@ impl DataHandle {
         // A membership being added right now (it holds the contact FOR SHARE) commits first, so
         // the LEAVE entries written next cover every membership the delete ends.
         w.lock_row(crate::core::uow::LockedTable::Contacts, id.0, crate::core::dialect::RowLock::Update).await?;
-        DataHandle::end_contact_memberships(&w, id.0).await?;
+        DataHandle::end_contact_memberships(&w, id.0, "contact deleted").await?;
         contact::Entity::update_many()
             .col_expr(contact::Column::CompanyId, Expr::value(Option::<Uuid>::None))
             .filter(contact::Column::TenantId.eq(v.tenant_id.0))
