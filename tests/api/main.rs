@@ -10,6 +10,7 @@ mod concurrency;
 mod connections;
 mod consent;
 mod demo;
+mod erasure;
 mod events;
 mod graphiql;
 mod groups;
