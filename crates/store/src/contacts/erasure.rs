@@ -20,7 +20,7 @@ use crate::core::uow::{LockedTable, UnitOfWork};
 use crate::entities::{contact_email, contact_phone};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{EventType, Subject, SubjectKind};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::ids::ContactId;
 use cohort_domain::sequence::{EndReason, EnrolmentStatus};
@@ -116,7 +116,8 @@ impl DataHandle {
             w.commit().await?;
             return Ok(ErasedContact { contact: cur.try_into()?, erased_at: at });
         }
-        let now = Utc::now();
+        // Microseconds, as PostgreSQL stores them: a repeated erasure answers the same instant.
+        let now = Utc::now().trunc_subsecs(6);
         let emails: Vec<String> = contact_email::Entity::find()
             .filter(contact_email::Column::TenantId.eq(t))
             .filter(contact_email::Column::ContactId.eq(id.0))
