@@ -20,6 +20,7 @@ mod m20261202_000010_webhooks;
 mod m20261202_000011_sequences;
 mod m20261202_000012_consent;
 mod m20261203_000013_audit;
+mod m20261203_000014_erasure;
 mod m20261203_000015_data_usage;
 
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_sequences::Migration),
             Box::new(m20261202_000012_consent::Migration),
             Box::new(m20261203_000013_audit::Migration),
+            Box::new(m20261203_000014_erasure::Migration),
             Box::new(m20261203_000015_data_usage::Migration),
         ]
     }
@@ -63,6 +65,7 @@ pub fn sources() -> &'static [&'static str] {
         include_str!("m20261202_000011_sequences.rs"),
         include_str!("m20261202_000012_consent.rs"),
         include_str!("m20261203_000013_audit.rs"),
+        include_str!("m20261203_000014_erasure.rs"),
         include_str!("m20261203_000015_data_usage.rs"),
     ]
 }

@@ -654,6 +654,19 @@ async fn every_mutation_leaves_an_audit_entry(app: TestApp) {
     .await;
     t.subject(&admin_id);
 
+    let gone = admin
+        .ok(CREATE_CONTACT, json!({"i": {"addressBookId": w.own, "kind": "COMPANY", "companyName": "Erased Ltd"}}))
+        .await["createContact"]["contact"]["id"]
+        .clone();
+    t.run(
+        "eraseContact",
+        "contact.erase",
+        "mutation($c: ID!) { eraseContact(input: {contactId: $c, reason: \"ticket 4711\"}) { contact { id } } }",
+        json!({"c": gone}),
+    )
+    .await;
+    t.subject(&gone);
+
     // ── Rows for mutations added on other branches go here (merge: one `t.run(…)` per new
     // mutation, with the action its store method audits), e.g.
     //   setDataUsagePolicy  → "dataUsagePolicy.set"  (subject: the tenant)

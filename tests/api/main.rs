@@ -12,6 +12,7 @@ mod connections;
 mod consent;
 mod data_usage;
 mod demo;
+mod erasure;
 mod events;
 mod graphiql;
 mod groups;

@@ -47,6 +47,7 @@ event_types! {
     ContactCreated => "contact.created",
     ContactUpdated => "contact.updated",
     ContactDeleted => "contact.deleted",
+    ContactErased => "contact.erased",
     ContactStatusChanged => "contact.status_changed",
     GroupCreated => "group.created",
     GroupUpdated => "group.updated",

@@ -66,6 +66,7 @@ pub use contacts::contact::{
     ContactChannels, ContactFilter, ContactInput, ContactOrder, ContactPatch, ContactRecord, EmailRecord,
     GroupSelection, PhoneRecord, StatusChangeRecord,
 };
+pub use contacts::erasure::{ERASED_NAME, ErasedContact, MAX_ERASE_REASON_CHARS};
 pub use contacts::status::BusinessStatusRecord;
 pub use core::page::{MAX_PAGE_SIZE, Page, PageRequest};
 pub use error::{StoreError, StoreResult};

@@ -211,3 +211,47 @@ pub async fn execute_unchecked(store: &crate::Store, sql: &str) -> Result<u64, s
     use sea_orm::ConnectionTrait;
     Ok(store.db.execute_unprepared(sql).await?.rows_affected())
 }
+
+/// Every `table.column` of text-like type (text, varchar, char, json, jsonb) whose value contains
+/// `needle` (case-insensitive), over the whole database, enumerated from the catalogue
+/// (PostgreSQL `information_schema.columns` of the `public` schema; SQLite `sqlite_master` and
+/// `pragma_table_info`). For the erasure test: after erasing, nothing may still hold the
+/// person's name or address.
+pub async fn text_columns_containing(store: &crate::Store, needle: &str) -> Result<Vec<String>, sea_orm::DbErr> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let backend = store.db.get_database_backend();
+    let catalogue = match backend {
+        DbBackend::Postgres => {
+            "SELECT table_name::text AS t, column_name::text AS c FROM information_schema.columns \
+             WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb') \
+             ORDER BY 1, 2"
+        }
+        _ => {
+            "SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND (UPPER(p.type) LIKE '%CHAR%' \
+             OR UPPER(p.type) LIKE '%TEXT%' OR UPPER(p.type) LIKE '%JSON%' OR UPPER(p.type) LIKE '%CLOB%' \
+             OR p.type = '') ORDER BY 1, 2"
+        }
+    };
+    let cols = store.db.query_all_raw(Statement::from_string(backend, catalogue)).await?;
+    let mut hits = vec![];
+    let pattern = format!("%{}%", needle.to_lowercase());
+    for r in cols {
+        let t: String = r.try_get("", "t")?;
+        let c: String = r.try_get("", "c")?;
+        // Identifiers come from the catalogue, quoted; the needle is bound.
+        let (q, p) = if backend == DbBackend::Postgres { ("$1", "::text") } else { ("?", "") };
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM \"{}\" WHERE LOWER(\"{}\"{p}) LIKE {q}",
+            t.replace('"', "\"\""),
+            c.replace('"', "\"\"")
+        );
+        let row =
+            store.db.query_one_raw(Statement::from_sql_and_values(backend, sql, [pattern.clone().into()])).await?;
+        let n: i64 = row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0);
+        if n > 0 {
+            hits.push(format!("{t}.{c} ({n})"));
+        }
+    }
+    Ok(hits)
+}

@@ -123,6 +123,27 @@ impl LinkKeys {
         self.ephemeral
     }
 
+    /// The keyed hashes of an e-mail address for the suppression list and for the places an
+    /// erased address is replaced (newest key first): HMAC-SHA256 over a domain-separation tag,
+    /// the tenant id and the trimmed, lower-cased address, with each configured link key. A
+    /// per-tenant derivation of an existing secret, so nobody holding only the database can test
+    /// guessed addresses; rotating keys keeps old hashes recognisable while the old key is listed.
+    pub fn email_hashes(&self, tenant: Uuid, address: &str) -> Vec<String> {
+        let normal = address.trim().to_lowercase();
+        self.keys
+            .iter()
+            .map(|k| {
+                // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+                let mut mac =
+                    Hmac::<Sha256>::new_from_slice(k.secret.expose_secret()).unwrap_or_else(|_| unreachable!());
+                mac.update(b"cohort-suppression-v1\0");
+                mac.update(tenant.as_bytes());
+                mac.update(normal.as_bytes());
+                mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+            })
+            .collect()
+    }
+
     fn mac(key: &LinkKey, payload: &[u8]) -> Hmac<Sha256> {
         // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
         let mut mac = Hmac::<Sha256>::new_from_slice(key.secret.expose_secret()).unwrap_or_else(|_| unreachable!());

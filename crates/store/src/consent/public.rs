@@ -318,10 +318,22 @@ impl PublicDoor {
                 _ => return Err(StoreError::invalid("groups", "choose at least one")),
             }
         }
-        let receipt =
-            SubmissionReceipt { confirmation_required: ver.double_opt_in, success_url: ver.success_url.clone() };
         let actor = self.actor(f.tenant_id, request_id).await?;
         let w = actor.begin().await?;
+        // An address whose contact was erased (GDPR Art. 17) is on the suppression list: a new
+        // subscription needs fresh, provable consent from the address owner, so the form asks for
+        // double opt-in confirmation even if it is a single opt-in form. Refusing outright would
+        // stop the person from ever subscribing again; confirming proves it is them.
+        let suppressed = crate::access::handle::DataHandle::is_suppressed(
+            w.tx(),
+            w.dialect(),
+            f.tenant_id,
+            &self.links.keys,
+            valid.email.as_str(),
+        )
+        .await?;
+        let double_opt_in = ver.double_opt_in || suppressed;
+        let receipt = SubmissionReceipt { confirmation_required: double_opt_in, success_url: ver.success_url.clone() };
         w.lock_row(LockedTable::WebForms, f.id, RowLock::Share).await?;
         // Two submissions of one new address must not create two contacts.
         w.lock_key(email_lock_key(f.tenant_id, ver.intake_book_id, valid.email.as_str())).await?;
@@ -365,7 +377,7 @@ impl PublicDoor {
         lock_public(&w, &chosen, contact.0).await?;
         let states = states_of(&w, contact.0, &chosen).await?;
         let members = members_of(&w, contact.0, &chosen).await?;
-        let request = ver.double_opt_in.then(Uuid::now_v7);
+        let request = double_opt_in.then(Uuid::now_v7);
         let evidence = if ver.keep_evidence { input.evidence } else { Evidence::default() };
         let mut asked: Vec<Uuid> = vec![];
         for g in &chosen {

@@ -170,7 +170,9 @@ fn visible_contacts(v: &Viewer) -> Select<contact::Entity> {
 impl DataHandle {
     async fn filtered(&self, f: &ContactFilter) -> StoreResult<Select<contact::Entity>> {
         let v = self.viewer();
-        let mut q = visible_contacts(v);
+        // Erased contacts remain as tombstones (orders and history point at them) but are no
+        // longer part of any list, selection or count.
+        let mut q = visible_contacts(v).filter(Expr::col((contact::Entity, "erased_at")).is_null());
         if let Some(books) = &f.address_books {
             q = q.filter(contact::Column::AddressBookId.is_in(books.iter().map(|b| b.0)));
         }
@@ -723,7 +725,7 @@ impl DataHandle {
         // A membership being added right now (it holds the contact FOR SHARE) commits first, so
         // the LEAVE entries written next cover every membership the delete ends.
         w.lock_row(crate::core::uow::LockedTable::Contacts, id.0, crate::core::dialect::RowLock::Update).await?;
-        DataHandle::end_contact_memberships(&w, id.0).await?;
+        DataHandle::end_contact_memberships(&w, id.0, "contact deleted").await?;
         contact::Entity::update_many()
             .col_expr(contact::Column::CompanyId, Expr::value(Option::<Uuid>::None))
             .filter(contact::Column::TenantId.eq(v.tenant_id.0))

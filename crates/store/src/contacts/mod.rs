@@ -2,4 +2,5 @@
 //! business-status classification.
 
 pub(crate) mod contact;
+pub(crate) mod erasure;
 pub(crate) mod status;

@@ -815,7 +815,11 @@ impl DataHandle {
     }
 
     /// Ends every membership of a contact about to be deleted, with history entries.
-    pub(crate) async fn end_contact_memberships(w: &UnitOfWork, contact: Uuid) -> StoreResult<()> {
+    pub(crate) async fn end_contact_memberships(
+        w: &UnitOfWork,
+        contact: Uuid,
+        reason: &'static str,
+    ) -> StoreResult<()> {
         let (v, txn) = (w.viewer(), w.tx());
         let rows = membership::Entity::find()
             .filter(membership::Column::TenantId.eq(v.tenant_id.0))
@@ -833,7 +837,7 @@ impl DataHandle {
                 source: Set(m.source.clone()),
                 actor_id: Set(Some(v.user_id.0)),
                 at: Set(now),
-                reason: Set(Some("contact deleted".into())),
+                reason: Set(Some(reason.into())),
                 address_book_id: Set(Some(m.address_book_id)),
             }))
             .exec_without_returning(txn)

@@ -71,6 +71,25 @@ pub struct DeleteContactPayload {
     pub deleted_id: ID,
 }
 
+/// Input of `eraseContact` (GDPR Art. 17, right to erasure).
+#[derive(InputObject)]
+pub struct EraseContactInput {
+    /// The contact whose personal data is erased.
+    pub contact_id: ID,
+    /// Why (e.g. "Art. 17 request, ticket 4711"); kept in the audit log, so it must not contain
+    /// the person's data. 1 to 500 characters.
+    pub reason: String,
+}
+
+/// Result of `eraseContact`.
+#[derive(SimpleObject)]
+pub struct EraseContactPayload {
+    /// The erased contact: a tombstone with placeholder names and no channels.
+    pub contact: Contact,
+    /// When the contact was erased (the first erasure; repeating it answers the same).
+    pub erased_at: chrono::DateTime<chrono::Utc>,
+}
+
 #[derive(InputObject)]
 pub struct SetContactBusinessStatusInput {
     pub contact_id: ID,
@@ -164,6 +183,24 @@ impl ContactMutation {
         let id = ContactId(ids::decode(ContactId::TAG, &input.id)?);
         data(ctx)?.delete_contact(id).await.map_err(ApiError::from)?;
         Ok(DeleteContactPayload { deleted_id: input.id })
+    }
+
+    /// Erases a contact's personal data (GDPR Art. 17): names, channels, message and ticket
+    /// texts, copies in stored payloads; ends memberships and enrolments; puts the e-mails'
+    /// keyed hashes on the suppression list. Tenant admins or MANAGE on the contact's book.
+    /// Idempotent. The contact remains as a tombstone (orders and history refer to it).
+    async fn erase_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: EraseContactInput,
+    ) -> async_graphql::Result<EraseContactPayload> {
+        let id = ContactId(ids::decode(ContactId::TAG, &input.contact_id)?);
+        // The suppression hashes are keyed with the public-link keys (see `LinkKeys::email_hashes`).
+        let links = ctx
+            .data_opt::<std::sync::Arc<cohort_store::PublicLinks>>()
+            .ok_or_else(|| ApiError::Internal("public link keys missing from the schema data".into()))?;
+        let e = data(ctx)?.erase_contact(id, &input.reason, &links.keys).await.map_err(ApiError::from)?;
+        Ok(EraseContactPayload { contact: Contact(e.contact), erased_at: e.erased_at })
     }
 
     /// Sets or clears a contact's business status; every change is kept in its history.
