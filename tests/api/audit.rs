@@ -22,8 +22,8 @@ fn schema_mutations() -> BTreeSet<String> {
     let mut in_doc = false;
     for line in body.lines().map(str::trim) {
         // Skip `"""` descriptions (they may contain parentheses and colons).
-        if line.starts_with("\"\"\"") {
-            let one_line = line.len() > 3 && line[3..].contains("\"\"\"");
+        if let Some(rest) = line.strip_prefix("\"\"\"") {
+            let one_line = rest.contains("\"\"\"");
             if !one_line {
                 in_doc = !in_doc;
             }

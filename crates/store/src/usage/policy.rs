@@ -217,17 +217,16 @@ impl DataHandle {
             }
             parse_time_zone(tz)?;
         }
-        match &input.scope {
-            PolicyScope::Role(r) if cohort_domain::Role::parse(r).is_none() => {
-                return Err(StoreError::invalid("role", "must be one of admin, agent, integration"));
-            }
-            PolicyScope::User(u) => {
-                // The user must exist in this tenant (hidden ≡ unknown: other tenants' ids too).
-                if self.users_by_ids(&[*u]).await?.is_empty() {
-                    return Err(StoreError::NotFound);
-                }
-            }
-            _ => {}
+        if let PolicyScope::Role(r) = &input.scope
+            && cohort_domain::Role::parse(r).is_none()
+        {
+            return Err(StoreError::invalid("role", "must be one of admin, agent, integration"));
+        }
+        // A user policy's user must exist in this tenant (other tenants' ids are unknown too).
+        if let PolicyScope::User(u) = &input.scope
+            && self.users_by_ids(&[*u]).await?.is_empty()
+        {
+            return Err(StoreError::NotFound);
         }
         let (scope, key) = input.scope.parts();
         let w = self.begin().await?;
