@@ -422,14 +422,17 @@ impl DataHandle {
             already_members: existing.len() as u64,
             not_found: wanted.iter().filter(|i| !visible.contains_key(i)).map(|i| ContactId(*i)).collect(),
         };
-        // Counts only: the contacts are named by the membership history, not the audit log.
-        w.audit(
-            "group.addMembers",
-            "Group",
-            Some(group.0),
-            serde_json::json!({"added": outcome.added, "alreadyMembers": outcome.already_members,
-                "notFound": outcome.not_found.len(), "source": source.as_str()}),
-        );
+        // Counts only: the contacts are named by the membership history, not the audit log. A
+        // call that changed nothing leaves nothing (like its events).
+        if outcome.added > 0 {
+            w.audit(
+                "group.addMembers",
+                "Group",
+                Some(group.0),
+                serde_json::json!({"added": outcome.added, "alreadyMembers": outcome.already_members,
+                    "notFound": outcome.not_found.len(), "source": source.as_str()}),
+            );
+        }
         w.answer(&outcome)?;
         w.commit().await?;
         Ok(outcome)
@@ -460,13 +463,15 @@ impl DataHandle {
             not_members: (visible_ids.len() - leaving.len()) as u64,
             not_found: wanted.iter().filter(|i| !visible.contains_key(i)).map(|i| ContactId(*i)).collect(),
         };
-        w.audit(
-            "group.removeMembers",
-            "Group",
-            Some(group.0),
-            serde_json::json!({"removed": outcome.removed, "notMembers": outcome.not_members,
-                "notFound": outcome.not_found.len()}),
-        );
+        if outcome.removed > 0 {
+            w.audit(
+                "group.removeMembers",
+                "Group",
+                Some(group.0),
+                serde_json::json!({"removed": outcome.removed, "notMembers": outcome.not_members,
+                    "notFound": outcome.not_found.len()}),
+            );
+        }
         w.answer(&outcome)?;
         w.commit().await?;
         Ok(outcome)
