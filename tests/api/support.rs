@@ -78,6 +78,34 @@ pub struct TestApp {
     _db: TestDb,
 }
 
+/// A listener on a free port and the test settings for a server on it over `url`.
+async fn test_settings(url: &str) -> (tokio::net::TcpListener, Settings) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut settings = Settings::for_tests(url, SECRET);
+    // Public links (double opt-in, preference centre) point at this server.
+    settings.public.base_url = Some(format!("http://{addr}"));
+    settings.public.link_keys = Some(LINK_KEYS.to_owned().into());
+    (listener, settings)
+}
+
+type Served = (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>);
+
+/// Serves the real router over `store` until the returned sender fires (or is dropped).
+fn serve(listener: tokio::net::TcpListener, settings: &Settings, store: &Store) -> Served {
+    let addr = listener.local_addr().expect("addr");
+    let router = cohort_api::build(settings, store.clone()).expect("build app");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let limits = settings.server.clone();
+    let server = tokio::spawn(async move {
+        let _ = cohort_api::serve_with(listener, router, &limits, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    (addr, tx, server)
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
         Self::spawn_with(backend, |_| {}).await
@@ -87,25 +115,12 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, f: impl FnOnce(&mut Settings)) -> Option<TestApp> {
         init_test_logging();
         let db = TestDb::new(backend).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let mut settings = Settings::for_tests(&db.url, SECRET);
-        // Public links (double opt-in, preference centre) point at this server.
-        settings.public.base_url = Some(format!("http://{addr}"));
-        settings.public.link_keys = Some(LINK_KEYS.to_owned().into());
+        let (listener, mut settings) = test_settings(&db.url).await;
         f(&mut settings);
         let store = Store::connect(&db.url, settings.database.clone()).await.expect("connect");
         store.migrate().await.expect("migrate");
-        let router = cohort_api::build(&settings, store.clone()).expect("build app");
         let worker = cohort_api::spawn_webhook_worker(&settings, &store);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let limits = settings.server.clone();
-        let server = tokio::spawn(async move {
-            let _ = cohort_api::serve_with(listener, router, &limits, async {
-                let _ = rx.await;
-            })
-            .await;
-        });
+        let (addr, tx, server) = serve(listener, &settings, &store);
         Some(TestApp {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
@@ -126,21 +141,9 @@ impl TestApp {
             return None;
         }
         let url = self._db.url.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let mut settings = Settings::for_tests(&url, SECRET);
-        settings.public.base_url = Some(format!("http://{addr}"));
-        settings.public.link_keys = Some(LINK_KEYS.to_owned().into());
+        let (listener, settings) = test_settings(&url).await;
         let store = Store::connect(&url, settings.database.clone()).await.expect("connect");
-        let router = cohort_api::build(&settings, store.clone()).expect("build app");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let limits = settings.server.clone();
-        let server = tokio::spawn(async move {
-            let _ = cohort_api::serve_with(listener, router, &limits, async {
-                let _ = rx.await;
-            })
-            .await;
-        });
+        let (addr, tx, server) = serve(listener, &settings, &store);
         Some(TestApp {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),

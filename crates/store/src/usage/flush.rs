@@ -1,5 +1,6 @@
 //! Writing the metering buffer, and the statements both settle paths share.
 
+use super::DayKeyFilter;
 use super::{DayKey, Ledger, Pending, UsageBook};
 use crate::core::dialect::Dialect;
 use crate::core::sql::Sql;
@@ -75,12 +76,8 @@ pub(crate) async fn add_to_day(
         .bind(requests as i64)
         .push(", updated_at = ")
         .bind(Utc::now())
-        .push(" WHERE tenant_id = ")
-        .bind(key.tenant)
-        .push(" AND user_id = ")
-        .bind(key.user)
-        .push(" AND day = ")
-        .bind(key.day.to_string())
+        .push(" WHERE")
+        .day_key(key)
         .push(" RETURNING distinct_contacts");
     let row = c.query_one_raw(q.build()).await?;
     Ok(match row {
@@ -144,12 +141,8 @@ pub(crate) async fn raise_warning(
     let mut q = Sql::new(d);
     q.push("UPDATE usage_days SET warned_at = ")
         .bind(Utc::now())
-        .push(" WHERE tenant_id = ")
-        .bind(key.tenant)
-        .push(" AND user_id = ")
-        .bind(key.user)
-        .push(" AND day = ")
-        .bind(key.day.to_string())
+        .push(" WHERE")
+        .day_key(key)
         .push(" AND warned_at IS NULL");
     if c.execute_raw(q.build()).await?.rows_affected() == 1 {
         let payload = serde_json::json!({
@@ -166,12 +159,8 @@ pub(crate) async fn mark_blocked(db: &DatabaseConnection, d: Dialect, key: DayKe
     let mut q = Sql::new(d);
     q.push("UPDATE usage_days SET blocked_at = ")
         .bind(Utc::now())
-        .push(" WHERE tenant_id = ")
-        .bind(key.tenant)
-        .push(" AND user_id = ")
-        .bind(key.user)
-        .push(" AND day = ")
-        .bind(key.day.to_string())
+        .push(" WHERE")
+        .day_key(key)
         .push(" AND blocked_at IS NULL");
     if txn.execute_raw(q.build()).await?.rows_affected() == 1 {
         let payload = serde_json::json!({"userId": key.user, "day": key.day.to_string(), "limit": limit});
@@ -273,12 +262,8 @@ impl UsageBook {
             .bind(p.requests as i64)
             .push(", updated_at = ")
             .bind(Utc::now())
-            .push(" WHERE tenant_id = ")
-            .bind(key.tenant)
-            .push(" AND user_id = ")
-            .bind(key.user)
-            .push(" AND day = ")
-            .bind(key.day.to_string())
+            .push(" WHERE")
+            .day_key(key)
             .push(" RETURNING distinct_contacts, membership_pairs, warned_at, lifted_at");
         let row = txn.query_one_raw(q.build()).await?;
         let (distinct, pairs, warned, lifted) = match &row {

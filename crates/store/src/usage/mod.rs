@@ -46,6 +46,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// ` tenant_id = … AND user_id = … AND day = …`: the key of a user's day in every usage table.
+pub(crate) trait DayKeyFilter {
+    fn day_key(&mut self, key: DayKey) -> &mut Self;
+}
+
+impl DayKeyFilter for Sql {
+    fn day_key(&mut self, key: DayKey) -> &mut Self {
+        self.push(" tenant_id = ")
+            .bind(key.tenant)
+            .push(" AND user_id = ")
+            .bind(key.user)
+            .push(" AND day = ")
+            .bind(key.day.to_string())
+    }
+}
+
 /// What one request received, collected while it runs.
 #[derive(Debug, Default)]
 pub(crate) struct Meter {
@@ -282,12 +298,8 @@ impl DataHandle {
         let txn = self.db.begin_with_options(crate::core::uow::immediate()).await?;
         flush::ensure_day(&txn, d, key).await?;
         let mut q = Sql::new(d);
-        q.push("SELECT distinct_contacts, lifted_at, warned_at FROM usage_days WHERE tenant_id = ")
-            .bind(key.tenant)
-            .push(" AND user_id = ")
-            .bind(key.user)
-            .push(" AND day = ")
-            .bind(key.day.to_string())
+        q.push("SELECT distinct_contacts, lifted_at, warned_at FROM usage_days WHERE")
+            .day_key(key)
             .push(d.lock_rows(RowLock::Update));
         let row = txn.query_one_raw(q.build()).await?;
         let (distinct, lifted, warned) = match &row {
@@ -301,12 +313,8 @@ impl DataHandle {
         let mut known: HashSet<Uuid> = HashSet::new();
         for chunk in seen.chunks(500) {
             let mut q = Sql::new(d);
-            q.push("SELECT contact_id FROM usage_seen WHERE tenant_id = ")
-                .bind(key.tenant)
-                .push(" AND user_id = ")
-                .bind(key.user)
-                .push(" AND day = ")
-                .bind(key.day.to_string())
+            q.push("SELECT contact_id FROM usage_seen WHERE")
+                .day_key(key)
                 .push(" AND contact_id IN ")
                 .bind_list(chunk.iter().copied());
             for r in txn.query_all_raw(q.build()).await? {
@@ -333,12 +341,7 @@ impl DataHandle {
 
 async fn load_ledger(db: &DatabaseConnection, d: Dialect, key: DayKey) -> StoreResult<Ledger> {
     let mut q = Sql::new(d);
-    q.push("SELECT membership_pairs, lifted_at FROM usage_days WHERE tenant_id = ")
-        .bind(key.tenant)
-        .push(" AND user_id = ")
-        .bind(key.user)
-        .push(" AND day = ")
-        .bind(key.day.to_string());
+    q.push("SELECT membership_pairs, lifted_at FROM usage_days WHERE").day_key(key);
     let row = db.query_one_raw(q.build()).await?;
     let (db_pairs, lifted) = match row {
         Some(r) => (

@@ -1,6 +1,7 @@
 //! Reading the figures: the viewer's own, a user's days (admins), the daily report (admins), and
 //! an admin lifting a day's block.
 
+use super::DayKeyFilter;
 use super::{DayKey, Ledger};
 use crate::access::handle::DataHandle;
 use crate::core::sql::Sql;
@@ -124,12 +125,8 @@ impl DataHandle {
         let today = self.usage_today().await?;
         let day = self.data_usage(v.user_id, today, today).await?.pop().unwrap_or_else(|| empty_day(v.user_id, today));
         let mut q = Sql::new(v.dialect);
-        q.push("SELECT operation, requests, contacts FROM usage_operations WHERE tenant_id = ")
-            .bind(v.tenant_id.0)
-            .push(" AND user_id = ")
-            .bind(v.user_id.0)
-            .push(" AND day = ")
-            .bind(today.to_string())
+        q.push("SELECT operation, requests, contacts FROM usage_operations WHERE")
+            .day_key(DayKey { tenant: v.tenant_id.0, user: v.user_id.0, day: today })
             .push(" ORDER BY requests DESC, operation");
         let ops = self
             .db
@@ -200,12 +197,8 @@ impl DataHandle {
             .bind(Utc::now())
             .push(", lifted_by = ")
             .bind(v.user_id.0)
-            .push(" WHERE tenant_id = ")
-            .bind(key.tenant)
-            .push(" AND user_id = ")
-            .bind(key.user)
-            .push(" AND day = ")
-            .bind(today.to_string())
+            .push(" WHERE")
+            .day_key(key)
             .push(" RETURNING ")
             .push(DAY_COLUMNS);
         let row = w.tx().query_one_raw(q.build()).await?.ok_or(StoreError::NotFound)?;
