@@ -4,7 +4,7 @@
 //! recorded.
 
 use crate::on_both_backends;
-use crate::support::{Backend, CREATE_CONTACT, TestApp, World};
+use crate::support::{Actor, Backend, CREATE_CONTACT, TestApp, World};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
@@ -758,6 +758,236 @@ async fn updates_record_before_and_after(app: TestApp) {
     assert_eq!(edges[0]["node"]["subjectType"], "Group");
 }
 
+/// The details of the `action` entries about `subject`, newest first.
+async fn details_of(admin: &Actor<'_>, action: &str, subject: &Value) -> Vec<Value> {
+    let d = admin.ok(ENTRIES, json!({"f": {"action": action, "subjectId": subject}})).await;
+    d["auditLog"]["edges"].as_array().expect("edges").iter().map(|e| e["node"]["details"].clone()).collect()
+}
+
+/// The plain UUID inside a global id, as the audit details name ids.
+fn uuid_of(id: &Value) -> String {
+    let (_, u) = cohort_api::graphql::ids::decode_any(id.as_str().expect("id")).expect("a global id");
+    u.to_string()
+}
+
+async fn processing_area_update_records_before_and_after(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let ug = admin
+        .ok("mutation { createUserGroup(input: {name: \"Queue team\"}) { userGroup { id } } }", json!({}))
+        .await["createUserGroup"]["userGroup"]["id"]
+        .clone();
+    let q = admin
+        .ok(
+            "mutation { createProcessingArea(input: {name: \"Queue A\", description: \"First line\"}) { processingArea { id } } }",
+            json!({}),
+        )
+        .await["createProcessingArea"]["processingArea"]["id"]
+        .clone();
+    // The description is sent again unchanged: not listed.
+    admin
+        .ok(
+            "mutation($q: ID!, $g: ID!) { updateProcessingArea(input: {id: $q, name: \"Queue B\", description: \"First line\", userGroupId: $g}) { __typename } }",
+            json!({"q": q, "g": ug}),
+        )
+        .await;
+    let d = details_of(&admin, "processingArea.update", &q).await;
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(
+        d[0]["changed"],
+        json!({
+            "name": {"before": "Queue A", "after": "Queue B"},
+            "userGroup": {"before": null, "after": uuid_of(&ug)},
+        })
+    );
+}
+
+async fn process_area_update_records_before_and_after(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let queue = |name: &'static str| {
+        let admin = &admin;
+        async move {
+            admin
+                .ok(
+                    "mutation($n: String!) { createProcessingArea(input: {name: $n}) { processingArea { id } } }",
+                    json!({"n": name}),
+                )
+                .await["createProcessingArea"]["processingArea"]["id"]
+                .clone()
+        }
+    };
+    let (q1, q2) = (queue("Inbox 1").await, queue("Inbox 2").await);
+    let a = admin
+        .ok(
+            "mutation($q: ID!) { createProcessArea(input: {key: \"claims\", name: \"Claims\", defaultProcessingAreaId: $q}) { processArea { id } } }",
+            json!({"q": q1}),
+        )
+        .await["createProcessArea"]["processArea"]["id"]
+        .clone();
+    admin
+        .ok(
+            "mutation($a: ID!, $q: ID!) { updateProcessArea(input: {id: $a, name: \"Claims\", defaultProcessingAreaId: $q}) { processArea { key } } }",
+            json!({"a": a, "q": q2}),
+        )
+        .await;
+    let d = details_of(&admin, "processArea.update", &a).await;
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0]["changed"], json!({"defaultProcessingArea": {"before": uuid_of(&q1), "after": uuid_of(&q2)}}));
+}
+
+async fn webhook_endpoint_update_records_before_and_after(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let d = admin
+        .ok(
+            "mutation { createWebhookEndpoint(input: {url: \"https://hooks.example.com/a\", description: \"ERP\", eventTypes: [\"group.created\"]}) { webhookEndpoint { id } secret } }",
+            json!({}),
+        )
+        .await;
+    let hook = d["createWebhookEndpoint"]["webhookEndpoint"]["id"].clone();
+    let secret = d["createWebhookEndpoint"]["secret"].as_str().expect("secret").to_owned();
+    admin
+        .ok(
+            "mutation($id: ID!) { updateWebhookEndpoint(input: {id: $id, url: \"https://hooks.example.com/b\", description: \"ERP\", eventTypes: [\"group.updated\", \"group.created\"]}) { __typename } }",
+            json!({"id": hook}),
+        )
+        .await;
+    admin
+        .ok(
+            "mutation($id: ID!) { updateWebhookEndpoint(input: {id: $id, enabled: false}) { __typename } }",
+            json!({"id": hook}),
+        )
+        .await;
+    let d = details_of(&admin, "webhookEndpoint.update", &hook).await;
+    assert_eq!(d.len(), 2, "{d:#?}");
+    assert_eq!(d[0]["changed"], json!({"enabled": {"before": true, "after": false}}));
+    assert_eq!(
+        d[1]["changed"],
+        json!({
+            "url": {"before": "https://hooks.example.com/a", "after": "https://hooks.example.com/b"},
+            "eventTypes": {"before": ["group.created"], "after": ["group.created", "group.updated"]},
+        })
+    );
+    // The signing secret never reaches the log, not even after a rotation.
+    let rotated = admin
+        .ok(
+            "mutation($id: ID!) { rotateWebhookSecret(input: {id: $id, graceHours: 1}) { secret } }",
+            json!({"id": hook}),
+        )
+        .await["rotateWebhookSecret"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let all = admin.ok(ENTRIES, json!({"f": {"subjectId": hook}})).await.to_string();
+    assert!(!all.contains(&secret) && !all.contains(&rotated) && !all.contains("whsec_"), "{all}");
+}
+
+async fn sequence_update_records_before_and_after(app: TestApp) {
+    const UPDATE: &str = "mutation($i: UpdateSequenceInput!) { updateSequence(input: $i) { sequence { version } } }";
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let g = crate::groups::group(&admin, &w.own, "Newcomers", None).await;
+    let step = |delay: &str, key: &str| json!({"delay": delay, "action": "EMIT", "templateKey": key});
+    let seq = admin
+        .ok(
+            "mutation($i: CreateSequenceInput!) { createSequence(input: $i) { sequence { id } } }",
+            json!({"i": {"name": "Seq A", "startGroupId": g, "steps": [step("P1D", "welcome")]}}),
+        )
+        .await["createSequence"]["sequence"]["id"]
+        .clone();
+    // `stopOnLeave` is sent as it is (true by default): not listed.
+    let d = admin
+        .ok(
+            UPDATE,
+            json!({"i": {"id": seq, "name": "Seq B", "stopOnLeave": true, "steps": [step("P1D", "welcome"), step("P2D", "reminder")]}}),
+        )
+        .await;
+    assert_eq!(d["updateSequence"]["sequence"]["version"], 2);
+    let d = details_of(&admin, "sequence.update", &seq).await;
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0]["version"], 2);
+    assert_eq!(
+        d[0]["changed"],
+        json!({
+            "name": {"before": "Seq A", "after": "Seq B"},
+            "steps": {
+                "before": [{"delay": "P1D", "action": "EMIT", "templateKey": "welcome"}],
+                "after": [
+                    {"delay": "P1D", "action": "EMIT", "templateKey": "welcome"},
+                    {"delay": "P2D", "action": "EMIT", "templateKey": "reminder"},
+                ],
+            },
+        })
+    );
+    // A long definition is recorded by version (every version is kept), not copied whole.
+    let long_key = "k".repeat(100);
+    let many: Vec<Value> = (0..50).map(|_| step("P1D", &long_key)).collect();
+    admin.ok(UPDATE, json!({"i": {"id": seq, "steps": many}})).await;
+    let d = details_of(&admin, "sequence.update", &seq).await;
+    assert_eq!(d.len(), 2, "{d:#?}");
+    assert_eq!(d[0]["version"], 3);
+    assert_eq!(
+        d[0]["changed"],
+        json!({"steps": {"before": {"version": 2, "stepCount": 2}, "after": {"version": 3, "stepCount": 50}}})
+    );
+}
+
+async fn web_form_update_records_before_and_after(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    admin.ok("mutation { setPublicProfile(input: {publicName: \"Audit Travel\"}) { publicName } }", json!({})).await;
+    let g = admin
+        .ok(
+            "mutation($i: CreateGroupInput!) { createGroup(input: $i) { group { id } } }",
+            json!({"i": {"addressBookId": w.own, "name": "Newsletter", "publicName": "News"}}),
+        )
+        .await["createGroup"]["group"]["id"]
+        .clone();
+    let text = admin
+        .ok(
+            "mutation { createConsentText(input: {purpose: \"news\", language: \"en\", body: \"Send me news.\"}) { consentText { id } } }",
+            json!({}),
+        )
+        .await["createConsentText"]["consentText"]["id"]
+        .clone();
+    let form = admin
+        .ok(
+            "mutation($i: CreateWebFormInput!) { createWebForm(input: $i) { webForm { id } } }",
+            json!({"i": {"name": "Form A", "intakeAddressBookId": w.own, "groupIds": [g], "consentTextId": text,
+                         "fields": [{"field": "FIRST_NAME", "required": false}], "title": "Join us"}}),
+        )
+        .await["createWebForm"]["webForm"]["id"]
+        .clone();
+    const UPDATE: &str = "mutation($i: UpdateWebFormInput!) { updateWebForm(input: $i) { webForm { version } } }";
+    // The groups are sent again unchanged: not listed.
+    let d = admin
+        .ok(
+            UPDATE,
+            json!({"i": {"id": form, "name": "Form B", "groupIds": [g], "title": "Join now",
+                         "fields": [{"field": "FIRST_NAME", "required": true}]}}),
+        )
+        .await;
+    assert_eq!(d["updateWebForm"]["webForm"]["version"], 2);
+    admin.ok(UPDATE, json!({"i": {"id": form, "enabled": false}})).await;
+    let d = details_of(&admin, "webForm.update", &form).await;
+    assert_eq!(d.len(), 2, "{d:#?}");
+    assert_eq!(
+        d[1]["changed"],
+        json!({
+            "name": {"before": "Form A", "after": "Form B"},
+            "title": {"before": "Join us", "after": "Join now"},
+            "fields": {
+                "before": [{"field": "EMAIL", "required": true}, {"field": "FIRST_NAME", "required": false}],
+                "after": [{"field": "EMAIL", "required": true}, {"field": "FIRST_NAME", "required": true}],
+            },
+            "version": {"before": 1, "after": 2},
+        })
+    );
+    // Switching it off adds no version.
+    assert_eq!(d[0]["changed"], json!({"enabled": {"before": true, "after": false}}));
+}
+
 /// `auditLog` is for admins; its filter and its pages.
 async fn audit_log_is_for_admins_filters_and_pages(app: TestApp) {
     let w = World::build(&app).await;
@@ -856,6 +1086,11 @@ async fn sensitive_reads_are_recorded(app: TestApp) {
 on_both_backends!(
     audit_log_is_append_only,
     updates_record_before_and_after,
+    processing_area_update_records_before_and_after,
+    process_area_update_records_before_and_after,
+    webhook_endpoint_update_records_before_and_after,
+    sequence_update_records_before_and_after,
+    web_form_update_records_before_and_after,
     audit_log_is_for_admins_filters_and_pages,
     sensitive_reads_are_recorded,
 );

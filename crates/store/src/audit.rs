@@ -54,6 +54,12 @@ impl Changes {
     }
 }
 
+/// A stored JSON column (event types, SLA targets, …) as JSON for [`Changes::field`], so the
+/// entry shows the value rather than an escaped string (its text if it somehow is not JSON).
+pub(crate) fn json_or_text(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))
+}
+
 /// One audit entry as admins read it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntryRecord {

@@ -17,6 +17,7 @@ pub mod public;
 
 use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
+use crate::audit::{Changes, json_or_text};
 use crate::core::dialect::RowLock;
 use crate::core::sql::Sql;
 use crate::core::uow::{LockedTable, UnitOfWork};
@@ -629,22 +630,35 @@ impl DataHandle {
             .exec(w.tx())
             .await
             .map_err(|e| StoreError::unique_as_conflict(e, "a web form with this name exists"))?;
-        w.audit(
-            "webForm.update",
-            "WebForm",
-            Some(id.0),
-            serde_json::json!({
-                "before": {"name": cur.name, "version": cur.version, "enabled": cur.enabled},
-                "after": {"name": name.as_ref().map(|n| n.as_str()).unwrap_or(&cur.name), "version": version,
-                          "enabled": p.enabled.unwrap_or(cur.enabled)},
-            }),
-        );
+        let rec = self.web_forms_in(w.tx(), Some(id)).await?.pop().ok_or(StoreError::NotFound)?;
+        // The whole definition is small, bounded configuration (field names with a required
+        // flag, at most MAX_FORM_GROUPS group ids and MAX_FORM_ORIGINS origins, short labels and
+        // redirect URLs), so changed parts are recorded as values, not just as the new version:
+        // old versions are not readable through the API. Nothing personal is in a definition;
+        // the form's public key never changes here and is not recorded. `version` is listed
+        // whenever one was added (a definition resent unchanged still adds one).
+        let mut changes = Changes::new();
+        changes
+            .field("name", &cur.name, &rec.name)
+            .field("enabled", cur.enabled, rec.enabled)
+            .field("version", cur.version, rec.version)
+            .field("intakeAddressBookId", cur.intake_book_id, rec.intake_book_id)
+            .field("groupIds", &cur.group_ids, &rec.group_ids)
+            .field("consentTextId", cur.consent_text_id, rec.consent_text_id)
+            .field("doubleOptIn", cur.double_opt_in, rec.double_opt_in)
+            .field("keepEvidence", cur.keep_evidence, rec.keep_evidence)
+            .field("fields", json_or_text(&fields_json(&cur.fields)), json_or_text(&fields_json(&rec.fields)))
+            .field("allowedOrigins", &cur.origins, &rec.origins)
+            .field("title", &cur.title, &rec.title)
+            .field("submitLabel", &cur.submit_label, &rec.submit_label)
+            .field("successUrl", &cur.success_url, &rec.success_url)
+            .field("confirmationUrl", &cur.confirmation_url, &rec.confirmation_url);
+        w.audit("webForm.update", "WebForm", Some(id.0), changes.details(serde_json::json!({})));
         w.emit(
             EventType::WebFormUpdated,
             vec![Subject::new(SubjectKind::WebForm, id.0)],
             serde_json::json!({"version": version}),
         );
-        let rec = self.web_forms_in(w.tx(), Some(id)).await?.pop().ok_or(StoreError::NotFound)?;
         w.commit().await?;
         Ok(rec)
     }

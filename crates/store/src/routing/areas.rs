@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::access::handle::DataHandle;
+use crate::audit::Changes;
 use crate::core::uow::UnitOfWork;
 use crate::entities::{process_area, processing_area, tenant_settings, user, user_group, user_group_member};
 use crate::events::{EventType, Subject, SubjectKind};
@@ -187,6 +188,8 @@ impl DataHandle {
         let description = patch.description.as_ref().map(|d| optional_text("description", d.as_deref())).transpose()?;
         let w = self.begin().await?;
         let mut m = w.queue(id).await?;
+        let old = m.clone();
+        // The names of the changed fields, for the event (which carries names only).
         let mut changed = vec![];
         if let Some(n) = name.filter(|n| *n != m.name) {
             m.name = n;
@@ -209,7 +212,12 @@ impl DataHandle {
                 .exec(w.tx())
                 .await
                 .map_err(|e| StoreError::unique_as_conflict(e, "a queue with this name already exists"))?;
-            w.audit("processingArea.update", "ProcessingArea", Some(m.id), serde_json::json!({"changed": changed}));
+            // Queue configuration only (names, ids): no personal data. Keyed like the event's names.
+            let mut changes = Changes::new();
+            changes.field("name", &old.name, &m.name);
+            changes.field("description", &old.description, &m.description);
+            changes.field("userGroup", old.user_group_id, m.user_group_id);
+            w.audit("processingArea.update", "ProcessingArea", Some(m.id), changes.details(serde_json::json!({})));
             w.emit(
                 EventType::ProcessingAreaUpdated,
                 vec![Subject::new(SubjectKind::ProcessingArea, m.id)],
@@ -306,6 +314,8 @@ impl DataHandle {
             .one(w.tx())
             .await?
             .ok_or(StoreError::NotFound)?;
+        let old = m.clone();
+        // The names of the changed fields, for the event (which carries names only).
         let mut changed = vec![];
         if let Some(n) = name.filter(|n| *n != m.name) {
             m.name = n;
@@ -334,7 +344,15 @@ impl DataHandle {
         if !changed.is_empty() {
             m.updated_at = Utc::now();
             process_area::Entity::update(process_area::ActiveModel::from(m.clone()).reset_all()).exec(w.tx()).await?;
-            w.audit("processArea.update", "ProcessArea", Some(m.id), serde_json::json!({"changed": changed}));
+            // Configuration only: names and ids (a default worker is named by user id, never by
+            // anything personal). Keyed like the event's names.
+            let mut changes = Changes::new();
+            changes
+                .field("name", &old.name, &m.name)
+                .field("defaultProcessingArea", old.default_processing_area_id, m.default_processing_area_id)
+                .field("defaultWorker", old.default_worker_id, m.default_worker_id)
+                .field("defaultUserGroup", old.default_user_group_id, m.default_user_group_id);
+            w.audit("processArea.update", "ProcessArea", Some(m.id), changes.details(serde_json::json!({})));
             w.emit(
                 EventType::ProcessAreaUpdated,
                 vec![Subject::new(SubjectKind::ProcessArea, m.id)],

@@ -12,6 +12,7 @@ pub(crate) mod worker;
 
 use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
+use crate::audit::Changes;
 use crate::core::decode::{membership_source, strict};
 use crate::core::dialect::RowLock;
 use crate::core::page::{Page, PageRequest, TimeKey};
@@ -331,6 +332,7 @@ impl DataHandle {
         let w = self.begin().await?;
         let cur = locked_sequence(&w, id).await?;
         let mut a: sequence::ActiveModel = cur.clone().into();
+        // The names of the changed fields, for the event (which carries names only).
         let mut changed: Vec<&str> = vec![];
         if let Some(n) = &p.name {
             let (name, sort) = sequence_name(n)?;
@@ -367,6 +369,8 @@ impl DataHandle {
         }
         let now = Utc::now();
         let mut version = cur.version;
+        // The previous version's steps, when this update replaces them.
+        let mut old_steps = None;
         let steps = match &p.steps {
             Some(inputs) => {
                 let steps = self.checked_steps(w.tx(), inputs).await?;
@@ -376,6 +380,7 @@ impl DataHandle {
                     insert_version(&w, cur.id, version, &steps, now).await?;
                     a.version = Set(version);
                     changed.push("steps");
+                    old_steps = Some(before);
                 }
                 steps
             }
@@ -390,7 +395,19 @@ impl DataHandle {
             .update(w.tx())
             .await
             .map_err(|e| StoreError::unique_as_conflict(e, "a sequence with this name exists"))?;
-        w.audit("sequence.update", "Sequence", Some(m.id), serde_json::json!({"changed": changed, "version": version}));
+        let mut changes = Changes::new();
+        changes
+            .field("name", &cur.name, &m.name)
+            .field("startGroupId", cur.start_group_id, m.start_group_id)
+            .field("includeSubgroups", cur.include_subgroups, m.include_subgroups)
+            .field("stopOnLeave", cur.stop_on_leave, m.stop_on_leave)
+            .field("requireConsent", cur.require_consent, m.require_consent)
+            .field("rejoin", &cur.rejoin, &m.rejoin);
+        if let Some(before) = &old_steps {
+            let (b, a) = audited_steps((cur.version, before), (version, &steps));
+            changes.field("steps", b, a);
+        }
+        w.audit("sequence.update", "Sequence", Some(m.id), changes.details(serde_json::json!({"version": version})));
         w.emit(
             EventType::SequenceUpdated,
             vec![Subject::new(SubjectKind::Sequence, m.id)],
@@ -620,6 +637,28 @@ fn enrolments_of(q: &mut Sql, v: &Viewer, id: SequenceId, status: Option<Enrolme
     if let Some(st) = status {
         q.push(" AND e.status = ").bind(st.as_str());
     }
+}
+
+/// Up to this serialised size (both sides together) `sequence.update` records changed steps whole.
+const AUDITED_STEPS_MAX_BYTES: usize = 4096;
+
+/// How `sequence.update` records a change of the steps (`changed.steps.before`/`after`).
+///
+/// Steps are configuration only (delays, action kinds, template keys, group ids, status keys),
+/// so a definition of the usual handful of steps is recorded whole: the entry then says exactly
+/// what changed, which the API cannot show later (it serves only the current version's steps).
+/// A long definition (up to [`cohort_domain::sequence::MAX_STEPS`] steps with 100-character
+/// template keys: some 10 KB a side, written again on every edit) is recorded as
+/// `{"version": n, "stepCount": k}` on each side instead; `sequence_versions` keeps every
+/// version unchanged (rows are only ever added), so the two versions name the exact definitions.
+fn audited_steps(before: (i32, &[Step]), after: (i32, &[Step])) -> (serde_json::Value, serde_json::Value) {
+    let whole = (serde_json::json!(before.1), serde_json::json!(after.1));
+    if whole.0.to_string().len() + whole.1.to_string().len() <= AUDITED_STEPS_MAX_BYTES {
+        return whole;
+    }
+    let by_version =
+        |(version, steps): (i32, &[Step])| serde_json::json!({"version": version, "stepCount": steps.len()});
+    (by_version(before), by_version(after))
 }
 
 async fn insert_version(

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::access::handle::DataHandle;
-use crate::audit::Changes;
+use crate::audit::{Changes, json_or_text};
 use crate::core::sql::Sql;
 use crate::core::uow::UnitOfWork;
 use crate::entities::{group_default_sla, sla_contract, tenant_settings};
@@ -322,9 +322,4 @@ pub(crate) async fn choose_for_contact<C: ConnectionTrait>(
         .and_then(|s| s.default_sla_contract_id)
         .map(SlaContractId);
     Ok(sla::choose(members, found, fallback))
-}
-
-/// A stored JSON column as JSON for the audit log (its text if it somehow is not JSON).
-fn json_or_text(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).unwrap_or_else(|_| serde_json::Value::String(s.to_owned()))
 }

@@ -2,13 +2,14 @@
 
 use super::*;
 use crate::access::handle::DataHandle;
+use crate::audit::{Changes, json_or_text};
 use crate::core::page::{Page, PageRequest, TimeKey};
 use crate::entities::{event, webhook_attempt, webhook_delivery, webhook_endpoint};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{EventType, Subject, SubjectKind, expand_types};
 use base64::Engine;
 use cohort_domain::text::{Lines, check_chars, optional_text};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -136,6 +137,8 @@ impl DataHandle {
         let types = p.event_types.as_deref().map(check_types).transpose()?;
         let w = self.begin().await?;
         let mut m = self.endpoint_model(w.tx(), id).await?;
+        let old = m.clone();
+        // The names of the changed fields, for the event (which carries names only).
         let mut changed = vec![];
         if let Some(u) = url.filter(|u| *u != m.url) {
             m.url = u;
@@ -165,7 +168,19 @@ impl DataHandle {
             webhook_endpoint::Entity::update(webhook_endpoint::ActiveModel::from(m.clone()).reset_all())
                 .exec(w.tx())
                 .await?;
-            w.audit("webhookEndpoint.update", "WebhookEndpoint", Some(m.id), serde_json::json!({"changed": changed}));
+            // The fields are listed one by one, never by diffing the whole row: the row holds the
+            // signing secrets (`secret`, `previous_secret`), which must never reach the append-only
+            // log. This update cannot change them anyway (`rotateWebhookSecret` does, and records
+            // only that it rotated). The URL is configuration and may be recorded: the API refuses
+            // URLs with credentials in them. Re-enabling also clears `failingSince`/`disabledAt`:
+            // delivery state, not configuration, so not listed.
+            let mut changes = Changes::new();
+            changes
+                .field("url", &old.url, &m.url)
+                .field("description", &old.description, &m.description)
+                .field("eventTypes", json_or_text(&old.event_types), json_or_text(&m.event_types))
+                .field("enabled", old.enabled, m.enabled);
+            w.audit("webhookEndpoint.update", "WebhookEndpoint", Some(m.id), changes.details(serde_json::json!({})));
             w.emit(
                 EventType::WebhookEndpointUpdated,
                 vec![Subject::new(SubjectKind::WebhookEndpoint, m.id)],
