@@ -325,12 +325,93 @@ async fn parallel_reads_never_pass_the_block(app: TestApp) {
     assert_eq!(distinct(&agent).await, 5, "exactly the answered contacts");
 }
 
+/// Admins setting the same scope in parallel: every call succeeds (last writer wins), one row
+/// stays, and each call leaves exactly one audit entry whose `before` is what the previous
+/// writer left (the writers take turns; none answers INTERNAL on a duplicate key).
+async fn parallel_policy_writers_take_turns(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let token = app.token(&w.tenant, "admin", &["admin"]);
+    let n = 12;
+    let mut tasks = vec![];
+    for i in 0..n {
+        let client = app.client.clone();
+        let url = app.url("/graphql");
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let input = if i % 4 == 3 {
+                json!({"scope": "ROLE", "role": "agent", "clear": true})
+            } else {
+                json!({"scope": "ROLE", "role": "agent", "warnContacts": 100 + i})
+            };
+            let body: Value = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"query": SET_POLICY, "variables": {"i": input}}))
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("json");
+            body
+        }));
+    }
+    for t in tasks {
+        let body = t.await.expect("task");
+        assert!(body.get("errors").is_none(), "every writer succeeds: {body:#}");
+    }
+    let rows = admin.ok("{ dataUsagePolicies { scope role warnContacts } }", json!({})).await;
+    let rows = rows["dataUsagePolicies"].as_array().expect("rows").clone();
+    assert!(rows.len() <= 1, "at most one row for the scope: {rows:?}");
+    let log = admin
+        .ok(
+            "{ auditLog(first: 100, filter: {action: \"dataUsagePolicy.set\"}) { totalCount edges { node { action details } } } }",
+            json!({}),
+        )
+        .await;
+    let log2 = admin
+        .ok(
+            "{ auditLog(first: 100, filter: {action: \"dataUsagePolicy.clear\"}) { totalCount edges { node { action details } } } }",
+            json!({}),
+        )
+        .await;
+    let sets = log["auditLog"]["totalCount"].as_i64().expect("count");
+    let clears = log2["auditLog"]["totalCount"].as_i64().expect("count");
+    assert_eq!((sets, clears), (9, 3), "one audit entry per call");
+    // The writers took turns, so the entries form one chain: every `before` is the empty start
+    // or another entry's `after`, each used once, and the one `after` nobody saw is the final
+    // state. (Compared as multisets: the chain's order is not visible across the two queries.)
+    let entries: Vec<Value> = log["auditLog"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .chain(log2["auditLog"]["edges"].as_array().expect("edges"))
+        .map(|e| e["node"]["details"].clone())
+        .collect();
+    assert_eq!(entries.len(), n);
+    let final_state = match rows.first() {
+        Some(r) => json!({"warnContacts": r["warnContacts"]}),
+        None => Value::Null,
+    };
+    let key = |v: &Value| v.get("warnContacts").cloned().unwrap_or(Value::Null).to_string();
+    let mut befores: Vec<String> = entries.iter().map(|d| key(&d["before"])).collect();
+    let mut expected: Vec<String> =
+        std::iter::once(Value::Null.to_string()).chain(entries.iter().map(|d| key(&d["after"]))).collect();
+    let last = expected.iter().rposition(|k| *k == key(&final_state)).expect("the final state is some writer's");
+    expected.remove(last);
+    befores.sort();
+    expected.sort();
+    assert_eq!(befores, expected, "each writer saw the state the previous one left: {entries:#?}");
+}
+
 on_both_backends!(
     the_same_contact_counts_once_and_hidden_ones_never,
     thresholds_warn_once_block_new_contacts_and_lift,
     a_full_walk_of_all_groups_stops_at_the_export_budget,
     bad_policies_are_refused_and_change_nothing,
     parallel_reads_never_pass_the_block,
+    parallel_policy_writers_take_turns,
 );
 
 /// Two replicas on one PostgreSQL database count one user exactly: the same contacts read on

@@ -2,8 +2,9 @@
 
 use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
-use crate::core::dialect::Dialect;
+use crate::core::dialect::{Dialect, RowLock};
 use crate::core::sql::Sql;
+use crate::core::uow::LockedTable;
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -231,6 +232,11 @@ impl DataHandle {
         let (scope, key) = input.scope.parts();
         let w = self.begin().await?;
         let d = w.dialect();
+        // Policy writers of one tenant take turns on the tenant row: two admins setting the same
+        // scope at once on PostgreSQL could otherwise both pass the DELETE below and collide on
+        // the INSERT (answering INTERNAL), and each audit entry's `before` must be the value the
+        // other writer left. Last writer wins; SQLite's single writer serialises already.
+        w.lock_row(LockedTable::Tenants, v.tenant_id.0, RowLock::NoKeyUpdate).await?;
         let before = rows(w.tx(), d, v.tenant_id).await?.into_iter().find(|r| r.scope == input.scope);
         let mut del = Sql::new(d);
         del.push("DELETE FROM data_usage_policies WHERE tenant_id = ")
