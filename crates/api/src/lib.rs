@@ -31,6 +31,9 @@ pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Ro
              random key of this process and stop working when it restarts; set it in production"
         );
     }
+    // The suppression list's hashes are keyed with the link keys: every handle of this store (and
+    // the sequence steps of this process's worker) checks the list with the keys erasure uses.
+    store.use_link_keys(links.keys.clone());
     let door = Arc::new(cohort_store::PublicDoor::new(store.clone(), links.clone()));
     let public = public::PublicState::new(door, &settings.public.endpoints);
     store.usage().set_enabled(settings.data_usage);
@@ -82,6 +85,13 @@ pub fn spawn_webhook_worker(
 ) -> Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
     if !settings.webhooks.worker {
         return None;
+    }
+    // A worker on its own (`cohort worker`) checks the suppression list for sequence steps with
+    // the configured link keys, as the servers do (see `build`).
+    if settings.public.link_keys.is_some()
+        && let Ok(l) = settings.public.links(settings.listen, false)
+    {
+        store.use_link_keys(l.keys);
     }
     let mailer = settings.smtp.as_ref().and_then(|smtp| {
         // Both are start-up configuration errors, for the operator's log only.

@@ -152,6 +152,8 @@ pub struct Store {
     pub(crate) outbox: Arc<tokio::sync::Notify>,
     /// Data-usage metering shared by every handle of this store (`usage`).
     pub(crate) usage: Arc<usage::UsageBook>,
+    /// The keys of the suppression list's e-mail hashes, shared by every handle of this store.
+    pub(crate) link_keys: consent::links::SharedLinkKeys,
 }
 
 impl Store {
@@ -204,7 +206,15 @@ impl Store {
             max_inline_grants: pool.max_inline_grants,
             outbox: Arc::default(),
             usage: Arc::default(),
+            link_keys: consent::links::SharedLinkKeys::new(LinkKeys::ephemeral()),
         })
+    }
+
+    /// Installs the public-link keys (`COHORT_PUBLIC_LINK_KEYS`) as the keys of the suppression
+    /// list's e-mail hashes for every handle of this store, the background worker's included
+    /// (`cohort_api::build` does it at start). Until then a random key of this process is used.
+    pub fn use_link_keys(&self, keys: LinkKeys) {
+        self.link_keys.set(keys);
     }
 
     pub(crate) fn dialect(&self) -> core::dialect::Dialect {

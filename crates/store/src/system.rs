@@ -63,7 +63,14 @@ impl SystemHandle {
         ensure_user(&self.store.db, t, subject, None, None).await?;
         let id = Identity::new(tenant_key.to_owned(), subject.to_owned(), roles, None, None);
         let viewer = self.store.resolve_viewer(&id).await?;
-        Ok(DataHandle::new(self.store.db.clone(), viewer, None, self.store.outbox.clone(), self.store.usage.clone()))
+        Ok(DataHandle::new(
+            self.store.db.clone(),
+            viewer,
+            None,
+            self.store.outbox.clone(),
+            self.store.usage.clone(),
+            self.store.link_keys.clone(),
+        ))
     }
 
     /// Resolves when a unit of work of this process has committed events since the last call (a

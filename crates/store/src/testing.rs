@@ -212,6 +212,15 @@ pub async fn execute_unchecked(store: &crate::Store, sql: &str) -> Result<u64, s
     Ok(store.db.execute_unprepared(sql).await?.rows_affected())
 }
 
+/// Runs one raw query whose single row has an integer column `n` (a count), bypassing every
+/// rule: for tests that check invariants across tables (member counters against membership rows).
+pub async fn count_unchecked(store: &crate::Store, sql: &str) -> Result<i64, sea_orm::DbErr> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = store.db.get_database_backend();
+    let row = store.db.query_one_raw(Statement::from_string(backend, sql.to_owned())).await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
+}
+
 /// Every `table.column` of text-like type (text, varchar, char, json, jsonb) whose value contains
 /// `needle` (case-insensitive), over the whole database, enumerated from the catalogue
 /// (PostgreSQL `information_schema.columns` of the `public` schema; SQLite `sqlite_master` and

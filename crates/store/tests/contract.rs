@@ -488,9 +488,12 @@ async fn bulk_members_never_reveal_hidden_contacts(db: &TestStore) {
     let v = agent(db, "agent").await;
 
     let first = v.add_group_members(g.id, &[anna, secret, unknown, anna], None, None).await.expect("add");
-    assert_eq!(first, AddMembersOutcome { added: 1, already_members: 0, not_found: vec![secret, unknown] });
+    assert_eq!(
+        first,
+        AddMembersOutcome { added: 1, already_members: 0, not_found: vec![secret, unknown], suppressed: vec![] }
+    );
     let again = v.add_group_members(g.id, &[anna, bruno, secret], None, None).await.expect("add again");
-    assert_eq!(again, AddMembersOutcome { added: 1, already_members: 1, not_found: vec![secret] });
+    assert_eq!(again, AddMembersOutcome { added: 1, already_members: 1, not_found: vec![secret], suppressed: vec![] });
     assert_eq!(v.group_member_count(g.id, false).await.expect("count"), 2);
     assert_eq!(a.group_member_count(g.id, false).await.expect("count"), 3);
 
@@ -546,7 +549,7 @@ async fn idempotency_keys_replay_conflict_and_are_per_user(db: &TestStore) {
     // Another user's identical key is a different request: computed afresh, not the first
     // user's answer, and not a conflict even for a different request.
     let theirs = w.add_group_members(g.id, &[anna], None, Some("k-1")).await.expect("colleague");
-    assert_eq!(theirs, AddMembersOutcome { added: 0, already_members: 1, not_found: vec![] });
+    assert_eq!(theirs, AddMembersOutcome { added: 0, already_members: 1, not_found: vec![], suppressed: vec![] });
     assert_ne!(theirs, first);
     let theirs2 = w.add_group_members(g.id, &[bruno], None, Some("k-2")).await.expect("colleague");
     assert_eq!(theirs2.added, 1);

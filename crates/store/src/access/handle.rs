@@ -28,6 +28,8 @@ pub struct DataHandle {
     /// The process-wide metering buffer, and this operation's meter (`crate::usage`).
     pub(crate) usage: Arc<crate::usage::UsageBook>,
     pub(crate) meter: Arc<crate::usage::Meter>,
+    /// The keys of the suppression list (the store's, see `Store::use_link_keys`).
+    pub(crate) link_keys: crate::consent::links::SharedLinkKeys,
 }
 
 impl DataHandle {
@@ -37,6 +39,7 @@ impl DataHandle {
         request_id: Option<&str>,
         outbox: Arc<tokio::sync::Notify>,
         usage: Arc<crate::usage::UsageBook>,
+        link_keys: crate::consent::links::SharedLinkKeys,
     ) -> DataHandle {
         DataHandle {
             db,
@@ -45,6 +48,7 @@ impl DataHandle {
             outbox,
             usage,
             meter: Arc::default(),
+            link_keys,
         }
     }
 
@@ -104,6 +108,7 @@ impl Gate {
                 request_id,
                 self.store.outbox.clone(),
                 self.store.usage.clone(),
+                self.store.link_keys.clone(),
             )),
             Err(StoreError::Invalid(e)) => Err(Refused::Unauthenticated(e.to_string())),
             Err(e) => Err(Refused::Internal(e)),

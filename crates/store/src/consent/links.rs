@@ -74,6 +74,47 @@ pub struct LinkKeys {
     ephemeral: bool,
 }
 
+impl Clone for LinkKeys {
+    fn clone(&self) -> Self {
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| LinkKey { kid: k.kid.clone(), secret: SecretSlice::from(k.secret.expose_secret().to_vec()) })
+            .collect();
+        LinkKeys { keys, ephemeral: self.ephemeral }
+    }
+}
+
+/// The link keys a [`Store`](crate::Store) and every handle made from it share: the keys that hash
+/// e-mail addresses for the suppression list (see [`LinkKeys::email_hashes`]). A random key until
+/// the server installs the configured ones at start ([`Store::use_link_keys`](crate::Store::use_link_keys)),
+/// so a membership change — a request or a background sequence step — checks the list with the
+/// very keys erasure wrote it with.
+#[derive(Clone)]
+pub(crate) struct SharedLinkKeys(std::sync::Arc<std::sync::RwLock<std::sync::Arc<LinkKeys>>>);
+
+impl SharedLinkKeys {
+    pub(crate) fn new(keys: LinkKeys) -> SharedLinkKeys {
+        SharedLinkKeys(std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(keys))))
+    }
+
+    /// The keys now in use.
+    pub(crate) fn get(&self) -> std::sync::Arc<LinkKeys> {
+        match self.0.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set(&self, keys: LinkKeys) {
+        let keys = std::sync::Arc::new(keys);
+        match self.0.write() {
+            Ok(mut k) => *k = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+    }
+}
+
 impl std::fmt::Debug for LinkKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kids: Vec<&str> = self.keys.iter().map(|k| k.kid.as_str()).collect();
@@ -112,11 +153,20 @@ impl LinkKeys {
 
     /// A random key for this process only (when none is configured): links stop working when the
     /// process restarts, and replicas do not accept each other's. The server warns about it.
+    /// Every call in one process answers the same key: the server that checks a link, the
+    /// worker's mailer that signs it and the suppression list must agree.
     pub fn ephemeral() -> LinkKeys {
-        let mut secret = Vec::with_capacity(32);
-        secret.extend_from_slice(Uuid::new_v4().as_bytes());
-        secret.extend_from_slice(Uuid::new_v4().as_bytes());
-        LinkKeys { keys: vec![LinkKey { kid: "ephemeral".into(), secret: SecretSlice::from(secret) }], ephemeral: true }
+        static PROCESS_KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let secret = PROCESS_KEY.get_or_init(|| {
+            let mut secret = Vec::with_capacity(32);
+            secret.extend_from_slice(Uuid::new_v4().as_bytes());
+            secret.extend_from_slice(Uuid::new_v4().as_bytes());
+            secret
+        });
+        LinkKeys {
+            keys: vec![LinkKey { kid: "ephemeral".into(), secret: SecretSlice::from(secret.clone()) }],
+            ephemeral: true,
+        }
     }
 
     pub fn is_ephemeral(&self) -> bool {
@@ -229,6 +279,18 @@ mod tests {
         assert_eq!(keys.verify(&t, LinkPurpose::Confirm, Utc::now()), Ok(c));
         assert_eq!(keys.verify(&t, LinkPurpose::Preferences, Utc::now()), Err(LinkError::Invalid));
         assert_eq!(keys.verify(&t, LinkPurpose::Confirm, c.expires_at), Err(LinkError::Expired));
+    }
+
+    /// Without configured keys, every part of one process (the server checking a link, the
+    /// worker's mailer signing it, the suppression list) must use the same random key.
+    #[test]
+    fn ephemeral_keys_are_one_per_process() {
+        let (a, b) = (LinkKeys::ephemeral(), LinkKeys::ephemeral());
+        assert!(a.is_ephemeral() && b.is_ephemeral());
+        let c = claims(LinkPurpose::Confirm);
+        assert_eq!(b.verify(&a.sign(&c), LinkPurpose::Confirm, Utc::now()), Ok(c));
+        let t = Uuid::now_v7();
+        assert_eq!(a.email_hashes(t, "x@example.com"), b.email_hashes(t, "x@example.com"));
     }
 
     #[test]

@@ -957,6 +957,13 @@ impl DataHandle {
         w.lock_row(LockedTable::Groups, g.id, RowLock::NoKeyUpdate).await?;
         let contact = self.contact_for(w.tx(), v, input.contact_id, AccessLevel::Write).await?;
         w.lock_row(LockedTable::Contacts, contact.id, RowLock::NoKeyUpdate).await?;
+        // An erased contact (a tombstone, no addresses) subscribes to nothing: the person gives
+        // new consent as a new contact (their address is suppressed, not blocked).
+        if input.action == ConsentAction::Given
+            && crate::contacts::erasure::erased_at(w.tx(), v.dialect, v.tenant_id.0, contact.id).await?.is_some()
+        {
+            return Err(StoreError::Conflict("the contact was erased; record the consent for a new contact".into()));
+        }
         let text = match (input.action, input.text_id) {
             (ConsentAction::Given, None) => {
                 return Err(StoreError::invalid("consentTextId", "name the wording the person agreed to"));

@@ -608,6 +608,11 @@ impl DataHandle {
         let v = self.viewer();
         let w = self.begin().await?;
         let cur = self.contact_for(w.tx(), v, id, AccessLevel::Write).await?;
+        // An erased contact is a tombstone: names or addresses written onto it would undo the
+        // erasure. (An update that waited on the erasure's lock reads the tombstone here.)
+        if crate::contacts::erasure::erased_at(w.tx(), v.dialect, v.tenant_id.0, id.0).await?.is_some() {
+            return Err(StoreError::Conflict("the contact was erased; it cannot be changed".into()));
+        }
         let kind = decode::contact_kind(&cur.kind)?;
         let (cur_book, cur_sort) = (cur.address_book_id, cur.sort_name.clone());
         let cur_company = cur.company_id;

@@ -25,6 +25,7 @@ use cohort_domain::AccessLevel;
 use cohort_domain::ids::ContactId;
 use cohort_domain::sequence::{EndReason, EnrolmentStatus};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// What an erased contact shows instead of its names.
@@ -274,6 +275,55 @@ impl DataHandle {
             .bind_list(keys.email_hashes(tenant, address));
         Ok(txn.query_one_raw(q.build()).await?.is_some())
     }
+}
+
+/// Contacts per statement when looking up addresses.
+const SUPPRESSION_CHUNK: usize = 2000;
+/// Hashes per statement (SQLite binds at most 32,766 values per statement).
+const HASH_CHUNK: usize = 8000;
+
+/// The contacts among `contacts` any of whose e-mail addresses is on the tenant's suppression
+/// list (under any configured key) — the set-based [`DataHandle::is_suppressed`]: per chunk of
+/// contacts one statement reads their addresses and one looks their hashes up, whatever the
+/// number of contacts. Callers pass visible contacts only.
+pub(crate) async fn suppressed_contacts(
+    txn: &impl ConnectionTrait,
+    dialect: crate::core::dialect::Dialect,
+    tenant: Uuid,
+    keys: &LinkKeys,
+    contacts: &[Uuid],
+) -> StoreResult<HashSet<Uuid>> {
+    let mut out = HashSet::new();
+    for chunk in contacts.chunks(SUPPRESSION_CHUNK) {
+        let mut q = Sql::new(dialect);
+        q.push("SELECT contact_id, address FROM contact_emails WHERE tenant_id = ")
+            .bind(tenant)
+            .push(" AND contact_id IN ")
+            .bind_list(chunk.iter().copied());
+        let mut by_hash: HashMap<String, Vec<Uuid>> = HashMap::new();
+        for r in txn.query_all_raw(q.build()).await? {
+            let contact: Uuid = r.try_get("", "contact_id")?;
+            let address: String = r.try_get("", "address")?;
+            for h in keys.email_hashes(tenant, &address) {
+                by_hash.entry(h).or_default().push(contact);
+            }
+        }
+        let hashes: Vec<&String> = by_hash.keys().collect();
+        for hs in hashes.chunks(HASH_CHUNK) {
+            let mut q = Sql::new(dialect);
+            q.push("SELECT email_hash FROM suppression_list WHERE tenant_id = ")
+                .bind(tenant)
+                .push(" AND email_hash IN ")
+                .bind_list(hs.iter().map(|h| (*h).clone()));
+            for r in txn.query_all_raw(q.build()).await? {
+                let h: String = r.try_get("", "email_hash")?;
+                if let Some(cs) = by_hash.get(&h) {
+                    out.extend(cs.iter().copied());
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Rewrites every stored copy of the needles in the [`COPIES`] columns.

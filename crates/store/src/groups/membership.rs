@@ -5,6 +5,7 @@
 
 use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
+use crate::consent::links::LinkKeys;
 use crate::contacts::contact::ContactRecord;
 use crate::core::decode;
 use crate::core::dialect::RowLock;
@@ -92,6 +93,11 @@ pub struct AddMembersOutcome {
     pub already_members: u64,
     /// Ids that are unknown or that the viewer cannot see — indistinguishable.
     pub not_found: Vec<ContactId>,
+    /// Visible contacts that were not added: erased ones, and — for a public group — those with
+    /// an e-mail address on the suppression list (they join only through new, recorded consent).
+    /// Defaults to none for answers stored (idempotency keys) before the field existed.
+    #[serde(default)]
+    pub suppressed: Vec<ContactId>,
 }
 
 /// The answer of `removeGroupMembers`.
@@ -145,16 +151,18 @@ fn request_fingerprint(
     fingerprint(&[op, &group.0.to_string(), &joined, source.map(|s| s.as_str()).unwrap_or("-"), reason.unwrap_or("-")])
 }
 
-/// (id, address_book_id, sort_name) of the visible contacts among `ids`, in chunks.
+/// (id, address_book_id, sort_name) of the visible contacts among `ids`, in chunks, and which of
+/// them are erased (tombstones).
 async fn visible_contacts_among(
     txn: &DatabaseTransaction,
     v: &Viewer,
     ids: &[Uuid],
-) -> StoreResult<HashMap<Uuid, (Uuid, String)>> {
+) -> StoreResult<(HashMap<Uuid, (Uuid, String)>, HashSet<Uuid>)> {
     let mut out = HashMap::with_capacity(ids.len());
+    let mut erased = HashSet::new();
     for chunk in ids.chunks(CHUNK) {
         let mut q = Sql::new(v.dialect);
-        q.push("SELECT c.id, c.address_book_id, c.sort_name FROM contacts c WHERE c.tenant_id = ")
+        q.push("SELECT c.id, c.address_book_id, c.sort_name, c.erased_at FROM contacts c WHERE c.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND c.id IN ")
             .bind_list(chunk.iter().copied())
@@ -166,9 +174,12 @@ async fn visible_contacts_among(
         for row in txn.query_all_raw(q.build()).await? {
             let id: Uuid = row.try_get("", "id")?;
             out.insert(id, (row.try_get("", "address_book_id")?, row.try_get("", "sort_name")?));
+            if row.try_get::<Option<DateTime<Utc>>>("", "erased_at")?.is_some() {
+                erased.insert(id);
+            }
         }
     }
-    Ok(out)
+    Ok((out, erased))
 }
 
 async fn existing_members(
@@ -227,17 +238,52 @@ pub(crate) type Joining = (Uuid, Uuid, String);
 pub(crate) type Leaving = (Uuid, Uuid, String);
 
 /// Inserts the memberships of `joining` (none of them a member yet) with their JOIN history, the
-/// event, and the enrolments the join starts — the one write path of every join (bulk add, a
-/// sequence step), so automation reacts to membership however it came about. `chain`: the
-/// sequences whose steps led here (empty for a person's or an integration's change).
+/// event, and the enrolments the join starts — the one write path of every join that does not
+/// rest on a consent entry (bulk add with any source, a sequence step), so automation reacts to
+/// membership however it came about. `chain`: the sequences whose steps led here (empty for a
+/// person's or an integration's change).
+///
+/// **Suppression.** Joining a *public* group is subscribing: a contact any of whose e-mail
+/// addresses is on the suppression list (an erased person's address, GDPR Art. 17) does not join
+/// here — it may subscribe again only with new consent ([`join_with_consent`]: a confirmed web
+/// form, the preference centre, an agent recording consent). Those contacts are returned, and
+/// nothing is written for them. One set-based check per call (see
+/// [`suppressed_contacts`](crate::contacts::erasure::suppressed_contacts)); groups without a
+/// public name are not checked.
 pub(crate) async fn join_in(
     w: &UnitOfWork,
     group: GroupId,
     joining: &[Joining],
     source: MembershipSource,
     chain: &Chain,
-) -> StoreResult<()> {
-    join_with_consent(w, group, joining, source, chain, None).await
+    keys: &LinkKeys,
+) -> StoreResult<HashSet<Uuid>> {
+    if joining.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let v = w.viewer();
+    let mut q = Sql::new(v.dialect);
+    q.push("SELECT public_name FROM contact_groups WHERE tenant_id = ")
+        .bind(v.tenant_id.0)
+        .push(" AND id = ")
+        .bind(group.0);
+    let public = match w.tx().query_one_raw(q.build()).await? {
+        Some(r) => r.try_get::<Option<String>>("", "public_name")?.is_some(),
+        None => return Err(StoreError::NotFound),
+    };
+    let suppressed = if public {
+        let ids: Vec<Uuid> = joining.iter().map(|j| j.0).collect();
+        crate::contacts::erasure::suppressed_contacts(w.tx(), v.dialect, v.tenant_id.0, keys, &ids).await?
+    } else {
+        HashSet::new()
+    };
+    if suppressed.is_empty() {
+        join_with_consent(w, group, joining, source, chain, None).await?;
+    } else {
+        let rest: Vec<Joining> = joining.iter().filter(|j| !suppressed.contains(&j.0)).cloned().collect();
+        join_with_consent(w, group, &rest, source, chain, None).await?;
+    }
+    Ok(suppressed)
 }
 
 /// [`join_in`] for memberships that rest on a consent entry (`consent`): they link to it, and
@@ -344,6 +390,8 @@ struct BulkStart {
     w: UnitOfWork,
     wanted: Vec<Uuid>,
     visible: HashMap<Uuid, (Uuid, String)>,
+    /// The erased (tombstone) contacts among the visible ones.
+    erased: HashSet<Uuid>,
     visible_ids: Vec<Uuid>,
     existing: HashMap<Uuid, membership::Model>,
 }
@@ -387,17 +435,19 @@ impl DataHandle {
             self.group_for(w.tx(), v, group, AccessLevel::Write).await?;
         }
         let wanted = dedup(ids);
-        let visible = visible_contacts_among(w.tx(), v, &wanted).await?;
+        let (visible, erased) = visible_contacts_among(w.tx(), v, &wanted).await?;
         let visible_ids: Vec<Uuid> = wanted.iter().copied().filter(|i| visible.contains_key(i)).collect();
         let existing = existing_members(w.tx(), v, group, &visible_ids).await?;
-        Ok(Begun::Fresh(Box::new(BulkStart { w, wanted, visible, visible_ids, existing })))
+        Ok(Begun::Fresh(Box::new(BulkStart { w, wanted, visible, erased, visible_ids, existing })))
     }
 }
 
 impl DataHandle {
     /// Adds contacts to a group (needs WRITE on its home book and sight of each contact). Ids the
-    /// viewer cannot see are reported in `not_found`, like unknown ids. With an idempotency key,
-    /// a replay returns the first answer and changes nothing.
+    /// viewer cannot see are reported in `not_found`, like unknown ids. Visible contacts that are
+    /// erased, or whose address is on the suppression list when the group is public (see
+    /// [`join_in`]), are not added and are reported in `suppressed`. With an idempotency key, a
+    /// replay returns the first answer and changes nothing.
     pub async fn add_group_members(
         &self,
         group: GroupId,
@@ -409,18 +459,26 @@ impl DataHandle {
         check_bulk(ids)?;
         let source = MembershipSource::for_api_call(source, v.roles())?;
         let hash = request_fingerprint("addGroupMembers", group, ids, Some(source), None);
-        let BulkStart { mut w, wanted, visible, visible_ids, existing } =
+        let BulkStart { mut w, wanted, visible, erased, visible_ids, existing } =
             match self.begin_bulk(group, ids, "addGroupMembers", &hash, idempotency_key).await? {
                 Begun::Replayed(prev) => return Ok(prev),
                 Begun::Fresh(start) => *start,
             };
-        let new: Vec<Uuid> = visible_ids.iter().copied().filter(|i| !existing.contains_key(i)).collect();
+        // An erased contact is a tombstone: it leaves every group and never joins one again
+        // (erasure holds the contact's lock, so a concurrent addition sees it erased).
+        let new: Vec<Uuid> =
+            visible_ids.iter().copied().filter(|i| !existing.contains_key(i) && !erased.contains(i)).collect();
         let joining: Vec<Joining> = new.iter().map(|c| (*c, visible[c].0, visible[c].1.clone())).collect();
-        join_in(&w, group, &joining, source, &Chain::default()).await?;
+        let suppressed = join_in(&w, group, &joining, source, &Chain::default(), &self.link_keys.get()).await?;
         let outcome = AddMembersOutcome {
-            added: new.len() as u64,
+            added: (new.len() - suppressed.len()) as u64,
             already_members: existing.len() as u64,
             not_found: wanted.iter().filter(|i| !visible.contains_key(i)).map(|i| ContactId(*i)).collect(),
+            suppressed: visible_ids
+                .iter()
+                .filter(|i| erased.contains(i) || suppressed.contains(i))
+                .map(|i| ContactId(*i))
+                .collect(),
         };
         // Counts only: the contacts are named by the membership history, not the audit log. A
         // call that changed nothing leaves nothing (like its events).
@@ -430,7 +488,8 @@ impl DataHandle {
                 "Group",
                 Some(group.0),
                 serde_json::json!({"added": outcome.added, "alreadyMembers": outcome.already_members,
-                    "notFound": outcome.not_found.len(), "source": source.as_str()}),
+                    "notFound": outcome.not_found.len(), "suppressed": outcome.suppressed.len(),
+                    "source": source.as_str()}),
             );
         }
         w.answer(&outcome)?;
@@ -449,7 +508,7 @@ impl DataHandle {
         check_bulk(ids)?;
         let reason = cohort_domain::text::optional_text("reason", reason)?;
         let hash = request_fingerprint("removeGroupMembers", group, ids, None, reason.as_deref());
-        let BulkStart { mut w, wanted, visible, visible_ids, existing } =
+        let BulkStart { mut w, wanted, visible, visible_ids, existing, .. } =
             match self.begin_bulk(group, ids, "removeGroupMembers", &hash, idempotency_key).await? {
                 Begun::Replayed(prev) => return Ok(prev),
                 Begun::Fresh(start) => *start,

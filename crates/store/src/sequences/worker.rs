@@ -297,16 +297,26 @@ impl DataHandle {
                         return Ok((StepOutcome::Unchanged, Some("already a member".into())));
                     }
                     let c = self.contact_for(w.tx(), v, ContactId(contact), AccessLevel::Read).await?;
+                    if crate::contacts::erasure::erased_at(w.tx(), v.dialect, v.tenant_id.0, contact).await?.is_some() {
+                        return failed("the contact was erased");
+                    }
                     // The chain carries this sequence: the join may start other sequences, never
-                    // this one again.
-                    join_in(
+                    // this one again. Automation is no consent: a suppressed address stays out of
+                    // a public group.
+                    let suppressed = join_in(
                         w,
                         *group,
                         &[(contact, c.address_book_id, c.sort_name)],
                         MembershipSource::Automation,
                         chain,
+                        &self.link_keys.get(),
                     )
                     .await?;
+                    if !suppressed.is_empty() {
+                        return failed(
+                            "the contact's address is on the suppression list: it joins a public group only with new consent",
+                        );
+                    }
                     Ok((StepOutcome::Done, None))
                 } else {
                     let Some(m) = current else {
