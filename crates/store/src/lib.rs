@@ -67,6 +67,7 @@ pub use contacts::contact::{
     GroupSelection, PhoneRecord, StatusChangeRecord,
 };
 pub use contacts::erasure::{ERASED_NAME, ErasedContact, MAX_ERASE_REASON_CHARS};
+pub use contacts::export::{ContactDataExport, EXPORT_FORMAT, IdEncoder};
 pub use contacts::status::BusinessStatusRecord;
 pub use core::page::{MAX_PAGE_SIZE, Page, PageRequest};
 pub use error::{StoreError, StoreResult};

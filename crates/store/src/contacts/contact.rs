@@ -159,7 +159,7 @@ pub(crate) fn search_text(display_name: &str) -> String {
     s
 }
 
-fn visible_contacts(v: &Viewer) -> Select<contact::Entity> {
+pub(crate) fn visible_contacts(v: &Viewer) -> Select<contact::Entity> {
     contact::Entity::find().filter(contact::Column::TenantId.eq(v.tenant_id.0)).filter(book_visible(
         v,
         contact::Column::AddressBookId,

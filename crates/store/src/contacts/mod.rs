@@ -3,4 +3,5 @@
 
 pub(crate) mod contact;
 pub(crate) mod erasure;
+pub(crate) mod export;
 pub(crate) mod status;
