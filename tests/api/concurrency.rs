@@ -379,7 +379,7 @@ async fn random_mix_keeps_every_invariant(app: TestApp) {
                     _ => {
                         // Delete a leaf-or-not group with its subtree reparented to the root, then
                         // recreate one so the pool stays the same size (the id changes: skip it).
-                        c.code(DELETE, json!({"i": {"id": g, "reparentChildrenTo": null}})).await
+                        c.code(DELETE, json!({"i": {"id": g, "reparentChildrenToId": null}})).await
                     }
                 };
                 assert!(

@@ -236,7 +236,7 @@ async fn hierarchy_refuses_cycles_and_keeps_memberships(app: TestApp) {
     // Deleting a group with subgroups needs a decision.
     let del = "mutation($i: DeleteGroupInput!) { deleteGroup(input: $i) { deletedIds } }";
     assert_eq!(admin.err(del, json!({"i": {"id": greece}})).await, "CONFLICT");
-    let d = admin.ok(del, json!({"i": {"id": greece, "reparentChildrenTo": south}})).await;
+    let d = admin.ok(del, json!({"i": {"id": greece, "reparentChildrenToId": south}})).await;
     assert_eq!(d["deleteGroup"]["deletedIds"], json!([greece]));
     let d = agent.ok("query($g: ID!) { group(id: $g) { parent { name } } }", json!({"g": athens})).await;
     assert_eq!(d["group"]["parent"]["name"], "South");
@@ -531,12 +531,12 @@ async fn reparenting_needs_manage_on_every_child(app: TestApp) {
     let child = group(&admin, &w.team, "Child", Some(&parent)).await;
     let agent = app.actor(&w.tenant, "agent", &["agent"]);
     let del = "mutation($i: DeleteGroupInput!) { deleteGroup(input: $i) { deletedIds } }";
-    assert_eq!(agent.err(del, json!({"i": {"id": parent, "reparentChildrenTo": null}})).await, "FORBIDDEN");
+    assert_eq!(agent.err(del, json!({"i": {"id": parent, "reparentChildrenToId": null}})).await, "FORBIDDEN");
     assert_eq!(agent.err(del, json!({"i": {"id": parent, "deleteSubgroups": true}})).await, "FORBIDDEN");
     // Nothing happened.
     let d = admin.ok("query($g: ID!) { group(id: $g) { parent { name } } }", json!({"g": child})).await;
     assert_eq!(d["group"]["parent"]["name"], "Parent");
-    let d = admin.ok(del, json!({"i": {"id": parent, "reparentChildrenTo": null}})).await;
+    let d = admin.ok(del, json!({"i": {"id": parent, "reparentChildrenToId": null}})).await;
     assert_eq!(d["deleteGroup"]["deletedIds"], json!([parent]));
 }
 

@@ -176,7 +176,7 @@ async fn observe(app: &TestApp, w: &World, g: &Groups) -> Vec<String> {
         json!({"businessStatus": ["lead_hot", "customer"]}),
         json!({"kind": "COMPANY"}),
         json!({"kind": "PERSON", "search": "b"}),
-        json!({"addressBooks": [w.hidden, w.own]}),
+        json!({"addressBookIds": [w.hidden, w.own]}),
     ];
     let mut out = vec![];
     for f in filters {
@@ -194,7 +194,7 @@ async fn observe(app: &TestApp, w: &World, g: &Groups) -> Vec<String> {
     }
     let lookups = [
         (
-            "query($id: ID!) { contact(id: $id) { id displayName emails { address } company { displayName } businessStatus { key } statusHistory { edges { cursor node { to { key } } } } addressBook { name } } }",
+            "query($id: ID!) { contact(id: $id) { id displayName emails { address } company { displayName } businessStatus { key } statusHistory { totalCount edges { cursor node { to { key } } } } addressBook { name } } }",
             w.id("anna"),
         ),
         ("query($id: ID!) { contact(id: $id) { id displayName } }", w.id("acme")),
@@ -230,13 +230,13 @@ async fn observe(app: &TestApp, w: &World, g: &Groups) -> Vec<String> {
             }
         }
     }
-    let history = "query($g: ID!) { group(id: $g) { membershipHistory(first: 100) { edges { cursor node { action source reason contact { id } group { name } actor { subject } } } pageInfo { hasNextPage } } } }";
+    let history = "query($g: ID!) { group(id: $g) { membershipHistory(first: 100) { totalCount edges { cursor node { action source reason contact { id } group { name } actor { subject } } } pageInfo { hasNextPage } } } }";
     for group in [&g.main, &g.sub] {
         out.push(ok(v.gql(history, json!({"g": group})).await));
     }
     out.push(
         v.gql(
-            "query($id: ID!) { contact(id: $id) { memberships { group { name } source assignedBy { subject } } membershipHistory(first: 100) { edges { cursor node { action group { name } } } } } }",
+            "query($id: ID!) { contact(id: $id) { memberships { group { name } source assignedBy { subject } } membershipHistory(first: 100) { totalCount edges { cursor node { action group { name } } } } } }",
             json!({"id": w.id("anna")}),
         )
         .await
@@ -253,7 +253,7 @@ async fn observe(app: &TestApp, w: &World, g: &Groups) -> Vec<String> {
     }
     // Orders and prices: summaries, order pages, and a price explanation.
     let orders = "query($g: ID!, $sub: Boolean) { group(id: $g) { orderSummary(includeSubgroups: $sub) { currency orderCount total }
-        orders(first: 5, includeSubgroups: $sub) { edges { cursor node { id total contact { id } } } pageInfo { hasNextPage endCursor } } } }";
+        orders(first: 5, includeSubgroups: $sub) { totalCount edges { cursor node { id total contact { id } } } pageInfo { hasNextPage endCursor } } } }";
     for sub in [false, true] {
         out.push(ok(v.gql(orders, json!({"g": g.main, "sub": sub})).await));
     }

@@ -394,7 +394,46 @@ async fn placed_orders_keep_their_prices_and_group_views_see_visible_members_onl
     assert_eq!(agent.err(PLACE, order(w.id("anna"), "1")).await, "BAD_USER_INPUT");
 }
 
+/// `Product` and `PriceList` are Relay `Node`s: `node(id:)` resolves them for whoever may read
+/// them (the catalogue: every member of the tenant; price lists: admins only — for others a list
+/// id answers `null`, exactly like an id that never existed), and ids are type-checked: a
+/// product's id where a price list's is expected is `NOT_FOUND`, and the reverse.
+async fn products_and_price_lists_are_nodes(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let agent = app.actor(&w.tenant, "agent", &["agent"]);
+    let p = product(&admin, "NODE-1", "12.50", "EUR").await;
+    let l = price_list(&admin, "Node list", json!({})).await;
+    const NODE: &str = "query($id: ID!) { node(id: $id) { __typename id
+        ... on Product { sku currency } ... on PriceList { name currency } } }";
+    let d = admin.ok(NODE, json!({"id": p})).await;
+    assert_eq!(d["node"], json!({"__typename": "Product", "id": p, "sku": "NODE-1", "currency": "EUR"}));
+    assert_eq!(agent.ok(NODE, json!({"id": p})).await, d, "the catalogue is the tenant's");
+    let d = admin.ok(NODE, json!({"id": l})).await;
+    assert_eq!(d["node"], json!({"__typename": "PriceList", "id": l, "name": "Node list", "currency": "EUR"}));
+    // Price lists are the admins': to an agent the id is no node at all, like an unknown one.
+    let unknown = "UHJpY2VMaXN0OjAxOWEwMDAwMDAwMDcwMDA4MDAwMDAwMDAwMDAwMDAw"; // PriceList:019a…
+    assert_eq!(agent.ok(NODE, json!({"id": l})).await["node"], Value::Null);
+    assert_eq!(agent.ok(NODE, json!({"id": unknown})).await["node"], Value::Null);
+    assert_eq!(admin.ok(NODE, json!({"id": unknown})).await["node"], Value::Null);
+    // Another tenant's admin sees neither.
+    let stranger = app.actor("globex", "admin", &["admin"]);
+    for id in [&p, &l] {
+        assert_eq!(stranger.ok(NODE, json!({"id": id})).await["node"], Value::Null, "{id}");
+    }
+    // Type-checked ids: the typed lookups refuse ids of the other type (and of a contact).
+    let product_q = "query($id: ID!) { product(id: $id) { id } }";
+    let list_q = "query($id: ID!) { priceList(id: $id) { id } }";
+    assert_eq!(admin.ok(product_q, json!({"id": p})).await["product"]["id"], json!(p));
+    assert_eq!(admin.ok(list_q, json!({"id": l})).await["priceList"]["id"], json!(l));
+    assert_eq!(admin.err(product_q, json!({"id": l})).await, "NOT_FOUND");
+    assert_eq!(admin.err(list_q, json!({"id": p})).await, "NOT_FOUND");
+    assert_eq!(admin.err(product_q, json!({"id": w.id("anna")})).await, "NOT_FOUND");
+    assert_eq!(admin.err(list_q, json!({"id": w.id("anna")})).await, "NOT_FOUND");
+}
+
 on_both_backends!(
+    products_and_price_lists_are_nodes,
     placed_orders_keep_their_prices_and_group_views_see_visible_members_only,
     resolution_follows_the_design_order,
     validity_inheritance_bases_and_rounding,

@@ -3,7 +3,7 @@
 //! answers exactly as a deleted id; a revoked grant takes effect on the next request.
 
 use crate::on_both_backends;
-use crate::support::{TestApp, World};
+use crate::support::{TestApp, World, statements};
 use serde_json::{Value, json};
 
 const NAMES: &str =
@@ -61,9 +61,9 @@ async fn counts_search_and_filters_see_visible_rows_only(app: TestApp) {
     let d = agent.ok(NAMES, json!({"f": {"kind": "COMPANY"}})).await;
     assert_eq!(names(&d), ["Acme GmbH"]);
     // Filtering on the hidden book finds nothing (and is not an error that would confirm it exists).
-    let d = agent.ok(NAMES, json!({"f": {"addressBooks": [w.hidden]}})).await;
+    let d = agent.ok(NAMES, json!({"f": {"addressBookIds": [w.hidden]}})).await;
     assert_eq!(d["contacts"]["totalCount"], 0);
-    let d = agent.ok(NAMES, json!({"f": {"addressBooks": [w.team]}})).await;
+    let d = agent.ok(NAMES, json!({"f": {"addressBookIds": [w.team]}})).await;
     assert_eq!(names(&d), ["Clara Carter"]);
     // LIKE wildcards in the search term match literally.
     let d = agent.ok(NAMES, json!({"f": {"search": "%"}})).await;
@@ -258,7 +258,164 @@ async fn pagination_is_stable_and_complete(app: TestApp) {
     assert_eq!(dedup.len(), 29, "no contact twice");
 }
 
+/// `totalCount` and the rows of the first page of a connection in `d` (at `path`).
+fn count_and_rows(d: &Value, path: &str) -> (i64, usize) {
+    let c = d.pointer(path).unwrap_or_else(|| panic!("{path} in {d}"));
+    let total = c["totalCount"].as_i64().unwrap_or_else(|| panic!("totalCount at {path} in {d}"));
+    (total, c["edges"].as_array().map_or(0, Vec::len))
+}
+
+/// Every connection's `totalCount` counts exactly what its viewer can page through: the agent's
+/// counts match the rows they list and never include a hidden contact's history, orders or
+/// groups, while the admin's counts include them.
+async fn connection_counts_see_visible_rows_only(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let agent = app.actor(&w.tenant, "agent", &["agent"]);
+    use crate::groups::{ADD, REMOVE, group};
+    // Groups: "Main" in the agent's own book, with a subgroup there and one homed in the hidden
+    // book, and a root group homed in the hidden book.
+    let main = group(&admin, &w.own, "Main", None).await;
+    group(&admin, &w.own, "Main / visible", Some(&main)).await;
+    group(&admin, &w.hidden, "Main / hidden", Some(&main)).await;
+    group(&admin, &w.hidden, "Hidden root", None).await;
+    // Membership history of Main: Anna and Bruno (visible) and Anna Hidden join; Bruno and
+    // Anna Hidden leave. The agent sees Anna's and Bruno's three entries, the admin all five.
+    admin
+        .ok(ADD, json!({"i": {"groupId": main, "contactIds": [w.id("anna"), w.id("bruno"), w.id("anna_hidden")]}}))
+        .await;
+    admin.ok(REMOVE, json!({"i": {"groupId": main, "contactIds": [w.id("bruno"), w.id("anna_hidden")]}})).await;
+    admin.ok(ADD, json!({"i": {"groupId": main, "contactIds": [w.id("anna_hidden")]}})).await;
+    // Status changes of a visible and of a hidden contact.
+    let status = "mutation($c: ID!, $s: String) { setContactBusinessStatus(input: {contactId: $c, status: $s}) { contact { id } } }";
+    for c in ["anna", "anna_hidden"] {
+        admin.ok(status, json!({"c": w.id(c), "s": "customer"})).await;
+        admin.ok(status, json!({"c": w.id(c), "s": null})).await;
+    }
+    // Orders: two of Anna's (visible), one of Anna Hidden's; both are members of Main.
+    admin
+        .ok("mutation { createProduct(input: {sku: \"C-1\", name: \"Counted\", listPrice: \"1\", currency: \"EUR\"}) { product { id } } }", json!({}))
+        .await;
+    admin.ok("mutation { createProduct(input: {sku: \"C-2\", name: \"Other\", listPrice: \"2\", currency: \"EUR\"}) { product { id } } }", json!({})).await;
+    let order = "mutation($c: ID!) { placeOrder(input: {contactId: $c, currency: \"EUR\", lines: [{sku: \"C-1\", quantity: \"1\"}]}) { order { id } } }";
+    for c in ["anna", "anna", "anna_hidden"] {
+        admin.ok(order, json!({"c": w.id(c)})).await;
+    }
+    admin
+        .ok(
+            "mutation { createPriceList(input: {name: \"Counted list\", currency: \"EUR\"}) { priceList { id } } }",
+            json!({}),
+        )
+        .await;
+    admin.ok("mutation { createUserGroup(input: {name: \"Other team\"}) { userGroup { id } } }", json!({})).await;
+
+    let q = "query($g: ID!, $c: ID!) {
+        addressBooks(first: 20) { totalCount edges { cursor } }
+        userGroups(first: 20) { totalCount edges { cursor } }
+        groups(first: 20) { totalCount edges { cursor } }
+        roots: groups(first: 20, filter: {rootsOnly: true}) { totalCount edges { cursor } }
+        products(first: 20) { totalCount edges { cursor } }
+        searched: products(first: 20, search: \"c-1\") { totalCount edges { cursor } }
+        group(id: $g) {
+            descendants(first: 20) { totalCount edges { cursor } }
+            membershipHistory(first: 20) { totalCount edges { cursor } }
+            orders(first: 20) { totalCount edges { cursor } }
+            subOrders: orders(first: 20, includeSubgroups: true) { totalCount edges { cursor } } }
+        contact(id: $c) {
+            statusHistory(first: 20) { totalCount edges { cursor } }
+            membershipHistory(first: 20) { totalCount edges { cursor } }
+            orders(first: 20) { totalCount edges { cursor } } } }";
+    let vars = json!({"g": main, "c": w.id("anna")});
+    let expected: &[(&str, i64, i64)] = &[
+        // (path, agent, admin)
+        ("/addressBooks", 2, 3),
+        ("/userGroups", 1, 2),
+        ("/groups", 2, 4),
+        ("/roots", 1, 2),
+        ("/products", 2, 2),
+        ("/searched", 1, 1),
+        ("/group/descendants", 1, 2),
+        ("/group/membershipHistory", 3, 6),
+        ("/group/orders", 2, 3),
+        ("/group/subOrders", 2, 3),
+        ("/contact/membershipHistory", 1, 1),
+        ("/contact/orders", 2, 2),
+    ];
+    let as_agent = agent.ok(q, vars.clone()).await;
+    let as_admin = admin.ok(q, vars.clone()).await;
+    for (path, for_agent, for_admin) in expected {
+        for (who, d, want) in [("agent", &as_agent, *for_agent), ("admin", &as_admin, *for_admin)] {
+            let (total, rows) = count_and_rows(d, path);
+            assert_eq!(total, want, "{who}: totalCount of {path}");
+            assert_eq!(total as usize, rows, "{who}: {path} counts what it lists");
+        }
+    }
+    let (total, rows) = count_and_rows(&as_agent, "/contact/statusHistory");
+    assert!(total >= 2 && total as usize == rows, "{total} status changes, {rows} listed");
+    assert_eq!(count_and_rows(&as_admin, "/contact/statusHistory").0, total);
+    // The hidden contact's own lists are not reachable for the agent at all…
+    let hidden = "query($c: ID!) { node(id: $c) { ... on Contact { statusHistory { totalCount } orders { totalCount } membershipHistory { totalCount } } } }";
+    assert_eq!(agent.ok(hidden, json!({"c": w.id("anna_hidden")})).await["node"], Value::Null);
+    // …and for the admin they count what is there.
+    let d = admin.ok(hidden, json!({"c": w.id("anna_hidden")})).await;
+    assert_eq!(d["node"]["orders"]["totalCount"], 1);
+    assert_eq!(d["node"]["membershipHistory"]["totalCount"], 3);
+    assert!(d["node"]["statusHistory"]["totalCount"].as_i64().unwrap() >= 2);
+    // Admin-only lists count for admins and refuse others, like the lists themselves.
+    let d = admin
+        .ok(
+            "{ users(first: 20) { totalCount edges { cursor } } priceLists(first: 20) { totalCount edges { cursor } }
+            events(first: 20, types: [\"group.created\"]) { totalCount edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(count_and_rows(&d, "/users"), (3, 3), "admin, agent, outsider");
+    assert_eq!(count_and_rows(&d, "/priceLists"), (1, 1));
+    assert_eq!(count_and_rows(&d, "/events"), (4, 4), "four groups created");
+    for q in ["{ users { totalCount } }", "{ priceLists { totalCount } }", "{ events { totalCount } }"] {
+        assert_eq!(agent.err(q, json!({})).await, "FORBIDDEN", "{q}");
+    }
+}
+
+/// `totalCount` is computed only when selected, by one statement (a count in SQL, not rows
+/// loaded): the same page costs exactly one statement more with it.
+async fn total_count_runs_only_when_selected(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let agent = app.actor(&w.tenant, "agent", &["agent"]);
+    let main = crate::groups::group(&admin, &w.own, "Main", None).await;
+    admin
+        .ok(
+            crate::groups::ADD,
+            json!({"i": {"groupId": main, "contactIds": [w.id("anna"), w.id("bruno"), w.id("anna_hidden")]}}),
+        )
+        .await;
+    let page = |count: &str| {
+        format!(
+            "query($g: ID!) {{ group(id: $g) {{ membershipHistory(first: 1) {{ {count} edges {{ cursor }} }} }} groups(first: 1) {{ {count} edges {{ cursor }} }} }}"
+        )
+    };
+    agent.ok(&page(""), json!({"g": main})).await; // warm-up: the viewer's first request writes last-seen
+    // The fewest statements over three tries: a request may now and then carry an unrelated
+    // statement of its own (the viewer's `last_seen_at`).
+    async fn cost(app: &TestApp, agent: &crate::support::Actor<'_>, q: &str, vars: &Value) -> u64 {
+        let mut best = u64::MAX;
+        for _ in 0..3 {
+            let before = statements(app).await;
+            agent.ok(q, vars.clone()).await;
+            best = best.min(statements(app).await - before);
+        }
+        best
+    }
+    let vars = json!({"g": main});
+    let without = cost(&app, &agent, &page(""), &vars).await;
+    let with = cost(&app, &agent, &page("totalCount"), &vars).await;
+    assert_eq!(with, without + 2, "one count statement per selected totalCount ({without} without)");
+}
+
 on_both_backends!(
+    connection_counts_see_visible_rows_only,
+    total_count_runs_only_when_selected,
     agent_sees_exactly_granted_books,
     counts_search_and_filters_see_visible_rows_only,
     hidden_id_answers_like_deleted_id,

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const CREATE: &str = "mutation($i: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $i) { secret webhookEndpoint { id enabled eventTypes } } }";
-const DELIVERIES: &str = "query { webhookEndpoints { id enabled disabledAt failingSince deliveries(first: 50) { edges { node { id eventId eventType status nextAttemptAt
+const DELIVERIES: &str = "query { webhookEndpoints { id enabled disabledAt failingSince deliveries(first: 50) { totalCount edges { node { id eventId eventType status nextAttemptAt
     attempts { attempt statusCode errorClass responseExcerpt nextAttemptAt } } } } } }";
 
 #[derive(Debug, Clone)]
@@ -186,6 +186,7 @@ async fn signed_retried_filtered_and_rotated(app: TestApp) {
                 1,
                 "the contact was filtered out"
             );
+            assert_eq!(d["webhookEndpoints"][0]["deliveries"]["totalCount"], 1);
             delivered = true;
             break;
         }

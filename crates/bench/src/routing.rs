@@ -92,7 +92,7 @@ async fn single_contact(admin: &Client, group: &str) -> anyhow::Result<String> {
     let book = gid("AddressBook", ds::book_id(1));
     let d = admin
         .ok(
-            "query($b: ID!, $s: String!) { contacts(first: 1, orderBy: ID, filter: { addressBooks: [$b], search: $s }) { edges { node { id } } } }",
+            "query($b: ID!, $s: String!) { contacts(first: 1, orderBy: ID, filter: { addressBookIds: [$b], search: $s }) { edges { node { id } } } }",
             json!({ "b": book, "s": SINGLE_EMAIL }),
         )
         .await?;

@@ -8,7 +8,7 @@ use crate::core::page::{Page, PageRequest};
 use crate::entities::event;
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -230,6 +230,22 @@ impl DataHandle {
     /// an event names is hidden from the reader; non-admins may not read the outbox at all,
     /// because even counts ("12 members added") would describe contacts they cannot see.
     pub async fn events(&self, f: &EventFilter, page: &PageRequest) -> StoreResult<Page<EventRecord>> {
+        let mut q = self.filtered_events(f)?;
+        if let Some(after) = page.after_key::<Uuid>()? {
+            q = q.filter(event::Column::Id.gt(after));
+        }
+        let rows = q.order_by_asc(event::Column::Id).limit(page.limit()).all(&self.db).await?;
+        let recs = rows.into_iter().map(EventRecord::try_from).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(recs, page, |e| e.id))
+    }
+
+    /// How many events the filter matches (admin).
+    pub async fn event_count(&self, f: &EventFilter) -> StoreResult<u64> {
+        Ok(self.filtered_events(f)?.count(&self.db).await?)
+    }
+
+    /// The events `f` selects, for `events` and `event_count` (admin only, see `events`).
+    fn filtered_events(&self, f: &EventFilter) -> StoreResult<sea_orm::Select<event::Entity>> {
         let v = self.viewer();
         if !v.is_admin() {
             return Err(StoreError::forbidden("reading events needs the admin role"));
@@ -244,12 +260,7 @@ impl DataHandle {
             let wanted = expand_types(&f.types)?;
             q = q.filter(event::Column::EventType.is_in(wanted));
         }
-        if let Some(after) = page.after_key::<Uuid>()? {
-            q = q.filter(event::Column::Id.gt(after));
-        }
-        let rows = q.order_by_asc(event::Column::Id).limit(page.limit()).all(&self.db).await?;
-        let recs = rows.into_iter().map(EventRecord::try_from).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page::from_rows(recs, page, |e| e.id))
+        Ok(q)
     }
 }
 

@@ -112,6 +112,16 @@ fn group_orders_where(q: &mut Sql, v: &Viewer, g: GroupId, include_subgroups: bo
     q.push(")");
 }
 
+/// `FROM … WHERE …` of a contact's orders, visible only with the contact.
+fn contact_orders_where(q: &mut Sql, v: &Viewer, contact: ContactId) {
+    q.push(" FROM orders o JOIN contacts c ON c.tenant_id = o.tenant_id AND c.id = o.contact_id WHERE o.tenant_id = ")
+        .bind(v.tenant_id.0)
+        .push(" AND o.contact_id = ")
+        .bind(contact.0)
+        .push(" AND ")
+        .visible_books(v, "c.address_book_id", AccessLevel::Read);
+}
+
 const ORDER_COLUMNS: &str = "SELECT o.tenant_id, o.id, o.contact_id, o.currency, o.total_minor, o.line_count, o.placed_at, o.placed_by, o.priced_at";
 
 impl DataHandle {
@@ -277,14 +287,27 @@ impl DataHandle {
     pub async fn contact_orders(&self, contact: ContactId, page: &PageRequest) -> StoreResult<Page<OrderRecord>> {
         let v = self.viewer();
         let mut q = Sql::new(v.dialect);
-        q.push(ORDER_COLUMNS)
-            .push(" FROM orders o JOIN contacts c ON c.tenant_id = o.tenant_id AND c.id = o.contact_id WHERE o.tenant_id = ")
-            .bind(v.tenant_id.0)
-            .push(" AND o.contact_id = ")
-            .bind(contact.0)
-            .push(" AND ")
-            .visible_books(v, "c.address_book_id", AccessLevel::Read);
+        q.push(ORDER_COLUMNS);
+        contact_orders_where(&mut q, v, contact);
         self.order_page(q, page).await
+    }
+
+    /// How many orders a visible contact has (0 for a hidden one).
+    pub async fn contact_order_count(&self, contact: ContactId) -> StoreResult<u64> {
+        let v = self.viewer();
+        let mut q = Sql::new(v.dialect);
+        q.push("SELECT COUNT(*) AS n");
+        contact_orders_where(&mut q, v, contact);
+        crate::core::sql::count(&self.db, q).await
+    }
+
+    /// How many orders the group's visible members have.
+    pub async fn group_order_count(&self, g: GroupId, include_subgroups: bool) -> StoreResult<u64> {
+        let v = self.viewer();
+        let mut q = Sql::new(v.dialect);
+        q.push("SELECT COUNT(*) AS n");
+        group_orders_where(&mut q, v, g, include_subgroups);
+        crate::core::sql::count(&self.db, q).await
     }
 
     /// Orders of the group's visible members, newest first.

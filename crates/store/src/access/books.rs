@@ -15,7 +15,7 @@ use cohort_domain::AccessLevel;
 use cohort_domain::ids::{AddressBookId, UserGroupId, UserId};
 use cohort_domain::text::{Name, optional_text};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,12 +107,19 @@ impl DataHandle {
         })
     }
 
+    /// The books the viewer can see: `address_books` pages them, `address_book_count` counts them.
+    fn visible_books(&self) -> sea_orm::Select<address_book::Entity> {
+        let v = self.viewer();
+        address_book::Entity::find().filter(address_book::Column::TenantId.eq(v.tenant_id.0)).filter(book_visible(
+            v,
+            address_book::Column::Id,
+            AccessLevel::Read,
+        ))
+    }
+
     /// The books the viewer can see, by name.
     pub async fn address_books(&self, page: &PageRequest) -> StoreResult<Page<AddressBookRecord>> {
-        let v = self.viewer();
-        let mut q = address_book::Entity::find()
-            .filter(address_book::Column::TenantId.eq(v.tenant_id.0))
-            .filter(book_visible(v, address_book::Column::Id, AccessLevel::Read));
+        let mut q = self.visible_books();
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
             q = q.filter(crate::core::page::after(address_book::Column::Name, address_book::Column::Id, (name, id)));
         }
@@ -124,6 +131,11 @@ impl DataHandle {
             .await?;
         let recs = self.with_levels(rows).await?;
         Ok(Page::from_rows(recs, page, |b| (b.name.clone(), b.id.0)))
+    }
+
+    /// How many books the viewer can see.
+    pub async fn address_book_count(&self) -> StoreResult<u64> {
+        Ok(self.visible_books().count(&self.db).await?)
     }
 
     /// Visible books among `ids` (unknown and hidden ids are simply absent).

@@ -18,7 +18,9 @@ use cohort_domain::text::{Email, Lines, Name, check_chars, optional_text};
 use sea_orm::FromQueryResult;
 use sea_orm::TransactionTrait;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use std::collections::HashSet;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -306,6 +308,13 @@ impl DataHandle {
         Ok(Page::from_rows(rows.into_iter().map(UserRecord::from).collect(), page, |u| (u.subject.clone(), u.id.0)))
     }
 
+    /// How many users the tenant has (admin).
+    pub async fn user_count(&self) -> StoreResult<u64> {
+        let v = self.viewer();
+        require_admin(v)?;
+        Ok(user::Entity::find().filter(user::Column::TenantId.eq(v.tenant_id.0)).count(&self.db).await?)
+    }
+
     pub async fn create_user_group(&self, name: &str, description: Option<&str>) -> StoreResult<UserGroupRecord> {
         let v = self.viewer();
         require_admin(v)?;
@@ -350,13 +359,16 @@ impl DataHandle {
         Ok(q.all(&self.db).await?.into_iter().map(Into::into).collect())
     }
 
+    /// The user groups the viewer can see: all of them for admins, their own for others.
+    fn visible_user_groups(&self) -> sea_orm::Select<user_group::Entity> {
+        let v = self.viewer();
+        let q = user_group::Entity::find().filter(user_group::Column::TenantId.eq(v.tenant_id.0));
+        if v.is_admin() { q } else { q.filter(user_group::Column::Id.in_subquery(my_groups_query(v))) }
+    }
+
     /// User groups by name: admins see all, others the groups they belong to.
     pub async fn user_groups(&self, page: &PageRequest) -> StoreResult<Page<UserGroupRecord>> {
-        let v = self.viewer();
-        let mut q = user_group::Entity::find().filter(user_group::Column::TenantId.eq(v.tenant_id.0));
-        if !v.is_admin() {
-            q = q.filter(user_group::Column::Id.in_subquery(my_groups_query(v)));
-        }
+        let mut q = self.visible_user_groups();
         if let Some((name, id)) = page.after_key::<(String, Uuid)>()? {
             q = q.filter(crate::core::page::after(user_group::Column::Name, user_group::Column::Id, (name, id)));
         }
@@ -367,6 +379,11 @@ impl DataHandle {
             .all(&self.db)
             .await?;
         Ok(Page::from_rows(rows.into_iter().map(UserGroupRecord::from).collect(), page, |g| (g.name.clone(), g.id.0)))
+    }
+
+    /// How many user groups `user_groups` lists for the viewer.
+    pub async fn user_group_count(&self) -> StoreResult<u64> {
+        Ok(self.visible_user_groups().count(&self.db).await?)
     }
 
     /// The user groups the viewer belongs to, by name.

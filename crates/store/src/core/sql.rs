@@ -6,7 +6,8 @@
 //! through [`Sql::bind`]. The placeholder style follows the dialect (`?` / `$n`).
 
 use crate::core::dialect::Dialect;
-use sea_orm::{Statement, Value};
+use crate::error::StoreResult;
+use sea_orm::{ConnectionTrait, Statement, Value};
 
 pub(crate) struct Sql {
     dialect: Dialect,
@@ -66,6 +67,15 @@ impl Sql {
 }
 
 /// The contact columns, in entity order (for `FromQueryResult`).
+/// Runs a `SELECT COUNT(*) AS n …` statement (a list's `totalCount`).
+pub(crate) async fn count<C: ConnectionTrait>(conn: &C, q: Sql) -> StoreResult<u64> {
+    let n: i64 = match conn.query_one_raw(q.build()).await? {
+        Some(r) => r.try_get("", "n")?,
+        None => 0,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 pub(crate) fn contact_columns() -> impl Iterator<Item = &'static str> {
     use crate::entities::contact;
     use sea_orm::{IdenStatic, Iterable};

@@ -19,8 +19,8 @@ use cohort_domain::group::{ValidGroup, check_move};
 use cohort_domain::ids::{AddressBookId, GroupId};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -398,7 +398,7 @@ impl DataHandle {
             match policy {
                 SubgroupPolicy::Refuse => {
                     return Err(StoreError::Conflict(
-                        "the group has subgroups: say what to do with them (reparentChildrenTo or deleteSubgroups)"
+                        "the group has subgroups: say what to do with them (reparentChildrenToId or deleteSubgroups)"
                             .into(),
                     ));
                 }
@@ -407,7 +407,7 @@ impl DataHandle {
                         self.group_for(w.tx(), v, t, AccessLevel::Manage).await?;
                         if subtree.contains(&t) {
                             return Err(StoreError::invalid(
-                                "reparentChildrenTo",
+                                "reparentChildrenToId",
                                 "must not be inside the deleted group's subtree",
                             ));
                         }
@@ -579,6 +579,17 @@ impl DataHandle {
 
     /// Visible groups, by (name, id).
     pub async fn groups(&self, f: &GroupFilter, page: &PageRequest) -> StoreResult<Page<GroupRecord>> {
+        let q = self.filtered_groups(f)?;
+        self.page_by_name(q, page).await
+    }
+
+    /// How many visible groups the filter matches.
+    pub async fn group_count(&self, f: &GroupFilter) -> StoreResult<u64> {
+        Ok(self.filtered_groups(f)?.count(&self.db).await?)
+    }
+
+    /// The visible groups `f` selects, for `groups` and `group_count`.
+    fn filtered_groups(&self, f: &GroupFilter) -> StoreResult<sea_orm::Select<group::Entity>> {
         let v = self.viewer();
         let mut q = visible_groups(v);
         let visible_ids = || {
@@ -613,7 +624,7 @@ impl DataHandle {
                     .like(LikeExpr::new(format!("{}%", like_escape(&term))).escape('\\')),
             );
         }
-        self.page_by_name(q, page).await
+        Ok(q)
     }
 
     /// Visible direct subgroups, by name.
@@ -649,6 +660,15 @@ impl DataHandle {
 
     /// Visible descendants (not the group itself), by (name, id).
     pub async fn group_descendants(&self, id: GroupId, page: &PageRequest) -> StoreResult<Page<GroupRecord>> {
+        self.page_by_name(self.visible_descendants(id), page).await
+    }
+
+    /// How many descendants of the group the viewer can see.
+    pub async fn group_descendant_count(&self, id: GroupId) -> StoreResult<u64> {
+        Ok(self.visible_descendants(id).count(&self.db).await?)
+    }
+
+    fn visible_descendants(&self, id: GroupId) -> sea_orm::Select<group::Entity> {
         let v = self.viewer();
         let sub = Query::select()
             .column(group_closure::Column::DescendantId)
@@ -657,8 +677,7 @@ impl DataHandle {
             .and_where(group_closure::Column::AncestorId.eq(id.0))
             .and_where(group_closure::Column::Depth.gt(0))
             .to_owned();
-        let q = visible_groups(v).filter(group::Column::Id.in_subquery(sub));
-        self.page_by_name(q, page).await
+        visible_groups(v).filter(group::Column::Id.in_subquery(sub))
     }
 }
 

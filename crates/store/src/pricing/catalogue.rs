@@ -13,7 +13,7 @@ use cohort_domain::ids::ProductId;
 use cohort_domain::money::{self, Currency};
 use cohort_domain::text::{Key, MAX_SKU_CHARS, Name};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 impl DataHandle {
@@ -117,6 +117,28 @@ impl DataHandle {
 
     /// The catalogue, by name. Every member of the tenant may read it.
     pub async fn products(&self, search: Option<&str>, page: &PageRequest) -> StoreResult<Page<ProductRecord>> {
+        let mut q = self.searched_products(search)?;
+        if let Some(key) = page.after_key::<(String, Uuid)>()? {
+            q = q.filter(crate::core::page::after(product::Column::SortName, product::Column::Id, key));
+        }
+        let rows = q
+            .order_by_asc(product::Column::SortName)
+            .order_by_asc(product::Column::Id)
+            .limit(page.limit())
+            .all(&self.db)
+            .await?;
+        Ok(Page::from_rows(rows.into_iter().map(product_record).collect::<StoreResult<Vec<_>>>()?, page, |p| {
+            (p.sort_name.clone(), p.id.0)
+        }))
+    }
+
+    /// How many products `search` matches (all of them without one).
+    pub async fn product_count(&self, search: Option<&str>) -> StoreResult<u64> {
+        Ok(self.searched_products(search)?.count(&self.db).await?)
+    }
+
+    /// The products `search` matches, for `products` and `product_count`.
+    fn searched_products(&self, search: Option<&str>) -> StoreResult<sea_orm::Select<product::Entity>> {
         let v = self.viewer();
         let mut q = product::Entity::find().filter(product::Column::TenantId.eq(v.tenant_id.0));
         if let Some(raw) = search
@@ -138,18 +160,7 @@ impl DataHandle {
                     ),
             );
         }
-        if let Some(key) = page.after_key::<(String, Uuid)>()? {
-            q = q.filter(crate::core::page::after(product::Column::SortName, product::Column::Id, key));
-        }
-        let rows = q
-            .order_by_asc(product::Column::SortName)
-            .order_by_asc(product::Column::Id)
-            .limit(page.limit())
-            .all(&self.db)
-            .await?;
-        Ok(Page::from_rows(rows.into_iter().map(product_record).collect::<StoreResult<Vec<_>>>()?, page, |p| {
-            (p.sort_name.clone(), p.id.0)
-        }))
+        Ok(q)
     }
 
     pub async fn products_by_ids(&self, ids: &[ProductId]) -> StoreResult<Vec<ProductRecord>> {

@@ -245,6 +245,13 @@ impl DataHandle {
         }))
     }
 
+    /// How many price lists the tenant has (admin).
+    pub async fn price_list_count(&self) -> StoreResult<u64> {
+        let v = self.viewer();
+        require_admin(v, "reading price lists")?;
+        Ok(price_list::Entity::find().filter(price_list::Column::TenantId.eq(v.tenant_id.0)).count(&self.db).await?)
+    }
+
     /// Lists by id. Admins get them; others get nothing (names reach them only inside price
     /// explanations).
     pub async fn price_lists_by_ids(&self, ids: &[PriceListId]) -> StoreResult<Vec<PriceListRecord>> {

@@ -291,6 +291,18 @@ impl DataHandle {
         Ok(Page::from_rows(recs, page, |d| (d.created_at, d.id.0)))
     }
 
+    /// How many deliveries an endpoint has (admin).
+    pub async fn webhook_delivery_count(&self, id: WebhookEndpointId) -> StoreResult<u64> {
+        let v = self.viewer();
+        require_admin(v)?;
+        self.endpoint_model(&self.db, id).await?;
+        Ok(webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::TenantId.eq(v.tenant_id.0))
+            .filter(webhook_delivery::Column::EndpointId.eq(id.0))
+            .count(&self.db)
+            .await?)
+    }
+
     async fn delivery_records(&self, rows: Vec<webhook_delivery::Model>) -> StoreResult<Vec<DeliveryRecord>> {
         let v = self.viewer();
         if rows.is_empty() {

@@ -7,81 +7,117 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use cohort_domain::ids::{AddressBookId, UserGroupId, UserId};
 use cohort_store::Principal;
 
+/// The input of `createUser`.
 #[derive(InputObject)]
 pub struct CreateUserInput {
     /// The subject (`sub`) the user's tokens will carry.
     pub subject: String,
+    /// Display name; `null` to leave it to the token's `name` claim.
     pub name: Option<String>,
+    /// E-mail address; `null` to leave it to the token's `email` claim.
     pub email: Option<String>,
 }
+/// The result of `createUser`.
 #[derive(SimpleObject)]
 pub struct CreateUserPayload {
+    /// The new user.
     pub user: User,
 }
 
+/// The input of `createUserGroup`.
 #[derive(InputObject)]
 pub struct CreateUserGroupInput {
+    /// The group's name (1 to 200 characters, unique in the tenant).
     pub name: String,
+    /// What the team is for (optional).
     pub description: Option<String>,
 }
+/// The result of `createUserGroup`.
 #[derive(SimpleObject)]
 pub struct CreateUserGroupPayload {
+    /// The new user group.
     pub user_group: UserGroup,
 }
 
+/// The input of `addUserGroupMembers`.
 #[derive(InputObject)]
 pub struct AddUserGroupMembersInput {
+    /// The user group to add to.
     pub user_group_id: ID,
+    /// The users to add; users already in the group are left as they are.
     pub user_ids: Vec<ID>,
 }
+/// The result of `addUserGroupMembers`.
 #[derive(SimpleObject)]
 pub struct AddUserGroupMembersPayload {
+    /// The user group, after the change.
     pub user_group: UserGroup,
     /// Memberships that did not exist before.
     pub added_count: i32,
 }
 
+/// The input of `removeUserGroupMembers`.
 #[derive(InputObject)]
 pub struct RemoveUserGroupMembersInput {
+    /// The user group to remove from.
     pub user_group_id: ID,
+    /// The users to remove; users not in the group are ignored.
     pub user_ids: Vec<ID>,
 }
+/// The result of `removeUserGroupMembers`.
 #[derive(SimpleObject)]
 pub struct RemoveUserGroupMembersPayload {
+    /// The user group, after the change.
     pub user_group: UserGroup,
+    /// Memberships that existed and were removed.
     pub removed_count: i32,
 }
 
+/// The input of `createAddressBook`.
 #[derive(InputObject)]
 pub struct CreateAddressBookInput {
+    /// The book's name (1 to 200 characters, unique in the tenant).
     pub name: String,
+    /// What the book is for (optional).
     pub description: Option<String>,
 }
+/// The result of `createAddressBook`.
 #[derive(SimpleObject)]
 pub struct CreateAddressBookPayload {
+    /// The new address book.
     pub address_book: AddressBook,
 }
 
 /// Exactly one of `userId` and `userGroupId`.
 #[derive(InputObject)]
 pub struct GrantAddressBookAccessInput {
+    /// The address book to grant access to.
     pub address_book_id: ID,
+    /// The user to grant access to (or give `userGroupId`).
     pub user_id: Option<ID>,
+    /// The user group to grant access to: every member gets the level (or give `userId`).
     pub user_group_id: Option<ID>,
+    /// The access to give; replaces the level of an existing grant to the same holder.
     pub level: AccessLevel,
 }
+/// The result of `grantAddressBookAccess`.
 #[derive(SimpleObject)]
 pub struct GrantAddressBookAccessPayload {
+    /// The grant as it now stands.
     pub grant: AddressBookGrant,
 }
 
 /// Exactly one of `userId` and `userGroupId`.
 #[derive(InputObject)]
 pub struct RevokeAddressBookAccessInput {
+    /// The address book to revoke access to.
     pub address_book_id: ID,
+    /// The user whose grant to remove (or give `userGroupId`).
     pub user_id: Option<ID>,
+    /// The user group whose grant to remove (or give `userId`).
     pub user_group_id: Option<ID>,
 }
+/// The result of `revokeAddressBookAccess`.
 #[derive(SimpleObject)]
 pub struct RevokeAddressBookAccessPayload {
     /// Whether a grant existed and was removed.

@@ -2,6 +2,7 @@
 
 use crate::error::ApiError;
 use crate::graphql::access::*;
+use crate::graphql::relay::CountSource;
 use crate::graphql::{data, ids, loader, viewer};
 use async_graphql::{Context, ID, Object};
 use cohort_domain::ids::AddressBookId;
@@ -28,7 +29,7 @@ impl AccessQuery {
     ) -> async_graphql::Result<AddressBookConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let p = data(ctx)?.address_books(&page).await.map_err(ApiError::from)?;
-        Ok(AddressBookConnection::from_page(p, None))
+        Ok(AddressBookConnection::from_page(p, CountSource::AddressBooks))
     }
 
     /// One address book; `NOT_FOUND` if the viewer cannot see it.
@@ -48,7 +49,7 @@ impl AccessQuery {
     ) -> async_graphql::Result<UserConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let p = data(ctx)?.users(&page).await.map_err(ApiError::from)?;
-        Ok(UserConnection::from_page(p, None))
+        Ok(UserConnection::from_page(p, CountSource::Users))
     }
 
     /// User groups: all of them for admins, one's own for everyone else.
@@ -61,6 +62,6 @@ impl AccessQuery {
     ) -> async_graphql::Result<UserGroupConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let p = data(ctx)?.user_groups(&page).await.map_err(ApiError::from)?;
-        Ok(UserGroupConnection::from_page(p, None))
+        Ok(UserGroupConnection::from_page(p, CountSource::UserGroups))
     }
 }

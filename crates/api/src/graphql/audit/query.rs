@@ -11,7 +11,10 @@ use cohort_store::{AuditFilter, PageRequest};
 /// `auditLog(filter:)`: every part narrows the list.
 #[derive(InputObject, Default)]
 pub struct AuditLogFilter {
-    /// Entries of this user.
+    /// Entries of this user (what the entry shows as `actor`).
+    pub actor_id: Option<ID>,
+    /// The old name of `actorId`.
+    #[graphql(deprecation = "Use `actorId` (the same user id).")]
     pub actor: Option<ID>,
     /// Entries of this action (exact, e.g. `group.update`).
     pub action: Option<String>,
@@ -35,7 +38,9 @@ impl AuditLogFilter {
             }),
         };
         Ok(AuditFilter {
-            actor_id: self.actor.map(|a| ids::decode(UserId::TAG, &a)).transpose()?,
+            actor_id: ids::renamed(self.actor_id, "actorId", self.actor, "actor")?
+                .map(|a| ids::decode(UserId::TAG, &a))
+                .transpose()?,
             action: self.action,
             target_id,
             request_id: self.request_id,

@@ -8,6 +8,7 @@ use cohort_domain::consent::{ConsentAction as DAction, FieldSpec};
 use cohort_domain::ids::{AddressBookId, ConsentTextId, ContactId, GroupId, WebFormId};
 use cohort_store::{ConsentTextInput, WebFormInput, WebFormPatch};
 
+/// The input of `createConsentText`: the next version of the wording for one purpose and language.
 #[derive(InputObject)]
 pub struct CreateConsentTextInput {
     /// What the consent is for: `newsletter`, `travel-offers` (lower-case, digits, `-`, `_`).
@@ -18,26 +19,35 @@ pub struct CreateConsentTextInput {
     pub body: String,
 }
 
+/// The result of `createConsentText`.
 #[derive(SimpleObject)]
 pub struct ConsentTextPayload {
+    /// The new version.
     pub consent_text: ConsentText,
 }
 
+/// A field a web form asks for, besides the e-mail address.
 #[derive(InputObject)]
 pub struct WebFormFieldInput {
+    /// The field to ask for.
     pub field: WebFormField,
+    /// Whether a submission must fill it in (default `false`).
     #[graphql(default)]
     pub required: bool,
 }
 
+/// The input of `createWebForm`.
 #[derive(InputObject)]
 pub struct CreateWebFormInput {
+    /// The form's name, for the tenant's own staff.
     pub name: String,
     /// Where contacts new to Cohort are created (admin, or MANAGE on it).
     pub intake_address_book_id: ID,
     /// Public groups offered as checkboxes (in this order).
     pub group_ids: Vec<ID>,
+    /// The consent wording the form shows and each submission agrees to.
     pub consent_text_id: ID,
+    /// Send a confirmation link and add memberships only once it is followed (default `true`).
     #[graphql(default = true)]
     pub double_opt_in: bool,
     /// Keep IP address and user agent with the consent entries (off by default).
@@ -49,51 +59,76 @@ pub struct CreateWebFormInput {
     /// Origins allowed to post from a browser (`https://travel.example`).
     #[graphql(default)]
     pub allowed_origins: Vec<String>,
+    /// The heading shown on the form (optional).
     pub title: Option<String>,
+    /// The label of the submit button (optional).
     pub submit_label: Option<String>,
     /// Where a plain HTML form is sent after submitting.
     pub success_url: Option<String>,
     /// Where the confirmation link leads after confirming.
     pub confirmation_url: Option<String>,
+    /// Whether the form takes submissions right away (default `true`).
     #[graphql(default = true)]
     pub enabled: bool,
 }
 
+/// The input of `updateWebForm`: absent fields stay as they are; `null` clears the optional texts.
 #[derive(InputObject)]
 pub struct UpdateWebFormInput {
+    /// The web form to change.
     pub id: ID,
+    /// A new name.
     pub name: Option<String>,
+    /// Take submissions (`true`) or not (`false`).
     pub enabled: Option<bool>,
+    /// Where new contacts are created from now on.
     pub intake_address_book_id: Option<ID>,
+    /// The public groups offered, replacing the list (in this order).
     pub group_ids: Option<Vec<ID>>,
+    /// The consent wording the form shows from now on.
     pub consent_text_id: Option<ID>,
+    /// Whether submissions need the confirmation link.
     pub double_opt_in: Option<bool>,
+    /// Whether IP address and user agent are kept with the consent entries.
     pub keep_evidence: Option<bool>,
+    /// The fields asked for besides the e-mail address, replacing the list.
     pub fields: Option<Vec<WebFormFieldInput>>,
+    /// The origins allowed to post from a browser, replacing the list.
     pub allowed_origins: Option<Vec<String>>,
+    /// The heading shown on the form (`null`: none).
     pub title: MaybeUndefined<String>,
+    /// The label of the submit button (`null`: the default).
     pub submit_label: MaybeUndefined<String>,
+    /// Where a plain HTML form is sent after submitting (`null`: Cohort's own page).
     pub success_url: MaybeUndefined<String>,
+    /// Where the confirmation link leads (`null`: Cohort's own page).
     pub confirmation_url: MaybeUndefined<String>,
 }
 
+/// The result of `createWebForm` and `updateWebForm`.
 #[derive(SimpleObject)]
 pub struct WebFormPayload {
+    /// The form as it now stands.
     pub web_form: WebForm,
 }
 
 /// What an agent may record: consent given or withdrawn (confirmation is the person's own act).
 #[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum RecordedConsentAction {
+    /// The person gave consent; it is in force at once (no confirmation link follows).
     Given,
+    /// The person withdrew consent.
     Withdrawn,
 }
 
+/// The input of `recordConsent`.
 #[derive(InputObject)]
 pub struct RecordConsentInput {
+    /// The person the consent is about.
     pub contact_id: ID,
     /// A public group.
     pub group_id: ID,
+    /// Consent given or withdrawn.
     pub action: RecordedConsentAction,
     /// The wording the person agreed to (required for `GIVEN`).
     pub consent_text_id: Option<ID>,
@@ -101,19 +136,24 @@ pub struct RecordConsentInput {
     pub note: Option<String>,
 }
 
+/// The result of `recordConsent`.
 #[derive(SimpleObject)]
 pub struct RecordConsentPayload {
+    /// The consent-log entry written.
     pub entry: ConsentEntry,
 }
 
+/// The input of `setPublicProfile`.
 #[derive(InputObject)]
 pub struct SetPublicProfileInput {
     /// The heading of the tenant's public pages (`null`: the tenant's name).
     pub public_name: Option<String>,
 }
 
+/// The result of `setPublicProfile`.
 #[derive(SimpleObject)]
 pub struct SetPublicProfilePayload {
+    /// The public name now in use (`null`: the tenant's name).
     pub public_name: Option<String>,
 }
 

@@ -22,6 +22,7 @@ pub enum ConsentStatus {
     Confirmed,
     /// Given through a double opt-in form, not confirmed yet.
     Pending,
+    /// The latest entry withdrew consent: the person must not be written to for this group.
     Withdrawn,
     /// No consent on record (for example a member an agent assigned).
     None,
@@ -49,10 +50,14 @@ impl From<ConsentStatus> for DStatus {
     }
 }
 
+/// What a consent entry records.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum ConsentAction {
+    /// The person expressed consent (awaiting confirmation where the form asks for double opt-in).
     Given,
+    /// The person confirmed through the double opt-in link.
     Confirmed,
+    /// The person (or an agent on their behalf) withdrew consent.
     Withdrawn,
 }
 
@@ -69,11 +74,17 @@ impl From<DAction> for ConsentAction {
 /// How a consent entry came about.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum ConsentChannel {
+    /// Submitted through one of the tenant's web forms (or its confirmation link).
     WebForm,
+    /// Changed by the person in the preference centre, through their signed link.
     PreferenceLink,
+    /// The person's mail client unsubscribed them (RFC 8058 one-click unsubscribe).
     OneClickUnsubscribe,
+    /// Recorded by an agent for the person (`recordConsent`: by phone, on paper).
     AgentOnBehalf,
+    /// Brought in by a data import, with the evidence the importer had.
     Import,
+    /// Recorded by another system through the API.
     Api,
 }
 
@@ -93,9 +104,13 @@ impl From<DChannel> for ConsentChannel {
 /// A field a web form asks for.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum WebFormField {
+    /// The e-mail address (always asked, always required).
     Email,
+    /// The person's first name.
     FirstName,
+    /// The person's last name.
     LastName,
+    /// A phone number.
     Phone,
 }
 
@@ -121,11 +136,12 @@ impl From<WebFormField> for FormField {
     }
 }
 
-/// One version of a consent wording: immutable, identified by the SHA-256 of its canonical text.
 pub struct ConsentText(pub ConsentTextRecord);
 
+/// One version of a consent wording: immutable, identified by the SHA-256 of its canonical text.
 #[Object]
 impl ConsentText {
+    /// The consent text's global id (opaque; for `node(id:)` and inputs that take a consent text).
     pub async fn id(&self) -> ID {
         ids::encode(ConsentTextId::TAG, self.0.id.0)
     }
@@ -149,9 +165,11 @@ impl ConsentText {
     async fn sha256(&self) -> &str {
         &self.0.sha256
     }
+    /// When this version was written.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Who wrote this version; `null` if unknown.
     async fn created_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         match self.0.created_by {
             None => Ok(None),
@@ -160,17 +178,22 @@ impl ConsentText {
     }
 }
 
+/// One field of a web form and whether it must be filled in.
 #[derive(SimpleObject)]
 pub struct WebFormFieldSpec {
+    /// The field asked for.
     pub field: WebFormField,
+    /// Whether a submission without it is refused.
     pub required: bool,
 }
 
-/// A web form: its stable public key and current definition.
 pub struct WebForm(pub WebFormRecord);
 
+/// A web form: its stable public key and current definition.
 #[Object]
 impl WebForm {
+    /// The web form's global id (opaque; for `node(id:)`, `webForm(id:)` and `updateWebForm`). Not
+    /// the public key.
     pub async fn id(&self) -> ID {
         ids::encode(WebFormId::TAG, self.0.id.0)
     }
@@ -178,6 +201,7 @@ impl WebForm {
     async fn key(&self) -> &str {
         &self.0.public_key
     }
+    /// The form's name, for the tenant's own staff.
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -186,6 +210,7 @@ impl WebForm {
     async fn version(&self) -> i32 {
         self.0.version
     }
+    /// Whether the form takes submissions (a disabled form's public key finds nothing).
     async fn enabled(&self) -> bool {
         self.0.enabled
     }
@@ -198,6 +223,7 @@ impl WebForm {
         let found = loader(ctx)?.load_many(self.0.group_ids.iter().copied()).await?;
         Ok(self.0.group_ids.iter().filter_map(|g| found.get(g).cloned().map(Group)).collect())
     }
+    /// The wording the form shows and each submission agrees to.
     async fn consent_text(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ConsentText>> {
         Ok(data(ctx)?
             .consent_texts_by_ids(&[self.0.consent_text_id])
@@ -222,15 +248,20 @@ impl WebForm {
     async fn allowed_origins(&self) -> &[String] {
         &self.0.origins
     }
+    /// The heading shown on the form; `null` for none.
     async fn title(&self) -> Option<&str> {
         self.0.title.as_deref()
     }
+    /// The label of the submit button; `null` for the default.
     async fn submit_label(&self) -> Option<&str> {
         self.0.submit_label.as_deref()
     }
+    /// Where a plain HTML form is sent after a submission; `null` for Cohort's own thank-you page.
     async fn success_url(&self) -> Option<&str> {
         self.0.success_url.as_deref()
     }
+    /// Where the double opt-in confirmation link leads after confirming; `null` for Cohort's own
+    /// page.
     async fn confirmation_url(&self) -> Option<&str> {
         self.0.confirmation_url.as_deref()
     }
@@ -238,9 +269,11 @@ impl WebForm {
     async fn public_url(&self, ctx: &Context<'_>) -> Option<String> {
         ctx.data_opt::<Arc<PublicLinks>>().map(|l| format!("{}/public/v1/forms/{}", l.base_url, self.0.public_key))
     }
+    /// When the form was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When the form was last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -249,18 +282,22 @@ impl WebForm {
 /// IP address and user agent of a consent act (only where the form keeps them).
 #[derive(SimpleObject)]
 pub struct ConsentEvidence {
+    /// The IP address the consent came from; `null` if not kept.
     pub ip: Option<String>,
+    /// The browser's `User-Agent`; `null` if not kept.
     pub user_agent: Option<String>,
 }
 
-/// One entry of the append-only consent log.
 pub struct ConsentEntry(pub ConsentEntryRecord);
 
+/// One entry of the append-only consent log.
 #[Object]
 impl ConsentEntry {
+    /// The entry's global id (opaque; for `node(id:)`).
     pub async fn id(&self) -> ID {
         ids::encode(ConsentEntryId::TAG, self.0.id.0)
     }
+    /// What the person did.
     async fn action(&self) -> ConsentAction {
         self.0.action.into()
     }
@@ -268,9 +305,11 @@ impl ConsentEntry {
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
     }
+    /// How the entry came about.
     async fn channel(&self) -> ConsentChannel {
         self.0.channel.into()
     }
+    /// The person; `null` if the viewer cannot see the contact.
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
         Ok(loader(ctx)?.load_one(self.0.contact_id).await?.map(Contact))
     }
@@ -282,6 +321,8 @@ impl ConsentEntry {
     async fn web_form_id(&self) -> Option<ID> {
         self.0.form_id.map(|f| ids::encode(WebFormId::TAG, f.0))
     }
+    /// The version of the form's definition the submission used; `null` for entries not made
+    /// through a form.
     async fn web_form_version(&self) -> Option<i32> {
         self.0.form_version
     }
@@ -300,6 +341,7 @@ impl ConsentEntry {
     async fn confirmation_id(&self) -> Option<ID> {
         self.0.request_id.map(|r| ID(r.to_string()))
     }
+    /// IP address and user agent, where the form keeps them; `null` otherwise.
     async fn evidence(&self) -> Option<ConsentEvidence> {
         (self.0.ip.is_some() || self.0.user_agent.is_some())
             .then(|| ConsentEvidence { ip: self.0.ip.clone(), user_agent: self.0.user_agent.clone() })
@@ -311,6 +353,7 @@ impl ConsentEntry {
             Some(u) => Ok(loader(ctx)?.load_one(u).await?.map(User)),
         }
     }
+    /// The agent's note ("by phone, 2 Dec 10:14"); `null` if none.
     async fn note(&self) -> Option<&str> {
         self.0.note.as_deref()
     }
@@ -319,8 +362,12 @@ impl ConsentEntry {
 /// Consent standing of a group's visible contacts.
 #[derive(SimpleObject)]
 pub struct ConsentSummary {
+    /// Visible members whose consent is in force (`CONFIRMED`).
     pub confirmed: i64,
+    /// Visible contacts who gave consent through double opt-in and have not confirmed yet
+    /// (`PENDING`).
     pub pending: i64,
+    /// Visible contacts whose latest entry withdrew consent (`WITHDRAWN`).
     pub withdrawn: i64,
     /// Visible members without confirmed consent for the group: no consent on record
     /// (`members(consent: NONE)`), a pending confirmation (`PENDING`), or re-added after a

@@ -16,6 +16,7 @@ pub struct PreferenceLink {
     pub url: String,
     /// For the `List-Unsubscribe` header (RFC 8058: `List-Unsubscribe-Post: List-Unsubscribe=One-Click`).
     pub list_unsubscribe: String,
+    /// When the link stops working; ask for a new one for each mailing.
     pub expires_at: DateTime<Utc>,
 }
 
@@ -46,6 +47,8 @@ impl ConsentQuery {
         Ok(data(ctx)?.web_forms().await.map_err(ApiError::from)?.into_iter().map(WebForm).collect())
     }
 
+    /// One web form the viewer configures; `null` if there is none with this id or the viewer may
+    /// not configure it.
     async fn web_form(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<WebForm>> {
         let Ok(id) = ids::decode(WebFormId::TAG, &id) else { return Ok(None) };
         match data(ctx)?.web_form(WebFormId(id)).await {

@@ -8,29 +8,41 @@ use cohort_domain::contact::ContactFields;
 use cohort_domain::ids::{AddressBookId, ContactId};
 use cohort_store::{ContactInput, ContactPatch};
 
+/// An e-mail address to store on a contact.
 #[derive(InputObject, Clone)]
 pub struct EmailInput {
+    /// The address (checked for a plausible form).
     pub address: String,
+    /// What it is for (`work`, `private`), optional.
     pub label: Option<String>,
 }
 
+/// A phone number to store on a contact.
 #[derive(InputObject, Clone)]
 pub struct PhoneInput {
+    /// The number, as the person gives it.
     pub number: String,
+    /// What it is for (`mobile`, `office`), optional.
     pub label: Option<String>,
 }
 
+/// The input of `createContact`.
 #[derive(InputObject)]
 pub struct CreateContactInput {
+    /// The address book to create the contact in (needs WRITE there).
     pub address_book_id: ID,
+    /// Person or company.
     pub kind: ContactKind,
     /// Persons: first and/or last name.
     pub first_name: Option<String>,
+    /// Persons: the last name.
     pub last_name: Option<String>,
     /// Companies: the company's name.
     pub company_name: Option<String>,
+    /// E-mail addresses, in order.
     #[graphql(default)]
     pub emails: Vec<EmailInput>,
+    /// Phone numbers, in order.
     #[graphql(default)]
     pub phones: Vec<PhoneInput>,
     /// A person's company (a company contact the viewer can see).
@@ -38,8 +50,10 @@ pub struct CreateContactInput {
     /// A business-status key, e.g. `lead_warm`.
     pub business_status: Option<String>,
 }
+/// The result of `createContact`.
 #[derive(SimpleObject)]
 pub struct CreateContactPayload {
+    /// The new contact.
     pub contact: Contact,
 }
 
@@ -47,27 +61,40 @@ pub struct CreateContactPayload {
 /// given, replace the whole list.
 #[derive(InputObject)]
 pub struct UpdateContactInput {
+    /// The contact to change (needs WRITE on its book).
     pub id: ID,
     /// Move the contact to another book (needs WRITE on both).
     pub address_book_id: Option<ID>,
+    /// A person's first name (`null` clears it).
     pub first_name: MaybeUndefined<String>,
+    /// A person's last name (`null` clears it).
     pub last_name: MaybeUndefined<String>,
+    /// A company's name.
     pub company_name: MaybeUndefined<String>,
+    /// All e-mail addresses, replacing the list.
     pub emails: Option<Vec<EmailInput>>,
+    /// All phone numbers, replacing the list.
     pub phones: Option<Vec<PhoneInput>>,
+    /// A person's company (a company contact the viewer can see); `null` clears it.
     pub company_id: MaybeUndefined<ID>,
 }
+/// The result of `updateContact`.
 #[derive(SimpleObject)]
 pub struct UpdateContactPayload {
+    /// The contact after the change.
     pub contact: Contact,
 }
 
+/// The input of `deleteContact`.
 #[derive(InputObject)]
 pub struct DeleteContactInput {
+    /// The contact to delete (needs WRITE on its book).
     pub id: ID,
 }
+/// The result of `deleteContact`.
 #[derive(SimpleObject)]
 pub struct DeleteContactPayload {
+    /// The id of the deleted contact.
     pub deleted_id: ID,
 }
 
@@ -90,16 +117,20 @@ pub struct EraseContactPayload {
     pub erased_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// The input of `setContactBusinessStatus`.
 #[derive(InputObject)]
 pub struct SetContactBusinessStatusInput {
+    /// The contact whose status changes (needs WRITE on its book).
     pub contact_id: ID,
     /// A business-status key; `null` clears the status.
     pub status: Option<String>,
     /// Why (kept in the status history).
     pub note: Option<String>,
 }
+/// The result of `setContactBusinessStatus`.
 #[derive(SimpleObject)]
 pub struct SetContactBusinessStatusPayload {
+    /// The contact after the change.
     pub contact: Contact,
 }
 

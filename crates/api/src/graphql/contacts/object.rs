@@ -5,14 +5,17 @@ use crate::graphql::access::*;
 use crate::graphql::loaders::*;
 use crate::graphql::relay::*;
 use crate::graphql::{data, ids, loader};
-use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use cohort_domain::ids::ContactId;
-use cohort_store::{BusinessStatusRecord, ContactFilter, ContactRecord, Page, PageRequest, StatusChangeRecord};
+use cohort_store::{BusinessStatusRecord, ContactRecord, PageRequest, StatusChangeRecord};
 
+/// Whether a contact is a person or a company.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum ContactKind {
+    /// A person: has first and last name and may belong to a company.
     Person,
+    /// A company (or other organisation): has a company name; persons may name it as their company.
     Company,
 }
 
@@ -33,31 +36,24 @@ impl From<ContactKind> for cohort_domain::contact::ContactKind {
         }
     }
 }
-/// What `totalCount` counts; evaluated only when the field is selected.
-#[derive(Clone)]
-pub enum CountSource {
-    Contacts(ContactFilter),
-}
-
-async fn total_count(ctx: &Context<'_>, c: &Option<CountSource>) -> async_graphql::Result<i64> {
-    match c {
-        Some(CountSource::Contacts(f)) => Ok(data(ctx)?.count_contacts(f).await.map_err(ApiError::from)? as i64),
-        None => Err(ApiError::bad_input("totalCount", "not available for this list").into()),
-    }
-}
-
-connection!(ContactConnection, ContactEdge, Contact, ContactRecord, "A contact in a page of contacts.");
-connection!(StatusChangeConnection, StatusChangeEdge, StatusChange, StatusChangeRecord, "A business-status change.");
-
-#[ComplexObject]
-impl ContactConnection {
-    /// The number of matching contacts the viewer can see (never counts hidden ones).
-    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        total_count(ctx, &self.count).await
-    }
-}
-#[ComplexObject]
-impl StatusChangeConnection {}
+connection!(
+    ContactConnection,
+    ContactEdge,
+    Contact,
+    ContactRecord,
+    "A page of contacts.",
+    "A contact in a page of contacts.",
+    "The number of matching contacts the viewer can see (never counts hidden ones), on every page together."
+);
+connection!(
+    StatusChangeConnection,
+    StatusChangeEdge,
+    StatusChange,
+    StatusChangeRecord,
+    "A page of a contact's business-status changes, newest first.",
+    "A business-status change.",
+    "How many status changes the contact has, on every page together."
+);
 
 // Contacts
 
@@ -99,33 +95,44 @@ impl From<ContactRecord> for Contact {
     }
 }
 
+/// One of a contact's e-mail addresses.
 #[derive(SimpleObject, Clone)]
 pub struct EmailAddress {
+    /// The address, as entered.
     pub address: String,
+    /// What the address is for (`work`, `private`); `null` if unlabelled.
     pub label: Option<String>,
 }
 
+/// One of a contact's phone numbers.
 #[derive(SimpleObject, Clone)]
 pub struct PhoneNumber {
+    /// The number, as entered.
     pub number: String,
+    /// What the number is for (`mobile`, `office`); `null` if unlabelled.
     pub label: Option<String>,
 }
 
 /// A person or company in one address book.
 #[Object]
 impl Contact {
+    /// The contact's global id (opaque; for `node(id:)` and inputs that take a contact).
     pub(crate) async fn id(&self) -> ID {
         ids::encode(ContactId::TAG, self.0.id.0)
     }
+    /// Person or company.
     async fn kind(&self) -> ContactKind {
         self.0.kind.into()
     }
+    /// A person's first name; `null` for companies and when unknown.
     async fn first_name(&self) -> Option<&str> {
         self.0.first_name.as_deref()
     }
+    /// A person's last name; `null` for companies and when unknown.
     async fn last_name(&self) -> Option<&str> {
         self.0.last_name.as_deref()
     }
+    /// A company's name; `null` for persons.
     async fn company_name(&self) -> Option<&str> {
         self.0.company_name.as_deref()
     }
@@ -133,10 +140,12 @@ impl Contact {
     async fn display_name(&self) -> &str {
         &self.0.display_name
     }
+    /// E-mail addresses, in the order entered.
     async fn emails(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<EmailAddress>> {
         let ch = loader(ctx)?.load_one(ChannelsOf(self.0.id)).await?.unwrap_or_default();
         Ok(ch.emails.into_iter().map(|e| EmailAddress { address: e.address, label: e.label }).collect())
     }
+    /// Phone numbers, in the order entered.
     async fn phones(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PhoneNumber>> {
         let ch = loader(ctx)?.load_one(ChannelsOf(self.0.id)).await?.unwrap_or_default();
         Ok(ch.phones.into_iter().map(|p| PhoneNumber { number: p.number, label: p.label }).collect())
@@ -148,10 +157,12 @@ impl Contact {
             Some(c) => Ok(loader(ctx)?.load_one(c).await?.map(Contact)),
         }
     }
+    /// The address book the contact lives in.
     async fn address_book(&self, ctx: &Context<'_>) -> async_graphql::Result<AddressBook> {
         // A visible contact's book is always visible; a miss here means it changed mid-request.
         loader(ctx)?.load_one(self.0.address_book_id).await?.map(AddressBook).ok_or_else(|| ApiError::NotFound.into())
     }
+    /// Where the contact stands commercially (lead, customer, …); `null` if unclassified.
     async fn business_status(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<BusinessStatus>> {
         match self.0.business_status_id {
             None => Ok(None),
@@ -168,7 +179,7 @@ impl Contact {
     ) -> async_graphql::Result<StatusChangeConnection> {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let p = data(ctx)?.status_history(self.0.id, &page).await.map_err(ApiError::from)?;
-        Ok(StatusChangeConnection::from_page(p, None))
+        Ok(StatusChangeConnection::from_page(p, CountSource::StatusChanges(self.0.id)))
     }
     /// The contact's orders, newest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
@@ -240,9 +251,11 @@ impl Contact {
     ) -> async_graphql::Result<crate::graphql::consent::ConsentStatus> {
         crate::graphql::consent::contact_consent_status(ctx, self.0.id, &group_id).await
     }
+    /// When the contact was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When the contact's own fields were last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -257,6 +270,7 @@ impl BusinessStatus {
     async fn key(&self) -> &str {
         &self.0.key
     }
+    /// Display label, e.g. "Hot lead".
     async fn label(&self) -> &str {
         &self.0.label
     }
@@ -264,6 +278,7 @@ impl BusinessStatus {
     async fn category(&self) -> &str {
         &self.0.category
     }
+    /// Display order in the classification (ascending).
     async fn position(&self) -> i32 {
         self.0.position
     }
@@ -277,30 +292,50 @@ impl From<StatusChangeRecord> for StatusChange {
     }
 }
 
+/// One change of a contact's business status, as recorded (never rewritten).
 #[Object]
 impl StatusChange {
+    /// The status before; `null` if the contact had none.
     async fn from(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<BusinessStatus>> {
         match self.0.from_status_id {
             None => Ok(None),
             Some(s) => Ok(loader(ctx)?.load_one(s).await?.map(BusinessStatus)),
         }
     }
+    /// The status after; `null` if the status was cleared.
     async fn to(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<BusinessStatus>> {
         match self.0.to_status_id {
             None => Ok(None),
             Some(s) => Ok(loader(ctx)?.load_one(s).await?.map(BusinessStatus)),
         }
     }
+    /// Who made the change; `null` if not recorded.
     async fn changed_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         match self.0.changed_by {
             None => Ok(None),
             Some(u) => Ok(loader(ctx)?.load_one(u).await?.map(User)),
         }
     }
+    /// When the change was made.
     async fn changed_at(&self) -> DateTime<Utc> {
         self.0.changed_at
     }
+    /// Why, as noted with the change; `null` if none.
     async fn note(&self) -> Option<&str> {
         self.0.note.as_deref()
     }
+}
+
+/// A subject-access export (`contactDataExport`): one person's data as one JSON document.
+#[derive(SimpleObject)]
+pub struct ContactDataExport {
+    /// When the document was made.
+    pub generated_at: DateTime<Utc>,
+    /// The document (`format`: `cohort.contact-data-export/v1`): `contact` (profile, e-mails,
+    /// phones, address book, company, business status, `erasedAt`), `businessStatusHistory`,
+    /// `memberships`, `membershipHistory`, `consent` (`log`, `current`,
+    /// `confirmationRequests`), `individualPriceLists`, `orders` (with `lines`), `tickets`
+    /// (with `history`), `messages`, `sequenceEnrolments`. Amounts are decimal strings; staff
+    /// appear by user id only.
+    pub document: async_graphql::Json<serde_json::Value>,
 }

@@ -2,6 +2,7 @@
 
 use crate::error::ApiError;
 use crate::graphql::contacts::*;
+use crate::graphql::relay::CountSource;
 use crate::graphql::{data, ids, loader, viewer};
 use async_graphql::{Context, ID, InputObject, Object};
 use cohort_domain::ids::{AddressBookId, ContactId, GroupId};
@@ -20,7 +21,11 @@ pub enum ContactOrderBy {
 #[derive(InputObject, Default)]
 pub struct ContactFilterInput {
     /// Only contacts in these address books.
+    pub address_book_ids: Option<Vec<ID>>,
+    /// The old name of `addressBookIds`.
+    #[graphql(deprecation = "Use `addressBookIds` (the same address book ids).")]
     pub address_books: Option<Vec<ID>>,
+    /// Only persons or only companies.
     pub kind: Option<ContactKind>,
     /// Business-status keys (e.g. `lead_hot`); a contact matches any of them.
     pub business_status: Option<Vec<String>>,
@@ -33,10 +38,13 @@ pub struct ContactFilterInput {
 /// Selects contacts by their groups ("everyone in Greece or Italy, not in Customers").
 #[derive(InputObject, Default)]
 pub struct GroupSelectionInput {
+    /// Group ids: the contact is a member of every one of them.
     #[graphql(default)]
     pub all: Vec<ID>,
+    /// Group ids: the contact is a member of at least one of them (ignored when empty).
     #[graphql(default)]
     pub any: Vec<ID>,
+    /// Group ids: the contact is a member of none of them.
     #[graphql(default)]
     pub none: Vec<ID>,
     /// Membership of a subgroup counts as membership of its ancestors.
@@ -47,8 +55,7 @@ pub struct GroupSelectionInput {
 impl ContactFilterInput {
     pub fn into_filter(self) -> Result<ContactFilter, ApiError> {
         Ok(ContactFilter {
-            address_books: self
-                .address_books
+            address_books: ids::renamed(self.address_book_ids, "addressBookIds", self.address_books, "addressBooks")?
                 .map(|b| ids::decode_all(AddressBookId::TAG, &b).map(|v| v.into_iter().map(AddressBookId).collect()))
                 .transpose()?,
             kind: self.kind.map(Into::into),
@@ -103,7 +110,22 @@ impl ContactQuery {
         let p = data(ctx)?.contacts(&filter, order, &page).await.map_err(ApiError::from)?;
         let rows: Vec<&cohort_store::ContactRecord> = p.rows.iter().map(|r| &r.1).collect();
         prefetch_contacts(ctx, ctx.look_ahead().field("edges").field("node"), &rows).await?;
-        Ok(ContactConnection::from_page(p, Some(CountSource::Contacts(filter))))
+        Ok(ContactConnection::from_page(p, CountSource::Contacts(filter)))
+    }
+
+    /// Subject access (GDPR Art. 15): everything Cohort holds about **one** person — profile,
+    /// e-mails and phones, business-status history, memberships with their source and consent,
+    /// membership history, the consent log, individual price lists, orders with their lines,
+    /// tickets with their history, messages and sequence enrolments — as one JSON document
+    /// (`format` names its version; ids are global ids). Tenant admins only (`FORBIDDEN`
+    /// otherwise); one person per call; audited as `contact.dataExport` and counted by data-usage
+    /// metering. A private message's body is withheld (`bodyWithheld: true`).
+    async fn contact_data_export(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ContactDataExport> {
+        viewer(ctx)?;
+        let id = ContactId(ids::decode(ContactId::TAG, &id)?);
+        let encode = |tag: &'static str, u: uuid::Uuid| ids::encode(tag, u).0;
+        let e = data(ctx)?.contact_data_export(id, &encode).await.map_err(ApiError::from)?;
+        Ok(ContactDataExport { generated_at: e.generated_at, document: async_graphql::Json(e.document) })
     }
 
     /// The tenant's business-status classification, in display order.

@@ -20,6 +20,7 @@ pub struct Event {
     /// e.g. `group.members_added`.
     #[graphql(name = "type")]
     pub event_type: String,
+    /// When the change was committed.
     pub occurred_at: DateTime<Utc>,
     /// The request that caused it (the `x-request-id` it was served under).
     pub request_id: Option<String>,
@@ -81,15 +82,12 @@ impl From<EventRecord> for Event {
     }
 }
 
-/// An event in a page of events.
-#[derive(SimpleObject)]
-pub struct EventEdge {
-    pub cursor: String,
-    pub node: Event,
-}
-
-#[derive(SimpleObject)]
-pub struct EventConnection {
-    pub edges: Vec<EventEdge>,
-    pub page_info: PageInfo,
-}
+connection!(
+    EventConnection,
+    EventEdge,
+    Event,
+    EventRecord,
+    "A page of the tenant's events, oldest first.",
+    "An event in a page of events.",
+    "How many events match `types`, on every page together."
+);

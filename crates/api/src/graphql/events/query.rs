@@ -25,10 +25,6 @@ impl EventQuery {
         let page = PageRequest::new(first, after).map_err(ApiError::from)?;
         let filter = EventFilter { types: types.unwrap_or_default() };
         let p = data(ctx)?.events(&filter, &page).await.map_err(ApiError::from)?;
-        let page_info = page_info(&p);
-        Ok(EventConnection {
-            edges: p.rows.into_iter().map(|(cursor, e)| EventEdge { cursor, node: e.into() }).collect(),
-            page_info,
-        })
+        Ok(EventConnection::from_page(p, CountSource::Events(filter)))
     }
 }

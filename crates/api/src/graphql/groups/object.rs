@@ -16,11 +16,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 /// How a contact came to be in a group.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum MembershipSource {
+    /// Added by a user (an agent or admin) in Cohort.
     Assigned,
+    /// Brought in by a data import.
     Import,
+    /// Added by another system through the API (an integration token).
     Api,
+    /// The person subscribed through a web form.
     WebForm,
+    /// The person subscribed in the preference centre.
     SelfService,
+    /// Added by a follow-up sequence step or other automation.
     Automation,
 }
 
@@ -50,6 +56,7 @@ impl From<MembershipSource> for DomainSource {
     }
 }
 
+/// The order of `Group.members`.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum MemberOrderBy {
     /// By the contact's sort name (a person's last name, a company's name), then id.
@@ -58,9 +65,13 @@ pub enum MemberOrderBy {
     JoinedAt,
 }
 
+/// Whether a membership began or ended.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum MembershipAction {
+    /// The contact became a member.
     Join,
+    /// The contact stopped being a member (removed, unsubscribed, or the contact or group was
+    /// deleted).
     Leave,
 }
 
@@ -108,12 +119,15 @@ async fn member_count(ctx: &Context<'_>, group: GroupId, include_subgroups: bool
 /// of any book, and shows each viewer exactly the members they could see anyway.
 #[Object]
 impl Group {
+    /// The group's global id (opaque; for `node(id:)` and inputs that take a group).
     pub async fn id(&self) -> ID {
         ids::encode(GroupId::TAG, self.0.id.0)
     }
+    /// The group's name.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// What the group is for; `null` if none.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
@@ -125,9 +139,11 @@ impl Group {
     async fn precedence(&self) -> i32 {
         self.0.precedence
     }
+    /// The name shown to the public (web forms, the preference centre); `null` for a private group.
     async fn public_name(&self) -> Option<&str> {
         self.0.public_name.as_deref()
     }
+    /// The description shown to the public; `null` if none.
     async fn public_description(&self) -> Option<&str> {
         self.0.public_description.as_deref()
     }
@@ -135,6 +151,8 @@ impl Group {
     async fn is_public(&self) -> bool {
         self.0.public_name.is_some()
     }
+    /// The viewer's access to the group's home book (READ: see; WRITE: change members; MANAGE:
+    /// configure).
     async fn my_access(&self) -> AccessLevel {
         self.0.my_access.into()
     }
@@ -164,7 +182,7 @@ impl Group {
         after: Option<String>,
     ) -> async_graphql::Result<GroupConnection> {
         let p = data(ctx)?.group_descendants(self.0.id, &page_req(first, after)?).await.map_err(ApiError::from)?;
-        Ok(GroupConnection::from_page(p))
+        Ok(GroupConnection::from_page(p, CountSource::GroupDescendants(self.0.id)))
     }
     /// Members the viewer can see. With `includeSubgroups`, members of any descendant count too
     /// (each contact once).
@@ -238,7 +256,10 @@ impl Group {
             .membership_history(Some(self.0.id), None, &page_req(first, after)?)
             .await
             .map_err(ApiError::from)?;
-        Ok(MembershipEventConnection::from_page(p))
+        Ok(MembershipEventConnection::from_page(
+            p,
+            CountSource::MembershipHistory { group: Some(self.0.id), contact: None },
+        ))
     }
     /// Orders of the members the viewer can see, newest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
@@ -309,37 +330,26 @@ impl Group {
     ) -> async_graphql::Result<Option<crate::graphql::routing::EffectiveResponsibility>> {
         crate::graphql::routing::effective_responsibility(ctx, self.0.id, &process_area).await
     }
+    /// When the group was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When the group's settings were last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
 }
 
-#[derive(SimpleObject)]
-pub struct GroupEdge {
-    pub cursor: String,
-    pub node: Group,
-}
+connection!(
+    GroupConnection,
+    GroupEdge,
+    Group,
+    GroupRecord,
+    "A page of groups the viewer can see, by name.",
+    "A group on a page, with its cursor.",
+    "How many groups the list holds for the viewer (hidden groups never count), on every page together."
+);
 
-#[derive(SimpleObject)]
-pub struct GroupConnection {
-    pub edges: Vec<GroupEdge>,
-    pub page_info: PageInfo,
-}
-
-impl GroupConnection {
-    pub fn from_page(p: Page<GroupRecord>) -> Self {
-        let page_info = page_info(&p);
-        GroupConnection {
-            edges: p.rows.into_iter().map(|(cursor, g)| GroupEdge { cursor, node: Group(g) }).collect(),
-            page_info,
-        }
-    }
-}
-
-/// A member on a page, with how and when they joined.
 pub struct GroupMemberEdge {
     cursor: String,
     rec: MemberRecord,
@@ -358,11 +368,15 @@ impl GroupMemberEdge {
     }
 }
 
+/// A member on a page, with how and when they joined.
 #[Object]
 impl GroupMemberEdge {
+    /// Opaque position of this member in the list: pass it as `after` to get the members that
+    /// follow.
     async fn cursor(&self) -> &str {
         &self.cursor
     }
+    /// The member.
     async fn node(&self) -> Contact {
         Contact(self.rec.contact.clone())
     }
@@ -371,6 +385,7 @@ impl GroupMemberEdge {
     async fn joined_at(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DateTime<Utc>>> {
         Ok(self.membership(ctx).await?.map(|m| m.joined_at))
     }
+    /// How the contact came to be a member (with `includeSubgroups`: a member of `group`).
     async fn source(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<MembershipSource>> {
         Ok(self.membership(ctx).await?.map(|m| m.source.into()))
     }
@@ -396,10 +411,13 @@ impl GroupMemberEdge {
     }
 }
 
+/// A page of a group's members the viewer can see.
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct GroupMemberConnection {
+    /// The members of this page, in the requested order.
     pub edges: Vec<GroupMemberEdge>,
+    /// Whether more members follow, and the cursors of this page's first and last member.
     pub page_info: PageInfo,
     #[graphql(skip)]
     group: GroupId,
@@ -436,20 +454,24 @@ impl GroupMemberConnection {
     }
 }
 
-/// A contact's membership in one group.
 pub struct GroupMembership(pub MembershipRecord);
 
+/// A contact's membership in one group.
 #[Object]
 impl GroupMembership {
+    /// The group; `null` if the viewer cannot see it.
     async fn group(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Group>> {
         Ok(loader(ctx)?.load_one(self.0.group_id).await?.map(Group))
     }
+    /// When the contact joined.
     async fn joined_at(&self) -> DateTime<Utc> {
         self.0.joined_at
     }
+    /// How the contact came to be a member.
     async fn source(&self) -> MembershipSource {
         self.0.source.into()
     }
+    /// Who added the contact (for memberships a user or script added); `null` otherwise.
     async fn assigned_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         match self.0.assigned_by {
             None => Ok(None),
@@ -458,20 +480,24 @@ impl GroupMembership {
     }
 }
 
-/// One join or leave, as recorded (never rewritten).
 pub struct MembershipEvent(pub MembershipEventRecord);
 
+/// One join or leave, as recorded (never rewritten).
 #[Object]
 impl MembershipEvent {
+    /// The entry's global id (opaque).
     async fn id(&self) -> ID {
         ids::encode(MembershipEventId::TAG, self.0.id.0)
     }
+    /// Joined or left.
     async fn action(&self) -> MembershipAction {
         if self.0.action == "LEAVE" { MembershipAction::Leave } else { MembershipAction::Join }
     }
+    /// The contact; `null` if the viewer cannot see it.
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
         Ok(loader(ctx)?.load_one(self.0.contact_id).await?.map(Contact))
     }
+    /// The group; `null` if the viewer cannot see it.
     async fn group(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Group>> {
         Ok(loader(ctx)?.load_one(self.0.group_id).await?.map(Group))
     }
@@ -482,40 +508,34 @@ impl MembershipEvent {
             Some(u) => Ok(loader(ctx)?.load_one(u).await?.map(User)),
         }
     }
+    /// How the membership came about (for a leave: how it had come about).
     async fn source(&self) -> MembershipSource {
         self.0.source.into()
     }
+    /// When it happened.
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
     }
+    /// Why, as given with a removal (`removeGroupMembers(reason:)`, an unsubscribe, a deletion);
+    /// `null` if none.
     async fn reason(&self) -> Option<&str> {
         self.0.reason.as_deref()
     }
 }
 
-#[derive(SimpleObject)]
-pub struct MembershipEventEdge {
-    pub cursor: String,
-    pub node: MembershipEvent,
-}
+connection!(
+    MembershipEventConnection,
+    MembershipEventEdge,
+    MembershipEvent,
+    MembershipEventRecord,
+    "A page of membership history, newest first.",
+    "One join or leave on a page, with its cursor.",
+    "How many joins and leaves the history holds for the viewer (those of contacts and groups they can see), on every page together."
+);
 
-#[derive(SimpleObject)]
-pub struct MembershipEventConnection {
-    pub edges: Vec<MembershipEventEdge>,
-    pub page_info: PageInfo,
-}
-
-impl MembershipEventConnection {
-    pub fn from_page(p: Page<MembershipEventRecord>) -> Self {
-        let page_info = page_info(&p);
-        MembershipEventConnection {
-            edges: p
-                .rows
-                .into_iter()
-                .map(|(cursor, e)| MembershipEventEdge { cursor, node: MembershipEvent(e) })
-                .collect(),
-            page_info,
-        }
+impl From<MembershipEventRecord> for MembershipEvent {
+    fn from(e: MembershipEventRecord) -> Self {
+        MembershipEvent(e)
     }
 }
 
@@ -540,5 +560,5 @@ pub async fn contact_membership_history(
     }
     let p =
         data(ctx)?.membership_history(None, Some(contact), &page_req(first, after)?).await.map_err(ApiError::from)?;
-    Ok(MembershipEventConnection::from_page(p))
+    Ok(MembershipEventConnection::from_page(p, CountSource::MembershipHistory { group: None, contact: Some(contact) }))
 }

@@ -8,6 +8,7 @@ use async_graphql::{Context, ID, InputObject, Object};
 use cohort_domain::ids::GroupId;
 use cohort_store::GroupFilter;
 
+/// Which groups to list. All conditions combine with AND; only visible groups ever match.
 #[derive(InputObject, Default)]
 pub struct GroupFilterInput {
     /// Only direct subgroups of this group.
@@ -17,6 +18,7 @@ pub struct GroupFilterInput {
     pub roots_only: bool,
     /// Case-insensitive prefix of the group's name.
     pub search: Option<String>,
+    /// Only public groups (`true`: with a public name) or only private ones (`false`).
     pub is_public: Option<bool>,
 }
 
@@ -49,6 +51,6 @@ impl GroupQuery {
             is_public: f.is_public,
         };
         let p = data(ctx)?.groups(&filter, &page_req(first, after)?).await.map_err(ApiError::from)?;
-        Ok(GroupConnection::from_page(p))
+        Ok(GroupConnection::from_page(p, CountSource::Groups(filter)))
     }
 }

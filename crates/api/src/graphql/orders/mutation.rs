@@ -9,9 +9,12 @@ use chrono::{DateTime, Utc};
 use cohort_domain::ids::ContactId;
 use cohort_store::PriceLine;
 
+/// The input of `placeOrder`.
 #[derive(InputObject)]
 pub struct PlaceOrderInput {
+    /// The contact the order is for.
     pub contact_id: ID,
+    /// ISO 4217 code every line is priced in.
     pub currency: String,
     /// The pricing date; default now.
     pub at: Option<DateTime<Utc>>,
@@ -19,8 +22,10 @@ pub struct PlaceOrderInput {
     pub lines: Vec<QuoteLineInput>,
 }
 
+/// The result of `placeOrder`.
 #[derive(SimpleObject)]
 pub struct PlaceOrderPayload {
+    /// The placed order.
     pub order: Order,
 }
 

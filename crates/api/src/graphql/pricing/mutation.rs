@@ -11,135 +11,199 @@ use cohort_domain::ids::{ContactId, GroupId, PriceListId, ProductId};
 use cohort_store::{PriceItemInput, PriceListInput, ProductInput, ProductPatch};
 use rust_decimal::Decimal;
 
+/// The input of `createProduct`.
 #[derive(InputObject)]
 pub struct CreateProductInput {
+    /// Stock-keeping unit: the product's code, unique in the tenant (up to 64 characters).
     pub sku: String,
+    /// The product's name (1 to 200 characters).
     pub name: String,
+    /// The price when no price list applies, per unit, in `currency`.
     pub list_price: Dec,
+    /// ISO 4217 code of the list price (`EUR`).
     pub currency: String,
+    /// Whether the product can be priced and ordered (default `true`).
     #[graphql(default = true)]
     pub active: bool,
 }
 
+/// The result of `createProduct`.
 #[derive(SimpleObject)]
 pub struct CreateProductPayload {
+    /// The new product.
     pub product: Product,
 }
 
+/// The input of `updateProduct`: absent fields stay as they are. The SKU never changes.
 #[derive(InputObject)]
 pub struct UpdateProductInput {
+    /// The product to change.
     pub id: ID,
+    /// A new name.
     pub name: Option<String>,
+    /// A new list price.
     pub list_price: Option<Dec>,
+    /// A new currency of the list price (ISO 4217).
     pub currency: Option<String>,
+    /// Allow (`true`) or stop (`false`) pricing and ordering it.
     pub active: Option<bool>,
 }
 
+/// The result of `updateProduct`.
 #[derive(SimpleObject)]
 pub struct UpdateProductPayload {
+    /// The product after the change.
     pub product: Product,
 }
 
+/// The input of `createPriceList`.
 #[derive(InputObject)]
 pub struct CreatePriceListInput {
+    /// The list's name (1 to 200 characters).
     pub name: String,
+    /// ISO 4217 code: the list prices only lines in this currency.
     pub currency: String,
+    /// The list applies from this instant on (inclusive); `null`: always has.
     pub valid_from: Option<DateTime<Utc>>,
+    /// The list applies until this instant (exclusive); `null`: open-ended.
     pub valid_to: Option<DateTime<Utc>>,
     /// Percentages are taken off this list's prices (default: the product list price).
     pub base_price_list_id: Option<ID>,
 }
 
+/// The result of `createPriceList`.
 #[derive(SimpleObject)]
 pub struct CreatePriceListPayload {
+    /// The new price list.
     pub price_list: PriceList,
 }
 
 /// Replaces a list's settings (all fields).
 #[derive(InputObject)]
 pub struct UpdatePriceListInput {
+    /// The price list to change.
     pub id: ID,
+    /// The list's name.
     pub name: String,
+    /// ISO 4217 code of the list.
     pub currency: String,
+    /// Applies from this instant on (inclusive); `null`: always has.
     pub valid_from: Option<DateTime<Utc>>,
+    /// Applies until this instant (exclusive); `null`: open-ended.
     pub valid_to: Option<DateTime<Utc>>,
+    /// The list percentages are taken off; `null`: the product's list price.
     pub base_price_list_id: Option<ID>,
 }
 
+/// The result of `updatePriceList`.
 #[derive(SimpleObject)]
 pub struct UpdatePriceListPayload {
+    /// The price list after the change.
     pub price_list: PriceList,
 }
 
 /// Exactly one of `fixedPrice` and `discountPercent`.
 #[derive(InputObject)]
 pub struct PriceListItemInput {
+    /// The product the item prices.
     pub product_id: ID,
+    /// The item applies from this quantity on (default 1); the applicable item with the largest
+    /// minimum wins.
     #[graphql(default_with = "Dec(Decimal::ONE)")]
     pub min_quantity: Dec,
+    /// A fixed unit price, in the list's currency.
     pub fixed_price: Option<Dec>,
+    /// A discount off the base price (the base list's, or the product's list price), in percent.
     pub discount_percent: Option<Dec>,
+    /// The item applies from this instant on (inclusive); `null`: while the list does.
     pub valid_from: Option<DateTime<Utc>>,
+    /// The item applies until this instant (exclusive); `null`: while the list does.
     pub valid_to: Option<DateTime<Utc>>,
 }
 
+/// The input of `setPriceListItems`.
 #[derive(InputObject)]
 pub struct SetPriceListItemsInput {
+    /// The price list whose items are replaced.
     pub price_list_id: ID,
+    /// Every item of the list, replacing all previous ones.
     pub items: Vec<PriceListItemInput>,
 }
 
+/// The result of `setPriceListItems`.
 #[derive(SimpleObject)]
 pub struct SetPriceListItemsPayload {
+    /// The price list after the change.
     pub price_list: PriceList,
+    /// How many items the list now has.
     pub item_count: i32,
 }
 
+/// The input of `assignGroupPriceList`.
 #[derive(InputObject)]
 pub struct AssignGroupPriceListInput {
+    /// The group whose members (and subgroups' members) the list prices for.
     pub group_id: ID,
+    /// The price list to assign.
     pub price_list_id: ID,
     /// Smaller is applied first.
     pub priority: i32,
 }
 
+/// The input of `unassignGroupPriceList`.
 #[derive(InputObject)]
 pub struct UnassignGroupPriceListInput {
+    /// The group the list is assigned to.
     pub group_id: ID,
+    /// The price list to unassign.
     pub price_list_id: ID,
 }
 
+/// The result of `assignGroupPriceList` and `unassignGroupPriceList`.
 #[derive(SimpleObject)]
 pub struct GroupPriceListPayload {
+    /// The group after the change (see `priceLists` and `effectivePriceLists`).
     pub group: Group,
 }
 
+/// The input of `assignContactPriceList`.
 #[derive(InputObject)]
 pub struct AssignContactPriceListInput {
+    /// The contact the list prices for.
     pub contact_id: ID,
+    /// The price list to assign.
     pub price_list_id: ID,
+    /// Smaller is applied first among the contact's own lists.
     pub priority: i32,
 }
 
+/// The input of `unassignContactPriceList`.
 #[derive(InputObject)]
 pub struct UnassignContactPriceListInput {
+    /// The contact the list is assigned to.
     pub contact_id: ID,
+    /// The price list to unassign.
     pub price_list_id: ID,
 }
 
+/// The result of `assignContactPriceList` and `unassignContactPriceList`.
 #[derive(SimpleObject)]
 pub struct ContactPriceListPayload {
+    /// The contact after the change.
     pub contact: Contact,
 }
 
+/// The input of `setDefaultPriceList`.
 #[derive(InputObject)]
 pub struct SetDefaultPriceListInput {
     /// `null` clears the default.
     pub price_list_id: Option<ID>,
 }
 
+/// The result of `setDefaultPriceList`.
 #[derive(SimpleObject)]
 pub struct SetDefaultPriceListPayload {
+    /// The tenant's default list now; `null` if none.
     pub price_list: Option<PriceListRef>,
 }
 
@@ -197,6 +261,8 @@ impl PricingMutation {
         Ok(CreateProductPayload { product: Product(p) })
     }
 
+    /// Changes a product of the catalogue (admin). Orders already placed keep the prices they were
+    /// placed at.
     async fn update_product(
         &self,
         ctx: &Context<'_>,
@@ -224,6 +290,7 @@ impl PricingMutation {
         Ok(CreatePriceListPayload { price_list: PriceList(l) })
     }
 
+    /// Replaces a price list's settings (admin); its items stay.
     async fn update_price_list(
         &self,
         ctx: &Context<'_>,
@@ -276,6 +343,7 @@ impl PricingMutation {
         Ok(GroupPriceListPayload { group: reload_group(ctx, g).await? })
     }
 
+    /// Takes a list off a group (admin); members then get their prices from the remaining lists.
     async fn unassign_group_price_list(
         &self,
         ctx: &Context<'_>,
@@ -300,6 +368,7 @@ impl PricingMutation {
         Ok(ContactPriceListPayload { contact: reload_contact(ctx, c).await? })
     }
 
+    /// Takes an individual list off a contact (admin).
     async fn unassign_contact_price_list(
         &self,
         ctx: &Context<'_>,

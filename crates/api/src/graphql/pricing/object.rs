@@ -17,6 +17,8 @@ use rust_decimal::Decimal;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dec(pub Decimal);
 
+/// An exact decimal number in plain notation, as a string (`"33.335"`, `"-2"`); inputs also take
+/// JSON integers, never floats. Money amounts carry their currency's minor units (`"720.00"`).
 #[Scalar(name = "Decimal")]
 impl ScalarType for Dec {
     fn parse(value: Value) -> InputValueResult<Self> {
@@ -40,17 +42,22 @@ impl ScalarType for Dec {
 
 pub struct Product(pub ProductRecord);
 
+/// A product of the tenant's catalogue. Every member of the tenant may read the catalogue.
 #[Object]
 impl Product {
+    /// The product's global id (opaque; for `node(id:)` and inputs that take a product).
     pub async fn id(&self) -> ID {
         ids::encode(ProductId::TAG, self.0.id.0)
     }
+    /// Stock-keeping unit: the product's code, unique in the tenant.
     async fn sku(&self) -> &str {
         &self.0.sku
     }
+    /// The product's name.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// The price per unit when no price list applies, in `currency`.
     async fn list_price(&self) -> Dec {
         Dec(self.0.list_price)
     }
@@ -58,27 +65,34 @@ impl Product {
     async fn currency(&self) -> &str {
         self.0.currency.code()
     }
+    /// Whether the product can be priced and ordered.
     async fn active(&self) -> bool {
         self.0.active
     }
+    /// When the product was added.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When the product was last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
 }
 
-#[derive(SimpleObject)]
-pub struct ProductEdge {
-    pub cursor: String,
-    pub node: Product,
-}
+connection!(
+    ProductConnection,
+    ProductEdge,
+    Product,
+    ProductRecord,
+    "A page of the catalogue, by name.",
+    "A product on a page, with its cursor.",
+    "How many products match `search` (the whole catalogue without it), on every page together."
+);
 
-#[derive(SimpleObject)]
-pub struct ProductConnection {
-    pub edges: Vec<ProductEdge>,
-    pub page_info: PageInfo,
+impl From<ProductRecord> for Product {
+    fn from(p: ProductRecord) -> Self {
+        Product(p)
+    }
 }
 
 pub struct PriceList(pub PriceListRecord);
@@ -86,12 +100,15 @@ pub struct PriceList(pub PriceListRecord);
 /// A price list (admins only).
 #[Object]
 impl PriceList {
+    /// The price list's global id (opaque; for `node(id:)` and inputs that take a price list).
     pub async fn id(&self) -> ID {
         ids::encode(PriceListId::TAG, self.0.id.0)
     }
+    /// The list's name.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// ISO 4217 code: the list prices only lines in this currency.
     async fn currency(&self) -> &str {
         self.0.currency.code()
     }
@@ -109,6 +126,8 @@ impl PriceList {
         let l = data(ctx)?.price_lists_by_ids(&[b]).await.map_err(ApiError::from)?;
         Ok(l.into_iter().next().map(PriceList))
     }
+    /// The list's items, by product and minimum quantity. Reading them is recorded in the audit
+    /// log.
     async fn items(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PriceListItem>> {
         let items = data(ctx)?.price_list_items(self.0.id).await.map_err(ApiError::from)?;
         Ok(items.into_iter().map(PriceListItem).collect())
@@ -117,55 +136,70 @@ impl PriceList {
 
 pub struct PriceListItem(pub PriceItemRecord);
 
+/// One price of a list: a product, from a minimum quantity, as a fixed price or a discount.
 #[Object]
 impl PriceListItem {
+    /// The item's global id (opaque).
     async fn id(&self) -> ID {
         ids::encode(PriceItemId::TAG, self.0.id.0)
     }
+    /// The product the item prices.
     async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
         Ok(loader(ctx)?.load_one(self.0.product_id).await?.map(Product))
     }
+    /// The item applies from this quantity on.
     async fn min_quantity(&self) -> Dec {
         Dec(self.0.min_quantity)
     }
+    /// The fixed unit price; `null` for a discount item.
     async fn fixed_price(&self) -> Option<Dec> {
         self.0.fixed_price.map(Dec)
     }
+    /// The discount off the base price, in percent; `null` for a fixed-price item.
     async fn discount_percent(&self) -> Option<Dec> {
         self.0.discount_percent.map(Dec)
     }
+    /// The item applies from this instant on (inclusive); `null`: while the list does.
     async fn valid_from(&self) -> Option<DateTime<Utc>> {
         self.0.valid_from
     }
+    /// The item applies until this instant (exclusive); `null`: while the list does.
     async fn valid_to(&self) -> Option<DateTime<Utc>> {
         self.0.valid_to
     }
 }
 
-#[derive(SimpleObject)]
-pub struct PriceListEdge {
-    pub cursor: String,
-    pub node: PriceList,
-}
+connection!(
+    PriceListConnection,
+    PriceListEdge,
+    PriceList,
+    PriceListRecord,
+    "A page of price lists, by name (admins only).",
+    "A price list on a page, with its cursor.",
+    "How many price lists the tenant has, on every page together."
+);
 
-#[derive(SimpleObject)]
-pub struct PriceListConnection {
-    pub edges: Vec<PriceListEdge>,
-    pub page_info: PageInfo,
+impl From<PriceListRecord> for PriceList {
+    fn from(l: PriceListRecord) -> Self {
+        PriceList(l)
+    }
 }
 
 /// A list's name and id: what a non-admin may know of a list (in explanations).
 #[derive(SimpleObject, Clone)]
 pub struct PriceListRef {
+    /// The list's global id.
     pub id: ID,
+    /// The list's name.
     pub name: String,
 }
 
-/// A list assigned to a group.
 pub struct GroupPriceList(pub ListAssignmentRecord);
 
+/// A list assigned to a group.
 #[Object]
 impl GroupPriceList {
+    /// The list (its id and name).
     async fn price_list(&self) -> PriceListRef {
         PriceListRef { id: ids::encode(PriceListId::TAG, self.0.price_list.id.0), name: self.0.price_list.name.clone() }
     }
@@ -192,11 +226,16 @@ pub async fn group_price_lists(
 // ---------------------------------------------------------------------------------------------
 // Resolution
 
+/// Where a price came from, in the order resolution tries them.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum PriceSource {
+    /// One of the contact's own (individual) price lists.
     ContactList,
+    /// A price list of one of the contact's groups (its own or inherited from an ancestor).
     GroupList,
+    /// The tenant's default price list.
     DefaultList,
+    /// The product's list price (no list had an item for it).
     ListPrice,
 }
 
@@ -211,52 +250,77 @@ impl From<Step> for PriceSource {
     }
 }
 
+/// What happened to a candidate price list during resolution.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum CandidateOutcome {
+    /// This list priced the line.
     Applied,
+    /// The list could not price the line (`skipReason` says why).
     Skipped,
     /// After the list that applied.
     NotReached,
 }
 
+/// Why a candidate price list did not price a line.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum SkipCause {
+    /// The list no longer exists.
     UnknownList,
+    /// The list is in another currency.
     Currency,
+    /// The list is not yet, or no longer, valid at the pricing date.
     NotValidAtDate,
+    /// The list has no item for the product that is valid at the pricing date.
     NoItem,
+    /// The list's items for the product all need a larger quantity.
     QuantityTooSmall,
+    /// A discount item whose base has no price (a base list in another currency, a cycle of base
+    /// lists, …).
     NoBasePrice,
+    /// The list was already considered earlier in the order (it is assigned twice).
     Duplicate,
 }
 
 /// One candidate list, in resolution order, and what happened to it.
 #[derive(SimpleObject)]
 pub struct PriceCandidate {
+    /// Which kind of list it is.
     pub step: PriceSource,
+    /// The list (its id and name).
     pub price_list: PriceListRef,
+    /// The assignment's priority (smaller is tried first).
     pub priority: i32,
     /// The contact's group that brought the list in — `null` when the viewer cannot see it.
     pub group: Option<Group>,
     /// Where the assignment is defined (the group or the ancestor it inherits from), if visible.
     pub defined_on: Option<Group>,
+    /// What happened to it.
     pub outcome: CandidateOutcome,
+    /// Why it was skipped; `null` unless `outcome` is `SKIPPED`.
     pub skip_reason: Option<SkipCause>,
 }
 
 /// A price, and how it came about.
 #[derive(SimpleObject)]
 pub struct PriceResolution {
+    /// The product priced.
     pub product: Product,
+    /// The quantity priced.
     pub quantity: Dec,
+    /// The price per unit.
     pub unit_price: Dec,
     /// unit price × quantity, rounded half away from zero to the currency's minor units.
     pub line_total: Dec,
+    /// ISO 4217 code of the prices.
     pub currency: String,
+    /// Where the price came from.
     pub source: PriceSource,
+    /// The list that priced the line; `null` for the list price.
     pub price_list: Option<PriceListRef>,
     /// The group whose list applied — only if the viewer may see it.
     pub group: Option<Group>,
+    /// Every candidate list in the order it was tried, and what happened to it (asked for only when
+    /// selected).
     pub explanation: Vec<PriceCandidate>,
 }
 

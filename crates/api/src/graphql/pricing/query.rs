@@ -11,12 +11,16 @@ use cohort_domain::ids::{ContactId, PriceListId, ProductId};
 use cohort_store::{PriceLine, ProductRef};
 use rust_decimal::Decimal;
 
+/// The input of `resolvePrice`: one product, quantity and currency for one contact.
 #[derive(InputObject)]
 pub struct ResolvePriceInput {
+    /// The contact to price for (their own lists, their groups' lists).
     pub contact_id: ID,
     /// The product by id, or by `sku` (one of the two).
     pub product_id: Option<ID>,
+    /// The product by SKU (or give `productId`).
     pub sku: Option<String>,
+    /// How many units (a decimal, e.g. `"2.5"`); decides which quantity tiers apply.
     pub quantity: Dec,
     /// ISO 4217 code.
     pub currency: String,
@@ -24,17 +28,25 @@ pub struct ResolvePriceInput {
     pub at: Option<DateTime<Utc>>,
 }
 
+/// One line of a quote or order.
 #[derive(InputObject)]
 pub struct QuoteLineInput {
+    /// The product by id (or give `sku`).
     pub product_id: Option<ID>,
+    /// The product by SKU (or give `productId`).
     pub sku: Option<String>,
+    /// How many units (a decimal, e.g. `"2.5"`).
     pub quantity: Dec,
 }
 
+/// The input of `quoteOrder`: an order to price without placing it.
 #[derive(InputObject)]
 pub struct QuoteOrderInput {
+    /// The contact the order would be for.
     pub contact_id: ID,
+    /// ISO 4217 code every line is priced in.
     pub currency: String,
+    /// The pricing date; default now.
     pub at: Option<DateTime<Utc>>,
     /// 1 to 500 lines.
     pub lines: Vec<QuoteLineInput>,
@@ -43,7 +55,9 @@ pub struct QuoteOrderInput {
 /// A priced order that is not placed.
 #[derive(SimpleObject)]
 pub struct OrderQuote {
+    /// ISO 4217 code of every amount in the quote.
     pub currency: String,
+    /// Each line, priced, in the order given.
     pub lines: Vec<PriceResolution>,
     /// The sum of the line totals.
     pub total: Dec,
@@ -72,13 +86,10 @@ impl PricingQuery {
         search: Option<String>,
     ) -> async_graphql::Result<ProductConnection> {
         let p = data(ctx)?.products(search.as_deref(), &page_req(first, after)?).await.map_err(ApiError::from)?;
-        let page_info = page_info(&p);
-        Ok(ProductConnection {
-            edges: p.rows.into_iter().map(|(cursor, r)| ProductEdge { cursor, node: Product(r) }).collect(),
-            page_info,
-        })
+        Ok(ProductConnection::from_page(p, CountSource::Products { search }))
     }
 
+    /// One product of the catalogue; `NOT_FOUND` if there is none with this id.
     async fn product(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Product> {
         let id = ProductId(ids::decode(ProductId::TAG, &id)?);
         let p = data(ctx)?.products_by_ids(&[id]).await.map_err(ApiError::from)?;
@@ -94,11 +105,7 @@ impl PricingQuery {
         after: Option<String>,
     ) -> async_graphql::Result<PriceListConnection> {
         let p = data(ctx)?.price_lists(&page_req(first, after)?).await.map_err(ApiError::from)?;
-        let page_info = page_info(&p);
-        Ok(PriceListConnection {
-            edges: p.rows.into_iter().map(|(cursor, r)| PriceListEdge { cursor, node: PriceList(r) }).collect(),
-            page_info,
-        })
+        Ok(PriceListConnection::from_page(p, CountSource::PriceLists))
     }
 
     /// One price list (admins only).

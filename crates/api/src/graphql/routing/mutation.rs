@@ -22,87 +22,126 @@ fn area_id(id: &ID) -> Result<ProcessAreaId, ApiError> {
     Ok(ProcessAreaId(ids::decode(ProcessAreaId::TAG, id)?))
 }
 
+/// The input of `createProcessingArea`.
 #[derive(InputObject)]
 pub struct CreateProcessingAreaInput {
+    /// The queue's name (1 to 200 characters, unique in the tenant).
     pub name: String,
+    /// What the queue is for (optional).
     pub description: Option<String>,
     /// Restrict the queue (and its messages) to this user group.
     pub user_group_id: Option<ID>,
 }
 
+/// The input of `updateProcessingArea`: absent fields stay as they are; `null` clears.
 #[derive(InputObject)]
 pub struct UpdateProcessingAreaInput {
+    /// The queue to change.
     pub id: ID,
+    /// A new name.
     pub name: Option<String>,
+    /// What the queue is for (`null` clears it).
     pub description: MaybeUndefined<String>,
+    /// Restrict the queue to this user group (`null` lifts the restriction).
     pub user_group_id: MaybeUndefined<ID>,
 }
 
+/// The result of `createProcessingArea` and `updateProcessingArea`.
 #[derive(SimpleObject)]
 pub struct ProcessingAreaPayload {
+    /// The queue as it now stands.
     pub processing_area: ProcessingArea,
 }
 
+/// The input of `createProcessArea`.
 #[derive(InputObject)]
 pub struct CreateProcessAreaInput {
     /// Lower-case letters, digits, `-` and `_` (`helpdesk`, `sales-dach`); never changes.
     pub key: String,
+    /// Display name.
     pub name: String,
     /// The module-default queue.
     pub default_processing_area_id: ID,
+    /// The worker messages get when no group names one (optional).
     pub default_worker_id: Option<ID>,
+    /// The user group messages are restricted to when no group names one (optional).
     pub default_user_group_id: Option<ID>,
 }
 
+/// The input of `updateProcessArea`: absent fields stay as they are; `null` clears a default. The
+/// key never changes.
 #[derive(InputObject)]
 pub struct UpdateProcessAreaInput {
+    /// The process area to change.
     pub id: ID,
+    /// A new display name.
     pub name: Option<String>,
+    /// A new default queue.
     pub default_processing_area_id: Option<ID>,
+    /// A new default worker (`null` clears it).
     pub default_worker_id: MaybeUndefined<ID>,
+    /// A new default user group (`null` clears it).
     pub default_user_group_id: MaybeUndefined<ID>,
 }
 
+/// The result of `createProcessArea` and `updateProcessArea`.
 #[derive(SimpleObject)]
 pub struct ProcessAreaPayload {
+    /// The process area as it now stands.
     pub process_area: ProcessArea,
 }
 
+/// The input of `setGroupResponsibility`: what the group sets for one process area, replacing what
+/// it set before.
 #[derive(InputObject)]
 pub struct SetGroupResponsibilityInput {
+    /// The group whose contacts it applies to (subgroups inherit it unless they set their own).
     pub group_id: ID,
+    /// The process area it applies to.
     pub process_area_id: ID,
     /// Each optional, at least one given.
     pub worker_id: Option<ID>,
+    /// Restrict the communication to this user group.
     pub user_group_id: Option<ID>,
+    /// The queue messages go to.
     pub processing_area_id: Option<ID>,
 }
 
+/// The result of `setGroupResponsibility`.
 #[derive(SimpleObject)]
 pub struct SetGroupResponsibilityPayload {
+    /// The responsibility as it now stands.
     pub responsibility: GroupResponsibility,
 }
 
+/// The input of `clearGroupResponsibility`.
 #[derive(InputObject)]
 pub struct ClearGroupResponsibilityInput {
+    /// The group whose responsibility ends (it then inherits its ancestors').
     pub group_id: ID,
+    /// The process area to clear.
     pub process_area_id: ID,
 }
 
+/// The result of `clearGroupResponsibility`.
 #[derive(SimpleObject)]
 pub struct ClearGroupResponsibilityPayload {
     /// `false` when the group set nothing for the area.
     pub cleared: bool,
 }
 
+/// The input of `receiveMessage`.
 #[derive(InputObject)]
 pub struct ReceiveMessageInput {
     /// The sender, if known. Otherwise give `senderEmail`: it is matched against the contacts
     /// you can see.
     pub contact_id: Option<ID>,
+    /// The sender's address (matched against the contacts you can see when `contactId` is not
+    /// given).
     pub sender_email: Option<String>,
     /// Process-area key; default `helpdesk`.
     pub process_area: Option<String>,
+    /// How the message reached you.
     pub channel: MessageChannel,
     /// One line, at most 998 characters.
     pub subject: String,
@@ -119,8 +158,10 @@ pub struct ReceiveMessageInput {
     pub external_id: Option<String>,
 }
 
+/// The result of `receiveMessage`.
 #[derive(SimpleObject)]
 pub struct ReceiveMessagePayload {
+    /// The message's global id (also when the caller may not read it).
     pub message_id: ID,
     /// `true` when this caller already delivered a message with this external id (that one is
     /// returned; nothing new was stored).
@@ -130,23 +171,29 @@ pub struct ReceiveMessagePayload {
     pub message: Option<Message>,
 }
 
+/// The input of `reassignMessage`: absent fields stay as they are.
 #[derive(InputObject)]
 pub struct ReassignMessageInput {
+    /// The message to move.
     pub message_id: ID,
     /// A worker, or `null` to unassign.
     pub worker_id: MaybeUndefined<ID>,
     /// A user group, or `null` to lift the restriction.
     pub user_group_id: MaybeUndefined<ID>,
+    /// Move it to this queue.
     pub processing_area_id: Option<ID>,
+    /// Why (kept in the assignment history).
     pub note: Option<String>,
 }
 
+/// The result of `reassignMessage`.
 #[derive(SimpleObject)]
 pub struct ReassignMessagePayload {
     /// `null` when the caller moved it beyond what they may read.
     pub message: Option<Message>,
 }
 
+/// The input of `setMessageSettings`.
 #[derive(InputObject)]
 pub struct SetMessageSettingsInput {
     /// Withhold private messages' subjects (not only their bodies) from everyone but the
@@ -154,8 +201,10 @@ pub struct SetMessageSettingsInput {
     pub hide_private_subjects: bool,
 }
 
+/// The tenant's settings for messages.
 #[derive(SimpleObject)]
 pub struct MessageSettings {
+    /// Whether private messages' subjects are withheld from everyone but the recipient.
     pub hide_private_subjects: bool,
 }
 

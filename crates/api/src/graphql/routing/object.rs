@@ -56,17 +56,20 @@ async fn area(ctx: &Context<'_>, a: ProcessAreaId) -> async_graphql::Result<Proc
         .ok_or_else(|| ApiError::Internal(format!("process area {a} missing")).into())
 }
 
-/// A queue ("Helpdesk — VIP"): where routed messages wait.
 pub struct ProcessingArea(pub ProcessingAreaRecord);
 
+/// A queue ("Helpdesk — VIP"): where routed messages wait.
 #[Object]
 impl ProcessingArea {
+    /// The queue's global id (opaque; for `node(id:)` and inputs that take a processing area).
     pub async fn id(&self) -> ID {
         ids::encode(ProcessingAreaId::TAG, self.0.id.0)
     }
+    /// The queue's name, unique in the tenant.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// What the queue is for; `null` if none.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
@@ -75,19 +78,22 @@ impl ProcessingArea {
     async fn user_group(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserGroup>> {
         user_group(ctx, self.0.user_group).await
     }
+    /// When the queue was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When the queue was last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
 }
 
-/// A process area (`helpdesk`, `sales`, …) and its module defaults.
 pub struct ProcessArea(pub ProcessAreaRecord);
 
+/// A process area (`helpdesk`, `sales`, …) and its module defaults.
 #[Object]
 impl ProcessArea {
+    /// The process area's global id (opaque; for `node(id:)` and inputs that take a process area).
     pub async fn id(&self) -> ID {
         ids::encode(ProcessAreaId::TAG, self.0.id.0)
     }
@@ -95,6 +101,7 @@ impl ProcessArea {
     async fn key(&self) -> &str {
         &self.0.key
     }
+    /// Display name.
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -102,28 +109,34 @@ impl ProcessArea {
     async fn default_processing_area(&self, ctx: &Context<'_>) -> async_graphql::Result<ProcessingArea> {
         queue_required(ctx, self.0.default_processing_area).await
     }
+    /// The worker messages get when no group names one; `null` for none.
     async fn default_worker(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         user(ctx, self.0.default_worker).await
     }
+    /// The user group messages are restricted to when no group names one; `null` for none.
     async fn default_user_group(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserGroup>> {
         user_group(ctx, self.0.default_user_group).await
     }
+    /// When the process area was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When the process area was last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
 }
 
-/// What a group sets for one process area (each part optional).
 pub struct GroupResponsibility(pub ResponsibilityRecord);
 
+/// What a group sets for one process area (each part optional).
 #[Object]
 impl GroupResponsibility {
+    /// The process area the responsibility is for.
     async fn process_area(&self, ctx: &Context<'_>) -> async_graphql::Result<ProcessArea> {
         area(ctx, self.0.process_area).await
     }
+    /// Who handles the group's contacts' messages; `null`: not set here.
     async fn worker(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         user(ctx, self.0.worker).await
     }
@@ -131,22 +144,26 @@ impl GroupResponsibility {
     async fn user_group(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserGroup>> {
         user_group(ctx, self.0.user_group).await
     }
+    /// The queue the messages go to; `null`: not set here.
     async fn processing_area(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ProcessingArea>> {
         queue(ctx, self.0.processing_area).await
     }
+    /// When the responsibility was last set.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+    /// Who last set it; `null` if unknown.
     async fn updated_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         user(ctx, self.0.updated_by).await
     }
 }
 
-/// A group's effective responsibility for an area: its own, else its nearest ancestor's.
 pub struct EffectiveResponsibility(pub EffectiveResponsibilityRecord);
 
+/// A group's effective responsibility for an area: its own, else its nearest ancestor's.
 #[Object]
 impl EffectiveResponsibility {
+    /// What is set.
     async fn responsibility(&self) -> GroupResponsibility {
         GroupResponsibility(self.0.responsibility.clone())
     }
@@ -163,8 +180,11 @@ impl EffectiveResponsibility {
 /// A field of a routing decision.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum RouteField {
+    /// The worker.
     Worker,
+    /// The user group the communication is restricted to.
     UserGroup,
+    /// The queue.
     ProcessingArea,
 }
 
@@ -178,6 +198,7 @@ impl From<Field> for RouteField {
     }
 }
 
+/// What a candidate group's responsibility did in a routing decision.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum RouteOutcome {
     /// The first candidate (smallest precedence, then group id): its responsibility decides.
@@ -186,19 +207,20 @@ pub enum RouteOutcome {
     PassedOver,
 }
 
-/// One of the contact's groups with an effective responsibility for the area.
 pub struct RouteCandidate {
     c: cohort_domain::routing::Candidate,
     visible: bool,
     defined_on_visible: bool,
 }
 
+/// One of the contact's groups with an effective responsibility for the area.
 #[Object]
 impl RouteCandidate {
     /// The contact's group — `null` if the viewer cannot see it.
     async fn group(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Group>> {
         group(ctx, Some(self.c.group).filter(|_| self.visible)).await
     }
+    /// The group's precedence (smaller decides).
     async fn precedence(&self) -> i32 {
         self.c.precedence
     }
@@ -210,6 +232,7 @@ impl RouteCandidate {
     async fn defined_on(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Group>> {
         group(ctx, Some(self.c.defined_on).filter(|_| self.defined_on_visible)).await
     }
+    /// Whether the candidate decided or was passed over.
     async fn outcome(&self) -> RouteOutcome {
         match self.c.outcome {
             Outcome::Decided => RouteOutcome::Decided,
@@ -228,9 +251,9 @@ impl RouteCandidate {
     }
 }
 
-/// How a routing decision was reached.
 pub struct RouteExplanation(pub RouteRecord);
 
+/// How a routing decision was reached.
 #[Object]
 impl RouteExplanation {
     /// Every candidate group, in decision order.
@@ -274,14 +297,16 @@ impl RouteExplanation {
     }
 }
 
-/// Who handles a contact's message in one process area, and why.
 pub struct RouteDecision(pub RouteRecord);
 
+/// Who handles a contact's message in one process area, and why.
 #[Object]
 impl RouteDecision {
+    /// The process area decided for.
     async fn process_area(&self) -> ProcessArea {
         ProcessArea(self.0.process_area.clone())
     }
+    /// Who handles the message; `null` if no one is named (the queue's members pick it up).
     async fn worker(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         user(ctx, self.0.decision.worker).await
     }
@@ -294,6 +319,7 @@ impl RouteDecision {
     async fn restricted(&self) -> bool {
         self.0.decision.user_group.is_some()
     }
+    /// The queue the message goes to.
     async fn processing_area(&self, ctx: &Context<'_>) -> async_graphql::Result<ProcessingArea> {
         queue_required(ctx, self.0.decision.processing_area).await
     }
@@ -302,6 +328,7 @@ impl RouteDecision {
     async fn decided_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Group>> {
         group(ctx, self.0.decision.from_group.filter(|g| self.0.visible_groups.contains(g))).await
     }
+    /// How the decision was reached: every candidate group and the defaults used.
     async fn explanation(&self) -> RouteExplanation {
         RouteExplanation(self.0.clone())
     }
@@ -310,10 +337,15 @@ impl RouteDecision {
 /// How a message reached Cohort.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum MessageChannel {
+    /// E-mail.
     Email,
+    /// A form on a website.
     Web,
+    /// A phone call, noted by an agent.
     Phone,
+    /// The customer portal.
     Portal,
+    /// Another system, through the API.
     Api,
 }
 
@@ -341,8 +373,6 @@ impl From<Channel> for MessageChannel {
     }
 }
 
-/// An inbound message with its routing. A private message shows its body only to its recipient
-/// (everyone else gets `body: null`, which is not an error).
 pub struct Message(pub MessageRecord);
 
 impl From<MessageRecord> for Message {
@@ -351,8 +381,11 @@ impl From<MessageRecord> for Message {
     }
 }
 
+/// An inbound message with its routing. A private message shows its body only to its recipient
+/// (everyone else gets `body: null`, which is not an error).
 #[Object]
 impl Message {
+    /// The message's global id (opaque; for `node(id:)` and `message(id:)`).
     pub async fn id(&self) -> ID {
         ids::encode(MessageId::TAG, self.0.id.0)
     }
@@ -367,6 +400,7 @@ impl Message {
     async fn sender_email(&self) -> Option<&str> {
         self.0.sender_email.as_deref()
     }
+    /// How the message reached Cohort.
     async fn channel(&self) -> MessageChannel {
         self.0.channel.into()
     }
@@ -379,18 +413,25 @@ impl Message {
     async fn body(&self) -> Option<&str> {
         self.0.body.as_deref()
     }
+    /// Whether the message is private: only its recipient sees the body (and, if the tenant
+    /// withholds them, the subject).
     async fn private(&self) -> bool {
         self.0.private
     }
+    /// The user the message was sent to personally; `null` if it was not.
     async fn recipient(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         user(ctx, self.0.recipient).await
     }
+    /// When the message was received (as the sending system reports it, else when Cohort got it).
     async fn received_at(&self) -> DateTime<Utc> {
         self.0.received_at
     }
+    /// The sending system's id for the message (a repeated delivery with it is stored once); `null`
+    /// if none.
     async fn external_id(&self) -> Option<&str> {
         self.0.external_id.as_deref()
     }
+    /// The process area the message belongs to.
     async fn process_area(&self, ctx: &Context<'_>) -> async_graphql::Result<ProcessArea> {
         area(ctx, self.0.process_area).await
     }
@@ -425,11 +466,13 @@ impl Message {
             .map(MessageAssignment)
             .collect())
     }
+    /// When Cohort recorded the message.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 }
 
+/// How a message got one of its assignments.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum AssignmentKind {
     /// Assigned by routing when the message arrived.
@@ -438,37 +481,49 @@ pub enum AssignmentKind {
     Reassigned,
 }
 
-/// One entry of a message's assignment history.
 pub struct MessageAssignment(pub AssignmentRecord);
 
+/// One entry of a message's assignment history.
 #[Object]
 impl MessageAssignment {
+    /// Routed on arrival or reassigned.
     async fn kind(&self) -> AssignmentKind {
         if self.0.routed { AssignmentKind::Routed } else { AssignmentKind::Reassigned }
     }
+    /// The worker from then on; `null` if none.
     async fn worker(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         user(ctx, self.0.worker).await
     }
+    /// The user group the message was restricted to from then on; `null` if none (or not visible to
+    /// the viewer).
     async fn user_group(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserGroup>> {
         user_group(ctx, self.0.user_group).await
     }
+    /// The queue from then on.
     async fn processing_area(&self, ctx: &Context<'_>) -> async_graphql::Result<ProcessingArea> {
         queue_required(ctx, self.0.processing_area).await
     }
+    /// Why it was reassigned; `null` if none.
     async fn note(&self) -> Option<&str> {
         self.0.note.as_deref()
     }
+    /// Who reassigned it; `null` for routing.
     async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         user(ctx, self.0.actor).await
     }
+    /// When.
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
     }
 }
 
+/// A message on a page, with its cursor.
 #[derive(SimpleObject)]
 pub struct MessageEdge {
+    /// Opaque position of this message in the list: pass it as `after` to get the messages that
+    /// follow.
     pub cursor: String,
+    /// The message.
     pub node: Message,
 }
 
@@ -476,7 +531,9 @@ pub struct MessageEdge {
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct MessageConnection {
+    /// The messages of this page, newest first.
     pub edges: Vec<MessageEdge>,
+    /// Whether more messages follow, and the cursors of this page's first and last message.
     pub page_info: PageInfo,
     #[graphql(skip)]
     pub filter: MessageFilter,

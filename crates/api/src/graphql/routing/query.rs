@@ -12,6 +12,7 @@ use cohort_store::MessageFilter;
 /// `messages(filter:)`: every part narrows the list.
 #[derive(InputObject, Default)]
 pub struct MessageFilterInput {
+    /// Only messages from this contact.
     pub contact_id: Option<ID>,
     /// A queue.
     pub processing_area_id: Option<ID>,
@@ -20,9 +21,14 @@ pub struct MessageFilterInput {
     /// Only messages assigned to the viewer.
     #[graphql(default)]
     pub assigned_to_me: bool,
-    /// Only messages assigned to this worker.
+    /// Only messages assigned to this user (what a message shows as `worker`).
+    pub worker_id: Option<ID>,
+    /// The old name of `workerId`.
+    #[graphql(deprecation = "Use `workerId` (the same user id).")]
     pub assignee: Option<ID>,
+    /// Only messages received at or after this instant.
     pub received_after: Option<DateTime<Utc>>,
+    /// Only messages received before this instant.
     pub received_before: Option<DateTime<Utc>>,
 }
 
@@ -36,7 +42,9 @@ impl MessageFilterInput {
                 .transpose()?,
             process_area: self.process_area,
             assigned_to_me: self.assigned_to_me,
-            assignee: self.assignee.map(|u| ids::decode(UserId::TAG, &u).map(UserId)).transpose()?,
+            assignee: ids::renamed(self.worker_id, "workerId", self.assignee, "assignee")?
+                .map(|u| ids::decode(UserId::TAG, &u).map(UserId))
+                .transpose()?,
             received_after: self.received_after,
             received_before: self.received_before,
         })

@@ -7,11 +7,13 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use cohort_domain::ids::{GroupId, SequenceId};
 use cohort_store::{SequenceInput, SequencePatch, StepInput};
 
+/// One step of a sequence: an action and its delay.
 #[derive(InputObject)]
 pub struct SequenceStepInput {
     /// ISO 8601 duration after the previous step was due (the first: after enrolment), e.g.
     /// `P0D`, `P3D`, `PT12H`, `P1M`.
     pub delay: String,
+    /// What the step does; give the field the action needs.
     pub action: SequenceAction,
     /// `EMIT` only.
     pub template_key: Option<String>,
@@ -21,46 +23,64 @@ pub struct SequenceStepInput {
     pub business_status_key: Option<String>,
 }
 
+/// The input of `createSequence`.
 #[derive(InputObject)]
 pub struct CreateSequenceInput {
+    /// The sequence's name (1 to 200 characters).
     pub name: String,
+    /// The group whose joins enrol contacts.
     pub start_group_id: ID,
     /// Joining a subgroup of the start group enrols too.
     #[graphql(default)]
     pub include_subgroups: bool,
+    /// Leaving the start group stops the enrolment (default `true`).
     #[graphql(default = true)]
     pub stop_on_leave: bool,
     /// For a public start group: only memberships resting on confirmed consent enrol.
     #[graphql(default = true)]
     pub require_consent: bool,
+    /// What joining again does once an enrolment has ended (default `IGNORE`).
     #[graphql(default_with = "SequenceRejoin::Ignore")]
     pub rejoin: SequenceRejoin,
+    /// The steps, in order.
     pub steps: Vec<SequenceStepInput>,
 }
 
+/// The input of `updateSequence`: absent fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateSequenceInput {
+    /// The sequence to change.
     pub id: ID,
+    /// A new name.
     pub name: Option<String>,
+    /// A new start group (for joins from now on).
     pub start_group_id: Option<ID>,
+    /// Whether joining a subgroup of the start group enrols too.
     pub include_subgroups: Option<bool>,
+    /// Whether leaving the start group stops the enrolment.
     pub stop_on_leave: Option<bool>,
+    /// For a public start group: whether only memberships resting on confirmed consent enrol.
     pub require_consent: Option<bool>,
+    /// What joining again does once an enrolment has ended.
     pub rejoin: Option<SequenceRejoin>,
     /// New steps make a new version; enrolments under way finish on theirs.
     pub steps: Option<Vec<SequenceStepInput>>,
 }
 
+/// The input of `pauseSequence`.
 #[derive(InputObject)]
 pub struct PauseSequenceInput {
+    /// The sequence to pause or resume.
     pub id: ID,
     /// `false` resumes it.
     #[graphql(default = true)]
     pub paused: bool,
 }
 
+/// The result of a change to a sequence.
 #[derive(SimpleObject)]
 pub struct SequencePayload {
+    /// The sequence as it now stands.
     pub sequence: Sequence,
 }
 

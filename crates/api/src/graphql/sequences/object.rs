@@ -62,10 +62,14 @@ impl From<Rejoin> for SequenceRejoin {
     }
 }
 
+/// Where an enrolment stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum EnrolmentStatusValue {
+    /// Steps are still to run.
     Active,
+    /// Every step ran.
     Completed,
+    /// Ended before every step ran (`endReason` says why).
     Stopped,
 }
 
@@ -89,6 +93,7 @@ impl From<EnrolmentStatusValue> for EnrolmentStatus {
     }
 }
 
+/// Why an enrolment ended.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum EnrolmentEndReason {
     /// Every step ran.
@@ -106,6 +111,7 @@ impl From<EndReason> for EnrolmentEndReason {
     }
 }
 
+/// What a step that ran did.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum SequenceStepOutcome {
     /// The action took effect.
@@ -126,16 +132,18 @@ impl From<StepOutcome> for SequenceStepOutcome {
     }
 }
 
+pub struct Sequence(pub SequenceRecord);
+
 /// A follow-up sequence: a contact that joins the start group (by any path: bulk assignment,
 /// an integration, a sequence step, a web form) receives its steps, each its delay after the
 /// previous one.
-pub struct Sequence(pub SequenceRecord);
-
 #[Object]
 impl Sequence {
+    /// The sequence's global id (opaque; for `node(id:)` and inputs that take a sequence).
     pub async fn id(&self) -> ID {
         ids::encode(SequenceId::TAG, self.0.id.0)
     }
+    /// The sequence's name.
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -143,6 +151,7 @@ impl Sequence {
     async fn start_group(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Group>> {
         Ok(loader(ctx)?.load_one(self.0.start_group_id).await?.map(Group))
     }
+    /// Whether joining a subgroup of the start group enrols too.
     async fn include_subgroups(&self) -> bool {
         self.0.include_subgroups
     }
@@ -155,6 +164,7 @@ impl Sequence {
     async fn require_consent(&self) -> bool {
         self.0.require_consent
     }
+    /// What joining the start group again does once an enrolment has ended.
     async fn rejoin(&self) -> SequenceRejoin {
         self.0.rejoin.into()
     }
@@ -187,9 +197,11 @@ impl Sequence {
             .map_err(ApiError::from)?;
         Ok(SequenceEnrolmentConnection::from_page(p, self.0.id, status))
     }
+    /// When the sequence was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When the sequence was last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -199,12 +211,12 @@ pub(crate) fn steps_of(steps: &[Step]) -> Vec<SequenceStep> {
     steps.iter().enumerate().map(|(i, s)| SequenceStep { position: i as i32, step: s.clone() }).collect()
 }
 
-/// One step of a sequence.
 pub struct SequenceStep {
     position: i32,
     step: Step,
 }
 
+/// One step of a sequence.
 #[Object]
 impl SequenceStep {
     /// 0 for the first step.
@@ -215,6 +227,7 @@ impl SequenceStep {
     async fn delay(&self) -> &str {
         self.step.delay.as_str()
     }
+    /// What the step does.
     async fn action(&self) -> SequenceAction {
         match self.step.action {
             StepAction::Emit { .. } => SequenceAction::Emit,
@@ -246,7 +259,6 @@ impl SequenceStep {
     }
 }
 
-/// A contact's passage through a sequence.
 pub struct SequenceEnrolment(pub EnrolmentRecord);
 
 impl From<EnrolmentRecord> for SequenceEnrolment {
@@ -255,17 +267,22 @@ impl From<EnrolmentRecord> for SequenceEnrolment {
     }
 }
 
+/// A contact's passage through a sequence.
 #[Object]
 impl SequenceEnrolment {
+    /// The enrolment's global id (opaque; for `node(id:)`).
     pub async fn id(&self) -> ID {
         ids::encode(EnrolmentId::TAG, self.0.id.0)
     }
+    /// The sequence; `null` if the viewer cannot see it.
     async fn sequence(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Sequence>> {
         Ok(loader(ctx)?.load_one(self.0.sequence_id).await?.map(Sequence))
     }
+    /// The enrolled contact; `null` if the viewer cannot see it.
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
         Ok(loader(ctx)?.load_one(self.0.contact_id).await?.map(Contact))
     }
+    /// Where the enrolment stands.
     async fn status(&self) -> EnrolmentStatusValue {
         self.0.status.into()
     }
@@ -293,12 +310,15 @@ impl SequenceEnrolment {
     async fn automated(&self) -> bool {
         self.0.automation_depth > 0
     }
+    /// When the contact was enrolled (this generation).
     async fn enrolled_at(&self) -> DateTime<Utc> {
         self.0.enrolled_at
     }
+    /// When the enrolment ended; `null` while active.
     async fn ended_at(&self) -> Option<DateTime<Utc>> {
         self.0.ended_at
     }
+    /// Why it ended; `null` while active.
     async fn end_reason(&self) -> Option<EnrolmentEndReason> {
         self.0.end_reason.map(Into::into)
     }
@@ -320,21 +340,24 @@ impl SequenceEnrolment {
     }
 }
 
-/// One step that ran.
 pub struct SequenceStepRun {
     run: StepRunRecord,
     /// Whether the viewer can see the group the step acted on (if any).
     shown: bool,
 }
 
+/// One step that ran.
 #[Object]
 impl SequenceStepRun {
+    /// The enrolment's generation the run belongs to.
     async fn generation(&self) -> i32 {
         self.run.generation
     }
+    /// The position of the step in its version (0 for the first).
     async fn position(&self) -> i32 {
         self.run.position
     }
+    /// The sequence version the step belongs to.
     async fn version(&self) -> i32 {
         self.run.version
     }
@@ -360,9 +383,13 @@ impl SequenceStepRun {
     }
 }
 
+/// An enrolment on a page, with its cursor.
 #[derive(SimpleObject)]
 pub struct SequenceEnrolmentEdge {
+    /// Opaque position of this enrolment in the list: pass it as `after` to get the enrolments that
+    /// follow.
     pub cursor: String,
+    /// The enrolment.
     pub node: SequenceEnrolment,
 }
 
@@ -370,7 +397,9 @@ pub struct SequenceEnrolmentEdge {
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct SequenceEnrolmentConnection {
+    /// The enrolments of this page, newest first.
     pub edges: Vec<SequenceEnrolmentEdge>,
+    /// Whether more enrolments follow, and the cursors of this page's first and last enrolment.
     pub page_info: PageInfo,
     #[graphql(skip)]
     sequence: SequenceId,

@@ -11,8 +11,10 @@ use cohort_domain::ids::{BusinessCalendarId, ContactId, GroupId, SlaContractId, 
 use cohort_domain::sla::{ContractTargets, Targets};
 use cohort_store::{CalendarInput, ContractInput, TicketInput};
 
+/// A working interval of one weekday, local time; intervals of a day must not overlap.
 #[derive(InputObject)]
 pub struct WorkingIntervalInput {
+    /// The day.
     pub weekday: Weekday,
     /// `"HH:MM"`, local time.
     pub start: String,
@@ -20,25 +22,33 @@ pub struct WorkingIntervalInput {
     pub end: String,
 }
 
+/// A day off in a business calendar.
 #[derive(InputObject)]
 pub struct HolidayInput {
+    /// The day (`2026-12-24`), local date.
     pub date: NaiveDate,
+    /// The same month and day every year (default `false`: only that date).
     #[graphql(default)]
     pub recurring: bool,
+    /// Only working time before 12:00 counts that day (default `false`: none counts).
     #[graphql(default)]
     pub half_day: bool,
 }
 
+/// A business calendar's definition (the input of `createBusinessCalendar`).
 #[derive(InputObject)]
 pub struct BusinessCalendarInput {
+    /// The calendar's name (1 to 200 characters, unique in the tenant).
     pub name: String,
     /// IANA name, e.g. `Europe/Prague`.
     pub time_zone: String,
     /// 24×7 (then no intervals or holidays).
     #[graphql(default)]
     pub always_open: bool,
+    /// Working intervals per weekday (not with `alwaysOpen`).
     #[graphql(default)]
     pub intervals: Vec<WorkingIntervalInput>,
+    /// Days off (not with `alwaysOpen`).
     #[graphql(default)]
     pub holidays: Vec<HolidayInput>,
 }
@@ -59,21 +69,28 @@ impl BusinessCalendarInput {
     }
 }
 
+/// The input of `updateBusinessCalendar`.
 #[derive(InputObject)]
 pub struct UpdateBusinessCalendarInput {
+    /// The calendar to change.
     pub id: ID,
     /// The whole new definition (tickets keep the calendar they were given).
     pub calendar: BusinessCalendarInput,
 }
 
+/// The result of `createBusinessCalendar` and `updateBusinessCalendar`.
 #[derive(SimpleObject)]
 pub struct BusinessCalendarPayload {
+    /// The calendar as it now stands.
     pub business_calendar: BusinessCalendar,
 }
 
+/// Targets in business minutes; leave one out (or `null`) for no target on that clock.
 #[derive(InputObject, Clone, Copy)]
 pub struct SlaTargetsInput {
+    /// Business minutes from the opening until the first response is due.
     pub first_response_minutes: Option<i64>,
+    /// Business minutes of running resolution clock until resolution is due.
     pub resolution_minutes: Option<i64>,
 }
 
@@ -83,19 +100,27 @@ impl From<SlaTargetsInput> for Targets {
     }
 }
 
+/// The targets for one severity.
 #[derive(InputObject)]
 pub struct SeverityTargetsInput {
+    /// The severity.
     pub severity: TicketSeverity,
+    /// Its targets (they replace `defaultTargets` once a ticket is evaluated to this severity).
     pub targets: SlaTargetsInput,
 }
 
+/// An SLA contract's definition (the input of `createSlaContract`).
 #[derive(InputObject)]
 pub struct SlaContractInput {
+    /// The contract's name (1 to 200 characters, unique in the tenant).
     pub name: String,
     /// Higher = better service; the highest-ranked default among a contact's groups wins.
     pub rank: i32,
+    /// The business calendar the contract's clocks count in.
     pub calendar_id: ID,
+    /// Targets before severity is evaluated, and for severities without their own.
     pub default_targets: SlaTargetsInput,
+    /// Targets for particular severities.
     #[graphql(default)]
     pub severity_targets: Vec<SeverityTargetsInput>,
 }
@@ -118,45 +143,63 @@ impl SlaContractInput {
     }
 }
 
+/// The input of `updateSlaContract`.
 #[derive(InputObject)]
 pub struct UpdateSlaContractInput {
+    /// The contract to change.
     pub id: ID,
     /// The whole new definition (tickets keep the targets they were given).
     pub contract: SlaContractInput,
 }
 
+/// The result of `createSlaContract` and `updateSlaContract`.
 #[derive(SimpleObject)]
 pub struct SlaContractPayload {
+    /// The contract as it now stands.
     pub sla_contract: SlaContract,
 }
 
+/// The input of `setGroupDefaultSla`.
 #[derive(InputObject)]
 pub struct SetGroupDefaultSlaInput {
+    /// The group whose contacts' tickets get the contract (subgroups inherit it unless they set
+    /// their own).
     pub group_id: ID,
     /// `null` clears the group's own default (it inherits again).
     pub sla_contract_id: Option<ID>,
 }
 
+/// The result of `setGroupDefaultSla`.
 #[derive(SimpleObject)]
 pub struct SetGroupDefaultSlaPayload {
+    /// The group after the change (see `effectiveDefaultSla`).
     pub group: Option<crate::graphql::groups::Group>,
 }
 
+/// The input of `setTenantDefaultSla`.
 #[derive(InputObject)]
 pub struct SetTenantDefaultSlaInput {
+    /// The contract for tickets of contacts whose groups set none; `null` clears it.
     pub sla_contract_id: Option<ID>,
 }
 
+/// The result of `setTenantDefaultSla`.
 #[derive(SimpleObject)]
 pub struct SetTenantDefaultSlaPayload {
+    /// The tenant's default contract now; `null` if none.
     pub sla_contract: Option<SlaContract>,
 }
 
+/// The input of `createTicket`.
 #[derive(InputObject)]
 pub struct CreateTicketInput {
+    /// The contact the ticket is for (needs WRITE on the contact's book).
     pub contact_id: ID,
+    /// One-line summary.
     pub subject: String,
+    /// The problem in full (optional).
     pub description: Option<String>,
+    /// How the ticket came in.
     pub channel: MessageChannel,
     /// Process-area key; default `helpdesk`.
     pub process_area: Option<String>,
@@ -167,8 +210,10 @@ pub struct CreateTicketInput {
     pub idempotency_key: Option<String>,
 }
 
+/// The result of `createTicket`.
 #[derive(SimpleObject)]
 pub struct CreateTicketPayload {
+    /// The new ticket's global id (also when the caller may not read the ticket).
     pub ticket_id: ID,
     /// The ticket, if the caller may read it (its queue may be restricted to a user group).
     pub ticket: Option<Ticket>,
@@ -178,40 +223,58 @@ pub struct CreateTicketPayload {
     pub replayed: bool,
 }
 
+/// The input of `evaluateTicketSeverity`.
 #[derive(InputObject)]
 pub struct EvaluateTicketSeverityInput {
+    /// The ticket to evaluate.
     pub ticket_id: ID,
+    /// The severity; the contract's targets for it apply from now on.
     pub severity: TicketSeverity,
+    /// Why (kept in the ticket's history).
     pub reason: Option<String>,
     /// Importing (admins and integrations): when it happened.
     pub at: Option<DateTime<Utc>>,
 }
 
+/// The input of `switchTicketSla`.
 #[derive(InputObject)]
 pub struct SwitchTicketSlaInput {
+    /// The ticket whose contract changes.
     pub ticket_id: ID,
     /// Another contract, or the same one to re-apply its current targets and calendar.
     pub sla_contract_id: ID,
+    /// Why (kept in the ticket's history).
     pub reason: Option<String>,
+    /// Importing (admins and integrations): when it happened; default now.
     pub at: Option<DateTime<Utc>>,
 }
 
+/// The input of `setTicketStatus`.
 #[derive(InputObject)]
 pub struct SetTicketStatusInput {
+    /// The ticket to change.
     pub ticket_id: ID,
+    /// The new status (anything but `NEW`, and not the current one).
     pub status: TicketStatusValue,
+    /// Why (kept in the ticket's history).
     pub reason: Option<String>,
+    /// Importing (admins and integrations): when it happened; default now.
     pub at: Option<DateTime<Utc>>,
 }
 
+/// The input of `respondToTicket`.
 #[derive(InputObject)]
 pub struct RespondToTicketInput {
+    /// The ticket that got its first response.
     pub ticket_id: ID,
+    /// When the response was given (importing: admins and integrations); default now.
     pub at: Option<DateTime<Utc>>,
 }
 
+/// The result of a change to a ticket.
 #[derive(SimpleObject)]
 pub struct TicketPayload {
+    /// The ticket after the change.
     pub ticket: Ticket,
 }
 

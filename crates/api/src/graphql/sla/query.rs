@@ -15,13 +15,21 @@ pub struct TicketFilterInput {
     /// Any of these statuses.
     #[graphql(default)]
     pub status: Vec<TicketStatusValue>,
+    /// Only tickets in this queue.
     pub processing_area_id: Option<ID>,
+    /// Only tickets assigned to this user (what a ticket shows as `worker`).
+    pub worker_id: Option<ID>,
+    /// The old name of `workerId`.
+    #[graphql(deprecation = "Use `workerId` (the same user id).")]
     pub assignee: Option<ID>,
+    /// Only tickets assigned to the viewer.
     #[graphql(default)]
     pub assigned_to_me: bool,
+    /// Only tickets of this contact.
     pub contact_id: Option<ID>,
     /// Tickets of the group's (visible) members.
     pub group_id: Option<ID>,
+    /// With `groupId`: members of its subgroups count too.
     #[graphql(default)]
     pub include_subgroups: bool,
     /// Only breached (`true`) or only not breached (`false`) tickets.
@@ -38,7 +46,9 @@ impl TicketFilterInput {
                 .processing_area_id
                 .map(|q| ids::decode(ProcessingAreaId::TAG, &q).map(ProcessingAreaId))
                 .transpose()?,
-            assignee: self.assignee.map(|u| ids::decode(UserId::TAG, &u).map(UserId)).transpose()?,
+            assignee: ids::renamed(self.worker_id, "workerId", self.assignee, "assignee")?
+                .map(|u| ids::decode(UserId::TAG, &u).map(UserId))
+                .transpose()?,
             assigned_to_me: self.assigned_to_me,
             contact: self.contact_id.map(|c| ids::decode(ContactId::TAG, &c).map(ContactId)).transpose()?,
             group: self

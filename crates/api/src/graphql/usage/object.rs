@@ -13,9 +13,9 @@ fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// One user's data usage on one day (in the tenant's time zone).
 pub struct DataUsageDay(pub UsageDayRecord);
 
+/// One user's data usage on one day (in the tenant's time zone).
 #[Object]
 impl DataUsageDay {
     /// The user the figures are about.
@@ -101,8 +101,6 @@ impl From<EffectiveLimits> for DataUsageLimits {
     }
 }
 
-/// What the viewer can see about their own data usage: monitoring is not secret (DESIGN §1,
-/// "salespeople must know that data usage is monitored").
 pub struct MyDataUsage {
     pub today: UsageDayRecord,
     pub operations: Vec<OperationUsageRecord>,
@@ -110,6 +108,8 @@ pub struct MyDataUsage {
     pub time_zone: String,
 }
 
+/// What the viewer can see about their own data usage: monitoring is not secret (DESIGN §1,
+/// "salespeople must know that data usage is monitored").
 #[Object]
 impl MyDataUsage {
     /// Whether reads are being counted (always, unless the operator switched metering off).
@@ -134,9 +134,9 @@ impl MyDataUsage {
     }
 }
 
-/// One day's data usage of the tenant, per user.
 pub struct DataUsageReport(pub UsageReportRecord);
 
+/// One day's data usage of the tenant, per user.
 #[Object]
 impl DataUsageReport {
     /// The day reported.
@@ -164,9 +164,9 @@ pub enum DataUsagePolicyScope {
     User,
 }
 
-/// One scope's data-usage policy. A `null` limit inherits the broader scope; `0` switches it off.
 pub struct DataUsagePolicy(pub DataUsagePolicyRecord);
 
+/// One scope's data-usage policy. A `null` limit inherits the broader scope; `0` switches it off.
 #[Object]
 impl DataUsagePolicy {
     /// The scope.

@@ -8,65 +8,88 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use cohort_domain::ids::{WebhookDeliveryId, WebhookEndpointId};
 use cohort_store::{EndpointInput, EndpointPatch};
 
+/// The input of `createWebhookEndpoint`.
 #[derive(InputObject)]
 pub struct CreateWebhookEndpointInput {
     /// `https` (hosts in `COHORT_WEBHOOK_ALLOW_HOSTS` may use `http`); never a private,
     /// loopback or link-local address.
     pub url: String,
+    /// What the endpoint is for (optional).
     pub description: Option<String>,
     /// Exact types and `prefix.*`; empty or absent: every event.
     #[graphql(default)]
     pub event_types: Vec<String>,
+    /// Deliver events to it right away (default `true`).
     #[graphql(default = true)]
     pub enabled: bool,
 }
 
+/// The input of `updateWebhookEndpoint`: absent fields stay as they are.
 #[derive(InputObject)]
 pub struct UpdateWebhookEndpointInput {
+    /// The endpoint to change.
     pub id: ID,
+    /// A new URL (the same rules as on creation).
     pub url: Option<String>,
+    /// What the endpoint is for (`null` clears it).
     pub description: MaybeUndefined<String>,
+    /// The event types to deliver, replacing the list (empty: every event).
     pub event_types: Option<Vec<String>>,
     /// Re-enabling clears the failure streak.
     pub enabled: Option<bool>,
 }
 
+/// The input of `rotateWebhookSecret`.
 #[derive(InputObject)]
 pub struct RotateWebhookSecretInput {
+    /// The endpoint whose signing secret is replaced.
     pub id: ID,
     /// How long the previous secret keeps signing too (default 24 h, at most 720).
     pub grace_hours: Option<i32>,
 }
 
+/// The input of `deleteWebhookEndpoint`.
 #[derive(InputObject)]
 pub struct DeleteWebhookEndpointInput {
+    /// The endpoint to delete; nothing is delivered to it any more.
     pub id: ID,
 }
 
+/// The input of `redeliverWebhook`.
 #[derive(InputObject)]
 pub struct RedeliverWebhookInput {
+    /// The delivery to send again.
     pub delivery_id: ID,
 }
 
+/// The result of `createWebhookEndpoint` and `rotateWebhookSecret`: the endpoint and its new
+/// secret.
 #[derive(SimpleObject)]
 pub struct WebhookEndpointWithSecretPayload {
+    /// The endpoint.
     pub webhook_endpoint: WebhookEndpoint,
     /// `whsec_…`: shown this once. Verify signatures with it (Standard Webhooks).
     pub secret: String,
 }
 
+/// The result of `updateWebhookEndpoint`.
 #[derive(SimpleObject)]
 pub struct WebhookEndpointPayload {
+    /// The endpoint as it now stands.
     pub webhook_endpoint: WebhookEndpoint,
 }
 
+/// The result of `deleteWebhookEndpoint`.
 #[derive(SimpleObject)]
 pub struct DeleteWebhookEndpointPayload {
+    /// The id of the deleted endpoint.
     pub deleted_id: ID,
 }
 
+/// The result of `redeliverWebhook`.
 #[derive(SimpleObject)]
 pub struct RedeliverWebhookPayload {
+    /// The delivery, queued again.
     pub delivery: WebhookDelivery,
 }
 
