@@ -7,7 +7,7 @@ use crate::graphql::relay::*;
 use crate::graphql::{data, ids, loader};
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use cohort_domain::ids::ContactId;
+use cohort_domain::ids::{BusinessStatusId, ContactId, StatusChangeId};
 use cohort_store::{BusinessStatusRecord, ContactRecord, PageRequest, StatusChangeRecord};
 
 /// Whether a contact is a person or a company.
@@ -95,9 +95,29 @@ impl From<ContactRecord> for Contact {
     }
 }
 
+/// A stable id for one of a contact's channels (an e-mail address or a phone number): derived from
+/// the contact and the value (case-insensitively), so it stays the same across queries and
+/// reorderings, and changes only when the value does. Not resolvable through `node` (a channel is
+/// part of its contact); it exists so that normalising caches (Apollo's `__typename:id`) can
+/// tell two channels apart without a `typePolicies` entry.
+fn channel_id(tag: &'static str, contact: uuid::Uuid, value: &str) -> ID {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"cohort-channel-v1\0");
+    h.update(tag.as_bytes());
+    h.update(contact.as_bytes());
+    h.update(value.trim().to_lowercase().as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h.finalize()[..16]);
+    ids::encode(tag, uuid::Uuid::from_bytes(b))
+}
+
 /// One of a contact's e-mail addresses.
 #[derive(SimpleObject, Clone)]
 pub struct EmailAddress {
+    /// Stable id of this address on this contact (the same in every answer while the address is
+    /// unchanged); for client caches, not for `node(id:)`.
+    pub id: ID,
     /// The address, as entered.
     pub address: String,
     /// What the address is for (`work`, `private`); `null` if unlabelled.
@@ -107,6 +127,9 @@ pub struct EmailAddress {
 /// One of a contact's phone numbers.
 #[derive(SimpleObject, Clone)]
 pub struct PhoneNumber {
+    /// Stable id of this number on this contact (the same in every answer while the number is
+    /// unchanged); for client caches, not for `node(id:)`.
+    pub id: ID,
     /// The number, as entered.
     pub number: String,
     /// What the number is for (`mobile`, `office`); `null` if unlabelled.
@@ -143,12 +166,22 @@ impl Contact {
     /// E-mail addresses, in the order entered.
     async fn emails(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<EmailAddress>> {
         let ch = loader(ctx)?.load_one(ChannelsOf(self.0.id)).await?.unwrap_or_default();
-        Ok(ch.emails.into_iter().map(|e| EmailAddress { address: e.address, label: e.label }).collect())
+        let c = self.0.id.0;
+        Ok(ch
+            .emails
+            .into_iter()
+            .map(|e| EmailAddress { id: channel_id("EmailAddress", c, &e.address), address: e.address, label: e.label })
+            .collect())
     }
     /// Phone numbers, in the order entered.
     async fn phones(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PhoneNumber>> {
         let ch = loader(ctx)?.load_one(ChannelsOf(self.0.id)).await?.unwrap_or_default();
-        Ok(ch.phones.into_iter().map(|p| PhoneNumber { number: p.number, label: p.label }).collect())
+        let c = self.0.id.0;
+        Ok(ch
+            .phones
+            .into_iter()
+            .map(|p| PhoneNumber { id: channel_id("PhoneNumber", c, &p.number), number: p.number, label: p.label })
+            .collect())
     }
     /// A person's company — `null` when there is none or the viewer cannot see it.
     async fn company(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
@@ -266,6 +299,10 @@ pub struct BusinessStatus(pub BusinessStatusRecord);
 /// One entry of the tenant's business-status classification.
 #[Object]
 impl BusinessStatus {
+    /// Global id of this classification entry (stable; for client caches).
+    async fn id(&self) -> ID {
+        ids::encode(BusinessStatusId::TAG, self.0.id.0)
+    }
     /// Stable key, used in filters and `setContactBusinessStatus` (e.g. `lead_hot`).
     async fn key(&self) -> &str {
         &self.0.key
@@ -295,6 +332,10 @@ impl From<StatusChangeRecord> for StatusChange {
 /// One change of a contact's business status, as recorded (never rewritten).
 #[Object]
 impl StatusChange {
+    /// Global id of this history entry (stable; for client caches).
+    async fn id(&self) -> ID {
+        ids::encode(StatusChangeId::TAG, self.0.id.0)
+    }
     /// The status before; `null` if the contact had none.
     async fn from(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<BusinessStatus>> {
         match self.0.from_status_id {
