@@ -288,29 +288,11 @@ async fn parallel_reads_never_pass_the_block(app: TestApp) {
     }
     admin.ok(SET_POLICY, json!({"i": {"scope": "TENANT", "blockContacts": 5}})).await;
     let token = app.token(&w.tenant, "agent", &["agent"]);
-    let mut tasks = vec![];
-    for id in ids.clone() {
-        let client = app.client.clone();
-        let url = app.url("/graphql");
-        let token = token.clone();
-        tasks.push(tokio::spawn(async move {
-            let body: Value = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&json!({"query": CONTACT, "variables": {"id": id}}))
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
-            body
-        }));
-    }
+    let bodies = ids.iter().map(|id| json!({"query": CONTACT, "variables": {"id": id}})).collect();
+    let answers = app.post_parallel(&token, bodies).await;
     let mut answered = 0;
     let mut refused = 0;
-    for t in tasks {
-        let body = t.await.expect("task");
+    for body in answers {
         match body["errors"][0]["extensions"]["code"].as_str() {
             Some("DATA_USAGE_LIMIT") => {
                 assert!(body.get("data").is_none_or(Value::is_null));
@@ -333,32 +315,17 @@ async fn parallel_policy_writers_take_turns(app: TestApp) {
     let admin = app.actor(&w.tenant, "admin", &["admin"]);
     let token = app.token(&w.tenant, "admin", &["admin"]);
     let n = 12;
-    let mut tasks = vec![];
-    for i in 0..n {
-        let client = app.client.clone();
-        let url = app.url("/graphql");
-        let token = token.clone();
-        tasks.push(tokio::spawn(async move {
+    let bodies = (0..n)
+        .map(|i| {
             let input = if i % 4 == 3 {
                 json!({"scope": "ROLE", "role": "agent", "clear": true})
             } else {
                 json!({"scope": "ROLE", "role": "agent", "warnContacts": 100 + i})
             };
-            let body: Value = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&json!({"query": SET_POLICY, "variables": {"i": input}}))
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
-            body
-        }));
-    }
-    for t in tasks {
-        let body = t.await.expect("task");
+            json!({"query": SET_POLICY, "variables": {"i": input}})
+        })
+        .collect();
+    for body in app.post_parallel(&token, bodies).await {
         assert!(body.get("errors").is_none(), "every writer succeeds: {body:#}");
     }
     let rows = admin.ok("{ dataUsagePolicies { scope role warnContacts } }", json!({})).await;

@@ -178,31 +178,6 @@ async fn app_with_worker(backend: Backend) -> Option<TestApp> {
     .await
 }
 
-macro_rules! with_worker {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_worker {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let app = super::app_with_worker(crate::support::Backend::Sqlite).await.expect("app");
-                    super::$name(app).await;
-                }
-            )*
-        }
-        mod postgres_worker {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    match super::app_with_worker(crate::support::Backend::Postgres).await {
-                        Some(app) => super::$name(app).await,
-                        None => eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set"),
-                    }
-                }
-            )*
-        }
-    };
-}
-
 /// A webhook receiver on 127.0.0.1 that answers the first request about `target` (a contact id
 /// in the event's subjects) with a 500 whose body repeats the person's data — as a careless
 /// receiver might — and everything else with 200.
@@ -856,4 +831,7 @@ on_both_backends!(
     parallel_erasures_and_changes_keep_the_invariants,
 );
 
-with_worker!(erasure_reaches_data_seeded_across_the_product, sequence_steps_do_not_subscribe_suppressed_addresses);
+crate::on_both_backends_with!(app_with_worker;
+    erasure_reaches_data_seeded_across_the_product,
+    sequence_steps_do_not_subscribe_suppressed_addresses,
+);

@@ -34,32 +34,7 @@ async fn app_with_worker(backend: Backend) -> Option<TestApp> {
     .await
 }
 
-macro_rules! with_worker {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_worker {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let app = super::app_with_worker(crate::support::Backend::Sqlite).await.expect("app");
-                    super::$name(app).await;
-                }
-            )*
-        }
-        mod postgres_worker {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    match super::app_with_worker(crate::support::Backend::Postgres).await {
-                        Some(app) => super::$name(app).await,
-                        None => eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set"),
-                    }
-                }
-            )*
-        }
-    };
-}
-
-with_worker!(
+crate::on_both_backends_with!(app_with_worker;
     every_join_path_enrols_and_steps_run_in_order_with_their_delays,
     leaving_the_start_group_stops_the_enrolment,
     the_loop_guard_stops_sequences_that_feed_each_other,

@@ -191,6 +191,23 @@ impl TestApp {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Sends every body to /graphql at once, each on its own task (parallel clients of one
+    /// user), and returns the answers in the order of `bodies`.
+    pub async fn post_parallel(&self, token: &str, bodies: Vec<Value>) -> Vec<Value> {
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .map(|body| {
+                let req = self.client.post(self.url("/graphql")).bearer_auth(token).json(&body);
+                tokio::spawn(async move { req.send().await.expect("send").json::<Value>().await.expect("json") })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.expect("task"));
+        }
+        out
+    }
+
     /// Asks the server to shut down (gracefully) without waiting for it; see [`TestApp::stop`].
     pub fn begin_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -281,6 +298,35 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     match $crate::support::TestApp::spawn($crate::support::Backend::Postgres).await {
+                        Some(app) => super::$name(app).await,
+                        None => eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set"),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Like [`on_both_backends!`], but each test's server comes from the calling module's
+/// `async fn $spawn(Backend) -> Option<TestApp>` (e.g. one with the background worker on); the
+/// tests land in modules `sqlite_worker` and `postgres_worker`.
+#[macro_export]
+macro_rules! on_both_backends_with {
+    ($spawn:ident; $($name:ident),* $(,)?) => {
+        mod sqlite_worker {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = super::$spawn($crate::support::Backend::Sqlite).await.expect("sqlite app");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres_worker {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    match super::$spawn($crate::support::Backend::Postgres).await {
                         Some(app) => super::$name(app).await,
                         None => eprintln!("skipped on PostgreSQL: COHORT_TEST_DATABASE_URL is not set"),
                     }

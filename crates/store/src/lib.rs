@@ -18,8 +18,7 @@
 //! Layout: `access` (viewers, tokens, the gate, address books, users), `contacts`, `groups`
 //! (hierarchy, memberships), `pricing`, `orders`, `routing` (queues, process areas,
 //! responsibilities, messages), `sla` (calendars, contracts, tickets), `sequences` (follow-up
-//! sequences: enrolment on join, the step runner), `webhooks`, `events`, `history_counts`
-//! (`totalCount` of the status and membership histories), and `core` (SQL builder, dialect,
+//! sequences: enrolment on join, the step runner), `webhooks`, `events`, and `core` (SQL builder, dialect,
 //! visibility rule, pagination, unit of work).
 
 mod access;
@@ -32,7 +31,6 @@ mod entities;
 mod error;
 mod events;
 mod groups;
-mod history_counts;
 mod orders;
 mod pricing;
 mod routing;

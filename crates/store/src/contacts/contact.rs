@@ -805,8 +805,9 @@ impl DataHandle {
         Ok((contact::Model { business_status_id: to, updated_at: now, ..cur }, true))
     }
 
-    /// A visible contact's status history, newest first.
-    pub async fn status_history(&self, id: ContactId, page: &PageRequest) -> StoreResult<Page<StatusChangeRecord>> {
+    /// The status changes of contact `id` if the viewer can see it (none otherwise): the one
+    /// query behind `status_history` and its count.
+    fn status_changes_of(&self, id: ContactId) -> Select<status_change::Entity> {
         let v = self.viewer();
         let visible = Query::select()
             .column(contact::Column::Id)
@@ -815,9 +816,20 @@ impl DataHandle {
             .and_where(contact::Column::Id.eq(id.0))
             .cond_where(book_visible(v, contact::Column::AddressBookId, AccessLevel::Read))
             .to_owned();
-        let mut q = status_change::Entity::find()
+        status_change::Entity::find()
             .filter(status_change::Column::TenantId.eq(v.tenant_id.0))
-            .filter(status_change::Column::ContactId.in_subquery(visible));
+            .filter(status_change::Column::ContactId.in_subquery(visible))
+    }
+
+    /// How many status changes a visible contact has (0 for a hidden or unknown one), as
+    /// `status_history` lists them.
+    pub async fn status_history_count(&self, id: ContactId) -> StoreResult<u64> {
+        Ok(self.status_changes_of(id).count(&self.db).await?)
+    }
+
+    /// A visible contact's status history, newest first.
+    pub async fn status_history(&self, id: ContactId, page: &PageRequest) -> StoreResult<Page<StatusChangeRecord>> {
+        let mut q = self.status_changes_of(id);
         if let Some(crate::core::page::TimeKey(at, cid)) = page.after_key()? {
             q = q.filter(crate::core::page::before(
                 status_change::Column::ChangedAt,

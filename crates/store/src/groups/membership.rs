@@ -811,20 +811,20 @@ impl DataHandle {
         Ok(out)
     }
 
-    /// Membership history, newest first, visible entries only: the contact must be visible now
-    /// and the group visible. Filter by group, by contact, or both.
-    pub async fn membership_history(
+    /// `SELECT <columns> FROM` the membership history as `membership_history` lists it: entries of
+    /// contacts the viewer can see now, in groups they can see, of existing contacts; by group,
+    /// contact or both. The one query behind the list and its count.
+    fn membership_history_query(
         &self,
+        columns: &'static str,
         group: Option<GroupId>,
         contact: Option<ContactId>,
-        page: &PageRequest,
-    ) -> StoreResult<Page<MembershipEventRecord>> {
+    ) -> Sql {
         let v = self.viewer();
-        let after = page.after_key::<Uuid>()?;
         let mut q = Sql::new(v.dialect);
         // Driven by (group or contact, book, id): only the history of visible contacts is read.
         // The join keeps the history of deleted contacts out (it is shown with its contact only).
-        q.push("SELECT h.tenant_id, h.id, h.group_id, h.contact_id, h.action, h.source, h.actor_id, h.at, h.reason, h.address_book_id FROM membership_history h JOIN contacts c ON c.tenant_id = h.tenant_id AND c.id = h.contact_id JOIN contact_groups g ON g.tenant_id = h.tenant_id AND g.id = h.group_id WHERE h.tenant_id = ")
+        q.push("SELECT ").push(columns).push(" FROM membership_history h JOIN contacts c ON c.tenant_id = h.tenant_id AND c.id = h.contact_id JOIN contact_groups g ON g.tenant_id = h.tenant_id AND g.id = h.group_id WHERE h.tenant_id = ")
             .bind(v.tenant_id.0);
         if let Some(g) = group {
             q.push(" AND h.group_id = ").bind(g.0);
@@ -834,6 +834,32 @@ impl DataHandle {
         }
         q.push(" AND ").visible_books(v, "h.address_book_id", AccessLevel::Read);
         q.push(" AND ").visible_books(v, "g.address_book_id", AccessLevel::Read);
+        q
+    }
+
+    /// How many entries `membership_history` lists for the same arguments.
+    pub async fn membership_history_count(
+        &self,
+        group: Option<GroupId>,
+        contact: Option<ContactId>,
+    ) -> StoreResult<u64> {
+        crate::core::sql::count(&self.db, self.membership_history_query("COUNT(*) AS n", group, contact)).await
+    }
+
+    /// Membership history, newest first, visible entries only: the contact must be visible now
+    /// and the group visible. Filter by group, by contact, or both.
+    pub async fn membership_history(
+        &self,
+        group: Option<GroupId>,
+        contact: Option<ContactId>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<MembershipEventRecord>> {
+        let after = page.after_key::<Uuid>()?;
+        let mut q = self.membership_history_query(
+            "h.tenant_id, h.id, h.group_id, h.contact_id, h.action, h.source, h.actor_id, h.at, h.reason, h.address_book_id",
+            group,
+            contact,
+        );
         if let Some(a) = after {
             q.push(" AND h.id < ").bind(a);
         }
