@@ -28,4 +28,5 @@ mod sequences;
 mod sla;
 mod subject_access;
 mod visibility;
+mod webdriver;
 mod webhooks;
