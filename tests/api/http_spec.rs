@@ -798,6 +798,10 @@ async fn failed_non_null_root_fields_null_the_data(app: TestApp) {
     let q = "query { t: __typename ...F } fragment F on Query { c: contact(id: \"nope\") { id } }";
     let body = post_json_as(&app, &admin, JSON, &json!({"query": q})).await.json();
     assert_eq!((body["data"].clone(), body["errors"][0]["path"].clone()), (Value::Null, json!(["c"])), "{body}");
+    // A named operation without `operationName` (how Apollo Client sends every request).
+    let q = "query Named { __typename contacts(first: 500) { totalCount } }";
+    let body = post_json_as(&app, &admin, JSON, &json!({"query": q})).await.json();
+    assert_eq!(body["data"], Value::Null, "a named single operation too: {body}");
     let d = app
         .with_token(&admin)
         .ok(

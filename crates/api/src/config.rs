@@ -63,6 +63,41 @@ impl Default for ServerLimits {
     }
 }
 
+/// GraphQL subscriptions over WebSocket (`COHORT_WS_*`, `COHORT_EVENTS_POLL_MS`; see [`crate::ws`]):
+/// what one client may hold open, and how the server keeps connections honest.
+#[derive(Debug, Clone)]
+pub struct SubscriptionLimits {
+    /// WebSocket connections open at once (`COHORT_WS_MAX_CONNECTIONS`, default 256; 0 turns
+    /// subscriptions off); more are answered `503` before the upgrade. Each also keeps its place
+    /// under `COHORT_MAX_CONNECTIONS`.
+    pub max_connections: usize,
+    /// Subscriptions at once on one connection (`COHORT_WS_MAX_SUBSCRIPTIONS`, default 10); one
+    /// more is refused with an `error` message (`RATE_LIMITED`), the others go on.
+    pub max_subscriptions: usize,
+    /// How often the server sends the protocol's `ping` (`COHORT_WS_PING_SECS`, default 15); a
+    /// client that sends nothing, not even the `pong`, for two intervals is closed with `3008`.
+    pub ping_interval: Duration,
+    /// How long after the upgrade `connection_init` may take (`COHORT_WS_INIT_TIMEOUT_SECS`,
+    /// default 10); then the server closes with 4408.
+    pub init_timeout: Duration,
+    /// How often a subscription also looks for events without being woken
+    /// (`COHORT_EVENTS_POLL_MS`, default 2000): events of other replicas, and those written outside
+    /// a request (the worker's, the metering's).
+    pub poll_interval: Duration,
+}
+
+impl Default for SubscriptionLimits {
+    fn default() -> Self {
+        SubscriptionLimits {
+            max_connections: 256,
+            max_subscriptions: 10,
+            ping_interval: Duration::from_secs(15),
+            init_timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(2000),
+        }
+    }
+}
+
 /// How tokens are verified (`COHORT_JWT_*`); defined with the verifier in the store.
 pub use cohort_store::TokenSettings as JwtSettings;
 
@@ -171,11 +206,16 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub limits: Limits,
     pub server: ServerLimits,
+    /// GraphQL subscriptions over WebSocket.
+    pub subscriptions: SubscriptionLimits,
     pub webhooks: WebhookSettings,
     pub public: PublicConfig,
     /// Confirmation mails sent by Cohort itself (`COHORT_SMTP_URL`, `COHORT_SMTP_FROM`); off
     /// when unset.
     pub smtp: Option<crate::mail::SmtpSettings>,
+    /// Automatic persisted queries and trusted documents (`COHORT_APQ_CACHE_SIZE`,
+    /// `COHORT_TRUSTED_DOCUMENTS`, see [`crate::persisted`]).
+    pub persisted: crate::persisted::PersistedSettings,
 }
 
 /// Public groups' endpoints and links (`COHORT_PUBLIC_*`, DESIGN §3).
@@ -278,6 +318,30 @@ fn env_bool(name: &str, default: bool) -> Result<bool, ConfigError> {
     }
 }
 
+/// `COHORT_WS_*` and `COHORT_EVENTS_POLL_MS`, each within bounds.
+fn subscription_limits() -> Result<SubscriptionLimits, ConfigError> {
+    let d = SubscriptionLimits::default();
+    let ranged = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+        let v: u64 = env_num(name, default)?;
+        if !(min..=max).contains(&v) {
+            return Err(ConfigError(format!("{name} must be {min} to {max}")));
+        }
+        Ok(v)
+    };
+    Ok(SubscriptionLimits {
+        max_connections: ranged("COHORT_WS_MAX_CONNECTIONS", d.max_connections as u64, 0, 1_000_000)? as usize,
+        max_subscriptions: ranged("COHORT_WS_MAX_SUBSCRIPTIONS", d.max_subscriptions as u64, 1, 1000)? as usize,
+        ping_interval: Duration::from_secs(ranged("COHORT_WS_PING_SECS", d.ping_interval.as_secs(), 1, 3600)?),
+        init_timeout: Duration::from_secs(ranged("COHORT_WS_INIT_TIMEOUT_SECS", d.init_timeout.as_secs(), 1, 300)?),
+        poll_interval: Duration::from_millis(ranged(
+            "COHORT_EVENTS_POLL_MS",
+            d.poll_interval.as_millis() as u64,
+            50,
+            3_600_000,
+        )?),
+    })
+}
+
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
     match env(name) {
         None => Ok(default),
@@ -326,6 +390,18 @@ impl Settings {
         if !(1..=1_000_000).contains(&max_http_connections) {
             return Err(ConfigError("COHORT_MAX_CONNECTIONS must be 1 to 1000000".into()));
         }
+        let subscriptions = subscription_limits()?;
+        let apq_cache_size: usize = env_num("COHORT_APQ_CACHE_SIZE", crate::persisted::DEFAULT_APQ_CACHE_SIZE)?;
+        if apq_cache_size > crate::persisted::MAX_APQ_CACHE_SIZE {
+            return Err(ConfigError("COHORT_APQ_CACHE_SIZE must be 0 (off) to 1000000".into()));
+        }
+        // The manifest is read and every entry's hash checked here, before the database is touched.
+        let trusted_documents = match env("COHORT_TRUSTED_DOCUMENTS") {
+            Some(path) => {
+                Some(std::sync::Arc::new(crate::persisted::TrustedDocuments::load(std::path::Path::new(&path))?))
+            }
+            None => None,
+        };
         Ok(Settings {
             database_url: SecretString::from(env("COHORT_DATABASE_URL").unwrap_or_else(|| "sqlite://cohort.db".into())),
             database: cohort_store::StoreOptions {
@@ -375,6 +451,7 @@ impl Settings {
                 keep_alive_timeout: Duration::from_secs(keep_alive_secs),
                 max_connections: max_http_connections,
             },
+            subscriptions,
             webhooks: {
                 let w = WebhookSettings::default();
                 let retry_schedule = match env("COHORT_WEBHOOK_RETRY_SCHEDULE") {
@@ -423,6 +500,7 @@ impl Settings {
                 }
                 _ => return Err(ConfigError("set COHORT_SMTP_URL and COHORT_SMTP_FROM together".into())),
             },
+            persisted: crate::persisted::PersistedSettings { apq_cache_size, trusted: trusted_documents },
             public: {
                 let d = PublicConfig::default();
                 let base_url = match env("COHORT_PUBLIC_BASE_URL") {
@@ -494,10 +572,12 @@ impl Settings {
             log_format: LogFormat::Pretty,
             limits: Limits::default(),
             server: ServerLimits::default(),
+            subscriptions: SubscriptionLimits::default(),
             // Tests that deliver webhooks turn the worker on (and allow 127.0.0.1) themselves.
             webhooks: WebhookSettings { worker: false, ..WebhookSettings::default() },
             public: PublicConfig::default(),
             smtp: None,
+            persisted: crate::persisted::PersistedSettings::default(),
         }
     }
 }

@@ -76,5 +76,17 @@
 //! async fn ready(g: &cohort_store::Gate) -> bool { g.is_ready().await }
 //! ```
 //!
+//! A subscription's WebSocket keeps an admission that re-admits its own token for each batch
+//! of events; the gate alone makes one, from a token it has verified:
+//!
+//! ```compile_fail
+//! fn forge(gate: std::sync::Arc<cohort_store::Gate>) -> cohort_store::Admission {
+//!     cohort_store::Admission { gate, token: std::sync::Arc::new("x".to_owned().into()), request_id: None }
+//! }
+//! ```
+//! ```
+//! async fn renew(a: &cohort_store::Admission) -> bool { a.renew().await.is_ok() }
+//! ```
+//!
 //! And the schema itself is built without any store: [`crate::graphql::build_schema`] takes
 //! only limits, so nothing a resolver can read from the schema data leads to the database.

@@ -48,6 +48,10 @@ pub struct AppState {
     pub webhooks: Arc<crate::config::WebhookSettings>,
     /// Signs preference links (`preferenceLink`).
     pub links: Arc<cohort_store::PublicLinks>,
+    /// GraphQL subscriptions over WebSocket (see [`crate::ws`]).
+    pub live: Arc<crate::ws::LiveState>,
+    /// Persisted documents: automatic persisted queries or trusted documents.
+    pub persisted: Arc<crate::persisted::Persisted>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -119,6 +123,15 @@ fn unauthenticated(media: Media) -> Response {
     let mut r = respond(StatusCode::UNAUTHORIZED, media, &error_body("invalid or expired token", "UNAUTHENTICATED"));
     r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
     r
+}
+
+/// A request whose persisted document could not be resolved (see [`crate::persisted`]). Never
+/// cached: the same URL may work once the document has been sent.
+fn persisted_refusal(media: Media, r: &crate::persisted::Refusal) -> Response {
+    let status = StatusCode::from_u16(r.status(media == Media::GraphqlResponse)).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = respond(status, media, &r.body());
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache, must-revalidate"));
+    resp
 }
 
 /// One GraphQL request's parameters, checked for shape.
@@ -346,11 +359,7 @@ fn null_data_for_failed_non_null_root(body: &mut Value, roots: &NonNullRoots, qu
         return;
     }
     let Ok(doc) = async_graphql::parser::parse_query(query) else { return };
-    let Some(operation) = (match (&doc.operations, op) {
-        (DocumentOperations::Single(o), _) => Some(o),
-        (DocumentOperations::Multiple(m), Some(name)) => m.get(name),
-        (DocumentOperations::Multiple(_), None) => None,
-    }) else {
+    let Some(operation) = selected_operation(&doc, op) else {
         return;
     };
     let roots = match operation.node.ty {
@@ -396,14 +405,24 @@ fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
     let Ok(doc) = async_graphql::parser::parse_query(query) else {
         return false;
     };
-    let op = match &doc.operations {
+    selected_operation(&doc, operation_name).is_some_and(|o| o.node.ty == OperationType::Mutation)
+}
+
+/// The operation a request runs: the document's only one, or the one `operation_name` names.
+/// (The parser keeps a document's only operation under `Multiple` when it is named, so "only one"
+/// is checked there too.)
+fn selected_operation<'a>(
+    doc: &'a async_graphql::parser::types::ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<&'a async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>> {
+    match &doc.operations {
         DocumentOperations::Single(op) => Some(op),
         DocumentOperations::Multiple(m) => match operation_name {
             Some(n) => m.get(n),
+            None if m.len() == 1 => m.values().next(),
             None => None,
         },
-    };
-    op.is_some_and(|o| o.node.ty == OperationType::Mutation)
+    }
 }
 
 async fn graphql_get(
@@ -422,6 +441,9 @@ async fn graphql_get(
     if let Some(s) = q.get("operationName") {
         obj.insert("operationName".into(), json!(s));
     }
+    if let Some(s) = q.get("documentId") {
+        obj.insert("documentId".into(), json!(s));
+    }
     for key in ["variables", "extensions"] {
         if let Some(s) = q.get(key) {
             match serde_json::from_str::<Value>(s) {
@@ -434,6 +456,10 @@ async fn graphql_get(
             }
         }
     }
+    let (obj, pending) = match st.persisted.resolve(obj) {
+        Ok(r) => r,
+        Err(r) => return persisted_refusal(media, &r),
+    };
     let p = match params_from_object(&obj) {
         Ok(p) => p,
         Err(m) => return request_error(media, m),
@@ -452,6 +478,7 @@ async fn graphql_get(
         Err(r) => return r,
     };
     let (body, failed) = execute_one(&st, p, &viewer, &rid).await;
+    st.persisted.settle(pending, failed);
     let status = if failed && media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     with_identity(respond(status, media, &body), &viewer)
 }
@@ -520,11 +547,16 @@ async fn graphql_post_body(
 ) -> Response {
     match parsed {
         Value::Object(obj) => {
+            let (obj, pending) = match st.persisted.resolve(obj) {
+                Ok(r) => r,
+                Err(r) => return persisted_refusal(media, &r),
+            };
             let p = match params_from_object(&obj) {
                 Ok(p) => p,
                 Err(m) => return request_error(media, m),
             };
             let (body, failed) = execute_one(st, p, viewer, rid).await;
+            st.persisted.settle(pending, failed);
             let status =
                 if failed && media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
             respond(status, media, &body)
@@ -539,8 +571,19 @@ async fn graphql_post_body(
                     out.push(error_body("each batch entry must be an object", "BAD_REQUEST"));
                     continue;
                 };
+                let (obj, pending) = match st.persisted.resolve(obj) {
+                    Ok(r) => r,
+                    Err(r) => {
+                        out.push(r.body());
+                        continue;
+                    }
+                };
                 match params_from_object(&obj) {
-                    Ok(p) => out.push(execute_one(st, p, viewer, rid).await.0),
+                    Ok(p) => {
+                        let (body, failed) = execute_one(st, p, viewer, rid).await;
+                        st.persisted.settle(pending, failed);
+                        out.push(body);
+                    }
                     Err(m) => out.push(error_body(m, "BAD_REQUEST")),
                 }
             }
@@ -646,7 +689,12 @@ pub fn router(st: AppState, public: crate::public::PublicState, settings: &Setti
     let body_limit = st.limits.max_body_bytes;
     let timeout = st.limits.request_timeout;
     let mut api = Router::new()
-        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route(
+            "/graphql",
+            get(graphql_get)
+                .post(graphql_post)
+                .layer(middleware::from_fn_with_state(st.clone(), crate::ws::upgrade_or_next)),
+        )
         .route("/graphiql", get(graphiql))
         .route("/graphiql/assets/{*path}", get(crate::graphiql::asset_handler))
         .route("/healthz", get(healthz))

@@ -10,10 +10,12 @@ pub mod graphql;
 pub mod http;
 pub mod mail;
 pub mod metrics;
+pub mod persisted;
 pub mod public;
 pub mod server;
 pub mod telemetry;
 pub mod webhooks;
+pub mod ws;
 
 use cohort_store::{Gate, KeyConfigError};
 use config::Settings;
@@ -52,6 +54,8 @@ pub fn build(settings: &Settings, store: cohort_store::Store) -> Result<axum::Ro
         graphiql: settings.graphiql,
         webhooks: Arc::new(settings.webhooks.clone()),
         links,
+        live: Arc::new(ws::LiveState::new(&settings.subscriptions)),
+        persisted: Arc::new(persisted::Persisted::new(&settings.persisted, settings.introspection)),
     };
     Ok(http::router(state, public, settings))
 }

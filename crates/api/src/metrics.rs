@@ -1,5 +1,5 @@
 //! Prometheus metrics (text exposition): requests by operation and outcome code, request latency,
-//! SQL statement counts and the database pool.
+//! SQL statement counts, the database pool, and open WebSockets and subscriptions.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -54,6 +54,12 @@ pub struct Metrics {
     build_info: Family<BuildLabels, Gauge>,
     resident_memory: Gauge,
     resident_memory_peak: Gauge,
+    /// Open GraphQL WebSocket connections ([`crate::ws`]).
+    pub ws_connections: Gauge,
+    /// Open GraphQL subscriptions, over all WebSocket connections.
+    pub subscriptions: Gauge,
+    /// Results sent to subscribers (`next` messages).
+    pub subscription_messages: Counter,
 }
 
 /// (resident, peak resident) bytes of this process, from `/proc/self/status` (Linux; zero elsewhere).
@@ -122,6 +128,16 @@ impl Metrics {
         registry.register("db_statement_seconds", "Time spent executing SQL statements", db_statement_seconds.clone());
         let db_pool = Family::<StateLabels, Gauge>::default();
         registry.register("db_pool_connections", "Database pool connections by state", db_pool.clone());
+        let ws_connections = Gauge::default();
+        registry.register("ws_connections", "Open GraphQL WebSocket connections", ws_connections.clone());
+        let subscriptions = Gauge::default();
+        registry.register("subscriptions", "Open GraphQL subscriptions", subscriptions.clone());
+        let subscription_messages = Counter::default();
+        registry.register(
+            "subscription_messages",
+            "Results sent to GraphQL subscribers",
+            subscription_messages.clone(),
+        );
         Metrics {
             operation_names: Default::default(),
             registry: root,
@@ -135,6 +151,9 @@ impl Metrics {
             build_info,
             resident_memory,
             resident_memory_peak,
+            ws_connections,
+            subscriptions,
+            subscription_messages,
         }
     }
 

@@ -20,14 +20,19 @@
 //! connection's [`HeadTimer`] gives hyper that timer with the semantics above: it sees, through
 //! the connection's [`Tracked`] stream, whether the next request has begun to arrive.
 //!
-//! Graceful shutdown (hyper-util's `GracefulShutdown`): when `shutdown` resolves, no connection is
-//! accepted any more, idle connections close, and in-flight requests are answered before their
-//! connections close; `serve` returns when every connection has ended.
+//! Connections may be upgraded to WebSocket (GraphQL subscriptions, [`crate::ws`]). An upgraded
+//! connection keeps its [`ConnectionSlot`] — its place under the connection limit — until the
+//! WebSocket ends.
+//!
+//! Graceful shutdown: when `shutdown` resolves, no connection is accepted any more, idle
+//! connections close, in-flight requests are answered before their connections close, and
+//! WebSockets are told (close `1001`) through their slot; `serve` returns when every connection,
+//! upgraded or not, has ended. (hyper-util's `GracefulShutdown` cannot watch a connection that
+//! may be upgraded, so the slots do it.)
 
 use crate::config::ServerLimits;
 use hyper::rt::{Sleep, Timer};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::io;
@@ -38,7 +43,25 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+/// One connection's place in the server, in its requests' extensions: holding it keeps the
+/// connection counted (under `COHORT_MAX_CONNECTIONS`) and keeps `serve` from returning. An
+/// upgraded connection (a WebSocket) keeps it for as long as it lives.
+#[derive(Clone)]
+pub struct ConnectionSlot {
+    _permit: Arc<OwnedSemaphorePermit>,
+    _drain: mpsc::Sender<()>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl ConnectionSlot {
+    /// Resolves once the server is shutting down.
+    pub async fn stopping(&mut self) {
+        // An error means the server is gone altogether: stopping too.
+        let _ = self.stopping.wait_for(|s| *s).await;
+    }
+}
 
 /// What a connection over the limit is told before it is closed.
 fn overloaded_response() -> Vec<u8> {
@@ -63,7 +86,9 @@ pub async fn serve_with(
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let overloaded = overloaded_response();
     let mut refused = Refusals::default();
-    let graceful = GracefulShutdown::new();
+    // Every slot holds a drain sender: when all are gone, every connection has ended.
+    let (drain, mut drained) = mpsc::channel::<()>(1);
+    let (stop, stopping) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -91,24 +116,40 @@ pub async fn serve_with(
             .timer(HeadTimer { activity, keep_alive: limits.keep_alive_timeout })
             .header_read_timeout(limits.header_read_timeout)
             .keep_alive(true);
-        // The peer address, for the public endpoints' per-IP limits (`ConnectInfo`).
+        let slot = ConnectionSlot { _permit: Arc::new(permit), _drain: drain.clone(), stopping: stopping.clone() };
+        let mut stopping = stopping.clone();
+        // The peer address, for the public endpoints' per-IP limits (`ConnectInfo`), and the slot.
         let svc =
             tower::ServiceExt::map_request(router.clone(), move |mut r: hyper::Request<hyper::body::Incoming>| {
                 r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                r.extensions_mut().insert(slot.clone());
                 r
             });
-        let conn = builder.serve_connection(io, TowerToHyperService::new(svc));
-        let conn = graceful.watch(conn);
+        let conn = builder.serve_connection(io, TowerToHyperService::new(svc)).with_upgrades();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let mut conn = pin!(conn);
+            let stop = async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            };
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                () = stop => {
+                    // Idle: closes now; busy: after the response in flight. Upgraded: already
+                    // done here (the WebSocket holds the slot and hears of the shutdown itself).
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            drop(permit);
         });
     }
     drop(listener);
-    tracing::debug!(connections = graceful.count(), "draining connections");
-    graceful.shutdown().await;
+    tracing::debug!("draining connections");
+    stop.send_replace(true);
+    drop(drain);
+    let _ = drained.recv().await;
     Ok(())
 }
 

@@ -4,12 +4,13 @@
 //! the outbox feeds webhooks, and a webhook must not become an export channel.
 
 use crate::access::handle::DataHandle;
-use crate::core::page::{Page, PageRequest};
+use crate::core::page::{Page, PageRequest, decode_cursor, encode_cursor};
 use crate::entities::event;
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 /// The payload layout version every event carries; bumped when a payload changes incompatibly.
@@ -264,6 +265,202 @@ impl DataHandle {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Live feeds: the in-process wake-up and the subscriber's position (GraphQL subscriptions).
+
+/// Wakes whoever waits for new outbox events in this process after a unit of work committed
+/// some: the background worker (a single waiter; a permit is kept while it is busy) and every
+/// live feed (each watches a commit counter, so none takes another's wake-up). Commits of other
+/// replicas, and the few events written outside a unit of work, are not signalled: the worker
+/// and the feeds also poll.
+#[derive(Debug)]
+pub(crate) struct OutboxSignal {
+    worker: tokio::sync::Notify,
+    commits: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for OutboxSignal {
+    fn default() -> Self {
+        OutboxSignal { worker: tokio::sync::Notify::new(), commits: tokio::sync::watch::channel(0).0 }
+    }
+}
+
+impl OutboxSignal {
+    /// After a commit that wrote events.
+    pub(crate) fn committed(&self) {
+        self.worker.notify_one();
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The worker's wake-up (see `SystemHandle::events_committed`).
+    pub(crate) async fn worker_wakeup(&self) {
+        self.worker.notified().await
+    }
+}
+
+/// Marks a change whenever a unit of work of this process has committed events
+/// ([`DataHandle::event_commits`]); `changed().await` wakes on the next one.
+pub type EventCommits = tokio::sync::watch::Receiver<u64>;
+
+/// How far below the newest event a feed has sent it still looks for events that committed late
+/// (see [`EventFeed`]).
+pub const LATE_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A subscriber's position in the outbox: what it has been sent, so that each event reaches it
+/// exactly once ([`DataHandle::open_event_feed`], [`DataHandle::poll_event_feed`],
+/// [`DataHandle::sweep_event_feed`]).
+///
+/// Event ids are UUIDv7 taken when the writing transaction commits, so they grow with commit
+/// time — but not strictly with commit *order*: on PostgreSQL two transactions can take their ids
+/// in one order and commit in the other, and another replica's events carry its clock. A cursor
+/// alone (`id > last sent`) would skip such a late event for good. A feed therefore remembers the
+/// ids it sent within [`LATE_COMMIT_WINDOW`] below the newest one, and a sweep sends whatever has
+/// appeared in that window since. (SQLite commits one writer at a time, in id order.)
+#[derive(Debug, Clone)]
+pub struct EventFeed {
+    tenant: Uuid,
+    filter: EventFilter,
+    /// Nothing at or before it is sent: the start position (`after`), or the newest matching
+    /// event when the feed opened.
+    floor: Option<Uuid>,
+    /// The newest id sent, or the floor.
+    high: Option<Uuid>,
+    /// The ids sent within the window below `high`.
+    recent: BTreeSet<Uuid>,
+}
+
+/// Where a feed starts.
+#[derive(Debug, Clone)]
+pub enum FeedStart {
+    /// With the events committed from now on.
+    Now,
+    /// After an `events` edge cursor: what came after it is replayed first.
+    AfterCursor(String),
+    /// After the event with this id: what came after it is replayed first.
+    AfterEvent(Uuid),
+}
+
+/// The smallest UUIDv7 of Unix millisecond `ms`, and the millisecond of a UUIDv7.
+fn v7_floor(ms: u64) -> Uuid {
+    Uuid::from_u128(u128::from(ms) << 80)
+}
+
+fn v7_millis(id: Uuid) -> u64 {
+    (id.as_u128() >> 80) as u64
+}
+
+impl EventFeed {
+    /// The newest event sent (or the start position): where a new feed resumes (`AfterEvent`).
+    pub fn position(&self) -> Option<Uuid> {
+        self.high
+    }
+
+    /// How many sent ids the feed remembers (bounded by the events of one window).
+    pub fn remembered(&self) -> usize {
+        self.recent.len()
+    }
+
+    /// The exclusive lower end of the late-commit window: never below the floor.
+    fn window_start(&self) -> Option<Uuid> {
+        let high = self.high?;
+        let lowest = v7_floor(v7_millis(high).saturating_sub(LATE_COMMIT_WINDOW.as_millis() as u64));
+        Some(match self.floor {
+            Some(f) if f > lowest => f,
+            _ => lowest,
+        })
+    }
+
+    fn sent(&mut self, ids: impl IntoIterator<Item = Uuid>) {
+        for id in ids {
+            if self.high.is_none_or(|h| id > h) {
+                self.high = Some(id);
+            }
+            self.recent.insert(id);
+        }
+        if let Some(start) = self.window_start() {
+            self.recent = self.recent.split_off(&start);
+        }
+    }
+}
+
+impl DataHandle {
+    /// Opens a live feed of the events `filter` selects. Checked exactly as [`DataHandle::events`]
+    /// (admin only; an unknown type or a bad cursor is `BAD_USER_INPUT`), and so is every read
+    /// of it — by the handle that reads it, which may be a fresher one of the same tenant.
+    pub async fn open_event_feed(&self, filter: EventFilter, start: FeedStart) -> StoreResult<EventFeed> {
+        let q = self.filtered_events(&filter)?;
+        let floor = match start {
+            FeedStart::Now => {
+                q.select_only()
+                    .column(event::Column::Id)
+                    .order_by_desc(event::Column::Id)
+                    .limit(1)
+                    .into_tuple::<Uuid>()
+                    .one(&self.db)
+                    .await?
+            }
+            FeedStart::AfterCursor(c) => Some(decode_cursor::<Uuid>(&c)?),
+            FeedStart::AfterEvent(id) => Some(id),
+        };
+        Ok(EventFeed { tenant: self.viewer().tenant_id.0, filter, floor, high: floor, recent: BTreeSet::new() })
+    }
+
+    /// The next events of `feed` after the newest one sent, oldest first, at most `max` (1 to
+    /// 100): a page of [`DataHandle::events`].
+    pub async fn poll_event_feed(&self, feed: &mut EventFeed, max: u32) -> StoreResult<Vec<EventRecord>> {
+        self.check_feed(feed)?;
+        let first = max.clamp(1, crate::core::page::MAX_PAGE_SIZE) as i32;
+        let page = PageRequest::new(Some(first), feed.high.map(|h| encode_cursor(&h)))?;
+        let rows: Vec<EventRecord> = self.events(&feed.filter, &page).await?.rows.into_iter().map(|(_, e)| e).collect();
+        feed.sent(rows.iter().map(|e| e.id));
+        Ok(rows)
+    }
+
+    /// The events that committed late (see [`EventFeed`]): those within the window below the
+    /// newest one sent that the feed has not sent, oldest first. One index read of ids; the rows
+    /// are read only when there is something to send.
+    pub async fn sweep_event_feed(&self, feed: &mut EventFeed) -> StoreResult<Vec<EventRecord>> {
+        self.check_feed(feed)?;
+        let (Some(high), Some(start)) = (feed.high, feed.window_start()) else { return Ok(vec![]) };
+        let ids: Vec<Uuid> = self
+            .filtered_events(&feed.filter)?
+            .filter(event::Column::Id.gt(start))
+            .filter(event::Column::Id.lte(high))
+            .select_only()
+            .column(event::Column::Id)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let missing: Vec<Uuid> = ids.into_iter().filter(|id| !feed.recent.contains(id)).collect();
+        let mut late = Vec::with_capacity(missing.len());
+        for chunk in missing.chunks(500) {
+            let rows = self
+                .filtered_events(&feed.filter)?
+                .filter(event::Column::Id.is_in(chunk.iter().copied()))
+                .order_by_asc(event::Column::Id)
+                .all(&self.db)
+                .await?;
+            for r in rows {
+                late.push(EventRecord::try_from(r)?);
+            }
+        }
+        feed.sent(late.iter().map(|e| e.id));
+        Ok(late)
+    }
+
+    /// Wakes after this process's next commit that wrote events (see [`OutboxSignal`]).
+    pub fn event_commits(&self) -> EventCommits {
+        self.outbox.commits.subscribe()
+    }
+
+    fn check_feed(&self, feed: &EventFeed) -> StoreResult<()> {
+        if feed.tenant != self.viewer().tenant_id.0 {
+            return Err(StoreError::forbidden("this event feed belongs to another tenant"));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +474,28 @@ mod tests {
         }
         assert_eq!(EventType::parse("group.exploded"), None);
         assert_eq!(EventType::parse("GROUP.CREATED"), None);
+    }
+
+    #[test]
+    fn a_feed_remembers_what_it_sent_within_the_window_and_never_goes_below_its_floor() {
+        let ms = |m: u64| Uuid::from_u128((u128::from(m) << 80) | 0x7000_8000_0000_0000_0001);
+        let window = LATE_COMMIT_WINDOW.as_millis() as u64;
+        let t0 = 1_800_000_000_000;
+        assert_eq!(v7_millis(ms(t0)), t0);
+        assert!(v7_floor(t0) < ms(t0) && v7_floor(t0 + 1) > ms(t0));
+        let mut f = EventFeed {
+            tenant: Uuid::nil(),
+            filter: EventFilter::default(),
+            floor: Some(ms(t0)),
+            high: Some(ms(t0)),
+            recent: BTreeSet::new(),
+        };
+        assert_eq!(f.window_start(), Some(ms(t0)), "the floor bounds the window");
+        f.sent([ms(t0 + window + 10), ms(t0 + 5)]);
+        assert_eq!(f.position(), Some(ms(t0 + window + 10)), "the newest id, whatever the order sent");
+        assert_eq!(f.window_start(), Some(v7_floor(t0 + 10)));
+        assert_eq!(f.remembered(), 1, "ids below the window are forgotten");
+        f.sent([ms(t0 + 3 * window)]);
+        assert_eq!(f.remembered(), 1);
     }
 }

@@ -43,7 +43,7 @@ mod usage;
 mod webhooks;
 
 pub use access::books::{AddressBookRecord, GrantRecord, Principal};
-pub use access::handle::{DataHandle, Gate, Refused};
+pub use access::handle::{Admission, DataHandle, Gate, Refused};
 pub use access::principals::{UserGroupRecord, UserRecord};
 pub use access::token::{Claims, KeyConfigError, TokenSettings, check_token_settings, issue_hs256};
 pub use access::viewer::{Identity, Viewer};
@@ -70,7 +70,10 @@ pub use contacts::export::{ContactDataExport, EXPORT_FORMAT, IdEncoder};
 pub use contacts::status::BusinessStatusRecord;
 pub use core::page::{MAX_PAGE_SIZE, Page, PageRequest};
 pub use error::{StoreError, StoreResult};
-pub use events::{EVENT_SCHEMA_VERSION, EventFilter, EventRecord, EventType, Subject, SubjectKind};
+pub use events::{
+    EVENT_SCHEMA_VERSION, EventCommits, EventFeed, EventFilter, EventRecord, EventType, FeedStart, LATE_COMMIT_WINDOW,
+    Subject, SubjectKind,
+};
 pub use groups::hierarchy::{GroupFilter, GroupInput, GroupPatch, GroupRecord, SubgroupPolicy};
 pub use groups::membership::{
     AddMembersOutcome, MemberOrder, MemberRecord, MembershipEventRecord, MembershipRecord, RemoveMembersOutcome,
@@ -149,7 +152,7 @@ pub struct Store {
     pub(crate) max_inline_grants: usize,
     /// Woken whenever a unit of work commits events, so this process's background worker fans
     /// them out at once instead of at its next poll (other replicas still poll).
-    pub(crate) outbox: Arc<tokio::sync::Notify>,
+    pub(crate) outbox: Arc<events::OutboxSignal>,
     /// Data-usage metering shared by every handle of this store (`usage`).
     pub(crate) usage: Arc<usage::UsageBook>,
     /// The keys of the suppression list's e-mail hashes, shared by every handle of this store.

@@ -76,7 +76,7 @@ impl SystemHandle {
     /// Resolves when a unit of work of this process has committed events since the last call (a
     /// permit is kept if nobody was waiting): the worker's wake-up.
     pub async fn events_committed(&self) {
-        self.store.outbox.notified().await
+        self.store.outbox.worker_wakeup().await
     }
 
     /// Acts as an admin of `tenant_key`.

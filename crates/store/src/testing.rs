@@ -264,3 +264,31 @@ pub async fn text_columns_containing(store: &crate::Store, needle: &str) -> Resu
     }
     Ok(hits)
 }
+
+/// Writes an outbox event row with the given id directly — no unit of work, no wake-up — as a
+/// transaction that took its id earlier and committed later would have: for the live-feed tests
+/// (a subscriber must still get it, once).
+pub async fn insert_event_unchecked(
+    store: &crate::Store,
+    tenant: uuid::Uuid,
+    id: uuid::Uuid,
+    event_type: crate::EventType,
+) -> crate::StoreResult<()> {
+    use crate::entities::event;
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    event::Entity::insert(event::ActiveModel {
+        tenant_id: Set(tenant),
+        id: Set(id),
+        event_type: Set(event_type.as_str().to_owned()),
+        occurred_at: Set(chrono::Utc::now()),
+        actor_id: Set(None),
+        request_id: Set(None),
+        subjects: Set("[]".into()),
+        schema_version: Set(crate::EVENT_SCHEMA_VERSION),
+        payload: Set("{}".into()),
+        dispatched_at: Set(Some(chrono::Utc::now())),
+    })
+    .exec_without_returning(&store.db)
+    .await?;
+    Ok(())
+}

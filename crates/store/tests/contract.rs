@@ -14,8 +14,8 @@ use cohort_domain::ids::{AddressBookId, ContactId, GroupId};
 use cohort_domain::{AccessLevel, Role, Roles};
 use cohort_store::{
     AddMembersOutcome, ContactFilter, ContactInput, ContactOrder, ContactPatch, DataHandle, EventFilter, EventRecord,
-    EventType, Gate, GroupInput, PageRequest, Principal, RemoveMembersOutcome, Store, StoreError, StoreOptions,
-    SubgroupPolicy, Subject, SubjectKind, TokenSettings,
+    EventType, FeedStart, Gate, GroupInput, PageRequest, Principal, RemoveMembersOutcome, Store, StoreError,
+    StoreOptions, SubgroupPolicy, Subject, SubjectKind, TokenSettings,
 };
 use uuid::Uuid;
 
@@ -119,6 +119,7 @@ on_both_backends!(
     refused_writes_leave_no_event_and_no_audit_row,
     a_refusal_after_partial_writes_rolls_everything_back,
     events_read_is_admin_only_filtered_and_paged,
+    event_feeds_send_each_event_once_late_commits_included,
     writes_that_change_nothing_report_nothing,
 );
 
@@ -820,6 +821,75 @@ async fn events_read_is_admin_only_filtered_and_paged(db: &TestStore) {
     // Another tenant's admin sees none of them.
     let stranger = db.store.system().act_as("other-tenant", "admin", Roles::new([Role::Admin])).await.expect("admin");
     assert!(stranger.events(&EventFilter::default(), &page(10)).await.expect("events").rows.is_empty());
+}
+
+/// A live feed (GraphQL subscriptions) sends each event once: new ones in id order, and one whose
+/// transaction took its id before others yet committed after them had been sent (PostgreSQL,
+/// concurrent writers) once it appears — never one from before the feed's start. Opening and
+/// reading a feed is checked as `events` is; resuming after a position replays what followed it.
+async fn event_feeds_send_each_event_once_late_commits_included(db: &TestStore) {
+    let a = admin(db).await;
+    let own = book(&a, "Own").await;
+    let types = |ts: &[&str]| EventFilter { types: ts.iter().map(|s| s.to_string()).collect() };
+    let v = agent(db, "agent").await;
+    assert_err!(v.open_event_feed(EventFilter::default(), FeedStart::Now).await, StoreError::Forbidden(_));
+    assert_err!(a.open_event_feed(types(&["nope"]), FeedStart::Now).await, StoreError::Invalid(_));
+    assert_err!(
+        a.open_event_feed(EventFilter::default(), FeedStart::AfterCursor("garbage".into())).await,
+        StoreError::Invalid(_)
+    );
+
+    let mut feed = a.open_event_feed(EventFilter::default(), FeedStart::Now).await.expect("feed");
+    let start = feed.position().expect("starts at the newest event");
+    let mut groups = a.open_event_feed(types(&["group.*"]), FeedStart::Now).await.expect("feed");
+    let kinds = |es: Vec<EventRecord>| es.into_iter().map(|e| e.event_type).collect::<Vec<_>>();
+    assert!(a.poll_event_feed(&mut feed, 100).await.expect("poll").is_empty(), "nothing before the start");
+    a.create_group(group(own, "Top", None)).await.expect("group");
+    contact(&a, own, "Anna", "Abbott").await;
+    let sent = kinds(a.poll_event_feed(&mut feed, 100).await.expect("poll"));
+    assert_eq!(sent, vec![EventType::GroupCreated, EventType::ContactCreated]);
+    assert!(a.poll_event_feed(&mut feed, 100).await.expect("poll").is_empty(), "each once");
+    assert!(a.sweep_event_feed(&mut feed).await.expect("sweep").is_empty(), "nothing late");
+    assert_eq!(kinds(a.poll_event_feed(&mut groups, 100).await.expect("poll")), vec![EventType::GroupCreated]);
+
+    // Committed late: an id just below the newest one sent. And one from before the start.
+    let tenant = a.viewer().tenant_id().0;
+    let newest = feed.position().expect("position");
+    let late = Uuid::from_u128(newest.as_u128() - 1);
+    cohort_store::testing::insert_event_unchecked(&db.store, tenant, late, EventType::ContactUpdated)
+        .await
+        .expect("late event");
+    let early = Uuid::from_u128(start.as_u128() - 1);
+    cohort_store::testing::insert_event_unchecked(&db.store, tenant, early, EventType::ContactUpdated)
+        .await
+        .expect("early event");
+    assert!(a.poll_event_feed(&mut feed, 100).await.expect("poll").is_empty(), "a cursor alone misses it");
+    let swept = a.sweep_event_feed(&mut feed).await.expect("sweep");
+    assert_eq!(swept.iter().map(|e| e.id).collect::<Vec<_>>(), vec![late], "the sweep finds it, not the early one");
+    assert!(a.sweep_event_feed(&mut feed).await.expect("sweep").is_empty(), "sent once");
+    assert!(a.sweep_event_feed(&mut groups).await.expect("sweep").is_empty(), "the filter holds");
+
+    // Read on by another handle: a fresh one of the tenant, yes; another tenant's, never.
+    let fresh = admin(db).await;
+    contact(&fresh, own, "Bruno", "Baker").await;
+    assert_eq!(kinds(fresh.poll_event_feed(&mut feed, 100).await.expect("poll")), vec![EventType::ContactCreated]);
+    let stranger = db.store.system().act_as("other-tenant", "admin", Roles::new([Role::Admin])).await.expect("admin");
+    assert_err!(stranger.poll_event_feed(&mut feed, 100).await, StoreError::Forbidden(_));
+
+    // Resuming after the start (an event id, or an `events` cursor) replays in id order, one page
+    // at a time.
+    let mut resumed = a.open_event_feed(EventFilter::default(), FeedStart::AfterEvent(start)).await.expect("feed");
+    let replay = kinds(a.poll_event_feed(&mut resumed, 2).await.expect("poll"));
+    assert_eq!(replay, vec![EventType::GroupCreated, EventType::ContactUpdated]);
+    let replay = kinds(a.poll_event_feed(&mut resumed, 100).await.expect("poll"));
+    assert_eq!(replay, vec![EventType::ContactCreated, EventType::ContactCreated]);
+    let first = a.events(&EventFilter::default(), &page(1)).await.expect("events");
+    let cursor = first.rows[0].0.clone();
+    let mut from_cursor =
+        a.open_event_feed(EventFilter::default(), FeedStart::AfterCursor(cursor)).await.expect("feed");
+    let all = all_events(&a).await;
+    let replay = a.poll_event_feed(&mut from_cursor, 100).await.expect("poll");
+    assert_eq!(replay, all[1..].to_vec(), "everything after the oldest event (the early one)");
 }
 
 /// A write that changes nothing (revoking a grant nobody holds, unassigning a list that was never

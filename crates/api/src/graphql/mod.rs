@@ -31,7 +31,7 @@ use crate::error::ApiError;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Context, EmptySubscription, Schema, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{Context, Schema, ServerError, ServerResult, ValidationResult, Variables};
 use cohort_store::{DataHandle, Viewer};
 use loaders::Loaders;
 use std::sync::Arc;
@@ -74,7 +74,12 @@ pub struct MutationRoot(
     usage::UsageMutation,
 );
 
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+/// The subscription root: over WebSocket only (`graphql-transport-ws` on `/graphql`).
+#[derive(async_graphql::MergedSubscription, Default)]
+#[graphql(name = "Subscription")]
+pub struct SubscriptionRoot(events::EventSubscription);
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The tenant key (`tid`) of the request's viewer.
 pub struct TenantKey(pub String);
@@ -193,10 +198,12 @@ pub fn build_schema(limits: &Limits, introspection: bool) -> AppSchema {
     // Depth is checked by `RequestGuard` (not async-graphql's `limit_depth`), so that the
     // standard introspection query passes without loosening the limit for ordinary queries.
     // Complexity, too, is checked by `RequestGuard`: its refusal names the cost and the limit.
-    let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+    let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default())
         .limit_recursive_depth(64)
         .limit_directives(10)
         .disable_suggestions()
+        // Before (around) the guard: its checks run first, and it does not recode these refusals.
+        .extension(crate::ws::WebSocketRules)
         .extension(RequestGuard {
             max_complexity: limits.max_complexity,
             max_aliases: limits.max_aliases,

@@ -24,7 +24,7 @@ pub struct DataHandle {
     /// Carried into the events this handle's writes emit.
     pub(crate) request_id: Option<Arc<str>>,
     /// Notified after a commit that wrote events (see `Store::outbox`).
-    pub(crate) outbox: Arc<tokio::sync::Notify>,
+    pub(crate) outbox: Arc<crate::events::OutboxSignal>,
     /// The process-wide metering buffer, and this operation's meter (`crate::usage`).
     pub(crate) usage: Arc<crate::usage::UsageBook>,
     pub(crate) meter: Arc<crate::usage::Meter>,
@@ -37,7 +37,7 @@ impl DataHandle {
         db: DatabaseConnection,
         viewer: Viewer,
         request_id: Option<&str>,
-        outbox: Arc<tokio::sync::Notify>,
+        outbox: Arc<crate::events::OutboxSignal>,
         usage: Arc<crate::usage::UsageBook>,
         link_keys: crate::consent::links::SharedLinkKeys,
     ) -> DataHandle {
@@ -82,6 +82,31 @@ impl From<AuthError> for Refused {
     }
 }
 
+/// A token the gate has admitted for a long-lived connection. [`Admission::renew`] admits that
+/// same token again — verified again (expiry, signature, claims) and its viewer resolved again
+/// (grants) — so a connection acts on what its token allows *now* and stops when the token has
+/// expired. It admits no other token: a holder can do nothing the token's own requests could not.
+#[derive(Clone)]
+pub struct Admission {
+    gate: Arc<Gate>,
+    token: Arc<secrecy::SecretString>,
+    request_id: Option<Arc<str>>,
+}
+
+impl Admission {
+    /// A fresh handle for the admitted token (see [`Gate::admit`]).
+    pub async fn renew(&self) -> Result<DataHandle, Refused> {
+        use secrecy::ExposeSecret;
+        self.gate.admit(self.token.expose_secret(), self.request_id.as_deref()).await
+    }
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").field("token", &"[REDACTED]").field("request_id", &self.request_id).finish()
+    }
+}
+
 /// The token verifier in front of the store. The HTTP layer keeps it in its own state; it is
 /// never put into the GraphQL schema or request data.
 pub struct Gate {
@@ -98,6 +123,23 @@ impl Gate {
     pub async fn admit(&self, token: &str, request_id: Option<&str>) -> Result<DataHandle, Refused> {
         let identity = self.verifier.verify(token)?;
         self.resolve(&identity, request_id).await
+    }
+
+    /// [`Gate::admit`] for a long-lived connection (a GraphQL subscription over WebSocket): the
+    /// handle, and an [`Admission`] that admits the same token again whenever the connection
+    /// acts later.
+    pub async fn admit_renewable(
+        self: &Arc<Self>,
+        token: &str,
+        request_id: Option<&str>,
+    ) -> Result<(DataHandle, Admission), Refused> {
+        let handle = self.admit(token, request_id).await?;
+        let admission = Admission {
+            gate: self.clone(),
+            token: Arc::new(secrecy::SecretString::from(token.to_owned())),
+            request_id: request_id.map(Arc::from),
+        };
+        Ok((handle, admission))
     }
 
     async fn resolve(&self, identity: &Identity, request_id: Option<&str>) -> Result<DataHandle, Refused> {

@@ -51,7 +51,7 @@ pub(crate) struct UnitOfWork {
     audit: Mutex<Vec<AuditEntry>>,
     events: Mutex<Vec<NewEvent>>,
     key: Option<ClaimedKey>,
-    outbox: Arc<tokio::sync::Notify>,
+    outbox: Arc<crate::events::OutboxSignal>,
 }
 
 /// The tables whose rows a unit of work locks.
@@ -325,7 +325,7 @@ impl UnitOfWork {
         }
         txn.commit().await?;
         if !ids.is_empty() {
-            outbox.notify_one();
+            outbox.committed();
         }
         Ok(ids)
     }

@@ -2,6 +2,8 @@
 
 mod object;
 mod query;
+mod subscription;
 
 pub use object::*;
 pub use query::*;
+pub use subscription::*;
