@@ -170,29 +170,6 @@ async fn spawn_with_public_keys(backend: Backend, contents: &str) -> Option<Test
     app
 }
 
-/// Like `on_both_backends!`, for tests that build their own server: each listed
-/// `async fn name(backend: Backend)` runs once per backend.
-macro_rules! on_both_backends_custom {
-    ($($name:ident),* $(,)?) => {
-        mod custom_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::support::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod custom_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::support::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Rejections with the default (HS256) server.
 
@@ -498,7 +475,7 @@ async fn es256_jwks_accepted(backend: Backend) {
     assert_token_rejected(&app, &ec_signed(&ec, None, &claims()), "no kid with two keys").await;
 }
 
-on_both_backends_custom!(
+crate::on_both_backends_custom!(
     rs256_pem_accepted,
     hs_rs_confusion_rejected,
     es256_pem_accepted,

@@ -125,29 +125,6 @@ fn assert_no_data(r: &Reply, what: &str) {
     assert!(r.json().get("data").is_none(), "{what}: no `data` expected: {}", r.text);
 }
 
-/// Like `on_both_backends!`, for tests that need their own settings: each listed
-/// `async fn name(backend: Backend)` runs once per backend.
-macro_rules! on_both_backends_custom {
-    ($($name:ident),* $(,)?) => {
-        mod custom_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::support::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod custom_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::support::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
 async fn spawn_with(backend: Backend, f: impl FnOnce(&mut cohort_api::config::Settings)) -> Option<TestApp> {
     let app = TestApp::spawn_with(backend, f).await;
     if app.is_none() {
@@ -1020,7 +997,7 @@ on_both_backends!(
     body_over_default_limit_is_413_json,
 );
 
-on_both_backends_custom!(
+crate::on_both_backends_custom!(
     body_over_limit_is_413,
     introspection_can_be_enabled,
     standard_introspection_queries_pass,

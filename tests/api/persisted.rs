@@ -5,7 +5,7 @@
 //! (`tests/js/apollo-persisted.mjs`) against both modes.
 
 use crate::on_both_backends;
-use crate::support::{Backend, CREATE_BOOK, TestApp};
+use crate::support::{Backend, CREATE_BOOK, TempDir, TestApp};
 use cohort_api::persisted::{TrustedDocuments, sha256_hex};
 use reqwest::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use serde_json::{Value, json};
@@ -101,29 +101,6 @@ fn deep(levels: usize) -> String {
         sel = format!("company {{ {sel} }}");
     }
     format!("query Deep($id: ID!) {{ contact(id: $id) {{ {sel} }} }}")
-}
-
-/// Like `on_both_backends!`, for tests that need their own settings: each listed
-/// `async fn name(backend: Backend)` runs once per backend.
-macro_rules! on_both_backends_custom {
-    ($($name:ident),* $(,)?) => {
-        mod custom_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::support::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod custom_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::support::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
 }
 
 async fn spawn_with(backend: Backend, f: impl FnOnce(&mut cohort_api::config::Settings)) -> Option<TestApp> {
@@ -470,23 +447,6 @@ fn node_modules() -> Option<std::path::PathBuf> {
     None
 }
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs `tests/js/apollo-persisted.mjs` (copied next to a `node_modules` link, so its ESM imports
 /// resolve) and returns its JSON report.
 async fn run_apollo(modules: &std::path::Path, dir: &std::path::Path, args: Vec<String>) -> Value {
@@ -583,7 +543,7 @@ on_both_backends!(
     apq_limits_apply,
 );
 
-on_both_backends_custom!(
+crate::on_both_backends_custom!(
     apq_cache_size_zero_is_off,
     apq_cache_is_bounded,
     trusted_documents_only,

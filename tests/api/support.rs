@@ -307,6 +307,48 @@ macro_rules! on_both_backends {
     };
 }
 
+/// A fresh, empty directory under the system temp dir, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Like [`on_both_backends!`], for tests that build their own server (own settings): each
+/// listed `async fn name(backend: Backend)` runs once per backend, in modules `custom_sqlite`
+/// and `custom_postgres` (the function decides what to do when PostgreSQL is not configured).
+#[macro_export]
+macro_rules! on_both_backends_custom {
+    ($($name:ident),* $(,)?) => {
+        mod custom_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod custom_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
 /// Like [`on_both_backends!`], but each test's server comes from the calling module's
 /// `async fn $spawn(Backend) -> Option<TestApp>` (e.g. one with the background worker on); the
 /// tests land in modules `sqlite_worker` and `postgres_worker`.

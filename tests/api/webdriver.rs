@@ -10,6 +10,7 @@
 //! Every wait is bounded (polls up to the session's [`SessionOptions::wait`], or
 //! [`STARTUP_WAIT`] for chromedriver itself); nothing asserts on timing.
 
+use crate::support::TempDir;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
@@ -42,23 +43,6 @@ where
             panic!("timed out after {within:?} waiting for {what}");
         }
         tokio::time::sleep(POLL).await;
-    }
-}
-
-/// A fresh, empty directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
