@@ -419,6 +419,19 @@ async fn the_protocol_handshake_and_its_close_codes(app: TestApp) {
     let mut ws = ready(&app, &token).await;
     ws.send(Message::Text("{not json".into())).await.unwrap();
     assert_eq!(closed(&mut ws).await, 4400);
+    // The legacy protocol's `start`/`stop` (which the engine would take as `subscribe` and
+    // `complete`, past the trusted-document and limit checks), unknown types, and a subscribe
+    // without an id are refused.
+    for msg in [
+        json!({"type": "start", "id": "s1", "payload": {"query": SUBSCRIBE}}),
+        json!({"type": "stop", "id": "s1"}),
+        json!({"type": "connection_terminate"}),
+        json!({"type": "subscribe", "payload": {"query": SUBSCRIBE}}),
+    ] {
+        let mut ws = ready(&app, &token).await;
+        send(&mut ws, msg.clone()).await;
+        assert_eq!(closed(&mut ws).await, 4400, "{msg}");
+    }
     // A client's close is answered.
     let mut ws = ready(&app, &token).await;
     ws.close(None).await.unwrap();

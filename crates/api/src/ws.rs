@@ -374,7 +374,17 @@ impl Conn<'_> {
         // Anything unreadable goes to the engine, which closes the connection over it.
         let Ok(Value::Object(mut msg)) = serde_json::from_str::<Value>(text) else { return forward(text) };
         let kind = msg.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let Some(id) = msg.get("id").and_then(Value::as_str).map(str::to_owned) else { return forward(text) };
+        // Only `graphql-transport-ws` messages reach the engine: it also accepts the legacy
+        // protocol's `start`/`stop` as aliases of `subscribe`/`complete`, which would pass by the
+        // checks below (trusted documents, the subscription limit, duplicate ids).
+        match kind.as_str() {
+            "connection_init" | "ping" | "pong" => return forward(text),
+            "subscribe" | "complete" => {}
+            other => return Incoming::Close(4400, format!("Unknown message type: {}", other.escape_debug())),
+        }
+        let Some(id) = msg.get("id").and_then(Value::as_str).map(str::to_owned) else {
+            return Incoming::Close(4400, format!("A {kind} message needs an id"));
+        };
         match kind.as_str() {
             "subscribe" => {
                 if self.active.contains(&id) {
