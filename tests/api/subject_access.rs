@@ -86,13 +86,14 @@ async fn seeded_export(app: &TestApp, w: &World) -> Value {
             json!({"c": anna}),
         )
         .await;
-    let me = admin.ok("{ viewer { user { id } } }", json!({})).await;
-    let admin_id = me["viewer"]["user"]["id"].clone();
+    // The private message is for the agent: the admin exporting is not its recipient.
+    let me = app.actor(&w.tenant, "agent", &["agent"]).ok("{ viewer { user { id } } }", json!({})).await;
+    let recipient = me["viewer"]["user"]["id"].clone();
     for (subject, private) in [("Invoice question", false), ("Personal matter", true)] {
         admin
             .ok(
                 "mutation($c: ID!, $s: String!, $p: Boolean!, $r: ID) { receiveMessage(input: {contactId: $c, processArea: \"helpdesk\", channel: EMAIL, subject: $s, body: \"Body of the message\", private: $p, recipientId: $r}) { messageId } }",
-                json!({"c": anna, "s": subject, "p": private, "r": if private { admin_id.clone() } else { Value::Null }}),
+                json!({"c": anna, "s": subject, "p": private, "r": if private { recipient.clone() } else { Value::Null }}),
             )
             .await;
     }
@@ -239,8 +240,65 @@ async fn export_of_an_erased_contact_holds_what_remains(app: TestApp) {
     }
 }
 
+/// Unmatched messages from an address another contact also has are not handed out (they may be
+/// the other person's); from an address only this contact has, they are. A private message's
+/// subject is withheld too where the tenant hides private subjects.
+async fn export_keeps_shared_addresses_and_private_subjects_back(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let q = admin
+        .ok("mutation { createProcessingArea(input: {name: \"General\"}) { processingArea { id } } }", json!({}))
+        .await;
+    admin
+        .ok(
+            "mutation($q: ID!) { createProcessArea(input: {key: \"helpdesk\", name: \"Helpdesk\", defaultProcessingAreaId: $q}) { processArea { id } } }",
+            json!({"q": q["createProcessingArea"]["processingArea"]["id"]}),
+        )
+        .await;
+    let receive = "mutation($e: String!, $s: String!) { receiveMessage(input: {senderEmail: $e, processArea: \"helpdesk\", channel: EMAIL, subject: $s, body: \"Hello\"}) { messageId } }";
+    // Received before any contact had these addresses: unmatched.
+    admin.ok(receive, json!({"e": "info@shared.example", "s": "From the shared mailbox"})).await;
+    admin.ok(receive, json!({"e": "solo@own.example", "s": "From the solo address"})).await;
+    let mut ids = vec![];
+    for (first, emails) in [
+        ("Xena", json!([{"address": "info@shared.example"}, {"address": "solo@own.example"}])),
+        ("Yann", json!([{"address": "info@shared.example"}])),
+    ] {
+        let d = admin
+            .ok(
+                crate::support::CREATE_CONTACT,
+                json!({"i": {"kind": "PERSON", "firstName": first, "lastName": "Mailbox", "addressBookId": w.own, "emails": emails}}),
+            )
+            .await;
+        ids.push(d["createContact"]["contact"]["id"].as_str().expect("id").to_owned());
+    }
+    admin
+        .ok("mutation { setMessageSettings(input: {hidePrivateSubjects: true}) { hidePrivateSubjects } }", json!({}))
+        .await;
+    // A private message to the agent: the admin exporting is not its recipient.
+    let agent_id = app.actor(&w.tenant, "agent", &["agent"]).ok("{ viewer { user { id } } }", json!({})).await;
+    admin
+        .ok(
+            "mutation($c: ID!, $r: ID!) { receiveMessage(input: {contactId: $c, processArea: \"helpdesk\", channel: EMAIL, subject: \"Secret subject\", body: \"Secret body\", private: true, recipientId: $r}) { messageId } }",
+            json!({"c": ids[0], "r": agent_id["viewer"]["user"]["id"]}),
+        )
+        .await;
+    let x = admin.ok(EXPORT, json!({"id": ids[0]})).await;
+    let messages = x["contactDataExport"]["document"]["messages"].as_array().expect("messages").clone();
+    let subjects: Vec<&Value> = messages.iter().map(|m| &m["subject"]).collect();
+    assert!(subjects.contains(&&json!("From the solo address")), "{messages:#?}");
+    assert!(!subjects.contains(&&json!("From the shared mailbox")), "maybe Yann's: {messages:#?}");
+    let private = messages.iter().find(|m| m["private"] == true).expect("the private message");
+    assert_eq!((private["subject"].clone(), private["body"].clone()), (Value::Null, Value::Null), "{private:#}");
+    assert_eq!((private["subjectWithheld"].as_bool(), private["bodyWithheld"].as_bool()), (Some(true), Some(true)));
+    assert!(!x.to_string().contains("Secret"));
+    let y = admin.ok(EXPORT, json!({"id": ids[1]})).await;
+    assert_eq!(y["contactDataExport"]["document"]["messages"], json!([]), "{y:#}");
+}
+
 on_both_backends!(
     export_holds_everything_about_one_person,
     export_is_for_admins_audited_and_metered,
     export_of_an_erased_contact_holds_what_remains,
+    export_keeps_shared_addresses_and_private_subjects_back,
 );

@@ -6,8 +6,10 @@
 //! SQLite's read transaction is a snapshot already), so its parts agree with each other. Ids are
 //! the API's global ids (the caller passes the encoder: the store does not own the id format).
 //! Staff appear by id only: the document is about the person, not about the workers who served
-//! them. A private message's body stays with its recipient (DESIGN §1 "Responsibility and
-//! routing"): the export says it exists and that its body is withheld.
+//! them. A private message's body stays with its recipient, and so does its subject where the
+//! tenant hides private subjects (DESIGN §1 "Responsibility and routing"): the export says the
+//! message exists and what is withheld. Unmatched messages from an address another contact also
+//! has are left out (they may be the other person's).
 
 use crate::access::handle::DataHandle;
 use crate::contacts::contact::visible_contacts;
@@ -16,7 +18,7 @@ use crate::core::dialect::Dialect;
 use crate::entities::{
     address_book, business_status, consent_entry, consent_request, consent_state, contact, contact_email,
     contact_phone, contact_price_list, group, membership, membership_event, message, order, order_line, price_list,
-    process_area, sequence, sequence_enrolment, status_change, ticket, ticket_history,
+    process_area, sequence, sequence_enrolment, status_change, tenant_settings, ticket, ticket_history,
 };
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -75,7 +77,7 @@ impl DataHandle {
         let c =
             visible_contacts(v).filter(contact::Column::Id.eq(id.0)).one(&txn).await?.ok_or(StoreError::NotFound)?;
         let erased = erased_at(&txn, v.dialect, t, id.0).await?;
-        let doc = collect(&txn, t, &c, erased, gid).await?;
+        let doc = collect(&txn, t, v.user_id.0, &c, erased, gid).await?;
         txn.commit().await?;
         let generated_at = Utc::now().trunc_subsecs(6);
         let counts = json!({
@@ -106,11 +108,20 @@ struct Collected {
 async fn collect(
     txn: &DatabaseTransaction,
     t: Uuid,
+    me: Uuid,
     c: &contact::Model,
     erased: Option<DateTime<Utc>>,
     gid: IdEncoder<'_>,
 ) -> StoreResult<Collected> {
     let user = |u: Option<Uuid>| u.map(|u| json!({"id": gid(UserId::TAG, u)}));
+    // A private message's body is its recipient's alone, and so is its subject where the tenant
+    // hides private subjects — the rule of every other read of messages.
+    let hide_private_subjects = tenant_settings::Entity::find()
+        .filter(tenant_settings::Column::TenantId.eq(t))
+        .one(txn)
+        .await?
+        .is_some_and(|s| s.hide_private_subjects);
+    let withheld = |m: &message::Model| m.is_private && m.recipient_id != Some(me);
     let emails = rows_of!(txn, contact_email, t, c.id, contact_email::Column::Position);
     let phones = rows_of!(txn, contact_phone, t, c.id, contact_phone::Column::Position);
     let statuses = rows_of!(txn, status_change, t, c.id, status_change::Column::ChangedAt);
@@ -124,8 +135,22 @@ async fn collect(
     let tickets = rows_of!(txn, ticket, t, c.id, ticket::Column::OpenedAt);
     let enrolments = rows_of!(txn, sequence_enrolment, t, c.id, sequence_enrolment::Column::EnrolledAt);
     // The person's messages: those matched to the contact, and those from one of its addresses
-    // that were never matched to a contact.
-    let addresses: Vec<String> = emails.iter().map(|e| e.address.trim().to_lowercase()).collect();
+    // that were never matched to a contact — unless another contact of the tenant has that
+    // address too (a shared `info@` mailbox): then the unmatched message may be the other
+    // person's, and is not handed out as this one's.
+    let mut addresses: Vec<String> = emails.iter().map(|e| e.address.trim().to_lowercase()).collect();
+    if !addresses.is_empty() {
+        let shared: BTreeSet<String> = contact_email::Entity::find()
+            .filter(contact_email::Column::TenantId.eq(t))
+            .filter(contact_email::Column::ContactId.ne(c.id))
+            .filter(Expr::expr(Func::lower(Expr::col(contact_email::Column::Address))).is_in(addresses.clone()))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|e| e.address.trim().to_lowercase())
+            .collect();
+        addresses.retain(|a| !shared.contains(a));
+    }
     let mut theirs = Condition::any().add(message::Column::ContactId.eq(c.id));
     if !addresses.is_empty() {
         theirs = theirs.add(
@@ -334,10 +359,11 @@ async fn collect(
         "messages": messages.iter().map(|m| json!({
             "id": gid("Message", m.id), "channel": m.channel, "receivedAt": m.received_at,
             "processArea": area_ref(m.process_area_id), "senderEmail": m.sender_email,
-            "subject": m.subject,
-            "body": (!m.is_private).then_some(&m.body),
+            "subject": (!(withheld(m) && hide_private_subjects)).then_some(&m.subject),
+            "body": (!withheld(m)).then_some(&m.body),
             "private": m.is_private,
-            "bodyWithheld": m.is_private,
+            "bodyWithheld": withheld(m),
+            "subjectWithheld": withheld(m) && hide_private_subjects,
         })).collect::<Vec<_>>(),
         "sequenceEnrolments": enrolments.iter().map(|e| json!({
             "sequence": {"id": gid("Sequence", e.sequence_id), "name": sequences.get(&e.sequence_id)},

@@ -119,7 +119,8 @@ impl ContactQuery {
     /// tickets with their history, messages and sequence enrolments — as one JSON document
     /// (`format` names its version; ids are global ids). Tenant admins only (`FORBIDDEN`
     /// otherwise); one person per call; audited as `contact.dataExport` and counted by data-usage
-    /// metering. A private message's body is withheld (`bodyWithheld: true`).
+    /// metering. A private message's body (and, where the tenant hides private subjects, its
+    /// subject) is withheld unless you are its recipient (`bodyWithheld`, `subjectWithheld`).
     async fn contact_data_export(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ContactDataExport> {
         viewer(ctx)?;
         let id = ContactId(ids::decode(ContactId::TAG, &id)?);
