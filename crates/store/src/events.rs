@@ -269,27 +269,41 @@ impl DataHandle {
 // Live feeds: the in-process wake-up and the subscriber's position (GraphQL subscriptions).
 
 /// Wakes whoever waits for new outbox events in this process after a unit of work committed
-/// some: the background worker (a single waiter; a permit is kept while it is busy) and every
-/// live feed (each watches a commit counter, so none takes another's wake-up). Commits of other
+/// some: the background worker (a single waiter; a permit is kept while it is busy) and the live
+/// feeds **of that tenant** (each watches its tenant's commit counter, so none takes another's
+/// wake-up, and one tenant's writes never wake another tenant's subscriptions). Commits of other
 /// replicas, and the few events written outside a unit of work, are not signalled: the worker
 /// and the feeds also poll.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct OutboxSignal {
     worker: tokio::sync::Notify,
-    commits: tokio::sync::watch::Sender<u64>,
-}
-
-impl Default for OutboxSignal {
-    fn default() -> Self {
-        OutboxSignal { worker: tokio::sync::Notify::new(), commits: tokio::sync::watch::channel(0).0 }
-    }
+    /// Per tenant with live feeds: the commit counter they watch (made by the first feed, dropped
+    /// at a commit once no feed watches it any more).
+    commits: std::sync::Mutex<std::collections::HashMap<Uuid, tokio::sync::watch::Sender<u64>>>,
 }
 
 impl OutboxSignal {
-    /// After a commit that wrote events.
-    pub(crate) fn committed(&self) {
+    /// After a commit of `tenant` that wrote events.
+    pub(crate) fn committed(&self, tenant: Uuid) {
         self.worker.notify_one();
-        self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        if let Ok(mut feeds) = self.commits.lock()
+            && let Some(tx) = feeds.get(&tenant)
+        {
+            if tx.receiver_count() == 0 {
+                feeds.remove(&tenant);
+            } else {
+                tx.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+
+    /// A watch on `tenant`'s commits. (Should the lock be poisoned, a receiver whose sender is
+    /// gone: its `changed()` fails at once and the feed falls back to polling.)
+    fn watch(&self, tenant: Uuid) -> EventCommits {
+        match self.commits.lock() {
+            Ok(mut feeds) => feeds.entry(tenant).or_insert_with(|| tokio::sync::watch::channel(0).0).subscribe(),
+            Err(_) => tokio::sync::watch::channel(0).1,
+        }
     }
 
     /// The worker's wake-up (see `SystemHandle::events_committed`).
@@ -298,13 +312,19 @@ impl OutboxSignal {
     }
 }
 
-/// Marks a change whenever a unit of work of this process has committed events
+/// Marks a change whenever a unit of work of this process has committed events of one tenant
 /// ([`DataHandle::event_commits`]); `changed().await` wakes on the next one.
 pub type EventCommits = tokio::sync::watch::Receiver<u64>;
 
 /// How far below the newest event a feed has sent it still looks for events that committed late
 /// (see [`EventFeed`]).
 pub const LATE_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// At most this many of the newest ids of the window are re-checked and remembered per feed: a
+/// tenant writing thousands of events a second would otherwise make every sweep read, and every
+/// feed keep, the whole window. In a window that dense, a late commit older than the newest
+/// `LATE_COMMIT_IDS` is not re-checked.
+pub const LATE_COMMIT_IDS: usize = 5_000;
 
 /// A subscriber's position in the outbox: what it has been sent, so that each event reaches it
 /// exactly once ([`DataHandle::open_event_feed`], [`DataHandle::poll_event_feed`],
@@ -380,6 +400,9 @@ impl EventFeed {
         if let Some(start) = self.window_start() {
             self.recent = self.recent.split_off(&start);
         }
+        while self.recent.len() > LATE_COMMIT_IDS {
+            self.recent.pop_first();
+        }
     }
 }
 
@@ -428,10 +451,19 @@ impl DataHandle {
             .filter(event::Column::Id.lte(high))
             .select_only()
             .column(event::Column::Id)
+            .order_by_desc(event::Column::Id)
+            .limit(LATE_COMMIT_IDS as u64)
             .into_tuple()
             .all(&self.db)
             .await?;
-        let missing: Vec<Uuid> = ids.into_iter().filter(|id| !feed.recent.contains(id)).collect();
+        // Below the oldest id remembered (a window denser than LATE_COMMIT_IDS), nothing is
+        // known to have been sent: only ids the feed could have remembered are candidates.
+        let oldest_known = if feed.recent.len() >= LATE_COMMIT_IDS { feed.recent.first().copied() } else { None };
+        let missing: Vec<Uuid> = ids
+            .into_iter()
+            .filter(|id| oldest_known.is_none_or(|o| *id > o) && !feed.recent.contains(id))
+            .rev()
+            .collect();
         let mut late = Vec::with_capacity(missing.len());
         for chunk in missing.chunks(500) {
             let rows = self
@@ -448,9 +480,10 @@ impl DataHandle {
         Ok(late)
     }
 
-    /// Wakes after this process's next commit that wrote events (see [`OutboxSignal`]).
+    /// Wakes after this process's next commit of the viewer's tenant that wrote events (see
+    /// [`OutboxSignal`]).
     pub fn event_commits(&self) -> EventCommits {
-        self.outbox.commits.subscribe()
+        self.outbox.watch(self.viewer().tenant_id.0)
     }
 
     fn check_feed(&self, feed: &EventFeed) -> StoreResult<()> {
@@ -497,5 +530,26 @@ mod tests {
         assert_eq!(f.remembered(), 1, "ids below the window are forgotten");
         f.sent([ms(t0 + 3 * window)]);
         assert_eq!(f.remembered(), 1);
+        // A dense window keeps only the newest LATE_COMMIT_IDS ids.
+        let base = t0 + 3 * window;
+        f.sent((1..=(LATE_COMMIT_IDS as u64 + 50)).map(|i| ms(base + i)));
+        assert_eq!(f.remembered(), LATE_COMMIT_IDS);
+        assert_eq!(f.recent.first().copied(), Some(ms(base + 51)), "the oldest are forgotten first");
+    }
+
+    #[tokio::test]
+    async fn commits_wake_only_their_tenants_feeds() {
+        let signal = OutboxSignal::default();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut wa = signal.watch(a);
+        let mut wb = signal.watch(b);
+        signal.committed(b);
+        assert!(wb.has_changed().expect("open"), "b's feed wakes");
+        assert!(!wa.has_changed().expect("open"), "a's feed sleeps on");
+        wb.borrow_and_update();
+        drop(wa);
+        signal.committed(a);
+        assert!(signal.commits.lock().expect("lock").get(&a).is_none(), "a tenant without feeds is forgotten");
+        assert!(!wb.has_changed().expect("open"));
     }
 }

@@ -325,7 +325,7 @@ impl UnitOfWork {
         }
         txn.commit().await?;
         if !ids.is_empty() {
-            outbox.committed();
+            outbox.committed(v.tenant_id.0);
         }
         Ok(ids)
     }
