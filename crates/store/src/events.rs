@@ -541,7 +541,7 @@ mod tests {
     async fn commits_wake_only_their_tenants_feeds() {
         let signal = OutboxSignal::default();
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut wa = signal.watch(a);
+        let wa = signal.watch(a);
         let mut wb = signal.watch(b);
         signal.committed(b);
         assert!(wb.has_changed().expect("open"), "b's feed wakes");

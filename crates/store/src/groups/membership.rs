@@ -267,6 +267,10 @@ pub(crate) async fn join_in(
         .bind(v.tenant_id.0)
         .push(" AND id = ")
         .bind(group.0);
+    // Held to commit: a concurrent `updateGroup` that makes the group public waits for this join
+    // (or this join reads the committed public name after it), so no suppressed address slips in
+    // between the check and the insert.
+    q.push(v.dialect.lock_rows(RowLock::Share));
     let public = match w.tx().query_one_raw(q.build()).await? {
         Some(r) => r.try_get::<Option<String>>("", "public_name")?.is_some(),
         None => return Err(StoreError::NotFound),
