@@ -549,9 +549,7 @@ impl Extension for WebSocketRulesExt {
         let doc = next.run(ctx, query, variables).await?;
         let refuse = |message: &str, code: &str| {
             // Over HTTP, a refusal before execution (see `RequestFailed`).
-            if let Some(f) = ctx.data_opt::<crate::graphql::RequestFailed>() {
-                f.0.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
+            crate::graphql::mark_failed(ctx);
             Err(coded(message, code))
         };
         for (_, op) in doc.operations.iter() {
@@ -619,7 +617,7 @@ mod tests {
     #[test]
     fn errors_get_the_codes_http_gives_them() {
         let coded = |e: Value| {
-            let mut e = e.as_object().unwrap().clone();
+            let mut e = e.as_object().expect("test value").clone();
             code_error(&mut e, "rid-1");
             Value::Object(e)["extensions"].clone()
         };
@@ -634,8 +632,8 @@ mod tests {
     #[test]
     fn one_root_field_per_subscription() {
         let count = |q: &str| {
-            let doc = async_graphql::parser::parse_query(q).unwrap();
-            let (_, op) = doc.operations.iter().next().unwrap();
+            let doc = async_graphql::parser::parse_query(q).expect("test value");
+            let (_, op) = doc.operations.iter().next().expect("test value");
             let mut keys = HashSet::new();
             root_keys(&doc, &op.node.selection_set.node, &mut keys, 0);
             keys.len()

@@ -404,7 +404,8 @@ fn count_aliases(set: &SelectionSet) -> usize {
         .sum()
 }
 
-fn mark_failed(ctx: &ExtensionContext<'_>) {
+/// Marks the request as refused before execution (see `RequestFailed`).
+pub(crate) fn mark_failed(ctx: &ExtensionContext<'_>) {
     if let Some(f) = ctx.data_opt::<RequestFailed>() {
         f.0.store(true, Ordering::Relaxed);
     }
