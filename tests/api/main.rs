@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod browser;
+mod browser_apollo;
 mod cache_ids;
 mod concurrency;
 mod connections;

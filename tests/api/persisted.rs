@@ -426,23 +426,27 @@ fn a_bad_manifest_is_refused_at_start() {
 /// Where the Node test tools are: `COHORT_TEST_NODE_MODULES` (set by `.ci/run`'s
 /// `ensure_node_tools`), else `~/.cache/cohort-node/node_modules`. `None` (the test says it was
 /// skipped) when node or @apollo/client is missing — unless `COHORT_TEST_REQUIRE_NODE_TOOLS=1`
-/// (CI), then the test fails.
-fn node_modules() -> Option<std::path::PathBuf> {
+/// (CI), then the test fails. Also used by `browser_apollo.rs` (which bundles with esbuild and
+/// subscribes with graphql-ws, installed with the rest).
+pub(crate) fn node_modules() -> Option<std::path::PathBuf> {
     let required = std::env::var("COHORT_TEST_REQUIRE_NODE_TOOLS").is_ok_and(|v| v == "1");
     let dir = std::env::var_os("COHORT_TEST_NODE_MODULES")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/cohort-node/node_modules")));
     let node = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    let found = dir.filter(|d| d.join("@apollo/client/link/persisted-queries").is_dir() && d.join("graphql").is_dir());
+    let found = dir.filter(|d| {
+        ["@apollo/client/link/persisted-queries", "graphql", "graphql-ws", "esbuild"].iter().all(|p| d.join(p).is_dir())
+    });
     let missing = match (&found, node) {
         (Some(_), true) => return found,
         (_, false) => "node is not installed",
-        (None, true) => "@apollo/client is not installed (COHORT_TEST_NODE_MODULES)",
+        (None, true) => "@apollo/client, graphql-ws or esbuild is not installed (COHORT_TEST_NODE_MODULES)",
     };
     assert!(!required, "COHORT_TEST_REQUIRE_NODE_TOOLS=1 but {missing}");
     eprintln!(
-        "\n!!!!!!!!!! SKIPPED: Apollo Client persisted-query test: {missing}. Install with\n\
-         !!!!!!!!!! npm install --prefix ~/.cache/cohort-node @apollo/client@4.3.8 graphql@16.11.0 rxjs@7.8.2\n"
+        "\n!!!!!!!!!! SKIPPED: Apollo Client test: {missing}. Install with\n\
+         !!!!!!!!!! npm install --prefix ~/.cache/cohort-node @apollo/client@4.3.8 graphql@16.11.0 rxjs@7.8.2 \
+         graphql-ws@6.4.2 esbuild@0.28.2\n"
     );
     None
 }
