@@ -19,9 +19,9 @@
 //! Every answer must be 202, unless `--expect-limited` (a server with its default rate limits):
 //! then 202 and 429 are expected, at least one 429, and every 429 must carry `Retry-After`.
 
+use crate::report::Samples;
 use crate::run::{Client, scrape};
 use anyhow::{Context, bail};
-use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -70,8 +70,8 @@ fn plan(run: &str, n: usize) -> Vec<Submission> {
 
 /// What one client saw.
 struct Seen {
-    accepted: Histogram<u64>,
-    other: Histogram<u64>,
+    accepted: Samples,
+    other: Samples,
     statuses: BTreeMap<u16, u64>,
     /// Indices of the submissions answered 202.
     ok: Vec<usize>,
@@ -86,8 +86,8 @@ struct Seen {
 impl Seen {
     fn new() -> anyhow::Result<Seen> {
         Ok(Seen {
-            accepted: Histogram::new_with_bounds(1, 600_000_000, 3)?,
-            other: Histogram::new_with_bounds(1, 600_000_000, 3)?,
+            accepted: Samples::new(),
+            other: Samples::new(),
             statuses: BTreeMap::new(),
             ok: vec![],
             limited_without_retry_after: 0,
@@ -99,8 +99,8 @@ impl Seen {
     }
 
     fn merge(&mut self, o: Seen) -> anyhow::Result<()> {
-        self.accepted.add(&o.accepted)?;
-        self.other.add(&o.other)?;
+        self.accepted.add(&o.accepted);
+        self.other.add(&o.other);
         for (s, n) in o.statuses {
             *self.statuses.entry(s).or_default() += n;
         }
@@ -266,11 +266,11 @@ pub async fn run(a: FormArgs) -> anyhow::Result<String> {
                 seen.done.push(start.elapsed());
                 *seen.statuses.entry(status).or_default() += 1;
                 if status == 202 {
-                    seen.accepted.saturating_record(us);
+                    seen.accepted.record(us);
                     seen.ok.push(i);
                     continue;
                 }
-                seen.other.saturating_record(us);
+                seen.other.record(us);
                 if status == 0 {
                     seen.transport_errors += 1;
                 }
@@ -354,7 +354,7 @@ pub async fn run(a: FormArgs) -> anyhow::Result<String> {
     let total = plan.len() as u64;
     let repeats = plan.iter().filter(|s| s.repeat).count();
     let secs = wall.as_secs_f64();
-    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let ms = |h: &Samples, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let mut out = format!(
         "forms ({}, {database}, tenant {tenant}): {total} submissions ({repeats} repeats of an earlier e-mail) from {connections} connections in {secs:.2} s = {:.1} submissions/s ({:.1} accepted/s)\n",
         if a.double_opt_in { "double opt-in" } else { "single opt-in" },

@@ -1,22 +1,60 @@
-//! Latency histograms, one result line per measurement, and the BENCHMARKS.md table.
+//! Latencies, one result line per measurement, and the BENCHMARKS.md table.
 
-use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Latencies in microseconds, 1 µs to 60 s at 3 significant digits.
-pub struct Stopwatch(Histogram<u64>);
+/// Recorded values (microseconds), kept whole: quantiles are exact, not bucketed. A run records
+/// at most a few million of them (8 bytes each). No histogram crate: `hdrhistogram` pulled in
+/// `byteorder` with its default feature, which made every crate above `byteorder` (sqlx,
+/// sea-orm, the workspace itself) build twice — once for `cargo run`, once for the workspace.
+#[derive(Debug, Clone, Default)]
+pub struct Samples(Vec<u64>);
+
+impl Samples {
+    pub fn new() -> Samples {
+        Samples(Vec::new())
+    }
+    /// Records `v` (zero counts as one, as a latency below the clock's resolution).
+    pub fn record(&mut self, v: u64) {
+        self.0.push(v.max(1));
+    }
+    pub fn add(&mut self, other: &Samples) {
+        self.0.extend_from_slice(&other.0);
+    }
+    pub fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn max(&self) -> u64 {
+        self.0.iter().copied().max().unwrap_or(0)
+    }
+    /// The smallest recorded value with at least `q` of all values at or below it (0 when empty).
+    pub fn value_at_quantile(&self, q: f64) -> u64 {
+        if self.0.is_empty() {
+            return 0;
+        }
+        let mut sorted = self.0.clone();
+        sorted.sort_unstable();
+        let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+        sorted[rank.clamp(1, sorted.len()) - 1]
+    }
+}
+
+/// Request latencies in microseconds.
+pub struct Stopwatch(Samples);
 
 impl Stopwatch {
     pub fn new() -> Stopwatch {
-        Stopwatch(Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant bounds within hdrhistogram's limits"))
+        Stopwatch(Samples::new())
     }
     pub fn record(&mut self, d: Duration) {
-        self.0.saturating_record(d.as_micros().max(1) as u64);
+        self.0.record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     }
     pub fn merge(&mut self, other: &Stopwatch) {
-        let _ = self.0.add(&other.0);
+        self.0.add(&other.0);
     }
     pub fn count(&self) -> u64 {
         self.0.len()
@@ -188,6 +226,21 @@ pub fn table(lines: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_are_exact_ranks() {
+        let mut s = Samples::new();
+        assert_eq!((s.value_at_quantile(0.5), s.max(), s.is_empty()), (0, 0, true));
+        for v in (1..=100).rev() {
+            s.record(v);
+        }
+        let q = |q| s.value_at_quantile(q);
+        assert_eq!((q(0.0), q(0.01), q(0.5), q(0.95), q(0.99), q(1.0)), (1, 1, 50, 95, 99, 100));
+        let mut t = Samples::new();
+        t.record(0);
+        t.add(&s);
+        assert_eq!((t.len(), t.value_at_quantile(0.0), t.max()), (101, 1, 100), "zero counts as one");
+    }
 
     #[test]
     fn a_line_round_trips_through_json_and_its_note_follows_the_table() {

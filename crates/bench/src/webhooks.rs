@@ -12,13 +12,13 @@
 //!    of an id already seen. Bad signatures are counted; the endpoint is deleted at the end.
 
 use crate::dataset::{self as ds};
+use crate::report::Samples;
 use crate::run::Client;
 use crate::workloads::gid;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use hdrhistogram::Histogram;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -168,10 +168,10 @@ async fn measure(a: &WebhookArgs, r: &Receiver) -> anyhow::Result<String> {
     }
     let g = r.got.lock().map_err(|_| anyhow::anyhow!("receiver lock poisoned"))?;
     let last = g.first.values().map(|v| v.1).max().context("no deliveries")?;
-    let mut h = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut h = Samples::new();
     for (arrived, _, committed) in g.first.values() {
         let us = (*arrived - *committed).num_microseconds().unwrap_or(0).max(1) as u64;
-        h.saturating_record(us);
+        h.record(us);
     }
     let span = last.duration_since(start).as_secs_f64();
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
