@@ -109,8 +109,16 @@ fn describe_database(url: &str) -> String {
 }
 
 async fn serve(demo: bool) -> anyhow::Result<()> {
-    let mut settings = Settings::from_env(demo)?;
-    cohort_api::telemetry::init(&settings.log_filter, settings.log_format);
+    let settings = Settings::from_env(demo)?;
+    let telemetry =
+        cohort_api::telemetry::init_with_traces(&settings.log_filter, settings.log_format, settings.traces.as_ref())?;
+    let served = run_server(settings, demo).await;
+    // After the last request has ended (and its spans with it): the buffered spans leave now.
+    telemetry.shutdown().await;
+    served
+}
+
+async fn run_server(mut settings: Settings, demo: bool) -> anyhow::Result<()> {
     if demo && settings.jwt.secret.is_none() && settings.jwt.public_keys.is_none() {
         // A fresh random secret per run: demo tokens die with the process.
         let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());

@@ -30,6 +30,7 @@ mod sequences;
 mod sla;
 mod subject_access;
 mod subscriptions;
+mod traces;
 mod visibility;
 mod webdriver;
 mod webhooks;

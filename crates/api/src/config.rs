@@ -216,6 +216,53 @@ pub struct Settings {
     /// Automatic persisted queries and trusted documents (`COHORT_APQ_CACHE_SIZE`,
     /// `COHORT_TRUSTED_DOCUMENTS`, see [`crate::persisted`]).
     pub persisted: crate::persisted::PersistedSettings,
+    /// Where spans are exported over OTLP/HTTP (`COHORT_OTLP_ENDPOINT`,
+    /// `COHORT_OTLP_SERVICE_NAME`); `None` (the default): nothing is exported and no traffic
+    /// leaves for it. See [`crate::telemetry`].
+    pub traces: Option<TraceExport>,
+}
+
+/// Span export over OTLP/HTTP with protobuf bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceExport {
+    /// The collector's traces URL: `COHORT_OTLP_ENDPOINT` as given when it ends in `/v1/traces`,
+    /// else with `/v1/traces` appended (as `OTEL_EXPORTER_OTLP_ENDPOINT` is read).
+    pub traces_url: String,
+    /// The `service.name` resource attribute (`COHORT_OTLP_SERVICE_NAME`, default `cohort`).
+    pub service_name: String,
+}
+
+impl TraceExport {
+    /// Checks `COHORT_OTLP_ENDPOINT`: an absolute http(s) URL with a host. Credentials in the URL
+    /// are refused (the URL is logged at start-up); a collector's token goes into
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, which the exporter reads.
+    pub fn parse(endpoint: &str, service_name: Option<String>) -> Result<TraceExport, ConfigError> {
+        let bad = |why: &str| ConfigError(format!("COHORT_OTLP_ENDPOINT {why}, not '{endpoint}'"));
+        let url = url::Url::parse(endpoint).map_err(|_| bad("must be an http(s) URL such as http://collector:4318"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("must be an http(s) URL such as http://collector:4318"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            // Not echoed: it holds a secret.
+            return Err(ConfigError(
+                "COHORT_OTLP_ENDPOINT must not carry credentials; put the collector's authorization into \
+                 OTEL_EXPORTER_OTLP_HEADERS"
+                    .into(),
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad("must have no query or fragment"));
+        }
+        let mut traces_url = url.as_str().trim_end_matches('/').to_owned();
+        if !traces_url.ends_with("/v1/traces") {
+            traces_url.push_str("/v1/traces");
+        }
+        let service_name = service_name.unwrap_or_else(|| "cohort".into());
+        if service_name.len() > 255 || service_name.chars().any(char::is_control) {
+            return Err(ConfigError("COHORT_OTLP_SERVICE_NAME must be at most 255 printable characters".into()));
+        }
+        Ok(TraceExport { traces_url, service_name })
+    }
 }
 
 /// Public groups' endpoints and links (`COHORT_PUBLIC_*`, DESIGN §3).
@@ -402,7 +449,13 @@ impl Settings {
             }
             None => None,
         };
+        // Checked here with the rest, before the database is touched.
+        let traces = match env("COHORT_OTLP_ENDPOINT") {
+            Some(endpoint) => Some(TraceExport::parse(&endpoint, env("COHORT_OTLP_SERVICE_NAME"))?),
+            None => None,
+        };
         Ok(Settings {
+            traces,
             database_url: SecretString::from(env("COHORT_DATABASE_URL").unwrap_or_else(|| "sqlite://cohort.db".into())),
             database: cohort_store::StoreOptions {
                 max_connections,
@@ -578,6 +631,7 @@ impl Settings {
             public: PublicConfig::default(),
             smtp: None,
             persisted: crate::persisted::PersistedSettings::default(),
+            traces: None,
         }
     }
 }
@@ -592,5 +646,20 @@ mod tests {
         assert!(parse_cors_headers("bad header").is_err());
         assert!(parse_cors_headers(" , ").is_err());
         assert!(default_cors_headers().contains(&"traceparent".to_string()));
+    }
+
+    #[test]
+    fn otlp_endpoints_are_http_urls_of_a_collector() {
+        let url = |e: &str| TraceExport::parse(e, None).map(|t| t.traces_url);
+        assert_eq!(url("http://collector:4318").ok().as_deref(), Some("http://collector:4318/v1/traces"));
+        assert_eq!(url("https://otel.example/base/").ok().as_deref(), Some("https://otel.example/base/v1/traces"));
+        assert_eq!(url("http://127.0.0.1:4318/v1/traces").ok().as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
+        for bad in ["collector:4318", "grpc://collector:4317", "http://", "file:///tmp/x", "http://c/?a=1"] {
+            assert!(url(bad).is_err(), "{bad} was accepted");
+        }
+        let e = url("http://user:hunter2@collector:4318").expect_err("credentials refused");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert_eq!(TraceExport::parse("http://c:4318", None).map(|t| t.service_name).ok().as_deref(), Some("cohort"));
+        assert!(TraceExport::parse("http://c:4318", Some("a\nb".into())).is_err());
     }
 }

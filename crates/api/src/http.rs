@@ -29,6 +29,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 const GQL_RESPONSE: &str = "application/graphql-response+json; charset=utf-8";
 const JSON: &str = "application/json; charset=utf-8";
@@ -198,8 +199,25 @@ async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<(Data
     }
 }
 
-/// Runs one request; returns the JSON body and whether it failed before execution.
+/// Runs one request; returns the JSON body and whether it failed before execution. Each
+/// operation (of a batch, too) is a `graphql.operation` span of the trace (exported only).
 async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, String)>, rid: &str) -> (Value, bool) {
+    let span = tracing::info_span!(
+        target: crate::telemetry::TRACE_TARGET,
+        "graphql.operation",
+        graphql.operation.name = tracing::field::Empty,
+        graphql.operation.type = tracing::field::Empty,
+    );
+    execute_operation(st, p, viewer, rid, &span).instrument(span.clone()).await
+}
+
+async fn execute_operation(
+    st: &AppState,
+    p: Params,
+    viewer: &Option<(DataHandle, String)>,
+    rid: &str,
+    span: &tracing::Span,
+) -> (Value, bool) {
     let failed = RequestFailed::default();
     let op_name = p.operation_name.clone();
     let export_guard = Arc::new(ExportGuard::default());
@@ -220,7 +238,7 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, Stri
     if let (Some(handle), Some((_, tenant_key))) = (&metered, viewer) {
         let loaders = DataLoader::with_cache(
             Loaders { data: handle.clone() },
-            tokio::spawn,
+            crate::telemetry::spawn_in_current_span,
             async_graphql::dataloader::HashMapCache::default(),
         );
         req = req
@@ -231,6 +249,16 @@ async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, Stri
             .data(st.links.clone());
     }
     let resp = st.schema.execute(req).await;
+    if !span.is_disabled()
+        && let Some(shape) = shapes.chosen(op_name.as_deref())
+    {
+        // What the operation is, from the parsed document: its name and type only — the
+        // document and the variables (values, secrets) never reach a span.
+        if let Some(name) = &shape.name {
+            span.record("graphql.operation.name", name.as_str());
+        }
+        span.record("graphql.operation.type", shape.kind);
+    }
     let mut request_failed = failed.is_set();
     let mut body = serde_json::to_value(&resp).unwrap_or_else(|_| json!({}));
     if let Some(handle) = &metered
@@ -624,8 +652,8 @@ async fn not_found() -> Response {
 }
 
 async fn record_http(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let route =
-        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let matched = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = matched.clone().unwrap_or_else(|| "unmatched".into());
     let start = Instant::now();
     let method = req.method().clone();
     let resp = next.run(req).await;
@@ -643,6 +671,7 @@ async fn record_http(State(st): State<AppState>, req: Request, next: Next) -> Re
         user_id = who.map(|w| w.user.to_string()).unwrap_or_default(),
         "request"
     );
+    crate::telemetry::record_response(&method, matched.as_deref(), resp.status().as_u16());
     st.metrics.http_duration.get_or_create(&PathLabels { route: route.clone() }).observe(elapsed.as_secs_f64());
     st.metrics.http_requests.get_or_create(&RouteLabels { route, status: resp.status().as_u16() }).inc();
     resp
@@ -722,7 +751,19 @@ pub fn router(st: AppState, public: crate::public::PublicState, settings: &Setti
                 .and_then(|r| r.header_value().to_str().ok())
                 .unwrap_or("-")
                 .to_owned();
-            tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri().path()), request_id = %rid)
+            let (method, path) = (req.method(), loggable_path(req.uri().path()));
+            // W3C trace context: the request joins the caller's trace, or starts one.
+            let parent = crate::telemetry::caller_context(req.headers());
+            if crate::telemetry::exporting() {
+                // The tracer decides the ids (`join_trace` records them); the span kind is for
+                // the exporter and appears in log lines only while spans are exported.
+                let span = tracing::info_span!("request", otel.kind = "server", method = %method, path = %path, request_id = %rid, trace_id = tracing::field::Empty);
+                crate::telemetry::join_trace(&span, parent);
+                span
+            } else {
+                let trace_id = crate::telemetry::local_trace_id(&parent);
+                tracing::info_span!("request", method = %method, path = %path, request_id = %rid, trace_id = %trace_id)
+            }
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

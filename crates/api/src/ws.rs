@@ -315,7 +315,7 @@ fn connection_init(
                     }
                     let loaders: RequestLoader = async_graphql::dataloader::DataLoader::with_cache(
                         Loaders { data: handle.clone() },
-                        tokio::spawn,
+                        crate::telemetry::spawn_in_current_span,
                         async_graphql::dataloader::HashMapCache::default(),
                     );
                     // The connection may live for hours: every result reads afresh.

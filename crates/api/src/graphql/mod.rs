@@ -30,7 +30,7 @@ use crate::config::Limits;
 use crate::error::ApiError;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Context, Schema, ServerError, ServerResult, ValidationResult, Variables};
 use cohort_store::{DataHandle, Viewer};
 use loaders::Loaders;
@@ -103,6 +103,8 @@ pub struct OperationShapes(pub Arc<std::sync::Mutex<Vec<OperationShape>>>);
 #[derive(Clone, Debug)]
 pub struct OperationShape {
     pub name: Option<String>,
+    /// `query`, `mutation` or `subscription`.
+    pub kind: &'static str,
     pub is_mutation: bool,
     pub root_fields: Vec<String>,
 }
@@ -150,7 +152,12 @@ fn record_shapes(ctx: &ExtensionContext<'_>, doc: &ExecutableDocument) {
             root_fields(doc, &op.node.selection_set.node, &mut fields, 0);
             OperationShape {
                 name: name.map(|n| n.to_string()),
-                is_mutation: op.node.ty == async_graphql::parser::types::OperationType::Mutation,
+                kind: match op.node.ty {
+                    OperationType::Query => "query",
+                    OperationType::Mutation => "mutation",
+                    OperationType::Subscription => "subscription",
+                },
+                is_mutation: op.node.ty == OperationType::Mutation,
                 root_fields: fields,
             }
         })
