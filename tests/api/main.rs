@@ -28,6 +28,7 @@ mod routing;
 mod schema_docs;
 mod sequences;
 mod sla;
+mod statement_budget;
 mod subject_access;
 mod subscriptions;
 mod traces;
