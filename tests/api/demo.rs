@@ -1,9 +1,11 @@
 //! The demo tenant (`serve --demo`) holds what the README's examples use: groups from every
-//! book, routing of key accounts, SLA contracts and a ticket — and seeding it twice is harmless.
+//! book, routing of key accounts, SLA contracts and a ticket, products and price lists, an ERP
+//! integration with a grant — and seeding it twice is harmless. (`tests/readme.rs` runs the
+//! README's examples themselves against the real binary.)
 
 use crate::on_both_backends;
 use crate::support::TestApp;
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn demo_tenant_has_what_the_readme_uses(app: TestApp) {
     let d = app.store.system().seed_demo().await.expect("seed");
@@ -45,6 +47,66 @@ async fn demo_tenant_has_what_the_readme_uses(app: TestApp) {
     let names: Vec<&str> = def["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Greece", "Italy", "Spain", "Turkey"]);
     assert_eq!(def["organisation"], "Cohort Demo Travel");
+
+    // 50 contacts, as the README says; the README names persons, so their names are unique.
+    let c = admin.ok("{ contacts(first: 100) { totalCount edges { node { displayName kind addressBook { name } } } } groups(first: 100) { edges { node { name } } } }", json!({})).await;
+    assert_eq!(c["contacts"]["totalCount"], 50);
+    let mut persons: Vec<&str> = c["contacts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["node"]["kind"] == "PERSON")
+        .map(|e| e["node"]["displayName"].as_str().unwrap())
+        .collect();
+    let anna = c["contacts"]["edges"].as_array().unwrap().iter().find(|e| e["node"]["displayName"] == "Anna Abbott");
+    assert_eq!(anna.map(|e| e["node"]["addressBook"]["name"].clone()), Some(json!("Customers DACH")));
+    persons.sort_unstable();
+    let count = persons.len();
+    persons.dedup();
+    assert_eq!(persons.len(), count, "person names repeat");
+    assert!(c["groups"]["edges"].as_array().unwrap().iter().any(|e| e["node"]["name"] == "Warm leads"));
+
+    // The ERP integration: WRITE on "Customers DACH" only; the webshop's price for Anna comes from
+    // the key accounts' "Gold" list before Germany's inherited "Silver".
+    assert_eq!(d.integration_subject, "demo-erp");
+    let erp = app.actor(&d.tenant_key, &d.integration_subject, &["integration"]);
+    let books = erp.ok("{ addressBooks { edges { node { name myAccess } } } }", json!({})).await;
+    assert_eq!(books["addressBooks"]["edges"], json!([{"node": {"name": "Customers DACH", "myAccess": "WRITE"}}]));
+    let anna = erp
+        .ok("{ contacts(filter: {search: \"anna abbott\"}) { edges { node { id } } } }", json!({}))
+        .await["contacts"]["edges"][0]["node"]["id"]
+        .clone();
+    let q = "query($c: ID!, $n: Decimal!) { resolvePrice(input: {contactId: $c, sku: \"P-1\", quantity: $n, currency: \"EUR\"}) {
+        unitPrice priceList { name } group { name } explanation { priceList { name } group { name } definedOn { name } outcome } } }";
+    let p = erp.ok(q, json!({"c": anna, "n": "9"})).await;
+    assert_eq!(p["resolvePrice"]["unitPrice"], "80");
+    assert_eq!(p["resolvePrice"]["group"]["name"], "Key accounts");
+    assert_eq!(
+        p["resolvePrice"]["explanation"][1],
+        json!({"priceList": {"name": "Silver"}, "group": {"name": "Germany"}, "definedOn": {"name": "DACH"}, "outcome": "NOT_REACHED"})
+    );
+    assert_eq!(erp.ok(q, json!({"c": anna, "n": "10"})).await["resolvePrice"]["unitPrice"], "75");
+    // Anna's helpdesk mail: the key accounts decide before Germany, which inherits DACH's.
+    let r = admin
+        .ok("query($c: ID!) { route(contactId: $c) { fromGroup { name } explanation { candidates { group { name } inherited definedOn { name } outcome } } } }", json!({"c": anna}))
+        .await;
+    assert_eq!(r["route"]["fromGroup"]["name"], "Key accounts");
+    assert_eq!(
+        r["route"]["explanation"]["candidates"][1],
+        json!({"group": {"name": "Germany"}, "inherited": true, "definedOn": {"name": "DACH"}, "outcome": "PASSED_OVER"})
+    );
+    let catalogue = admin
+        .ok("{ products { edges { node { sku listPrice } } } priceLists { edges { node { name } } } }", json!({}))
+        .await;
+    let products: Vec<&Value> = catalogue["products"]["edges"].as_array().unwrap().iter().map(|e| &e["node"]).collect();
+    assert!(products.contains(&&json!({"sku": "P-1", "listPrice": "99"})), "{products:?}");
+    let lists: Vec<&str> = catalogue["priceLists"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(lists, ["Gold", "Silver"]);
 }
 
 on_both_backends!(demo_tenant_has_what_the_readme_uses);

@@ -25,6 +25,8 @@ pub struct DemoTenant {
     pub tenant_key: String,
     pub admin_subject: String,
     pub agent_subject: String,
+    /// An ERP integration (role `integration`) with WRITE on "Customers DACH".
+    pub integration_subject: String,
     pub created: bool,
 }
 
@@ -85,14 +87,17 @@ impl SystemHandle {
     }
 
     /// Creates the demo tenant once: three address books, users and user groups, grants, 50
-    /// contacts (persons linked to companies, with e-mails, phones and statuses) and a group
-    /// hierarchy with members from every book. Idempotent.
+    /// contacts (persons linked to companies, with e-mails, phones and statuses; every person's
+    /// name is unique, so the README can name them), a group hierarchy with members from every
+    /// book, routing, SLA contracts, a ticket, products and price lists, and the travel agency's
+    /// web form. Every README example runs against it (`tests/readme.rs`). Idempotent.
     pub async fn seed_demo(&self) -> StoreResult<DemoTenant> {
         let s = &self.store;
         let info = DemoTenant {
             tenant_key: "demo".into(),
             admin_subject: "demo-admin".into(),
             agent_subject: "demo-agent".into(),
+            integration_subject: "demo-erp".into(),
             created: false,
         };
         let admin = self.admin_of(&info.tenant_key, &info.admin_subject).await?;
@@ -110,6 +115,7 @@ impl SystemHandle {
         let suppliers = admin.create_address_book("Suppliers", Some("Purchasing only: agents have no access")).await?;
         let agent = admin.create_user(&info.agent_subject, Some("Demo Agent"), Some("agent@demo.example")).await?;
         let l2 = admin.create_user("demo-l2", Some("Lena Support"), None).await?;
+        let erp = admin.create_user(&info.integration_subject, Some("ERP sync"), None).await?;
         let kam = admin.create_user_group("Key account managers", Some("Own the DACH customer relationships")).await?;
         let support = admin.create_user_group("Support L2", Some("Second-level support")).await?;
         admin.add_user_group_members(kam.id, &[agent.id]).await?;
@@ -117,8 +123,12 @@ impl SystemHandle {
         admin.grant_access(customers.id, Principal::UserGroup(kam.id), AccessLevel::Write).await?;
         admin.grant_access(partners.id, Principal::User(agent.id), AccessLevel::Read).await?;
         admin.grant_access(partners.id, Principal::UserGroup(support.id), AccessLevel::Read).await?;
+        admin.grant_access(customers.id, Principal::User(erp.id), AccessLevel::Write).await?;
 
         let mut n = 0usize;
+        // Persons are numbered across books; (i mod 12, (i + i / 12) mod 10) never repeats below
+        // 120 persons, so names are unique: "Anna Abbott" is the first, in "Customers DACH".
+        let mut person_no = 0usize;
         let mut everyone: Vec<(usize, ContactId)> = vec![];
         for (bi, book) in [&customers, &partners, &suppliers].into_iter().enumerate() {
             let mut companies: Vec<ContactId> = vec![];
@@ -141,10 +151,12 @@ impl SystemHandle {
                 companies.push(c.id);
                 n += 1;
             }
-            let persons = if bi == 0 { 18 } else { 14 };
+            // 2 companies and 16 + 14 + 14 persons: the README's 50 contacts.
+            let persons = if bi == 0 { 16 } else { 14 };
             for pi in 0..persons {
-                let first = FIRST[(n * 7 + pi) % FIRST.len()];
-                let last = LAST[(n * 3 + pi) % LAST.len()];
+                let first = FIRST[person_no % FIRST.len()];
+                let last = LAST[(person_no + person_no / FIRST.len()) % LAST.len()];
+                person_no += 1;
                 let person = admin
                     .create_contact(ContactInput {
                         address_book_id: book.id,
@@ -193,6 +205,8 @@ impl SystemHandle {
             admin.create_group(group(partners.id, "Newsletter", None, 200, Some("Cohort Monthly"))).await?;
         let vip = admin.create_group(group(customers.id, "Key accounts", None, 1, None)).await?;
         let purchasing = admin.create_group(group(suppliers.id, "Preferred suppliers", None, 5, None)).await?;
+        // Where the README's follow-up sequence moves its contacts: empty until then.
+        admin.create_group(group(partners.id, "Warm leads", None, 150, None)).await?;
         let pick = |modulo: usize, rest: usize| -> Vec<ContactId> {
             everyone.iter().enumerate().filter(|(i, _)| i % modulo == rest).map(|(_, c)| c.1).collect()
         };
@@ -236,6 +250,19 @@ impl SystemHandle {
         };
         admin.set_group_responsibility(vip.id, helpdesk.id, resp(agent.id, Some(kam.id), Some(key_queue.id))).await?;
         admin.set_group_responsibility(germany.id, sales.id, resp(l2.id, None, None)).await?;
+        // DACH's helpdesk mail is for second-level support: a key account in Germany has two
+        // candidates, and the README's routing example shows the smaller precedence deciding.
+        admin
+            .set_group_responsibility(
+                dach.id,
+                helpdesk.id,
+                cohort_domain::routing::Responsibility {
+                    worker: None,
+                    user_group: Some(support.id),
+                    processing_area: Some(general.id),
+                },
+            )
+            .await?;
         if let Some(first_vip) = pick(6, 0).first() {
             admin
                 .receive_message(&crate::MessageInput {
@@ -312,6 +339,50 @@ impl SystemHandle {
                 })
                 .await?;
         }
+
+        // Pricing (the README's webshop example): an espresso machine listed at 99.00 EUR; key
+        // accounts get the list "Gold" (80.00 from 1, 75.00 from 10) at priority 1, DACH — and so
+        // Germany, which has no list of its own — "Silver" (70.00) at priority 2.
+        let cents = |c: i64| rust_decimal::Decimal::new(c, 2);
+        let machine = admin
+            .create_product(crate::ProductInput {
+                sku: "P-1".into(),
+                name: "Espresso machine".into(),
+                list_price: cents(9900),
+                currency: "EUR".into(),
+                active: true,
+            })
+            .await?;
+        admin
+            .create_product(crate::ProductInput {
+                sku: "P-2".into(),
+                name: "Coffee beans, 1 kg".into(),
+                list_price: cents(1850),
+                currency: "EUR".into(),
+                active: true,
+            })
+            .await?;
+        let item = |min: i64, price: i64| crate::PriceItemInput {
+            product_id: machine.id,
+            min_quantity: rust_decimal::Decimal::from(min),
+            fixed_price: Some(cents(price)),
+            discount_percent: None,
+            valid_from: None,
+            valid_to: None,
+        };
+        let list = |name: &str| crate::PriceListInput {
+            name: name.into(),
+            currency: "EUR".into(),
+            valid_from: None,
+            valid_to: None,
+            base_price_list_id: None,
+        };
+        let gold = admin.create_price_list(list("Gold")).await?;
+        admin.set_price_list_items(gold.id, &[item(1, 8000), item(10, 7500)]).await?;
+        let silver = admin.create_price_list(list("Silver")).await?;
+        admin.set_price_list_items(silver.id, &[item(1, 7000)]).await?;
+        admin.assign_group_price_list(vip.id, gold.id, 1).await?;
+        admin.assign_group_price_list(dach.id, silver.id, 2).await?;
 
         // Public groups (the travel agency of the README): "Travel offers" with a subgroup per
         // country, a consent text and a double opt-in web form offering the countries.
