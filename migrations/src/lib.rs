@@ -22,6 +22,7 @@ mod m20261202_000012_consent;
 mod m20261203_000013_audit;
 mod m20261203_000014_erasure;
 mod m20261203_000015_data_usage;
+mod m20261204_000016_external_ids;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000013_audit::Migration),
             Box::new(m20261203_000014_erasure::Migration),
             Box::new(m20261203_000015_data_usage::Migration),
+            Box::new(m20261204_000016_external_ids::Migration),
         ]
     }
 }
@@ -67,6 +69,7 @@ pub fn sources() -> &'static [&'static str] {
         include_str!("m20261203_000013_audit.rs"),
         include_str!("m20261203_000014_erasure.rs"),
         include_str!("m20261203_000015_data_usage.rs"),
+        include_str!("m20261204_000016_external_ids.rs"),
     ]
 }
 

@@ -247,6 +247,22 @@ async fn every_mutation_leaves_an_audit_entry(app: TestApp) {
     )
     .await;
     t.subject(&p);
+    t.run(
+        "setExternalId",
+        "product.setExternalId",
+        "mutation($p: ID!) { setExternalId(input: {nodeId: $p, system: \"erp\", id: \"AUD-4711\"}) { node { id } } }",
+        json!({"p": p}),
+    )
+    .await;
+    t.subject(&p);
+    t.run(
+        "removeExternalId",
+        "product.removeExternalId",
+        "mutation($p: ID!) { removeExternalId(input: {nodeId: $p, system: \"erp\"}) { node { id } } }",
+        json!({"p": p}),
+    )
+    .await;
+    t.subject(&p);
     let d = t
         .run(
             "createPriceList",

@@ -16,6 +16,7 @@ mod data_usage;
 mod demo;
 mod erasure;
 mod events;
+mod external_ids;
 mod graphiql;
 mod groups;
 mod hostile;

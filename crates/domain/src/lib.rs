@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod consent;
 pub mod contact;
 pub mod error;
+pub mod external;
 pub mod group;
 pub mod ids;
 pub mod inherit;

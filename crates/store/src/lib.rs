@@ -30,6 +30,7 @@ mod core;
 mod entities;
 mod error;
 mod events;
+mod external;
 mod groups;
 mod orders;
 mod pricing;
@@ -74,6 +75,7 @@ pub use events::{
     EVENT_SCHEMA_VERSION, EventCommits, EventFeed, EventFilter, EventRecord, EventType, FeedStart, LATE_COMMIT_WINDOW,
     Subject, SubjectKind,
 };
+pub use external::{ExternalIdRecord, ExternalTarget, MAX_EXTERNAL_IDS_PER_ENTITY};
 pub use groups::hierarchy::{GroupFilter, GroupInput, GroupPatch, GroupRecord, SubgroupPolicy};
 pub use groups::membership::{
     AddMembersOutcome, MemberOrder, MemberRecord, MembershipEventRecord, MembershipRecord, RemoveMembersOutcome,

@@ -315,3 +315,30 @@ impl async_graphql::dataloader::Loader<cohort_domain::ids::ConsentEntryId> for L
         Ok(self.data.consent_entries_by_ids(keys).await.map_err(err)?.into_iter().map(|e| (e.id, e)).collect())
     }
 }
+
+/// The external ids of a contact, group, product or price list (none for objects the viewer
+/// cannot see).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExternalIdsOf(pub cohort_store::ExternalTarget);
+
+impl async_graphql::dataloader::Loader<ExternalIdsOf> for Loaders {
+    type Value = Vec<cohort_store::ExternalIdRecord>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[ExternalIdsOf]) -> R<ExternalIdsOf, Vec<cohort_store::ExternalIdRecord>> {
+        // One store call (one statement) per type among the keys, normally just one.
+        let mut out = HashMap::new();
+        for kind in cohort_domain::external::ExternalKind::ALL {
+            let of_kind: Vec<ExternalIdsOf> = keys.iter().filter(|k| k.0.kind() == kind).copied().collect();
+            if of_kind.is_empty() {
+                continue;
+            }
+            let ids: Vec<uuid::Uuid> = of_kind.iter().map(|k| k.0.uuid()).collect();
+            let mut found = self.data.external_ids_of(kind, &ids).await.map_err(err)?;
+            // Every key gets an answer (empty lists included), so the request cache remembers it.
+            for k in of_kind {
+                out.insert(k, found.remove(&k.0.uuid()).unwrap_or_default());
+            }
+        }
+        Ok(out)
+    }
+}

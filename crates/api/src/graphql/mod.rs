@@ -13,6 +13,7 @@ pub mod audit;
 pub mod consent;
 pub mod contacts;
 pub mod events;
+pub mod external;
 pub mod groups;
 pub mod ids;
 pub mod loaders;
@@ -46,6 +47,7 @@ pub struct QueryRoot(
     contacts::ContactQuery,
     groups::GroupQuery,
     pricing::PricingQuery,
+    external::ExternalIdQuery,
     orders::OrderQuery,
     events::EventQuery,
     routing::RoutingQuery,
@@ -65,6 +67,7 @@ pub struct MutationRoot(
     contacts::ContactMutation,
     groups::GroupMutation,
     pricing::PricingMutation,
+    external::ExternalIdMutation,
     orders::OrderMutation,
     routing::RoutingMutation,
     sla::SlaMutation,

@@ -543,8 +543,19 @@ impl DataHandle {
 
     /// Creates a contact in a book where the viewer holds `WRITE`.
     pub async fn create_contact(&self, input: ContactInput) -> StoreResult<ContactRecord> {
+        self.create_contact_with_external_ids(input, &[]).await
+    }
+
+    /// [`DataHandle::create_contact`] with the contact's external ids, in the same transaction.
+    pub async fn create_contact_with_external_ids(
+        &self,
+        input: ContactInput,
+        external_ids: &[crate::external::ExternalIdRecord],
+    ) -> StoreResult<ContactRecord> {
+        let ext = crate::external::parse_all(external_ids)?;
         let w = self.begin().await?;
         let m = self.create_contact_in(&w, input).await?;
+        crate::external::write_new(&w, crate::external::ExternalTarget::Contact(ContactId(m.id)), &ext).await?;
         w.commit().await?;
         m.try_into()
     }
@@ -731,6 +742,8 @@ impl DataHandle {
         // the LEAVE entries written next cover every membership the delete ends.
         w.lock_row(crate::core::uow::LockedTable::Contacts, id.0, crate::core::dialect::RowLock::Update).await?;
         DataHandle::end_contact_memberships(&w, id.0, "contact deleted").await?;
+        // External ids point at the row without a foreign key (one column, four tables).
+        crate::external::delete_of(&w, cohort_domain::external::ExternalKind::Contact, &[id.0]).await?;
         contact::Entity::update_many()
             .col_expr(contact::Column::CompanyId, Expr::value(Option::<Uuid>::None))
             .filter(contact::Column::TenantId.eq(v.tenant_id.0))

@@ -135,6 +135,9 @@ impl DataHandle {
             .into_iter()
             .map(|p| p.number)
             .collect();
+        // External ids identify the person in a source system (some key customers by e-mail):
+        // they are deleted, and copies of them scrubbed like names.
+        let external = crate::external::values_of(&w, cohort_domain::external::ExternalKind::Contact, id.0).await?;
         let mut needles: Vec<String> = [&cur.first_name, &cur.last_name, &cur.company_name]
             .into_iter()
             .flatten()
@@ -142,6 +145,7 @@ impl DataHandle {
             .chain([cur.display_name.clone()])
             .chain(emails.iter().cloned())
             .chain(phones.iter().cloned())
+            .chain(external)
             .map(|s| s.trim().to_owned())
             .filter(|s| s.chars().count() >= MIN_NEEDLE && s != ERASED_NAME)
             .collect();
@@ -169,6 +173,7 @@ impl DataHandle {
             .bind(EnrolmentStatus::Active.as_str());
         w.tx().execute_raw(q.build()).await?;
 
+        crate::external::delete_of(&w, cohort_domain::external::ExternalKind::Contact, &[id.0]).await?;
         contact_email::Entity::delete_many()
             .filter(contact_email::Column::TenantId.eq(t))
             .filter(contact_email::Column::ContactId.eq(id.0))

@@ -203,6 +203,16 @@ impl DataHandle {
     }
 
     pub async fn create_group(&self, input: GroupInput) -> StoreResult<GroupRecord> {
+        self.create_group_with_external_ids(input, &[]).await
+    }
+
+    /// [`DataHandle::create_group`] with the group's external ids, in the same transaction.
+    pub async fn create_group_with_external_ids(
+        &self,
+        input: GroupInput,
+        external_ids: &[crate::external::ExternalIdRecord],
+    ) -> StoreResult<GroupRecord> {
+        let ext = crate::external::parse_all(external_ids)?;
         let v = self.viewer();
         let valid = ValidGroup::validate(
             &input.name,
@@ -252,6 +262,7 @@ impl DataHandle {
                 .bind(p.0);
             w.tx().execute_raw(q.build()).await?;
         }
+        crate::external::write_new(&w, crate::external::ExternalTarget::Group(GroupId(m.id)), &ext).await?;
         w.audit("group.create", "Group", Some(m.id), serde_json::json!({"name": m.name}));
         w.emit(
             EventType::GroupCreated,
@@ -506,6 +517,8 @@ impl DataHandle {
             )
             .exec(w.tx())
             .await?;
+        // External ids point at the rows without a foreign key (one column, four tables).
+        crate::external::delete_of(&w, cohort_domain::external::ExternalKind::Group, &doomed_ids).await?;
         group::Entity::delete_many()
             .filter(group::Column::TenantId.eq(v.tenant_id.0))
             .filter(group::Column::Id.is_in(doomed_ids.clone()))
@@ -525,7 +538,12 @@ impl DataHandle {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let q = visible_groups(v).filter(group::Column::Id.is_in(ids.iter().map(|g| g.0)));
+        self.selected_groups(visible_groups(v).filter(group::Column::Id.is_in(ids.iter().map(|g| g.0)))).await
+    }
+
+    /// The groups `q` selects (a narrowing of [`visible_groups`]), with the viewer's level on each.
+    pub(crate) async fn selected_groups(&self, q: sea_orm::Select<group::Entity>) -> StoreResult<Vec<GroupRecord>> {
+        let v = self.viewer();
         if v.is_admin() {
             let rows = q.all(&self.db).await?;
             return Ok(rows.into_iter().map(|r| record(r, AccessLevel::Manage)).collect());

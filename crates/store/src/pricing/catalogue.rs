@@ -18,12 +18,22 @@ use uuid::Uuid;
 
 impl DataHandle {
     pub async fn create_product(&self, input: ProductInput) -> StoreResult<ProductRecord> {
+        self.create_product_with_external_ids(input, &[]).await
+    }
+
+    /// [`DataHandle::create_product`] with the product's external ids, in the same transaction.
+    pub async fn create_product_with_external_ids(
+        &self,
+        input: ProductInput,
+        external_ids: &[crate::external::ExternalIdRecord],
+    ) -> StoreResult<ProductRecord> {
         let v = self.viewer();
         require_admin(v, "managing the catalogue")?;
         let sku = Key::parse("sku", &input.sku, MAX_SKU_CHARS)?;
         let name = Name::parse("name", &input.name)?;
         let price = money::parse_price("listPrice", input.list_price)?;
         let currency = Currency::parse(&input.currency)?;
+        let ext = crate::external::parse_all(external_ids)?;
         let now = Utc::now();
         let m = product::Model {
             tenant_id: v.tenant_id.0,
@@ -42,6 +52,7 @@ impl DataHandle {
             .exec_without_returning(w.tx())
             .await
             .map_err(|e| StoreError::unique_as_conflict(e, "a product with this SKU already exists"))?;
+        crate::external::write_new(&w, crate::external::ExternalTarget::Product(ProductId(m.id)), &ext).await?;
         w.audit("product.create", "Product", Some(m.id), serde_json::json!({"sku": m.sku}));
         w.emit(
             EventType::ProductCreated,

@@ -53,11 +53,21 @@ impl DataHandle {
     }
 
     pub async fn create_price_list(&self, input: PriceListInput) -> StoreResult<PriceListRecord> {
+        self.create_price_list_with_external_ids(input, &[]).await
+    }
+
+    /// [`DataHandle::create_price_list`] with the list's external ids, in the same transaction.
+    pub async fn create_price_list_with_external_ids(
+        &self,
+        input: PriceListInput,
+        external_ids: &[crate::external::ExternalIdRecord],
+    ) -> StoreResult<PriceListRecord> {
         let v = self.viewer();
         require_admin(v, "configuring price lists")?;
         let name = Name::parse("name", &input.name)?;
         let currency = Currency::parse(&input.currency)?;
         window_ok(input.valid_from, input.valid_to)?;
+        let ext = crate::external::parse_all(external_ids)?;
         let w = self.begin().await?;
         if let Some(b) = input.base_price_list_id {
             self.check_base(w.tx(), v, None, b, currency).await?;
@@ -76,6 +86,7 @@ impl DataHandle {
             updated_at: now,
         };
         price_list::Entity::insert(price_list::ActiveModel::from(m.clone())).exec_without_returning(w.tx()).await?;
+        crate::external::write_new(&w, crate::external::ExternalTarget::PriceList(PriceListId(m.id)), &ext).await?;
         w.audit("priceList.create", "PriceList", Some(m.id), serde_json::json!({"name": m.name}));
         w.emit(EventType::PriceListCreated, vec![Subject::new(SubjectKind::PriceList, m.id)], serde_json::json!({}));
         w.commit().await?;

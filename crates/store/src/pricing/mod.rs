@@ -44,7 +44,7 @@ pub struct ProductRecord {
     sort_name: String,
 }
 
-fn product_record(m: product::Model) -> StoreResult<ProductRecord> {
+pub(crate) fn product_record(m: product::Model) -> StoreResult<ProductRecord> {
     Ok(ProductRecord {
         id: ProductId(m.id),
         sku: m.sku,

@@ -49,6 +49,9 @@ pub struct CreateContactInput {
     pub company_id: Option<ID>,
     /// A business-status key, e.g. `lead_warm`.
     pub business_status: Option<String>,
+    /// Ids in source systems (ERP, webshop) to give the contact, one per system; written in the same
+    /// transaction (an id another contact holds makes the whole create `CONFLICT`).
+    pub external_ids: Option<Vec<crate::graphql::external::ExternalIdInput>>,
 }
 /// The result of `createContact`.
 #[derive(SimpleObject)]
@@ -156,20 +159,24 @@ impl ContactMutation {
         let book = AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?);
         let company_id =
             input.company_id.as_ref().map(|c| ids::decode(ContactId::TAG, c).map(ContactId)).transpose()?;
+        let external = crate::graphql::external::external_inputs(input.external_ids);
         let c = data(ctx)?
-            .create_contact(ContactInput {
-                address_book_id: book,
-                kind: input.kind.into(),
-                fields: ContactFields {
-                    first_name: input.first_name,
-                    last_name: input.last_name,
-                    company_name: input.company_name,
-                    emails: channels_e(input.emails),
-                    phones: channels_p(input.phones),
+            .create_contact_with_external_ids(
+                ContactInput {
+                    address_book_id: book,
+                    kind: input.kind.into(),
+                    fields: ContactFields {
+                        first_name: input.first_name,
+                        last_name: input.last_name,
+                        company_name: input.company_name,
+                        emails: channels_e(input.emails),
+                        phones: channels_p(input.phones),
+                    },
+                    company_id,
+                    business_status: input.business_status,
                 },
-                company_id,
-                business_status: input.business_status,
-            })
+                &external,
+            )
             .await
             .map_err(ApiError::from)?;
         Ok(CreateContactPayload { contact: Contact(c) })

@@ -81,6 +81,9 @@ pub(crate) async fn prefetch_contacts(
     if node.field("company").exists() {
         l.load_many(contacts.iter().filter_map(|c| c.company_id)).await?;
     }
+    if node.field("externalIds").exists() {
+        l.load_many(contacts.iter().map(|c| ExternalIdsOf(cohort_store::ExternalTarget::Contact(c.id)))).await?;
+    }
     if node.field("memberships").exists() {
         l.load_many(contacts.iter().map(|c| crate::graphql::loaders::MembershipsOf(c.id))).await?;
     }
@@ -142,6 +145,13 @@ impl Contact {
     /// The contact's global id (opaque; for `node(id:)` and inputs that take a contact).
     pub(crate) async fn id(&self) -> ID {
         ids::encode(ContactId::TAG, self.0.id.0)
+    }
+    /// The ids source systems (ERP, webshop) give this contact, one per system, by system.
+    async fn external_ids(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::external::ExternalId>> {
+        crate::graphql::external::external_ids_field(ctx, cohort_store::ExternalTarget::Contact(self.0.id)).await
     }
     /// Person or company.
     async fn kind(&self) -> ContactKind {

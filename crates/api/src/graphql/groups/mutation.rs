@@ -26,6 +26,9 @@ pub struct CreateGroupInput {
     pub public_name: Option<String>,
     /// The description shown on the public pages (public groups).
     pub public_description: Option<String>,
+    /// Ids in source systems (ERP, webshop) to give the group, one per system; written in the same
+    /// transaction (an id another group holds makes the whole create `CONFLICT`).
+    pub external_ids: Option<Vec<crate::graphql::external::ExternalIdInput>>,
 }
 
 /// The result of `createGroup`.
@@ -218,16 +221,20 @@ impl GroupMutation {
         ctx: &Context<'_>,
         input: CreateGroupInput,
     ) -> async_graphql::Result<CreateGroupPayload> {
+        let external = crate::graphql::external::external_inputs(input.external_ids);
         let g = data(ctx)?
-            .create_group(GroupInput {
-                address_book_id: AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?),
-                parent_id: input.parent_id.as_ref().map(group_id).transpose()?,
-                name: input.name,
-                description: input.description,
-                precedence: input.precedence,
-                public_name: input.public_name,
-                public_description: input.public_description,
-            })
+            .create_group_with_external_ids(
+                GroupInput {
+                    address_book_id: AddressBookId(ids::decode(AddressBookId::TAG, &input.address_book_id)?),
+                    parent_id: input.parent_id.as_ref().map(group_id).transpose()?,
+                    name: input.name,
+                    description: input.description,
+                    precedence: input.precedence,
+                    public_name: input.public_name,
+                    public_description: input.public_description,
+                },
+                &external,
+            )
             .await
             .map_err(ApiError::from)?;
         Ok(CreateGroupPayload { group: Group(g) })

@@ -123,6 +123,13 @@ impl Group {
     pub async fn id(&self) -> ID {
         ids::encode(GroupId::TAG, self.0.id.0)
     }
+    /// The ids source systems (ERP, webshop) give this group, one per system, by system.
+    async fn external_ids(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::external::ExternalId>> {
+        crate::graphql::external::external_ids_field(ctx, cohort_store::ExternalTarget::Group(self.0.id)).await
+    }
     /// The group's name.
     async fn name(&self) -> &str {
         &self.0.name

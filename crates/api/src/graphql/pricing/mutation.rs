@@ -25,6 +25,9 @@ pub struct CreateProductInput {
     /// Whether the product can be priced and ordered (default `true`).
     #[graphql(default = true)]
     pub active: bool,
+    /// Ids in source systems (ERP, webshop) to give the product, one per system; written in the same
+    /// transaction (an id another product holds makes the whole create `CONFLICT`).
+    pub external_ids: Option<Vec<crate::graphql::external::ExternalIdInput>>,
 }
 
 /// The result of `createProduct`.
@@ -69,6 +72,9 @@ pub struct CreatePriceListInput {
     pub valid_to: Option<DateTime<Utc>>,
     /// Percentages are taken off this list's prices (default: the product list price).
     pub base_price_list_id: Option<ID>,
+    /// Ids in source systems (ERP, webshop) to give the price list, one per system; written in
+    /// the same transaction (an id another price list holds makes the whole create `CONFLICT`).
+    pub external_ids: Option<Vec<crate::graphql::external::ExternalIdInput>>,
 }
 
 /// The result of `createPriceList`.
@@ -248,14 +254,18 @@ impl PricingMutation {
         ctx: &Context<'_>,
         input: CreateProductInput,
     ) -> async_graphql::Result<CreateProductPayload> {
+        let external = crate::graphql::external::external_inputs(input.external_ids);
         let p = data(ctx)?
-            .create_product(ProductInput {
-                sku: input.sku,
-                name: input.name,
-                list_price: input.list_price.0,
-                currency: input.currency,
-                active: input.active,
-            })
+            .create_product_with_external_ids(
+                ProductInput {
+                    sku: input.sku,
+                    name: input.name,
+                    list_price: input.list_price.0,
+                    currency: input.currency,
+                    active: input.active,
+                },
+                &external,
+            )
             .await
             .map_err(ApiError::from)?;
         Ok(CreateProductPayload { product: Product(p) })
@@ -285,8 +295,9 @@ impl PricingMutation {
         ctx: &Context<'_>,
         input: CreatePriceListInput,
     ) -> async_graphql::Result<CreatePriceListPayload> {
+        let external = crate::graphql::external::external_inputs(input.external_ids);
         let i = list_input(input.name, input.currency, input.valid_from, input.valid_to, input.base_price_list_id)?;
-        let l = data(ctx)?.create_price_list(i).await.map_err(ApiError::from)?;
+        let l = data(ctx)?.create_price_list_with_external_ids(i, &external).await.map_err(ApiError::from)?;
         Ok(CreatePriceListPayload { price_list: PriceList(l) })
     }
 

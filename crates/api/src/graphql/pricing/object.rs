@@ -49,6 +49,13 @@ impl Product {
     pub async fn id(&self) -> ID {
         ids::encode(ProductId::TAG, self.0.id.0)
     }
+    /// The ids source systems (ERP, webshop) give this product, one per system, by system.
+    async fn external_ids(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::external::ExternalId>> {
+        crate::graphql::external::external_ids_field(ctx, cohort_store::ExternalTarget::Product(self.0.id)).await
+    }
     /// Stock-keeping unit: the product's code, unique in the tenant.
     async fn sku(&self) -> &str {
         &self.0.sku
@@ -103,6 +110,13 @@ impl PriceList {
     /// The price list's global id (opaque; for `node(id:)` and inputs that take a price list).
     pub async fn id(&self) -> ID {
         ids::encode(PriceListId::TAG, self.0.id.0)
+    }
+    /// The ids source systems (ERP, webshop) give this price list, one per system, by system.
+    async fn external_ids(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::graphql::external::ExternalId>> {
+        crate::graphql::external::external_ids_field(ctx, cohort_store::ExternalTarget::PriceList(self.0.id)).await
     }
     /// The list's name.
     async fn name(&self) -> &str {
