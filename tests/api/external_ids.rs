@@ -15,10 +15,8 @@ const SET: &str =
 const REMOVE: &str = "mutation($n: ID!, $s: String!) { removeExternalId(input: {nodeId: $n, system: $s}) {
     node { id ... on Contact { externalIds { system value } } ... on Group { externalIds { system value } } } } }";
 const CONTACT: &str = "query($s: String!, $i: String!) { contactByExternalId(system: $s, id: $i) { id displayName externalIds { system value } } }";
-const GROUP: &str =
-    "query($s: String!, $i: String!) { groupByExternalId(system: $s, id: $i) { id name externalIds { system value } } }";
-const PRODUCT: &str =
-    "query($s: String!, $i: String!) { productByExternalId(system: $s, id: $i) { id sku externalIds { system value } } }";
+const GROUP: &str = "query($s: String!, $i: String!) { groupByExternalId(system: $s, id: $i) { id name externalIds { system value } } }";
+const PRODUCT: &str = "query($s: String!, $i: String!) { productByExternalId(system: $s, id: $i) { id sku externalIds { system value } } }";
 const PRICE_LIST: &str = "query($s: String!, $i: String!) { priceListByExternalId(system: $s, id: $i) { id name externalIds { system value } } }";
 const EVENTS: &str = "query($t: [String!]) { events(first: 100, types: $t) { edges { node { type payload } } } }";
 const AUDIT: &str =
@@ -430,8 +428,7 @@ async fn racing_setters_get_one_winner(app: TestApp) {
     let d = admin.ok(CONTACT, json!({"s": "erp", "i": "RACE-1"})).await;
     assert_eq!(d["contactByExternalId"]["id"], ids[winner].as_str());
     // One row: no other racer holds it.
-    let q =
-        "query($f: Int) { contacts(first: $f, filter: {search: \"Racer\"}) { edges { node { externalIds { value } } } } }";
+    let q = "query($f: Int) { contacts(first: $f, filter: {search: \"Racer\"}) { edges { node { externalIds { value } } } } }";
     let d = admin.ok(q, json!({"f": 50})).await;
     let holders =
         d["contacts"]["edges"].as_array().unwrap().iter().filter(|e| e["node"]["externalIds"] != json!([])).count();
