@@ -435,6 +435,28 @@ async fn racing_setters_get_one_winner(app: TestApp) {
     assert_eq!(holders, 1);
 }
 
+/// 12 clients set different erp ids on one product at once: each is a replacement of the one
+/// before (the writers take turns on the product's row), none is a CONFLICT or INTERNAL, and the
+/// product ends with exactly one erp id — one of theirs.
+async fn parallel_writers_of_one_product_take_turns(app: TestApp) {
+    let admin = app.actor("acme", "admin", &["admin"]);
+    let p = product(&admin, "P-RACE", ext(&[])).await;
+    let token = admin.token.clone().unwrap();
+    let values: Vec<String> = (0..12).map(|i| format!("V-{i}")).collect();
+    let bodies =
+        values.iter().map(|v| json!({"query": SET, "variables": {"n": p, "s": "erp", "i": v}})).collect::<Vec<_>>();
+    let answers = app.post_parallel(&token, bodies).await;
+    for a in &answers {
+        assert!(a.get("errors").is_none(), "{a}");
+    }
+    let d = admin
+        .ok("query($id: ID!) { node(id: $id) { ... on Product { externalIds { system value } } } }", json!({"id": p}))
+        .await;
+    let ids = d["node"]["externalIds"].as_array().unwrap();
+    assert_eq!(ids.len(), 1, "{d}");
+    assert!(values.iter().any(|v| ids[0]["value"] == v.as_str()), "{d}");
+}
+
 on_both_backends!(
     every_kind_can_be_set_read_looked_up_and_removed,
     hidden_objects_are_answered_like_unknown_ids,
@@ -445,4 +467,5 @@ on_both_backends!(
     bad_values_are_bad_user_input_with_the_field,
     a_page_of_external_ids_costs_the_same_statements_whatever_its_size,
     racing_setters_get_one_winner,
+    parallel_writers_of_one_product_take_turns,
 );

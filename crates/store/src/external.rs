@@ -332,7 +332,7 @@ fn parse_pair(system: &str, id: &str) -> StoreResult<(ExternalSystem, ExternalKe
 
 impl DataHandle {
     /// Checks the viewer may change `target` as its update mutation requires, inside `w` (the
-    /// contact or group row is locked on PostgreSQL, so writers of one entity take turns).
+    /// entity's row is locked on PostgreSQL, so writers of one entity take turns).
     /// Unknown and hidden entities are `NotFound`.
     async fn authorise(&self, w: &UnitOfWork, target: ExternalTarget) -> StoreResult<Authorised> {
         let v = self.viewer();
@@ -361,6 +361,9 @@ impl DataHandle {
                     .one(w.tx())
                     .await?
                     .ok_or(StoreError::NotFound)?;
+                // Writers of one product take turns (as of a contact or group): two setting the
+                // same system at once must not both find it free and collide at the unique index.
+                w.lock_row(LockedTable::Products, id.0, RowLock::NoKeyUpdate).await?;
                 Ok(Authorised::Product { sku: p.sku, active: p.active })
             }
             ExternalTarget::PriceList(id) => {
@@ -373,6 +376,7 @@ impl DataHandle {
                     .one(w.tx())
                     .await?
                     .ok_or(StoreError::NotFound)?;
+                w.lock_row(LockedTable::PriceLists, id.0, RowLock::NoKeyUpdate).await?;
                 Ok(Authorised::PriceList)
             }
         }

@@ -62,6 +62,8 @@ pub(crate) enum LockedTable {
     Contacts,
     UserGroups,
     WebForms,
+    Products,
+    PriceLists,
 }
 
 /// What claiming an idempotency key found.
@@ -164,25 +166,21 @@ impl UnitOfWork {
             return Ok(());
         }
         let mut q = Sql::new(self.dialect());
-        match table {
-            LockedTable::Tenants => q.push("SELECT id FROM tenants WHERE id = ").bind(id),
-            LockedTable::Groups => q
-                .push("SELECT id FROM contact_groups WHERE tenant_id = ")
-                .bind(self.viewer.tenant_id.0)
-                .push(" AND id = ")
-                .bind(id),
-            LockedTable::Contacts => q
-                .push("SELECT id FROM contacts WHERE tenant_id = ")
-                .bind(self.viewer.tenant_id.0)
-                .push(" AND id = ")
-                .bind(id),
-            LockedTable::UserGroups => q
-                .push("SELECT id FROM user_groups WHERE tenant_id = ")
-                .bind(self.viewer.tenant_id.0)
-                .push(" AND id = ")
-                .bind(id),
-            LockedTable::WebForms => q
-                .push("SELECT id FROM web_forms WHERE tenant_id = ")
+        let tenant_table = match table {
+            LockedTable::Tenants => None,
+            LockedTable::Groups => Some("contact_groups"),
+            LockedTable::Contacts => Some("contacts"),
+            LockedTable::UserGroups => Some("user_groups"),
+            LockedTable::WebForms => Some("web_forms"),
+            LockedTable::Products => Some("products"),
+            LockedTable::PriceLists => Some("price_lists"),
+        };
+        match tenant_table {
+            None => q.push("SELECT id FROM tenants WHERE id = ").bind(id),
+            Some(t) => q
+                .push("SELECT id FROM ")
+                .push(t)
+                .push(" WHERE tenant_id = ")
                 .bind(self.viewer.tenant_id.0)
                 .push(" AND id = ")
                 .bind(id),
