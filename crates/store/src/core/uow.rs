@@ -21,7 +21,8 @@ use crate::events::{EVENT_SCHEMA_VERSION, EventType, NewEvent, Subject};
 use chrono::Utc;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -290,10 +291,32 @@ impl UnitOfWork {
         let events = events.into_inner().unwrap_or_default();
         let mut ids = Vec::with_capacity(events.len());
         if !events.is_empty() {
+            // Event ids must grow with commit order within a tenant, or a reader resuming from a
+            // cursor (`changes(since:)`, webhooks) would skip an event whose transaction took its
+            // id first and committed last. On PostgreSQL the tenant's event writers therefore
+            // take turns from here to commit (a transaction-scoped advisory lock, the last lock
+            // this unit of work takes, held only for the event insert and the commit), and each
+            // takes ids above the newest committed one — also when another replica's clock is
+            // ahead. SQLite commits one writer at a time already.
+            let mut floor: Option<Uuid> = None;
+            if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+                let mut q = Sql::new(Dialect::of(txn.get_database_backend()));
+                q.push("SELECT pg_advisory_xact_lock(").bind(event_lock_key(v.tenant_id.0)).push(")");
+                txn.execute_raw(q.build()).await?;
+                floor = event::Entity::find()
+                    .filter(event::Column::TenantId.eq(v.tenant_id.0))
+                    .select_only()
+                    .column(event::Column::Id)
+                    .order_by_desc(event::Column::Id)
+                    .limit(1)
+                    .into_tuple::<Uuid>()
+                    .one(&txn)
+                    .await?;
+            }
             let rows: Vec<event::ActiveModel> = events
                 .into_iter()
                 .map(|e| {
-                    let id = Uuid::now_v7();
+                    let id = next_event_id(&mut floor);
                     ids.push(id);
                     event::ActiveModel {
                         tenant_id: Set(v.tenant_id.0),
@@ -327,6 +350,26 @@ impl UnitOfWork {
         }
         Ok(ids)
     }
+}
+
+/// The advisory-lock key a tenant's event writers take turns on (see `UnitOfWork::commit`).
+fn event_lock_key(tenant: Uuid) -> i64 {
+    let fp = fingerprint(&["events", &tenant.to_string()]);
+    u64::from_str_radix(&fp, 16).unwrap_or_default() as i64
+}
+
+/// A new UUIDv7 event id above `floor` (the newest id written so far), which it then becomes.
+/// Normally the clock is ahead and this is just `now_v7()`; when it is not (another replica's
+/// clock, the same millisecond) the id is the floor plus one, still a valid time-ordered id.
+fn next_event_id(floor: &mut Option<Uuid>) -> Uuid {
+    let mut id = Uuid::now_v7();
+    if let Some(f) = *floor
+        && id <= f
+    {
+        id = Uuid::from_u128(f.as_u128() + 1);
+    }
+    *floor = Some(id);
+    id
 }
 
 /// Transaction options for a write: `BEGIN IMMEDIATE` on SQLite (see the module docs).
