@@ -23,6 +23,7 @@ mod m20261203_000013_audit;
 mod m20261203_000014_erasure;
 mod m20261203_000015_data_usage;
 mod m20261204_000016_external_ids;
+mod m20261207_000017_sync;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000014_erasure::Migration),
             Box::new(m20261203_000015_data_usage::Migration),
             Box::new(m20261204_000016_external_ids::Migration),
+            Box::new(m20261207_000017_sync::Migration),
         ]
     }
 }
@@ -70,6 +72,7 @@ pub fn sources() -> &'static [&'static str] {
         include_str!("m20261203_000014_erasure.rs"),
         include_str!("m20261203_000015_data_usage.rs"),
         include_str!("m20261204_000016_external_ids.rs"),
+        include_str!("m20261207_000017_sync.rs"),
     ]
 }
 

@@ -32,6 +32,20 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 impl StoreError {
+    /// What a client is told about this error as one item of a batch (`upsertContacts`): the
+    /// same code, message and field the API gives a whole request (see the API's `ApiError`).
+    /// Database and corrupt-value errors are never item errors (the call fails as a whole and
+    /// the cause is logged), so their view is the generic one.
+    pub(crate) fn client_view(&self) -> (&'static str, String, Option<String>) {
+        match self {
+            StoreError::NotFound => ("NOT_FOUND", "not found".into(), None),
+            StoreError::Forbidden(m) => ("FORBIDDEN", m.clone(), None),
+            StoreError::Invalid(d) => ("BAD_USER_INPUT", d.to_string(), Some(d.field().to_owned())),
+            StoreError::Conflict(m) => ("CONFLICT", m.clone(), None),
+            StoreError::NoPrice(m) => ("NO_PRICE", m.clone(), None),
+            StoreError::Database(_) | StoreError::Corrupt { .. } => ("INTERNAL", "internal error".into(), None),
+        }
+    }
     pub(crate) fn forbidden(msg: impl Into<String>) -> Self {
         StoreError::Forbidden(msg.into())
     }

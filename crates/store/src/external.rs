@@ -38,10 +38,10 @@ pub const MAX_EXTERNAL_IDS_PER_ENTITY: usize = 20;
 /// that the id is *taken*: never which entity holds it (no id, no name, no hint whether the
 /// caller could see it), so the answer is the same for a visible and for a hidden holder. That
 /// some entity of the tenant holds it is inherent in uniqueness per tenant and cannot be hidden.
-const TAKEN: &str = "this external id is already taken for this system";
+pub(crate) const TAKEN: &str = "this external id is already taken for this system";
 
 /// One external id: the source system and the id it uses.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ExternalIdRecord {
     pub system: String,
     pub id: String,
@@ -99,6 +99,12 @@ enum Authorised {
 pub(crate) struct ParsedExternalId {
     system: ExternalSystem,
     key: ExternalKey,
+}
+
+impl ParsedExternalId {
+    pub(crate) fn new(system: ExternalSystem, key: ExternalKey) -> ParsedExternalId {
+        ParsedExternalId { system, key }
+    }
 }
 
 /// Validates the external ids of a create: each pair, at most one per system, at most
@@ -250,10 +256,32 @@ fn audit_details(kind: ExternalKind, system: &str, before: Option<&str>, after: 
     serde_json::json!({"system": system, "changed": {"externalId": {"before": before, "after": after}}})
 }
 
-/// Deletes the external ids of entities of one kind (their entity is being deleted or erased).
-pub(crate) async fn delete_of(w: &UnitOfWork, kind: ExternalKind, entities: &[Uuid]) -> StoreResult<()> {
+/// Deletes the external ids of entities of one kind (their entity is being deleted or erased),
+/// returning what each had: a deletion event carries them, so an integrator's change feed can
+/// name the tombstone by the id its own system knows.
+pub(crate) async fn delete_of(
+    w: &UnitOfWork,
+    kind: ExternalKind,
+    entities: &[Uuid],
+) -> StoreResult<HashMap<Uuid, Vec<ExternalIdRecord>>> {
+    let mut had: HashMap<Uuid, Vec<ExternalIdRecord>> = HashMap::new();
     if entities.is_empty() {
-        return Ok(());
+        return Ok(had);
+    }
+    for chunk in entities.chunks(1000) {
+        let mut q = Sql::new(w.dialect());
+        q.push("SELECT entity_id, system, external_id FROM external_ids WHERE tenant_id = ")
+            .bind(w.viewer().tenant_id.0)
+            .push(" AND kind = ")
+            .bind(kind.as_str())
+            .push(" AND entity_id IN ")
+            .bind_list(chunk.iter().copied())
+            .push(" ORDER BY entity_id, system");
+        for r in w.tx().query_all_raw(q.build()).await? {
+            had.entry(r.try_get("", "entity_id")?)
+                .or_default()
+                .push(ExternalIdRecord { system: r.try_get("", "system")?, id: r.try_get("", "external_id")? });
+        }
     }
     for chunk in entities.chunks(1000) {
         let mut q = Sql::new(w.dialect());
@@ -265,7 +293,7 @@ pub(crate) async fn delete_of(w: &UnitOfWork, kind: ExternalKind, entities: &[Uu
             .bind_list(chunk.iter().copied());
         w.tx().execute_raw(q.build()).await?;
     }
-    Ok(())
+    Ok(had)
 }
 
 /// The id values one entity holds, inside `w` (erasure scrubs copies of them).

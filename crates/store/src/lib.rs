@@ -37,6 +37,7 @@ mod pricing;
 mod routing;
 mod sequences;
 mod sla;
+mod sync;
 mod system;
 #[doc(hidden)]
 pub mod testing;
@@ -79,6 +80,7 @@ pub use external::{ExternalIdRecord, ExternalTarget, MAX_EXTERNAL_IDS_PER_ENTITY
 pub use groups::hierarchy::{GroupFilter, GroupInput, GroupPatch, GroupRecord, SubgroupPolicy};
 pub use groups::membership::{
     AddMembersOutcome, MemberOrder, MemberRecord, MembershipEventRecord, MembershipRecord, RemoveMembersOutcome,
+    SetMembersOutcome,
 };
 pub use orders::{OrderLineRecord, OrderRecord, OrderSummaryRecord};
 pub use pricing::{
@@ -96,6 +98,10 @@ pub use sla::tickets::ticket_clock;
 pub use sla::{
     CalendarInput, CalendarRecord, ContractInput, ContractRecord, CreatedTicket, EffectiveSlaRecord, TicketEventRecord,
     TicketFilter, TicketInput, TicketRecord, TicketSla,
+};
+pub use sync::{
+    ChangeKind, ChangeOperation, ChangePage, ChangeRecord, ContactUpsert, DEFAULT_CHANGES, ItemError, MAX_CHANGES,
+    MAX_UPSERT_ITEMS, ProductUpsert, ROLLED_BACK, UpsertOutcome, UpsertReport, UpsertStatus,
 };
 pub use system::{DemoTenant, SystemHandle};
 pub use usage::{

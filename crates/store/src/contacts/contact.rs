@@ -104,6 +104,9 @@ pub struct ContactFilter {
     pub search: Option<String>,
     /// Group membership conditions.
     pub groups: Option<GroupSelection>,
+    /// Only contacts changed at or after this instant (`updatedAt`): an integrator's
+    /// incremental read.
+    pub updated_since: Option<DateTime<Utc>>,
 }
 
 /// "In all of these, in any of those, in none of these" — how scripts pick contacts.
@@ -178,6 +181,9 @@ impl DataHandle {
         }
         if let Some(kind) = f.kind {
             q = q.filter(contact::Column::Kind.eq(kind.as_str()));
+        }
+        if let Some(since) = f.updated_since {
+            q = q.filter(contact::Column::UpdatedAt.gte(since));
         }
         if let Some(keys) = &f.business_status {
             if keys.len() > 20 {
@@ -616,8 +622,21 @@ impl DataHandle {
 
     /// Applies a partial update to a contact the viewer can write.
     pub async fn update_contact(&self, id: ContactId, p: ContactPatch) -> StoreResult<ContactRecord> {
-        let v = self.viewer();
         let w = self.begin().await?;
+        let m = self.update_contact_in(&w, id, p).await?;
+        w.commit().await?;
+        m.try_into()
+    }
+
+    /// The write of [`DataHandle::update_contact`] inside a caller's unit of work (an upsert
+    /// updates many contacts in one).
+    pub(crate) async fn update_contact_in(
+        &self,
+        w: &UnitOfWork,
+        id: ContactId,
+        p: ContactPatch,
+    ) -> StoreResult<contact::Model> {
+        let v = self.viewer();
         let cur = self.contact_for(w.tx(), v, id, AccessLevel::Write).await?;
         // An erased contact is a tombstone: names or addresses written onto it would undo the
         // erasure. (An update that waited on the erasure's lock reads the tombstone here.)
@@ -702,9 +721,9 @@ impl DataHandle {
         })
         .exec(w.tx())
         .await?;
-        self.write_channels(&w, id.0, &valid, emails_changed, phones_changed).await?;
+        self.write_channels(w, id.0, &valid, emails_changed, phones_changed).await?;
         if m.address_book_id != cur_book || m.sort_name != cur_sort {
-            DataHandle::sync_membership_keys(&w, m.id, m.address_book_id, &m.sort_name).await?;
+            DataHandle::sync_membership_keys(w, m.id, m.address_book_id, &m.sort_name).await?;
         }
         if m.address_book_id != cur_book {
             // Messages and tickets carry their contact's book for the reading rule.
@@ -729,8 +748,7 @@ impl DataHandle {
         let mut changes = Changes::new();
         changes.field("addressBookId", cur_book, m.address_book_id).field("companyId", cur_company, m.company_id);
         w.audit("contact.update", "Contact", Some(m.id), changes.details(serde_json::json!({"fields": patched})));
-        w.commit().await?;
-        m.try_into()
+        Ok(m)
     }
 
     /// Deletes a contact the viewer can write. Persons linked to it as their company are unlinked.
@@ -743,7 +761,7 @@ impl DataHandle {
         w.lock_row(crate::core::uow::LockedTable::Contacts, id.0, crate::core::dialect::RowLock::Update).await?;
         DataHandle::end_contact_memberships(&w, id.0, "contact deleted").await?;
         // External ids point at the row without a foreign key (one column, four tables).
-        crate::external::delete_of(&w, cohort_domain::external::ExternalKind::Contact, &[id.0]).await?;
+        let mut had = crate::external::delete_of(&w, cohort_domain::external::ExternalKind::Contact, &[id.0]).await?;
         contact::Entity::update_many()
             .col_expr(contact::Column::CompanyId, Expr::value(Option::<Uuid>::None))
             .filter(contact::Column::TenantId.eq(v.tenant_id.0))
@@ -755,10 +773,13 @@ impl DataHandle {
             .filter(contact::Column::Id.eq(id.0))
             .exec(w.tx())
             .await?;
+        // The tombstone of integrators' change feeds names the contact by the ids their systems
+        // know it by (the feed shows it only to readers of its book).
         w.emit(
             EventType::ContactDeleted,
             vec![Subject::new(SubjectKind::Contact, id.0)],
-            serde_json::json!({"addressBookId": cur.address_book_id}),
+            serde_json::json!({"addressBookId": cur.address_book_id,
+                "externalIds": had.remove(&id.0).unwrap_or_default()}),
         );
         w.audit("contact.delete", "Contact", Some(id.0), serde_json::json!({"addressBookId": cur.address_book_id}));
         w.commit().await?;
@@ -915,7 +936,7 @@ async fn insert_status_change<C: ConnectionTrait>(
 }
 
 /// E-mails and phones of the visible contacts among `ids`, on any connection or transaction.
-async fn channels_on<C: ConnectionTrait>(
+pub(crate) async fn channels_on<C: ConnectionTrait>(
     conn: &C,
     v: &Viewer,
     ids: &[ContactId],

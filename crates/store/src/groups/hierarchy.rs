@@ -518,7 +518,19 @@ impl DataHandle {
             .exec(w.tx())
             .await?;
         // External ids point at the rows without a foreign key (one column, four tables).
-        crate::external::delete_of(&w, cohort_domain::external::ExternalKind::Group, &doomed_ids).await?;
+        let mut had = crate::external::delete_of(&w, cohort_domain::external::ExternalKind::Group, &doomed_ids).await?;
+        // Each deleted group's home book, for its event (who may see the tombstone).
+        let books: std::collections::HashMap<Uuid, Uuid> = group::Entity::find()
+            .filter(group::Column::TenantId.eq(v.tenant_id.0))
+            .filter(group::Column::Id.is_in(doomed_ids.clone()))
+            .select_only()
+            .column(group::Column::Id)
+            .column(group::Column::AddressBookId)
+            .into_tuple::<(Uuid, Uuid)>()
+            .all(w.tx())
+            .await?
+            .into_iter()
+            .collect();
         group::Entity::delete_many()
             .filter(group::Column::TenantId.eq(v.tenant_id.0))
             .filter(group::Column::Id.is_in(doomed_ids.clone()))
@@ -526,7 +538,11 @@ impl DataHandle {
             .await?;
         w.audit("group.delete", "Group", Some(id.0), serde_json::json!({"deleted": doomed_ids}));
         for g in &doomed_ids {
-            w.emit(EventType::GroupDeleted, vec![Subject::new(SubjectKind::Group, *g)], serde_json::json!({}));
+            w.emit(
+                EventType::GroupDeleted,
+                vec![Subject::new(SubjectKind::Group, *g)],
+                serde_json::json!({"addressBookId": books.get(g), "externalIds": had.remove(g).unwrap_or_default()}),
+            );
         }
         w.commit().await?;
         Ok(doomed)

@@ -109,6 +109,20 @@ pub struct RemoveMembersOutcome {
     pub not_found: Vec<ContactId>,
 }
 
+/// The answer of `setGroupMembersByExternalId`: the diff that made the group's visible
+/// membership exactly the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetMembersOutcome {
+    pub added: u64,
+    pub removed: u64,
+    /// Listed contacts that were members already (and stay).
+    pub unchanged: u64,
+    /// External ids no visible contact holds (unknown or hidden — indistinguishable).
+    pub not_found: Vec<String>,
+    /// Listed contacts that could not join (erased, or suppressed for a public group).
+    pub suppressed: Vec<ContactId>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MembershipEventRecord {
     pub id: MembershipEventId,
@@ -533,6 +547,123 @@ impl DataHandle {
                 Some(group.0),
                 serde_json::json!({"removed": outcome.removed, "notMembers": outcome.not_members,
                     "notFound": outcome.not_found.len()}),
+            );
+        }
+        w.answer(&outcome)?;
+        w.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Makes the group's membership, as far as the viewer can see it, exactly the contacts
+    /// holding `external_ids` for `system` — the membership sync of an ERP or webshop. Listed
+    /// contacts that are not members join, visible members not listed leave (both recorded with
+    /// the `IMPORT` source in the history), members the viewer cannot see are untouched and
+    /// uncounted, and external ids no visible contact holds are reported in `not_found`. Needs
+    /// WRITE on the group's home book, like `addGroupMembers`; with an idempotency key a replay
+    /// returns the first answer. A list that matches the membership changes nothing and emits
+    /// nothing.
+    pub async fn set_group_members_by_external_id(
+        &self,
+        group: GroupId,
+        system: &str,
+        external_ids: &[String],
+        idempotency_key: Option<&str>,
+    ) -> StoreResult<SetMembersOutcome> {
+        let v = self.viewer();
+        if external_ids.len() > MAX_BULK_IDS {
+            return Err(StoreError::invalid("externalIds", format!("at most {MAX_BULK_IDS} ids per call")));
+        }
+        let system = cohort_domain::external::ExternalSystem::parse("system", system)?;
+        let mut keys: Vec<String> = Vec::with_capacity(external_ids.len());
+        let mut seen = HashSet::with_capacity(external_ids.len());
+        for raw in external_ids {
+            let k = cohort_domain::external::ExternalKey::parse("externalIds", raw)?.as_str().to_owned();
+            if seen.insert(k.clone()) {
+                keys.push(k);
+            }
+        }
+        let mut sorted = keys.clone();
+        sorted.sort();
+        let hash = fingerprint(&[
+            "setGroupMembersByExternalId",
+            &group.0.to_string(),
+            system.as_str(),
+            &sorted.join("\u{1f}"),
+        ]);
+        let mut w = self.begin().await?;
+        if let Some(k) = idempotency_key
+            && let Claim::Replay(prev) = w.claim_key(k, "setGroupMembersByExternalId", &hash).await?
+        {
+            return Ok(prev);
+        }
+        self.group_for(w.tx(), v, group, AccessLevel::Write).await?;
+        if !w.dialect().lock_rows(RowLock::NoKeyUpdate).is_empty() {
+            w.lock_row(LockedTable::Groups, group.0, RowLock::NoKeyUpdate).await?;
+            self.group_for(w.tx(), v, group, AccessLevel::Write).await?;
+        }
+        // The listed ids' holders, then which of them the viewer sees (with book and sort key).
+        let mut holder_of: HashMap<String, Uuid> = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(CHUNK) {
+            let mut q = Sql::new(w.dialect());
+            q.push("SELECT external_id, entity_id FROM external_ids WHERE tenant_id = ")
+                .bind(v.tenant_id.0)
+                .push(" AND kind = ")
+                .bind(cohort_domain::external::ExternalKind::Contact.as_str())
+                .push(" AND system = ")
+                .bind(system.as_str().to_owned())
+                .push(" AND external_id IN ")
+                .bind_list(chunk.iter().cloned());
+            for r in w.tx().query_all_raw(q.build()).await? {
+                holder_of.insert(r.try_get("", "external_id")?, r.try_get("", "entity_id")?);
+            }
+        }
+        let held: Vec<Uuid> = dedup(&holder_of.values().map(|u| ContactId(*u)).collect::<Vec<_>>());
+        let (visible, erased) = visible_contacts_among(w.tx(), v, &held).await?;
+        let not_found: Vec<String> =
+            keys.iter().filter(|k| !holder_of.get(*k).is_some_and(|c| visible.contains_key(c))).cloned().collect();
+        let wanted: HashSet<Uuid> = held.iter().copied().filter(|c| visible.contains_key(c)).collect();
+        // The current members the viewer can see (the membership row carries the book).
+        let mut current: HashMap<Uuid, (Uuid, String)> = HashMap::new();
+        let mut q = Sql::new(w.dialect());
+        q.push("SELECT m.contact_id, m.address_book_id, m.source FROM group_memberships m WHERE m.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND m.group_id = ")
+            .bind(group.0)
+            .push(" AND ")
+            .visible_books(v, "m.address_book_id", AccessLevel::Read);
+        for r in w.tx().query_all_raw(q.build()).await? {
+            current.insert(r.try_get("", "contact_id")?, (r.try_get("", "address_book_id")?, r.try_get("", "source")?));
+        }
+        let mut joining: Vec<Joining> = wanted
+            .iter()
+            .filter(|c| !current.contains_key(c) && !erased.contains(c))
+            .map(|c| (*c, visible[c].0, visible[c].1.clone()))
+            .collect();
+        joining.sort();
+        let mut leaving: Vec<Leaving> =
+            current.iter().filter(|(c, _)| !wanted.contains(c)).map(|(c, (b, s))| (*c, *b, s.clone())).collect();
+        leaving.sort();
+        let source = MembershipSource::Import;
+        let suppressed = join_in(&w, group, &joining, source, &Chain::default(), &self.link_keys.get()).await?;
+        leave_in(&w, group, &leaving, Some(source), Some("not in the imported list")).await?;
+        let mut suppressed_ids: Vec<ContactId> =
+            wanted.iter().filter(|c| erased.contains(c) || suppressed.contains(c)).map(|c| ContactId(*c)).collect();
+        suppressed_ids.sort();
+        let outcome = SetMembersOutcome {
+            added: (joining.len() - suppressed.len()) as u64,
+            removed: leaving.len() as u64,
+            unchanged: wanted.iter().filter(|c| current.contains_key(c)).count() as u64,
+            not_found,
+            suppressed: suppressed_ids,
+        };
+        if outcome.added > 0 || outcome.removed > 0 {
+            w.audit(
+                "group.setMembers",
+                "Group",
+                Some(group.0),
+                serde_json::json!({"added": outcome.added, "removed": outcome.removed,
+                    "unchanged": outcome.unchanged, "notFound": outcome.not_found.len(),
+                    "suppressed": outcome.suppressed.len(), "system": system.as_str(), "source": source.as_str()}),
             );
         }
         w.answer(&outcome)?;

@@ -27,13 +27,28 @@ impl DataHandle {
         input: ProductInput,
         external_ids: &[crate::external::ExternalIdRecord],
     ) -> StoreResult<ProductRecord> {
+        require_admin(self.viewer(), "managing the catalogue")?;
+        let ext = crate::external::parse_all(external_ids)?;
+        let w = self.begin().await?;
+        let rec = self.create_product_in(&w, input, &ext).await?;
+        w.commit().await?;
+        Ok(rec)
+    }
+
+    /// The write of [`DataHandle::create_product`] inside a caller's unit of work (a catalogue
+    /// upsert creates many in one).
+    pub(crate) async fn create_product_in(
+        &self,
+        w: &crate::core::uow::UnitOfWork,
+        input: ProductInput,
+        ext: &[crate::external::ParsedExternalId],
+    ) -> StoreResult<ProductRecord> {
         let v = self.viewer();
         require_admin(v, "managing the catalogue")?;
         let sku = Key::parse("sku", &input.sku, MAX_SKU_CHARS)?;
         let name = Name::parse("name", &input.name)?;
         let price = money::parse_price("listPrice", input.list_price)?;
         let currency = Currency::parse(&input.currency)?;
-        let ext = crate::external::parse_all(external_ids)?;
         let now = Utc::now();
         let m = product::Model {
             tenant_id: v.tenant_id.0,
@@ -47,26 +62,37 @@ impl DataHandle {
             created_at: now,
             updated_at: now,
         };
-        let w = self.begin().await?;
         product::Entity::insert(product::ActiveModel::from(m.clone()))
             .exec_without_returning(w.tx())
             .await
             .map_err(|e| StoreError::unique_as_conflict(e, "a product with this SKU already exists"))?;
-        crate::external::write_new(&w, crate::external::ExternalTarget::Product(ProductId(m.id)), &ext).await?;
+        crate::external::write_new(w, crate::external::ExternalTarget::Product(ProductId(m.id)), ext).await?;
         w.audit("product.create", "Product", Some(m.id), serde_json::json!({"sku": m.sku}));
         w.emit(
             EventType::ProductCreated,
             vec![Subject::new(SubjectKind::Product, m.id)],
             serde_json::json!({"sku": m.sku}),
         );
-        w.commit().await?;
         product_record(m)
     }
 
     pub async fn update_product(&self, id: ProductId, p: ProductPatch) -> StoreResult<ProductRecord> {
+        require_admin(self.viewer(), "managing the catalogue")?;
+        let w = self.begin().await?;
+        let rec = self.update_product_in(&w, id, p).await?;
+        w.commit().await?;
+        Ok(rec)
+    }
+
+    /// The write of [`DataHandle::update_product`] inside a caller's unit of work.
+    pub(crate) async fn update_product_in(
+        &self,
+        w: &crate::core::uow::UnitOfWork,
+        id: ProductId,
+        p: ProductPatch,
+    ) -> StoreResult<ProductRecord> {
         let v = self.viewer();
         require_admin(v, "managing the catalogue")?;
-        let w = self.begin().await?;
         let cur = product::Entity::find()
             .filter(product::Column::TenantId.eq(v.tenant_id.0))
             .filter(product::Column::Id.eq(id.0))
@@ -122,7 +148,6 @@ impl DataHandle {
             vec![Subject::new(SubjectKind::Product, m.id)],
             serde_json::json!({"sku": m.sku, "active": m.active}),
         );
-        w.commit().await?;
         product_record(m)
     }
 
