@@ -32,6 +32,7 @@ mod sla;
 mod statement_budget;
 mod subject_access;
 mod subscriptions;
+mod sync;
 mod traces;
 mod visibility;
 mod webdriver;

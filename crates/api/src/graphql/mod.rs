@@ -24,6 +24,7 @@ pub mod relay;
 pub mod routing;
 pub mod sequences;
 pub mod sla;
+pub mod sync;
 pub mod usage;
 pub mod webhooks;
 
@@ -48,6 +49,7 @@ pub struct QueryRoot(
     groups::GroupQuery,
     pricing::PricingQuery,
     external::ExternalIdQuery,
+    sync::SyncQuery,
     orders::OrderQuery,
     events::EventQuery,
     routing::RoutingQuery,
@@ -68,6 +70,7 @@ pub struct MutationRoot(
     groups::GroupMutation,
     pricing::PricingMutation,
     external::ExternalIdMutation,
+    sync::SyncMutation,
     orders::OrderMutation,
     routing::RoutingMutation,
     sla::SlaMutation,

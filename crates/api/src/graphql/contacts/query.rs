@@ -33,6 +33,9 @@ pub struct ContactFilterInput {
     pub search: Option<String>,
     /// Group membership: in all of `all`, in at least one of `any`, in none of `none`.
     pub groups: Option<GroupSelectionInput>,
+    /// Only contacts changed at or after this instant (their `updatedAt`): an integrator's
+    /// incremental read. (Deletions are not in any list: `changes(since:)` reports them.)
+    pub updated_since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Selects contacts by their groups ("everyone in Greece or Italy, not in Customers").
@@ -75,6 +78,7 @@ impl ContactFilterInput {
                     })
                 })
                 .transpose()?,
+            updated_since: self.updated_since,
         })
     }
 }
