@@ -291,32 +291,11 @@ impl UnitOfWork {
         let events = events.into_inner().unwrap_or_default();
         let mut ids = Vec::with_capacity(events.len());
         if !events.is_empty() {
-            // Event ids must grow with commit order within a tenant, or a reader resuming from a
-            // cursor (`changes(since:)`, webhooks) would skip an event whose transaction took its
-            // id first and committed last. On PostgreSQL the tenant's event writers therefore
-            // take turns from here to commit (a transaction-scoped advisory lock, the last lock
-            // this unit of work takes, held only for the event insert and the commit), and each
-            // takes ids above the newest committed one — also when another replica's clock is
-            // ahead. SQLite commits one writer at a time already.
-            let mut floor: Option<Uuid> = None;
-            if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
-                let mut q = Sql::new(Dialect::of(txn.get_database_backend()));
-                q.push("SELECT pg_advisory_xact_lock(").bind(event_lock_key(v.tenant_id.0)).push(")");
-                txn.execute_raw(q.build()).await?;
-                floor = event::Entity::find()
-                    .filter(event::Column::TenantId.eq(v.tenant_id.0))
-                    .select_only()
-                    .column(event::Column::Id)
-                    .order_by_desc(event::Column::Id)
-                    .limit(1)
-                    .into_tuple::<Uuid>()
-                    .one(&txn)
-                    .await?;
-            }
+            let mut fresh = ordered_event_ids(&txn, v.tenant_id.0, events.len()).await?.into_iter();
             let rows: Vec<event::ActiveModel> = events
                 .into_iter()
                 .map(|e| {
-                    let id = next_event_id(&mut floor);
+                    let id = fresh.next().unwrap_or_else(Uuid::now_v7);
                     ids.push(id);
                     event::ActiveModel {
                         tenant_id: Set(v.tenant_id.0),
@@ -352,7 +331,36 @@ impl UnitOfWork {
     }
 }
 
-/// The advisory-lock key a tenant's event writers take turns on (see `UnitOfWork::commit`).
+/// Ids for `n` events of `tenant` that the caller's transaction inserts next and then commits.
+///
+/// Event ids must grow with commit order within a tenant, or a reader resuming from a cursor
+/// (`changes(since:)`, `events(after:)`) would skip an event whose transaction took its id first
+/// and committed last. On PostgreSQL the tenant's event writers therefore take turns from here to
+/// commit (a transaction-scoped advisory lock — the last lock a writer takes, held only for the
+/// event insert and the commit) and take ids above the newest committed one, also when another
+/// replica's clock is behind. SQLite commits one writer at a time already. Every writer of
+/// events goes through here: the unit of work and the few system writers (usage notices, a
+/// webhook endpoint disabled, an SLA breach).
+pub(crate) async fn ordered_event_ids<C: ConnectionTrait>(conn: &C, tenant: Uuid, n: usize) -> StoreResult<Vec<Uuid>> {
+    let mut floor: Option<Uuid> = None;
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let mut q = Sql::new(Dialect::of(conn.get_database_backend()));
+        q.push("SELECT pg_advisory_xact_lock(").bind(event_lock_key(tenant)).push(")");
+        conn.execute_raw(q.build()).await?;
+        floor = event::Entity::find()
+            .filter(event::Column::TenantId.eq(tenant))
+            .select_only()
+            .column(event::Column::Id)
+            .order_by_desc(event::Column::Id)
+            .limit(1)
+            .into_tuple::<Uuid>()
+            .one(conn)
+            .await?;
+    }
+    Ok((0..n).map(|_| next_event_id(&mut floor)).collect())
+}
+
+/// The advisory-lock key a tenant's event writers take turns on (see `ordered_event_ids`).
 fn event_lock_key(tenant: Uuid) -> i64 {
     let fp = fingerprint(&["events", &tenant.to_string()]);
     u64::from_str_radix(&fp, 16).unwrap_or_default() as i64

@@ -856,9 +856,11 @@ impl crate::system::SystemHandle {
                 targets.push(("resolution", res_due));
             }
             for (target, due) in &targets {
+                let event_id =
+                    crate::core::uow::ordered_event_ids(&txn, tenant, 1).await?.pop().unwrap_or_else(Uuid::now_v7);
                 event::Entity::insert(event::ActiveModel {
                     tenant_id: sea_orm::ActiveValue::Set(tenant),
-                    id: sea_orm::ActiveValue::Set(Uuid::now_v7()),
+                    id: sea_orm::ActiveValue::Set(event_id),
                     event_type: sea_orm::ActiveValue::Set(EventType::TicketSlaBreached.as_str().into()),
                     occurred_at: sea_orm::ActiveValue::Set(now),
                     actor_id: sea_orm::ActiveValue::Set(None),

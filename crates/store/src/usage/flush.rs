@@ -96,9 +96,10 @@ pub(crate) async fn system_notice(
     payload: serde_json::Value,
 ) -> StoreResult<()> {
     let now = Utc::now();
+    let id = crate::core::uow::ordered_event_ids(c, key.tenant, 1).await?.pop().unwrap_or_else(Uuid::now_v7);
     event::Entity::insert(event::ActiveModel {
         tenant_id: Set(key.tenant),
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         event_type: Set(event_type.as_str().to_owned()),
         occurred_at: Set(now),
         actor_id: Set(None),

@@ -333,13 +333,23 @@ impl SystemHandle {
             if e.failing_since.is_none() {
                 am.failing_since = Set(Some(since));
             }
-            if e.enabled && now - since >= policy.disable_after {
+            let disable = e.enabled && now - since >= policy.disable_after;
+            if disable {
                 am.enabled = Set(false);
                 am.disabled_at = Set(Some(now));
                 am.updated_at = Set(now);
+            }
+            if e.failing_since.is_none() || disable {
+                am.update(&txn).await?;
+            }
+            // The event last: taking the tenant's event lock is the last thing a writer does
+            // before it commits (see `ordered_event_ids`), so it never waits for a row then.
+            if disable {
+                let id =
+                    crate::core::uow::ordered_event_ids(&txn, e.tenant_id, 1).await?.pop().unwrap_or_else(Uuid::now_v7);
                 event::Entity::insert(event::ActiveModel {
                     tenant_id: Set(e.tenant_id),
-                    id: Set(Uuid::now_v7()),
+                    id: Set(id),
                     event_type: Set(EventType::WebhookEndpointDisabled.as_str().into()),
                     occurred_at: Set(now),
                     actor_id: Set(None),
@@ -355,9 +365,6 @@ impl SystemHandle {
                 .exec_without_returning(&txn)
                 .await?;
                 tracing::warn!(endpoint = %e.id, tenant = %e.tenant_id, "webhook endpoint disabled after failing continuously");
-            }
-            if e.failing_since.is_none() || (e.enabled && now - since >= policy.disable_after) {
-                am.update(&txn).await?;
             }
         }
         txn.commit().await?;
