@@ -197,6 +197,14 @@ async fn hidden_objects_are_answered_like_unknown_ones(app: TestApp) {
     assert!(!r.to_string().contains("Hidden"), "{r}");
     let d = admin.ok(BY_EXT, json!({"s": "erp", "i": "H-1"})).await;
     assert_eq!(d["contactByExternalId"]["displayName"], "Anna Hidden");
+    // A contact the agent only reads (Clara, in the team book): its item is FORBIDDEN, also
+    // when nothing would change.
+    admin.ok(set, json!({"n": w.id("clara"), "i": "T-9"})).await;
+    for last in ["Carter", "Changed"] {
+        let item = json!({"externalId": "T-9", "kind": "PERSON", "firstName": "Clara", "lastName": last});
+        let r = upsert(&agent, &w.own, vec![item], false).await;
+        assert_eq!(r["results"][0]["error"]["code"], "FORBIDDEN", "{r}");
+    }
     // Lookups: hidden ≡ unknown.
     assert_eq!(agent.ok(BY_EXT, json!({"s": "erp", "i": "H-1"})).await["contactByExternalId"], json!(null));
     // A membership list naming a hidden contact: reported like an id nobody holds; a hidden

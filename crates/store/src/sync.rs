@@ -399,6 +399,10 @@ impl DataHandle {
                 current.insert(id, ContactRecord::try_from(m).map_err(|e| (first, e))?);
             }
         }
+        // An upsert is a write: a matched contact needs WRITE on its book, also when the item
+        // turns out unchanged (a READ-only viewer gets FORBIDDEN, as from `updateContact`).
+        let books: Vec<Uuid> = current.values().map(|c| c.address_book_id.0).collect();
+        let levels = crate::core::visibility::book_levels(w.tx(), v, &books).await.map_err(|e| (first, e))?;
         let visible_ids: Vec<ContactId> = current.keys().map(|i| ContactId(*i)).collect();
         let mut channels =
             crate::contacts::contact::channels_on(w.tx(), v, &visible_ids).await.map_err(|e| (first, e))?;
@@ -412,6 +416,9 @@ impl DataHandle {
                 Some(holder) => match current.get(holder) {
                     // Taken by a contact this viewer cannot see: the answer `setExternalId` gives.
                     None => Err(StoreError::Conflict(crate::external::TAKEN.into())),
+                    Some(cur) if levels.get(&cur.address_book_id.0).is_none_or(|l| *l < AccessLevel::Write) => {
+                        Err(StoreError::forbidden("this needs WRITE access on the contact's address book"))
+                    }
                     Some(cur) => {
                         let ch = channels.remove(&cur.id).unwrap_or_default();
                         self.upsert_existing_contact(w, cur, &ch, it).await
@@ -449,8 +456,7 @@ impl DataHandle {
         };
         let valid = ValidContact::validate(it.kind, &fields)?;
         if contact_unchanged(cur, ch, &valid) {
-            // Nothing to write, nothing to record — but the permission is the same as a write's:
-            // a READ-only viewer learns nothing more from "unchanged" than from a read.
+            // Nothing to write, nothing to record (the caller checked WRITE already).
             return Ok((UpsertStatus::Unchanged, cur.clone()));
         }
         let patch = ContactPatch {
@@ -853,6 +859,10 @@ impl DataHandle {
             let full = rows.len() as u64 == EVENT_BATCH;
             let events: Vec<FeedEvent> = rows.into_iter().filter_map(feed_event).collect();
             let seen = self.feed_visibility(&events).await?;
+            let mut books: Vec<Uuid> = events.iter().flat_map(|e| e.books.iter().copied()).collect();
+            books.sort_unstable();
+            books.dedup();
+            let readable = crate::core::visibility::book_levels(&self.db, self.viewer(), &books).await?;
             for e in events {
                 let entry = seen.get(&(e.kind, e.entity));
                 let visible_now = entry.is_some();
@@ -860,9 +870,9 @@ impl DataHandle {
                 // tombstone if the viewer could see where it was, else nothing.
                 let op = if !e.deleted && visible_now {
                     Some(ChangeOperation::Upserted)
-                } else if e.deleted && !visible_now && self.saw_books(e.kind, &e.books).await? {
+                } else if e.deleted && !visible_now && self.saw_books(e.kind, &e.books, &readable) {
                     Some(ChangeOperation::Deleted)
-                } else if !e.deleted && !visible_now && self.moved_out_of_sight(&e).await? {
+                } else if !e.deleted && !visible_now && self.moved_out_of_sight(&e, &readable) {
                     Some(ChangeOperation::Deleted)
                 } else {
                     None
@@ -963,30 +973,21 @@ impl DataHandle {
 
     /// Whether the viewer reads (now) a book an entity was in — the condition for seeing its
     /// tombstone. Products are everyone's; price lists admins'.
-    async fn saw_books(&self, kind: ChangeKind, books: &[Uuid]) -> StoreResult<bool> {
-        let v = self.viewer();
+    fn saw_books(&self, kind: ChangeKind, books: &[Uuid], readable: &HashMap<Uuid, AccessLevel>) -> bool {
         match kind {
-            ChangeKind::Product => Ok(true),
-            ChangeKind::PriceList => Ok(v.is_admin()),
-            ChangeKind::Contact | ChangeKind::Group => {
-                for b in books {
-                    if book_level(&self.db, v, AddressBookId(*b)).await?.is_some() {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
-            }
+            ChangeKind::Product => true,
+            ChangeKind::PriceList => self.viewer().is_admin(),
+            ChangeKind::Contact | ChangeKind::Group => books.iter().any(|b| readable.contains_key(b)),
         }
     }
 
     /// An update of a contact or group that is hidden now: a tombstone for a viewer who read
     /// the book it was in before the change (it moved out of their sight), and nothing for anyone
     /// else — it never was theirs to know about.
-    async fn moved_out_of_sight(&self, e: &FeedEvent) -> StoreResult<bool> {
-        if !matches!(e.kind, ChangeKind::Contact | ChangeKind::Group) || e.books.len() < 2 {
-            return Ok(false);
-        }
-        self.saw_books(e.kind, &e.books[1..]).await
+    fn moved_out_of_sight(&self, e: &FeedEvent, readable: &HashMap<Uuid, AccessLevel>) -> bool {
+        matches!(e.kind, ChangeKind::Contact | ChangeKind::Group)
+            && e.books.len() >= 2
+            && self.saw_books(e.kind, &e.books[1..], readable)
     }
 }
 

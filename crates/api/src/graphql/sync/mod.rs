@@ -69,10 +69,15 @@ pub struct UpsertContactInput {
     pub external_id: String,
     /// Person or company (a contact's kind cannot change).
     pub kind: ContactKind,
+    /// A person's first name (`null` clears it).
     pub first_name: MaybeUndefined<String>,
+    /// A person's last name (`null` clears it).
     pub last_name: MaybeUndefined<String>,
+    /// A company's name.
     pub company_name: MaybeUndefined<String>,
+    /// All e-mail addresses, in order, replacing the list.
     pub emails: Option<Vec<EmailInput>>,
+    /// All phone numbers, in order, replacing the list.
     pub phones: Option<Vec<PhoneInput>>,
 }
 
@@ -97,10 +102,13 @@ pub struct UpsertContactsInput {
 pub struct UpsertContactResult {
     /// The item's position in the input (from 0).
     pub index: i32,
+    /// The item's external id, as given.
     pub external_id: String,
+    /// What the call did with the item.
     pub status: UpsertStatus,
     /// The contact after the call (also when `UNCHANGED`); `null` when the item failed.
     pub contact: Option<Contact>,
+    /// Why the item failed (`null` unless `FAILED`).
     pub error: Option<UpsertError>,
 }
 
@@ -109,10 +117,15 @@ pub struct UpsertContactResult {
 pub struct UpsertContactsPayload {
     /// Whether the results were written: `false` when an atomic call had a failing item.
     pub committed: bool,
+    /// Items `CREATED`.
     pub created: i32,
+    /// Items `UPDATED`.
     pub updated: i32,
+    /// Items `UNCHANGED`.
     pub unchanged: i32,
+    /// Items `FAILED` (in an atomic call with a failure: all of them).
     pub failed: i32,
+    /// One result per item, in input order.
     pub results: Vec<UpsertContactResult>,
 }
 
@@ -122,21 +135,29 @@ pub struct UpsertContactsPayload {
 /// out of pricing and ordering.
 #[derive(InputObject)]
 pub struct UpsertProductInput {
+    /// The product's id in the call's source system.
     pub external_id: String,
     /// The product's SKU (it cannot change for a product matched by external id).
     pub sku: String,
+    /// The product's name (1 to 200 characters).
     pub name: Option<String>,
+    /// The price when no price list applies, per unit, in `currency`.
     pub list_price: Option<Dec>,
+    /// ISO 4217 code of the list price (`EUR`).
     pub currency: Option<String>,
+    /// Whether the product can be priced and ordered (a new product: `true` when omitted).
     pub active: Option<bool>,
 }
 
 /// The input of `upsertProducts`.
 #[derive(InputObject)]
 pub struct UpsertProductsInput {
+    /// The source system the external ids belong to (`erp`).
     pub system: String,
     /// One to 1,000 products, each external id and SKU at most once.
     pub products: Vec<UpsertProductInput>,
+    /// `true` (default): one transaction — if any item fails, none is written. `false`: each item
+    /// is its own transaction.
     #[graphql(default = true)]
     pub atomic: bool,
 }
@@ -144,21 +165,32 @@ pub struct UpsertProductsInput {
 /// One item's outcome of `upsertProducts`.
 #[derive(SimpleObject)]
 pub struct UpsertProductResult {
+    /// The item's position in the input (from 0).
     pub index: i32,
+    /// The item's external id, as given.
     pub external_id: String,
+    /// What the call did with the item.
     pub status: UpsertStatus,
+    /// The product after the call; `null` when the item failed.
     pub product: Option<Product>,
+    /// Why the item failed (`null` unless `FAILED`).
     pub error: Option<UpsertError>,
 }
 
 /// The result of `upsertProducts`.
 #[derive(SimpleObject)]
 pub struct UpsertProductsPayload {
+    /// Whether the results were written: `false` when an atomic call had a failing item.
     pub committed: bool,
+    /// Items `CREATED`.
     pub created: i32,
+    /// Items `UPDATED`.
     pub updated: i32,
+    /// Items `UNCHANGED`.
     pub unchanged: i32,
+    /// Items `FAILED`.
     pub failed: i32,
+    /// One result per item, in input order.
     pub results: Vec<UpsertProductResult>,
 }
 
@@ -316,9 +348,13 @@ impl SyncMutation {
 /// The kinds of object the change feed reports.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum ChangeType {
+    /// A `Contact`.
     Contact,
+    /// A `Group`.
     Group,
+    /// A `Product`.
     Product,
+    /// A `PriceList` (admins only).
     PriceList,
 }
 
@@ -358,13 +394,16 @@ pub enum ChangeOperation {
 pub struct Change {
     /// The position of this change in the feed.
     pub cursor: String,
+    /// The kind of object.
     #[graphql(name = "type")]
     pub kind: ChangeType,
+    /// Changed (read it) or gone (drop your copy).
     pub operation: ChangeOperation,
     /// The object's global id (`Contact`, `Group`, `Product`, `PriceList`).
     pub id: ID,
     /// Its external ids: now, or for a deletion the ones it had (none for an erased contact).
     pub external_ids: Vec<ExternalId>,
+    /// When its latest change in this entry was committed.
     pub changed_at: DateTime<Utc>,
 }
 
