@@ -143,10 +143,11 @@ fn external_lock_key(tenant: Uuid, kind: ExternalKind, system: &str, key: &str) 
 
 /// Validates the call-level parts: the system, the count, each external id, duplicates. Returns
 /// the parsed keys (None for an item that failed, with its error in `failed`).
-fn parse_keys(
-    system: &str,
-    ids: &[&str],
-) -> StoreResult<(ExternalSystem, Vec<Option<ExternalKey>>, HashMap<usize, ItemError>)> {
+/// A call's parsed keys: the system, each item's key (`None` when it failed), and the failures
+/// by item index.
+type ParsedKeys = (ExternalSystem, Vec<Option<ExternalKey>>, HashMap<usize, ItemError>);
+
+fn parse_keys(system: &str, ids: &[&str]) -> StoreResult<ParsedKeys> {
     let system = ExternalSystem::parse("system", system)?;
     if ids.len() > MAX_UPSERT_ITEMS {
         return Err(StoreError::invalid("items", format!("at most {MAX_UPSERT_ITEMS} items per call")));
@@ -870,9 +871,10 @@ impl DataHandle {
                 // tombstone if the viewer could see where it was, else nothing.
                 let op = if !e.deleted && visible_now {
                     Some(ChangeOperation::Upserted)
-                } else if e.deleted && !visible_now && self.saw_books(e.kind, &e.books, &readable) {
-                    Some(ChangeOperation::Deleted)
-                } else if !e.deleted && !visible_now && self.moved_out_of_sight(&e, &readable) {
+                } else if !visible_now
+                    && ((e.deleted && self.saw_books(e.kind, &e.books, &readable))
+                        || (!e.deleted && self.moved_out_of_sight(&e, &readable)))
+                {
                     Some(ChangeOperation::Deleted)
                 } else {
                     None
