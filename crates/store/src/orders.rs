@@ -7,11 +7,12 @@ use crate::access::viewer::Viewer;
 use crate::core::decode;
 use crate::core::page::{Page, PageRequest};
 use crate::core::sql::Sql;
+use crate::core::uow::{Claim, fingerprint};
 use crate::entities::{order, order_line};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{EventType, Subject, SubjectKind};
-use crate::pricing::{PriceLine, ProductRecord};
-use chrono::{DateTime, Utc};
+use crate::pricing::{PriceLine, ProductRecord, ProductRef};
+use chrono::{DateTime, SubsecRound, Utc};
 use cohort_domain::AccessLevel;
 use cohort_domain::ids::{ContactId, GroupId, OrderId, PriceListId, ProductId, UserId};
 use cohort_domain::money::{self, Currency};
@@ -124,6 +125,22 @@ fn contact_orders_where(q: &mut Sql, v: &Viewer, contact: ContactId) {
 
 const ORDER_COLUMNS: &str = "SELECT o.tenant_id, o.id, o.contact_id, o.currency, o.total_minor, o.line_count, o.placed_at, o.placed_by, o.priced_at";
 
+/// What identifies a `placeOrder` request for its idempotency key: the same key with another
+/// fingerprint is `Conflict`. Quantities are normalised (`2.50` is `2.5`).
+fn order_fingerprint(contact: ContactId, lines: &[PriceLine], currency: &str, at: Option<DateTime<Utc>>) -> String {
+    let mut parts: Vec<String> =
+        vec![contact.0.to_string(), currency.to_owned(), at.map(|t| t.to_rfc3339()).unwrap_or_default()];
+    for l in lines {
+        parts.push(match &l.product {
+            ProductRef::Id(p) => format!("id:{}", p.0),
+            ProductRef::Sku(s) => format!("sku:{s}"),
+        });
+        parts.push(l.quantity.normalize().to_string());
+    }
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    fingerprint(&refs)
+}
+
 impl DataHandle {
     /// Prices the lines now and stores the order with its prices frozen (WRITE on the contact).
     pub async fn place_order(
@@ -133,14 +150,45 @@ impl DataHandle {
         currency: &str,
         at: Option<DateTime<Utc>>,
     ) -> StoreResult<OrderRecord> {
+        self.place_order_once(contact, lines, currency, at, None).await.map(|(o, _)| o)
+    }
+
+    /// [`DataHandle::place_order`] with an optional idempotency key: a retry with the same key
+    /// (same user, same request, within 24 h) answers the order the first request placed and
+    /// places nothing (`true` = replayed); the same key with another request is `Conflict`.
+    /// Concurrent requests with one key place one order: the others wait for its commit and
+    /// answer it.
+    pub async fn place_order_once(
+        &self,
+        contact: ContactId,
+        lines: &[PriceLine],
+        currency: &str,
+        at: Option<DateTime<Utc>>,
+        idempotency_key: Option<&str>,
+    ) -> StoreResult<(OrderRecord, bool)> {
         let v = self.viewer();
+        let keyed = idempotency_key.map(|k| (k, order_fingerprint(contact, lines, currency, at)));
+        if let Some((k, print)) = &keyed {
+            // A retry answers what the first request was told, whatever happened since (prices
+            // changed, the product was retired): so the key is looked at before pricing. Pricing
+            // reads outside the writing transaction, so this claim is given up again (rolled
+            // back) and made for real below, where a concurrent twin may have committed meanwhile.
+            let mut w = self.begin().await?;
+            if let Claim::Replay(first) = w.claim_key::<Uuid>(k, "placeOrder", print).await? {
+                drop(w);
+                return Ok((self.replayed_order(OrderId(first)).await?, true));
+            }
+            drop(w);
+        }
         // Back-dating an order (pricing it for another date) could revive an expired promotion:
         // only admins may.
         if at.is_some() && !v.is_admin() {
             return Err(StoreError::forbidden("only admins may price an order for another date"));
         }
-        let now = Utc::now();
-        let priced_at = at.unwrap_or(now);
+        // Microseconds, as PostgreSQL keeps them: the answer is the order as it reads back later
+        // (an idempotent retry's answer, `order(id:)`), to the digit.
+        let now = Utc::now().trunc_subsecs(6);
+        let priced_at = at.map_or(now, |t| t.trunc_subsecs(6));
         let priced = self.price_lines(contact, lines, currency, priced_at, AccessLevel::Write).await?;
         let cur = priced.first().map(|p| p.resolution.currency).ok_or(StoreError::NotFound)?;
         let too_large = || StoreError::invalid("lines", "line and order totals must stay below 10^12");
@@ -163,7 +211,14 @@ impl DataHandle {
             placed_by: Some(v.user_id.0),
             priced_at,
         };
-        let w = self.begin().await?;
+        let mut w = self.begin().await?;
+        if let Some((k, print)) = &keyed
+            && let Claim::Replay(first) = w.claim_key::<Uuid>(k, "placeOrder", print).await?
+        {
+            // A concurrent request with the same key placed it while this one was pricing.
+            drop(w);
+            return Ok((self.replayed_order(OrderId(first)).await?, true));
+        }
         // The grant is checked again inside the writing transaction (with the contact locked): a
         // revocation or a move between pricing and writing refuses the order.
         self.contact_for(w.tx(), v, contact, AccessLevel::Write).await?;
@@ -206,8 +261,15 @@ impl DataHandle {
             serde_json::json!({"contactId": contact.0, "currency": m.currency, "totalMinor": m.total_minor,
                 "lineCount": m.line_count}),
         );
+        w.answer(&id)?;
         w.commit().await?;
-        order_record(m)
+        Ok((order_record(m)?, false))
+    }
+
+    /// The answer of an idempotent retry: the order the first request placed, if the viewer can
+    /// still see its contact (`NotFound` otherwise, like any order they cannot see).
+    async fn replayed_order(&self, id: OrderId) -> StoreResult<OrderRecord> {
+        self.orders_by_ids(&[id]).await?.into_iter().next().ok_or(StoreError::NotFound)
     }
 
     /// Orders by id, of contacts the viewer can see.

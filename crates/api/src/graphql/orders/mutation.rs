@@ -20,6 +20,10 @@ pub struct PlaceOrderInput {
     pub at: Option<DateTime<Utc>>,
     /// 1 to 500 lines.
     pub lines: Vec<QuoteLineInput>,
+    /// A retry with the same key (same caller, same input, within 24 h) answers the order the
+    /// first request placed and places nothing (`replayed: true`); the same key with other input
+    /// is `CONFLICT`.
+    pub idempotency_key: Option<String>,
 }
 
 /// The result of `placeOrder`.
@@ -27,6 +31,8 @@ pub struct PlaceOrderInput {
 pub struct PlaceOrderPayload {
     /// The placed order.
     pub order: Order,
+    /// `true` when this answers an idempotent retry (the order was placed by the first request).
+    pub replayed: bool,
 }
 
 #[derive(Default)]
@@ -43,7 +49,10 @@ impl OrderMutation {
             .iter()
             .map(|l| Ok(PriceLine { product: product_ref(&l.product_id, &l.sku)?, quantity: l.quantity.0 }))
             .collect::<Result<Vec<_>, ApiError>>()?;
-        let o = data(ctx)?.place_order(contact, &lines, &input.currency, input.at).await.map_err(ApiError::from)?;
-        Ok(PlaceOrderPayload { order: Order(o) })
+        let (o, replayed) = data(ctx)?
+            .place_order_once(contact, &lines, &input.currency, input.at, input.idempotency_key.as_deref())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(PlaceOrderPayload { order: Order(o), replayed })
     }
 }
