@@ -1,7 +1,7 @@
 //! `cohort` — the contact-groups service.
 //!
-//! `serve` migrates and serves; `serve --demo` needs no configuration at all; `migrate`, `schema`
-//! and `token` are the operator's tools. Configuration comes from `COHORT_*` variables.
+//! `serve` migrates and serves; `serve --demo` needs no configuration at all; `migrate`, `schema`,
+//! `openapi` and `token` are the operator's tools. Configuration comes from `COHORT_*` variables.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -34,6 +34,8 @@ enum Command {
     Worker,
     /// Print the GraphQL SDL.
     Schema,
+    /// Print the REST facade's OpenAPI 3.1 document (JSON).
+    Openapi,
     /// Issue an HS256 token (needs COHORT_JWT_SECRET).
     Token {
         #[arg(long)]
@@ -240,6 +242,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Worker => worker().await,
         Command::Schema => {
             print!("{}", cohort_api::sdl());
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", cohort_api::openapi_json());
             Ok(())
         }
         Command::Token { tenant, subject, roles, ttl } => {

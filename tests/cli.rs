@@ -1,6 +1,7 @@
 //! Tests of the `cohort` binary and the schema: the real binary started on a random port over an
 //! empty SQLite file; `cohort schema` against the committed `schema.graphql`; migrations
-//! up → down → up on SQLite and PostgreSQL; `cohort token`.
+//! up → down → up on SQLite and PostgreSQL; `cohort token`; `cohort openapi` against the committed
+//! `openapi.json`, which validates as OpenAPI 3.1.
 
 use cohort_store::{Store, StoreOptions};
 use serde_json::{Value, json};
@@ -22,6 +23,53 @@ fn schema_graphql_is_up_to_date() {
     let out = Command::new(env!("CARGO_BIN_EXE_cohort")).arg("schema").output().expect("run cohort schema");
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), generated);
+}
+
+#[test]
+fn openapi_json_is_up_to_date() {
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json")).expect("openapi.json");
+    let generated = cohort_api::openapi_json();
+    assert!(
+        committed == generated,
+        "openapi.json is stale: regenerate it with `cargo run -q -- openapi > openapi.json`"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cohort")).arg("openapi").output().expect("run cohort openapi");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), generated);
+    let doc: Value = serde_json::from_str(&generated).expect("JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+}
+
+/// `openapi.json` is a valid OpenAPI 3.1 document by `openapi-spec-validator` (which `.ci/run`
+/// installs, setting `COHORT_TEST_REQUIRE_PYTHON_TOOLS=1`: then a missing validator fails the
+/// test; elsewhere it is skipped, loudly).
+#[test]
+fn openapi_json_validates_as_openapi_3_1() {
+    let required = std::env::var("COHORT_TEST_REQUIRE_PYTHON_TOOLS").is_ok_and(|v| v == "1");
+    let has = Command::new("python3")
+        .args(["-c", "import openapi_spec_validator"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(has || !required, "COHORT_TEST_REQUIRE_PYTHON_TOOLS=1 but python3 cannot import openapi_spec_validator");
+    if !has {
+        eprintln!("skipped: python3 cannot import openapi_spec_validator");
+        return;
+    }
+    let script = "import json, sys\n\
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate\n\
+validate(json.load(open(sys.argv[1])), cls=OpenAPIV31SpecValidator)\n\
+print('valid')\n";
+    let out = Command::new("python3")
+        .args(["-c", script, concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json")])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "openapi.json is not valid OpenAPI 3.1:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 struct Server {
@@ -388,6 +436,17 @@ async fn every_request_has_one_access_log_line_without_the_token() {
     assert_eq!(r.status(), 200);
     let r = client.get(format!("{base}/healthz")).header("x-request-id", "rid-access-log-2").send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // The REST facade: its route template (with the literal colon), and who asked — also when
+    // the answer is a problem.
+    let r = client
+        .post(format!("{base}/api/v1/prices:resolve"))
+        .bearer_auth(&admin)
+        .header("x-request-id", "rid-access-log-3")
+        .json(&json!({"contactId": "bm9uZQ", "sku": "X", "quantity": "1", "currency": "EUR"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     let mut access = vec![];
     for _ in 0..100 {
         access = server
@@ -398,7 +457,7 @@ async fn every_request_has_one_access_log_line_without_the_token() {
             .filter(|v| v["message"] == "request" && v.get("route").is_some())
             .cloned()
             .collect();
-        if access.len() >= 2 {
+        if access.len() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -419,6 +478,9 @@ async fn every_request_has_one_access_log_line_without_the_token() {
     assert!(uuid::Uuid::parse_str(g["user_id"].as_str().unwrap()).is_ok(), "{g}");
     let h = by_rid("rid-access-log-2");
     assert_eq!((h["route"].as_str(), h["user_id"].as_str()), (Some("/healthz"), Some("")));
+    let rest = by_rid("rid-access-log-3");
+    assert_eq!((rest["route"].as_str(), rest["status"].as_u64()), (Some("/api/v1/prices:resolve"), Some(404)));
+    assert!(uuid::Uuid::parse_str(rest["user_id"].as_str().unwrap()).is_ok(), "{rest}");
     let all = server.logs.lock().unwrap().iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n");
     assert!(!all.contains(&admin), "a token reached the log");
     let _ = std::fs::remove_dir_all(&dir);

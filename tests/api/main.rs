@@ -25,6 +25,7 @@ mod id_aliases;
 mod noninterference;
 mod persisted;
 mod pricing;
+mod rest;
 mod routing;
 mod schema_docs;
 mod sequences;

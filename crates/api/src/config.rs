@@ -321,11 +321,13 @@ impl PublicConfig {
 pub struct ConfigError(pub String);
 
 /// What browsers' GraphQL clients send besides the basics: Apollo Client's client awareness
-/// headers, and W3C trace context / baggage from the OpenTelemetry and Sentry browser SDKs.
+/// headers, W3C trace context / baggage from the OpenTelemetry and Sentry browser SDKs, and the
+/// REST facade's `Idempotency-Key`.
 pub const DEFAULT_CORS_HEADERS: &[&str] = &[
     "authorization",
     "content-type",
     "accept",
+    "idempotency-key",
     "apollographql-client-name",
     "apollographql-client-version",
     "traceparent",

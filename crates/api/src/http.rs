@@ -97,7 +97,7 @@ fn negotiate(headers: &HeaderMap) -> Option<Media> {
     None
 }
 
-fn request_id(headers: &HeaderMap) -> String {
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
     headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
 }
 
@@ -136,10 +136,10 @@ fn persisted_refusal(media: Media, r: &crate::persisted::Refusal) -> Response {
 }
 
 /// One GraphQL request's parameters, checked for shape.
-struct Params {
-    query: String,
-    operation_name: Option<String>,
-    variables: Option<Value>,
+pub(crate) struct Params {
+    pub(crate) query: String,
+    pub(crate) operation_name: Option<String>,
+    pub(crate) variables: Option<Value>,
 }
 
 fn params_from_object(obj: &Map<String, Value>) -> Result<Params, &'static str> {
@@ -165,13 +165,20 @@ fn params_from_object(obj: &Map<String, Value>) -> Result<Params, &'static str> 
     Ok(Params { query, operation_name, variables })
 }
 
-/// Resolves the bearer token, if any, into the request's data handle. `Ok(None)` = anonymous
-/// (only `__typename` and errors).
-async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<(DataHandle, String)>, Response> {
+/// Why a request's bearer token let nobody in.
+pub(crate) enum AuthFailure {
+    /// A missing, malformed, invalid or expired token.
+    Unauthenticated,
+    /// Resolving the viewer failed (logged with the request id).
+    Internal,
+}
+
+/// Resolves the bearer token, if any, into the request's data handle through the gate — the one
+/// way in for GraphQL and the REST facade alike. `Ok(None)` = no `Authorization` header.
+pub(crate) async fn admit(st: &AppState, headers: &HeaderMap) -> Result<Option<(DataHandle, String)>, AuthFailure> {
     let Some(h) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let media = negotiate(headers).unwrap_or(Media::Json);
     let token = h
         .to_str()
         .ok()
@@ -179,7 +186,7 @@ async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<(Data
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        return Err(unauthenticated(media));
+        return Err(AuthFailure::Unauthenticated);
     };
     let rid = request_id(headers);
     match st.gate.admit(token, Some(&rid)).await {
@@ -189,19 +196,36 @@ async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<(Data
         }
         Err(Refused::Unauthenticated(reason)) => {
             tracing::debug!(%reason, "token rejected");
-            Err(unauthenticated(media))
+            Err(AuthFailure::Unauthenticated)
         }
         Err(Refused::Internal(e)) => {
             tracing::error!(error = %e, request_id = %rid, "resolving viewer failed");
-            let body = json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL", "requestId": rid}}]});
-            Err(respond(StatusCode::INTERNAL_SERVER_ERROR, media, &body))
+            Err(AuthFailure::Internal)
         }
     }
 }
 
+/// [`admit`] for GraphQL: `Ok(None)` = anonymous (only `__typename` and errors).
+async fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<(DataHandle, String)>, Response> {
+    let media = negotiate(headers).unwrap_or(Media::Json);
+    admit(st, headers).await.map_err(|f| match f {
+        AuthFailure::Unauthenticated => unauthenticated(media),
+        AuthFailure::Internal => {
+            let rid = request_id(headers);
+            let body = json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL", "requestId": rid}}]});
+            respond(StatusCode::INTERNAL_SERVER_ERROR, media, &body)
+        }
+    })
+}
+
 /// Runs one request; returns the JSON body and whether it failed before execution. Each
 /// operation (of a batch, too) is a `graphql.operation` span of the trace (exported only).
-async fn execute_one(st: &AppState, p: Params, viewer: &Option<(DataHandle, String)>, rid: &str) -> (Value, bool) {
+pub(crate) async fn execute_one(
+    st: &AppState,
+    p: Params,
+    viewer: &Option<(DataHandle, String)>,
+    rid: &str,
+) -> (Value, bool) {
     let span = tracing::info_span!(
         target: crate::telemetry::TRACE_TARGET,
         "graphql.operation",
@@ -518,7 +542,7 @@ struct AccessIdentity {
     user: uuid::Uuid,
 }
 
-fn with_identity(mut r: Response, viewer: &Option<(DataHandle, String)>) -> Response {
+pub(crate) fn with_identity(mut r: Response, viewer: &Option<(DataHandle, String)>) -> Response {
     if let Some((h, _)) = viewer {
         let v = h.viewer();
         r.extensions_mut().insert(AccessIdentity { tenant: v.tenant_id().0, user: v.user_id().0 });
@@ -690,10 +714,15 @@ fn cors(origins: &[String], headers: &[String]) -> Option<CorsLayer> {
     // Validated when the configuration was read.
     let allowed: Vec<header::HeaderName> =
         headers.iter().filter_map(|h| header::HeaderName::from_bytes(h.as_bytes()).ok()).collect();
+    // PUT and the response headers a client reads are for the REST facade (`crate::rest`).
     let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::PUT])
         .allow_headers(allowed)
-        .expose_headers([header::HeaderName::from_static("x-request-id")])
+        .expose_headers([
+            header::HeaderName::from_static("x-request-id"),
+            header::LOCATION,
+            header::HeaderName::from_static("idempotent-replayed"),
+        ])
         .max_age(std::time::Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {
         return Some(layer.allow_origin(AllowOrigin::any()));
@@ -729,6 +758,7 @@ pub fn router(st: AppState, public: crate::public::PublicState, settings: &Setti
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::rest::routes())
         .with_state(st.clone());
     // The configured origins are the API's browser clients; the public endpoints answer CORS
     // per web form (the origins each form lists), so this layer stays off them.

@@ -12,6 +12,7 @@ pub mod mail;
 pub mod metrics;
 pub mod persisted;
 pub mod public;
+pub mod rest;
 pub mod server;
 pub mod telemetry;
 pub mod webhooks;
@@ -22,6 +23,7 @@ use config::Settings;
 use std::sync::Arc;
 
 pub use graphql::sdl;
+pub use rest::openapi_json;
 
 /// Builds the service's router over an already-connected (and migrated) store. The store goes
 /// into the [`Gate`] and no further: handlers and resolvers only ever see per-request handles.
