@@ -1,5 +1,6 @@
-//! Correct under concurrency: parallel clients race on the hierarchy, on memberships and on
-//! idempotency keys, then the invariants are checked. On SQLite the single writer serialises
+//! Correct under concurrency: parallel clients race on the hierarchy, on memberships (also set
+//! by an integrator's list), on product upserts and on idempotency keys, then the invariants are
+//! checked. On SQLite the single writer serialises
 //! everything; on PostgreSQL these are the races that corrupted data before the row locks
 //! (hierarchy per tenant, memberships per group) and the idempotency claim.
 //!
@@ -482,7 +483,95 @@ async fn hidden_groups_are_indistinguishable_from_missing_ones(app: TestApp) {
     check_forest(&admin, 0).await;
 }
 
+/// Integrators' sync racing: 8 callers set one group's membership to 8 different lists (by
+/// external id) while 4 others add and remove members directly. Afterwards the history replays
+/// to the memberships, JOIN and LEAVE alternate, the counts equal the rows — and once the last
+/// list is applied alone, the membership is exactly that list.
+async fn racing_membership_syncs_keep_every_invariant(app: TestApp) {
+    let seed = 0x5E7;
+    let mut rng = Rng(seed);
+    let admin = Client::new(&app, "race", "admin", &["admin"]);
+    let b = admin.gql(CREATE_BOOK, json!({"n": "Race"})).await;
+    let book = b["data"]["createAddressBook"]["addressBook"]["id"].as_str().unwrap_or_default().to_owned();
+    let items: Vec<Value> = (0..30)
+        .map(|i| json!({"externalId": format!("E{i}"), "kind": "PERSON", "lastName": format!("Sync{i}")}))
+        .collect();
+    let up =
+        admin.gql(crate::sync::UPSERT, json!({"i": {"addressBookId": book, "system": "erp", "contacts": items}})).await;
+    let ids: Vec<String> = up["data"]["upsertContacts"]["results"]
+        .as_array()
+        .map(|r| r.iter().map(|x| x["contact"]["id"].as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids.len(), 30, "seed {seed}: {up:#}");
+    let g = group(&admin, &book, "Synced", None).await;
+    let set_members = "mutation($i: SetGroupMembersByExternalIdInput!) { setGroupMembersByExternalId(input: $i) { added removed unchanged notFound } }";
+    let mut lists = vec![];
+    for _ in 0..8 {
+        let list: Vec<String> = (0..30).filter(|_| rng.below(2) == 0).map(|i| format!("E{i}")).collect();
+        lists.push(list);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for list in &lists {
+        let (c, g, list) = (admin.clone(), g.clone(), list.clone());
+        set.spawn(async move {
+            c.code(set_members, json!({"i": {"groupId": g, "system": "erp", "externalIds": list}})).await
+        });
+    }
+    for k in 0..4 {
+        let (c, g) = (admin.clone(), g.clone());
+        let some: Vec<String> = (0..5).map(|_| ids[rng.below(30)].clone()).collect();
+        set.spawn(async move {
+            let q = if k % 2 == 0 { ADD } else { REMOVE };
+            c.code(q, json!({"i": {"groupId": g, "contactIds": some}})).await
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        let (code, body) = r.expect("task");
+        assert_eq!(code, "OK", "seed {seed}: {body:#}");
+    }
+    check_memberships(&admin, &g, seed).await;
+    let (code, body) =
+        admin.code(set_members, json!({"i": {"groupId": g, "system": "erp", "externalIds": lists[0]}})).await;
+    assert_eq!(code, "OK", "seed {seed}: {body:#}");
+    check_memberships(&admin, &g, seed).await;
+    let (now, _, _) = members(&admin, &g).await;
+    let want: HashSet<String> =
+        lists[0].iter().map(|e| ids[e[1..].parse::<usize>().unwrap_or_default()].clone()).collect();
+    assert_eq!(now, want, "seed {seed}: the membership is exactly the last list");
+}
+
+/// 8 callers upsert the same 20 products at once (same external ids, same SKUs): every call
+/// succeeds, each product is created exactly once, and the catalogue holds 20.
+async fn racing_product_upserts_make_no_twins(app: TestApp) {
+    let admin = Client::new(&app, "race", "admin", &["admin"]);
+    let q = "mutation($i: UpsertProductsInput!) { upsertProducts(input: $i) { created updated unchanged failed } }";
+    let mut set = tokio::task::JoinSet::new();
+    for k in 0..8 {
+        let c = admin.clone();
+        let items: Vec<Value> = (0..20)
+            .map(|i| {
+                json!({"externalId": format!("P{i}"), "sku": format!("S-{i}"), "name": format!("Product {i}"),
+                "listPrice": format!("{}", 10 + k), "currency": "EUR"})
+            })
+            .collect();
+        set.spawn(async move { c.code(q, json!({"i": {"system": "erp", "products": items}})).await });
+    }
+    let mut created = 0;
+    while let Some(r) = set.join_next().await {
+        let (code, body) = r.expect("task");
+        assert_eq!(code, "OK", "{body:#}");
+        let d = &body["data"]["upsertProducts"];
+        assert_eq!(d["failed"], json!(0), "{body:#}");
+        created += d["created"].as_i64().unwrap_or(0);
+    }
+    assert_eq!(created, 20);
+    let d = admin.gql("{ products(first: 100) { totalCount } }", json!({})).await;
+    assert_eq!(d["data"]["products"]["totalCount"], json!(20), "{d:#}");
+}
+
 on_both_backends!(
+    racing_membership_syncs_keep_every_invariant,
+    racing_product_upserts_make_no_twins,
     crossed_moves_never_make_a_cycle,
     parallel_adds_report_and_record_each_member_once,
     one_idempotency_key_one_answer,
