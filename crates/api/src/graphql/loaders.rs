@@ -6,8 +6,8 @@ use cohort_domain::ids::{
     AddressBookId, BusinessStatusId, ContactId, GroupId, OrderId, ProductId, UserGroupId, UserId,
 };
 use cohort_store::{
-    AddressBookRecord, BusinessStatusRecord, ContactChannels, ContactRecord, DataHandle, GroupRecord, MembershipRecord,
-    UserGroupRecord, UserRecord,
+    AddressBookRecord, BusinessStatusRecord, ContactRecord, DataHandle, EmailRecord, GroupRecord, MembershipRecord,
+    PhoneRecord, UserGroupRecord, UserRecord,
 };
 use std::collections::HashMap;
 
@@ -16,9 +16,13 @@ pub struct Loaders {
     pub data: DataHandle,
 }
 
-/// Wrapper key so channels and contacts (both keyed by contact id) use separate loaders.
+/// Wrapper keys so e-mails, phones and contacts (all keyed by contact id) use separate loaders:
+/// a query selecting e-mails only never reads phones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ChannelsOf(pub ContactId);
+pub struct EmailsOf(pub ContactId);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PhonesOf(pub ContactId);
 
 /// A contact's memberships (in groups the viewer can see).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,13 +56,23 @@ impl async_graphql::dataloader::Loader<ContactId> for Loaders {
     }
 }
 
-impl async_graphql::dataloader::Loader<ChannelsOf> for Loaders {
-    type Value = ContactChannels;
+impl async_graphql::dataloader::Loader<EmailsOf> for Loaders {
+    type Value = Vec<EmailRecord>;
     type Error = async_graphql::Error;
-    async fn load(&self, keys: &[ChannelsOf]) -> R<ChannelsOf, ContactChannels> {
+    async fn load(&self, keys: &[EmailsOf]) -> R<EmailsOf, Vec<EmailRecord>> {
         let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
         // Every key gets an answer (empty lists included), so the request cache remembers it.
-        let mut found = self.data.contact_channels(&ids).await.map_err(err)?;
+        let mut found = self.data.contact_emails(&ids).await.map_err(err)?;
+        Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<PhonesOf> for Loaders {
+    type Value = Vec<PhoneRecord>;
+    type Error = async_graphql::Error;
+    async fn load(&self, keys: &[PhonesOf]) -> R<PhonesOf, Vec<PhoneRecord>> {
+        let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
+        let mut found = self.data.contact_phones(&ids).await.map_err(err)?;
         Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())
     }
 }

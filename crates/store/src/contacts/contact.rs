@@ -412,11 +412,16 @@ impl DataHandle {
         Ok(found)
     }
 
-    /// E-mails and phones of the visible contacts among `ids`, in two statements for any number of
-    /// contacts (the API's DataLoader batches a whole page into one call).
-    pub async fn contact_channels(&self, ids: &[ContactId]) -> StoreResult<HashMap<ContactId, ContactChannels>> {
-        let v = self.viewer();
-        channels_on(&self.db, v, ids).await
+    /// E-mail addresses of the visible contacts among `ids`, in order: one statement for any number
+    /// of contacts (the API's DataLoader batches a whole page into one call). Separate from phones,
+    /// so a query that selects only one of them pays for one.
+    pub async fn contact_emails(&self, ids: &[ContactId]) -> StoreResult<HashMap<ContactId, Vec<EmailRecord>>> {
+        emails_on(&self.db, self.viewer(), ids).await
+    }
+
+    /// Phone numbers of the visible contacts among `ids`, in order (one statement).
+    pub async fn contact_phones(&self, ids: &[ContactId]) -> StoreResult<HashMap<ContactId, Vec<PhoneRecord>>> {
+        phones_on(&self.db, self.viewer(), ids).await
     }
 
     /// Loads a contact the viewer can see and checks they hold `needed` on its book.
@@ -942,37 +947,66 @@ pub(crate) async fn channels_on<C: ConnectionTrait>(
     ids: &[ContactId],
 ) -> StoreResult<HashMap<ContactId, ContactChannels>> {
     let mut out: HashMap<ContactId, ContactChannels> = HashMap::new();
+    for (c, emails) in emails_on(conn, v, ids).await? {
+        out.entry(c).or_default().emails = emails;
+    }
+    for (c, phones) in phones_on(conn, v, ids).await? {
+        out.entry(c).or_default().phones = phones;
+    }
+    Ok(out)
+}
+
+/// The ids among `ids` of contacts the viewer can see, as a subquery.
+fn visible_among(v: &Viewer, ids: &[ContactId]) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column(contact::Column::Id)
+        .from(contact::Entity)
+        .and_where(contact::Column::TenantId.eq(v.tenant_id.0))
+        .and_where(contact::Column::Id.is_in(ids.iter().map(|i| i.0)))
+        .cond_where(book_visible(v, contact::Column::AddressBookId, AccessLevel::Read))
+        .to_owned()
+}
+
+async fn emails_on<C: ConnectionTrait>(
+    conn: &C,
+    v: &Viewer,
+    ids: &[ContactId],
+) -> StoreResult<HashMap<ContactId, Vec<EmailRecord>>> {
+    let mut out: HashMap<ContactId, Vec<EmailRecord>> = HashMap::new();
     if ids.is_empty() {
         return Ok(out);
     }
-    let visible = || {
-        Query::select()
-            .column(contact::Column::Id)
-            .from(contact::Entity)
-            .and_where(contact::Column::TenantId.eq(v.tenant_id.0))
-            .and_where(contact::Column::Id.is_in(ids.iter().map(|i| i.0)))
-            .cond_where(book_visible(v, contact::Column::AddressBookId, AccessLevel::Read))
-            .to_owned()
-    };
-    let emails = contact_email::Entity::find()
+    let rows = contact_email::Entity::find()
         .filter(contact_email::Column::TenantId.eq(v.tenant_id.0))
-        .filter(contact_email::Column::ContactId.in_subquery(visible()))
+        .filter(contact_email::Column::ContactId.in_subquery(visible_among(v, ids)))
         .order_by_asc(contact_email::Column::ContactId)
         .order_by_asc(contact_email::Column::Position)
         .all(conn)
         .await?;
-    for e in emails {
-        out.entry(ContactId(e.contact_id)).or_default().emails.push(EmailRecord { address: e.address, label: e.label });
+    for e in rows {
+        out.entry(ContactId(e.contact_id)).or_default().push(EmailRecord { address: e.address, label: e.label });
     }
-    let phones = contact_phone::Entity::find()
+    Ok(out)
+}
+
+async fn phones_on<C: ConnectionTrait>(
+    conn: &C,
+    v: &Viewer,
+    ids: &[ContactId],
+) -> StoreResult<HashMap<ContactId, Vec<PhoneRecord>>> {
+    let mut out: HashMap<ContactId, Vec<PhoneRecord>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let rows = contact_phone::Entity::find()
         .filter(contact_phone::Column::TenantId.eq(v.tenant_id.0))
-        .filter(contact_phone::Column::ContactId.in_subquery(visible()))
+        .filter(contact_phone::Column::ContactId.in_subquery(visible_among(v, ids)))
         .order_by_asc(contact_phone::Column::ContactId)
         .order_by_asc(contact_phone::Column::Position)
         .all(conn)
         .await?;
-    for p in phones {
-        out.entry(ContactId(p.contact_id)).or_default().phones.push(PhoneRecord { number: p.number, label: p.label });
+    for p in rows {
+        out.entry(ContactId(p.contact_id)).or_default().push(PhoneRecord { number: p.number, label: p.label });
     }
     Ok(out)
 }

@@ -69,8 +69,11 @@ pub(crate) async fn prefetch_contacts(
         return Ok(());
     }
     let l = loader(ctx)?;
-    if node.field("emails").exists() || node.field("phones").exists() {
-        l.load_many(contacts.iter().map(|c| ChannelsOf(c.id))).await?;
+    if node.field("emails").exists() {
+        l.load_many(contacts.iter().map(|c| EmailsOf(c.id))).await?;
+    }
+    if node.field("phones").exists() {
+        l.load_many(contacts.iter().map(|c| PhonesOf(c.id))).await?;
     }
     if node.field("addressBook").exists() {
         l.load_many(contacts.iter().map(|c| c.address_book_id)).await?;
@@ -175,20 +178,18 @@ impl Contact {
     }
     /// E-mail addresses, in the order entered.
     async fn emails(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<EmailAddress>> {
-        let ch = loader(ctx)?.load_one(ChannelsOf(self.0.id)).await?.unwrap_or_default();
+        let emails = loader(ctx)?.load_one(EmailsOf(self.0.id)).await?.unwrap_or_default();
         let c = self.0.id.0;
-        Ok(ch
-            .emails
+        Ok(emails
             .into_iter()
             .map(|e| EmailAddress { id: channel_id("EmailAddress", c, &e.address), address: e.address, label: e.label })
             .collect())
     }
     /// Phone numbers, in the order entered.
     async fn phones(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PhoneNumber>> {
-        let ch = loader(ctx)?.load_one(ChannelsOf(self.0.id)).await?.unwrap_or_default();
+        let phones = loader(ctx)?.load_one(PhonesOf(self.0.id)).await?.unwrap_or_default();
         let c = self.0.id.0;
-        Ok(ch
-            .phones
+        Ok(phones
             .into_iter()
             .map(|p| PhoneNumber { id: channel_id("PhoneNumber", c, &p.number), number: p.number, label: p.label })
             .collect())
