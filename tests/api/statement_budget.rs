@@ -21,8 +21,10 @@ const W3: &str = "query W3($all: [ID!]!, $none: [ID!]!) { contacts(first: 50, or
 const W1_Q1_FIELDS: &str = "query W1Q1($g: ID!) { group(id: $g) { members(first: 50, orderBy: NAME) { totalCount edges { node { id kind firstName lastName emails { address } businessStatus { key } } } pageInfo { hasNextPage endCursor } } } }";
 
 /// The pins: statements per request today. Lower them as issue 16 lands; never raise them
-/// without a reason written here.
-const PINS: [(&str, u64); 4] = [("W1", 4), ("W1 with Q1's fields", 7), ("W2", 6), ("W3", 3)];
+/// without a reason written here. History: W1 4 → 3 (the page statement carries `totalCount`);
+/// W1 with Q1's fields 7 → 5 and W2 6 → 5 (e-mails and phones are separate loaders: unrequested
+/// phones cost nothing; and the count as for W1).
+const PINS: [(&str, u64); 4] = [("W1", 3), ("W1 with Q1's fields", 5), ("W2", 5), ("W3", 3)];
 
 on_both_backends!(hot_workloads_cost_a_pinned_number_of_statements);
 

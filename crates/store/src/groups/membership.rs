@@ -682,6 +682,24 @@ impl DataHandle {
         consent: Option<ConsentStatus>,
         page: &PageRequest,
     ) -> StoreResult<Page<MemberRecord>> {
+        Ok(self.group_members_counted(group, include_subgroups, order, consent, page, false).await?.0)
+    }
+
+    /// [`DataHandle::group_members`], and with `with_total` the group's visible member count
+    /// (as [`DataHandle::group_member_count`]) computed by the same statement — a page and its
+    /// `totalCount` in one round trip. The count comes back when the statement can carry it:
+    /// the direct members without a consent filter, on a page with at least one row; `None`
+    /// otherwise (the caller counts separately).
+    pub async fn group_members_counted(
+        &self,
+        group: GroupId,
+        include_subgroups: bool,
+        order: MemberOrder,
+        consent: Option<ConsentStatus>,
+        page: &PageRequest,
+        with_total: bool,
+    ) -> StoreResult<(Page<MemberRecord>, Option<u64>)> {
+        let with_total = with_total && !include_subgroups && consent.is_none();
         let v = self.viewer();
         let after = page.after_key::<MemberKey>()?;
         match (&after, order) {
@@ -701,6 +719,18 @@ impl DataHandle {
         q.push("SELECT ").push_columns("c", contact_columns()).push(", p.").push(key_col).push(" AS page_key");
         if !include_subgroups {
             q.push(", pm.joined_at AS m_joined_at, pm.source AS m_source, pm.assigned_by AS m_assigned_by, pm.consent_id AS m_consent_id");
+        }
+        if with_total {
+            // Uncorrelated, so evaluated once per statement (an InitPlan on PostgreSQL); the
+            // same sum over the viewer's books as `group_member_counts` (the page's own
+            // condition has already checked that the group is visible).
+            q.push(", (SELECT CAST(COALESCE(SUM(gc.member_count), 0) AS BIGINT) FROM group_member_counts gc WHERE gc.tenant_id = ")
+                .bind(v.tenant_id.0)
+                .push(" AND gc.group_id = ")
+                .bind(group.0)
+                .push(" AND ")
+                .visible_books(v, "gc.address_book_id", AccessLevel::Read)
+                .push(") AS total_count");
         }
         // The inner page reads only index columns (group, key, contact, book): an index-only scan
         // that skips invisible rows without touching the table. Provenance is joined afterwards,
@@ -763,6 +793,10 @@ impl DataHandle {
         q.push(" ORDER BY p.");
         q.push(key_col).push(", p.contact_id");
         let rows = self.db.query_all_raw(q.build()).await?;
+        let total = match rows.first() {
+            Some(r) if with_total => Some(r.try_get::<i64>("", "total_count")?.max(0) as u64),
+            _ => None,
+        };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let c = contact::Model::from_query_result(&row, "")?;
@@ -789,7 +823,7 @@ impl DataHandle {
         // Metering: each member shown is a contact received and a (contact, group) pair.
         self.saw(page.rows.iter().map(|(_, m)| m.contact.id));
         self.saw_pairs(page.rows.len());
-        Ok(page)
+        Ok((page, total))
     }
 
     /// How many visible contacts are members (of the group, or of it or any visible descendant).

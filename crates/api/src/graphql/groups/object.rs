@@ -211,8 +211,17 @@ impl Group {
             MemberOrderBy::Name => MemberOrder::Name,
             MemberOrderBy::JoinedAt => MemberOrder::JoinedAt,
         };
-        let p = data(ctx)?
-            .group_members(self.0.id, include_subgroups, order, consent.map(Into::into), &page_req(first, after)?)
+        // With `totalCount` selected, the page statement carries the count too (one round trip).
+        let wants_total = ctx.look_ahead().field("totalCount").exists();
+        let (p, total) = data(ctx)?
+            .group_members_counted(
+                self.0.id,
+                include_subgroups,
+                order,
+                consent.map(Into::into),
+                &page_req(first, after)?,
+                wants_total,
+            )
             .await
             .map_err(ApiError::from)?;
         // Prefetch what the edges ask for, for the whole page at once.
@@ -234,6 +243,7 @@ impl Group {
         }
         let mut conn = GroupMemberConnection::new(p, self.0.id, include_subgroups);
         conn.consent = consent;
+        conn.known_total = total.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         Ok(conn)
     }
     /// How many members the viewer can see.
@@ -432,6 +442,9 @@ pub struct GroupMemberConnection {
     include_subgroups: bool,
     #[graphql(skip)]
     consent: Option<crate::graphql::consent::ConsentStatus>,
+    /// The count when the page's statement carried it.
+    #[graphql(skip)]
+    known_total: Option<i64>,
 }
 
 impl GroupMemberConnection {
@@ -443,6 +456,7 @@ impl GroupMemberConnection {
             group,
             include_subgroups,
             consent: None,
+            known_total: None,
         }
     }
 }
@@ -451,6 +465,9 @@ impl GroupMemberConnection {
 impl GroupMemberConnection {
     /// The number of members the viewer can see.
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        if let Some(n) = self.known_total {
+            return Ok(n);
+        }
         match self.consent {
             None => member_count(ctx, self.group, self.include_subgroups).await,
             Some(c) => Ok(data(ctx)?
