@@ -683,6 +683,39 @@ async fn every_mutation_leaves_an_audit_entry(app: TestApp) {
     .await;
     t.subject(&gone);
 
+    // Integrators' sync: each upsert writes through createContact's / createProduct's path (and
+    // so its audit entry); a membership sync records its diff.
+    let d = t
+        .run(
+            "upsertContacts",
+            "contact.create",
+            "mutation($b: ID!) { upsertContacts(input: {addressBookId: $b, system: \"erp\", contacts: [{externalId: \"AUD-U1\", kind: COMPANY, companyName: \"Upserted Ltd\"}]}) { results { contact { id } } } }",
+            json!({"b": w.own}),
+        )
+        .await;
+    let upserted = d["results"][0]["contact"]["id"].clone();
+    t.subject(&upserted);
+    let d = t
+        .run(
+            "upsertProducts",
+            "product.create",
+            "mutation { upsertProducts(input: {system: \"erp\", products: [{externalId: \"AUD-P1\", sku: \"AUD-P1\", name: \"Upserted\", listPrice: \"1\", currency: \"EUR\"}]}) { results { product { id } } } }",
+            json!({}),
+        )
+        .await;
+    t.subject(&d["results"][0]["product"]["id"].clone());
+    let synced = admin.ok(CREATE_GROUP, json!({"i": {"addressBookId": w.own, "name": "Audit sync"}})).await["createGroup"]
+        ["group"]["id"]
+        .clone();
+    t.run(
+        "setGroupMembersByExternalId",
+        "group.setMembers",
+        "mutation($g: ID!) { setGroupMembersByExternalId(input: {groupId: $g, system: \"erp\", externalIds: [\"AUD-U1\"]}) { added } }",
+        json!({"g": synced}),
+    )
+    .await;
+    t.subject(&synced);
+
     // ── Rows for mutations added on other branches go here (merge: one `t.run(…)` per new
     // mutation, with the action its store method audits), e.g.
     //   setDataUsagePolicy  → "dataUsagePolicy.set"  (subject: the tenant)
