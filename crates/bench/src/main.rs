@@ -15,6 +15,7 @@ mod routing;
 mod run;
 mod sql;
 mod tickets;
+mod upserts;
 mod webhooks;
 mod workloads;
 
@@ -28,7 +29,10 @@ use std::time::Duration;
 use workloads::Workload;
 
 #[derive(Parser)]
-#[command(name = "cohort-bench", about = "Cohort's benchmark harness: dataset M, workloads W1–W10, raw-SQL ceiling")]
+#[command(
+    name = "cohort-bench",
+    about = "Cohort's benchmark harness: dataset M, workloads W1–W10, R4, U1, raw-SQL ceiling"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,7 +44,10 @@ struct Load {
     /// responsibility (also counts statements per message for 1 vs 20+ groups); W8 a page of 50
     /// messages of a queue. W9 createTicket for that contact, whose groups carry default SLAs
     /// (also counts statements per ticket for 1 vs 20+ groups); W10 a page of 50 tickets of the
-    /// queue, nearest due time first. W7–W10 set up what they need as an admin first.
+    /// queue, nearest due time first. W7–W10 set up what they need as an admin first. R4 is W4
+    /// through the REST facade (`POST /api/v1/prices:resolve`, the same inputs and answer). U1
+    /// is `upsertContacts` in batches of 1,000 into a new address book, three phases one after
+    /// the other (create, unchanged, 10 % changed), each warm-up + duration, one line each.
     #[arg(long, value_parser = parse_workload)]
     workload: Workload,
     /// Concurrent connections (each runs requests back to back).
@@ -148,7 +155,7 @@ enum Command {
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
-    Workload::parse(s).ok_or_else(|| format!("'{s}' is not a workload (W1 … W10)"))
+    Workload::parse(s).ok_or_else(|| format!("'{s}' is not a workload (W1 … W10, R4, U1)"))
 }
 
 fn parse_size(s: &str) -> Result<Size, String> {

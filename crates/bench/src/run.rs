@@ -4,6 +4,7 @@ use crate::dataset::{self as ds, Size};
 use crate::report::{Figures, Stopwatch};
 use crate::routing;
 use crate::tickets;
+use crate::upserts;
 use crate::workloads::{self, Prepared, Workload};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -43,14 +44,13 @@ impl Client {
     }
 
     pub(crate) async fn post(&self, body: &Value) -> anyhow::Result<Value> {
-        let resp = self
-            .http
-            .post(&self.graphql)
-            .bearer_auth(&self.token)
-            .header("accept", "application/graphql-response+json")
-            .json(body)
-            .send()
-            .await?;
+        self.post_to(&self.graphql, "application/graphql-response+json", body).await
+    }
+
+    /// `body` as JSON to `url` (a REST endpoint: `accept` `application/json`); a status other than
+    /// 2xx is an error carrying the answer (a problem document for REST).
+    pub(crate) async fn post_to(&self, url: &str, accept: &str, body: &Value) -> anyhow::Result<Value> {
+        let resp = self.http.post(url).bearer_auth(&self.token).header("accept", accept).json(body).send().await?;
         let status = resp.status();
         let bytes = resp.bytes().await?;
         let v: Value = serde_json::from_slice(&bytes).with_context(|| format!("HTTP {status}: not JSON"))?;
@@ -126,6 +126,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
         )
         .await
         .context("switching the benchmark tenant's export budget off")?;
+    if args.workload == Workload::U1 {
+        return upserts::run(upserts::UpsertArgs {
+            viewer: &client,
+            admin: &admin,
+            base: &base,
+            connections: args.connections,
+            warmup: args.warmup,
+            duration: args.duration,
+            as_admin,
+        })
+        .await;
+    }
+    // R4 posts to a REST endpoint instead of /graphql.
+    let rest_url = args.workload.rest_path().map(|p| format!("{base}{p}"));
 
     // Each connection runs its own request sequence: one request for W1–W5, W7 and W8, an
     // add/remove cycle on a group of its own for W6. W7/W8 first set up queues and
@@ -186,6 +200,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
             plans.push(vec![workloads::w6_add(g, &ids, visible), workloads::w6_remove(g, &ids, visible)]);
             w6_groups.push(g.to_owned());
         }
+    } else if args.workload == Workload::R4 {
+        // The answer W4 gets through GraphQL (checked by W4's check) is what R4 must answer.
+        let w4 = workloads::w4(&args.size);
+        let v = client.post(&w4.body).await?;
+        (w4.check)(&v).map_err(|e| anyhow::anyhow!("W4 (for R4's expected answer) answered wrongly: {e}"))?;
+        let expected = workloads::data(&v, &["resolvePrice"]).map_err(anyhow::Error::msg)?.clone();
+        for _ in 0..args.connections {
+            plans.push(vec![workloads::r4(&args.size, expected.clone())]);
+        }
     } else {
         for _ in 0..args.connections {
             plans.push(vec![workloads::prepare(args.workload, &args.size).context("no such read workload")?]);
@@ -193,7 +216,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
     }
     // One check before measuring: a wrong dataset or server fails fast with the reason.
     for p in &plans[0] {
-        let v = client.post(&p.body).await?;
+        let v = match &rest_url {
+            Some(url) => client.post_to(url, "application/json", &p.body).await?,
+            None => client.post(&p.body).await?,
+        };
         (p.check)(&v).map_err(|e| anyhow::anyhow!("{} answered wrongly: {e}", args.workload.name()))?;
     }
 
@@ -203,14 +229,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Vec<Figures>> {
     let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let mut tasks = vec![];
     for plan in plans {
-        let (client, stop, measuring, errors, first_error) =
-            (client.clone(), stop.clone(), measuring.clone(), errors.clone(), first_error.clone());
+        let (client, stop, measuring, errors, first_error, rest_url) =
+            (client.clone(), stop.clone(), measuring.clone(), errors.clone(), first_error.clone(), rest_url.clone());
         tasks.push(tokio::spawn(async move {
             let mut watches: Vec<Stopwatch> = plan.iter().map(|_| Stopwatch::new()).collect();
             while !stop.load(Ordering::Relaxed) {
                 for (p, w) in plan.iter().zip(watches.iter_mut()) {
                     let t = Instant::now();
-                    let res = client.post(&p.body).await;
+                    let res = match &rest_url {
+                        Some(url) => client.post_to(url, "application/json", &p.body).await,
+                        None => client.post(&p.body).await,
+                    };
                     let elapsed = t.elapsed();
                     let ok = match res {
                         Ok(v) => (p.check)(&v).map_err(anyhow::Error::msg),

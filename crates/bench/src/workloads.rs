@@ -1,4 +1,5 @@
-//! The workloads W1–W10 as GraphQL requests, each with the exact answer dataset M implies.
+//! The workloads W1–W10 as GraphQL requests, each with the exact answer dataset M implies; R4,
+//! W4 through the REST facade; U1, `upsertContacts` in batches of 1,000 (see `upserts.rs`).
 //!
 //! A response counts as a success only if it has no `errors` and its rows are the expected ones
 //! (ids, counts, names) — a fast wrong answer is a failure.
@@ -23,6 +24,10 @@ pub enum Workload {
     W9,
     /// A page of 50 tickets of a queue, nearest due time first (setup: `tickets.rs`).
     W10,
+    /// W4 through the REST facade: `POST /api/v1/prices:resolve` with the same inputs.
+    R4,
+    /// `upsertContacts`, batches of 1,000: create, unchanged, 10 % changed (`upserts.rs`).
+    U1,
 }
 
 impl Workload {
@@ -41,10 +46,12 @@ impl Workload {
             Workload::W8 => "W8",
             Workload::W9 => "W9",
             Workload::W10 => "W10",
+            Workload::R4 => "R4",
+            Workload::U1 => "U1",
         }
     }
 
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 12] = [
         Workload::W1,
         Workload::W2,
         Workload::W3,
@@ -55,7 +62,14 @@ impl Workload {
         Workload::W8,
         Workload::W9,
         Workload::W10,
+        Workload::R4,
+        Workload::U1,
     ];
+
+    /// The REST path the workload posts to instead of `/graphql`.
+    pub fn rest_path(&self) -> Option<&'static str> {
+        (*self == Workload::R4).then_some(RESOLVE_PRICE_PATH)
+    }
 }
 
 /// The API's own global id encoding (one definition, so the harness cannot drift from it).
@@ -201,15 +215,52 @@ fn check_line(line: &Value, quantity: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// W4's inputs: the pricing contact, product 4,242, 12 units in EUR.
+fn w4_input(size: &Size) -> Value {
+    json!({
+        "contactId": gid("Contact", ds::contact_id(size.pricing_contact())),
+        "productId": gid("Product", ds::product_id(4242)),
+        "quantity": "12",
+        "currency": "EUR",
+    })
+}
+
 pub fn w4(size: &Size) -> Prepared {
-    let c = size.pricing_contact();
+    let i = w4_input(size);
     Prepared {
         body: json!({
             "operationName": "W4",
             "query": "query W4($c: ID!, $p: ID!) { resolvePrice(input: { contactId: $c, productId: $p, quantity: \"12\", currency: \"EUR\" }) { unitPrice lineTotal currency source priceList { name } } }",
-            "variables": { "c": gid("Contact", ds::contact_id(c)), "p": gid("Product", ds::product_id(4242)) },
+            "variables": { "c": i["contactId"], "p": i["productId"] },
         }),
         check: Box::new(|v| check_line(data(v, &["resolvePrice"])?, "12")),
+    }
+}
+
+/// R4's endpoint (the REST facade's `resolvePrice`).
+pub const RESOLVE_PRICE_PATH: &str = "/api/v1/prices:resolve";
+
+/// The fields R4's answer must share with W4's (`/priceList/name` included).
+const W4_FIELDS: [&str; 5] = ["/unitPrice", "/lineTotal", "/currency", "/source", "/priceList/name"];
+
+/// R4: W4's inputs as the REST body (`ResolvePriceRequest`: the GraphQL input in camelCase JSON).
+/// The answer is the price itself (no `data` envelope): W4's check, and every field W4 selects
+/// equal to `w4_answer` (W4's `resolvePrice`, read through GraphQL before the run).
+pub fn r4(size: &Size, w4_answer: Value) -> Prepared {
+    Prepared {
+        body: w4_input(size),
+        check: Box::new(move |v| {
+            if v.get("errors").is_some() || v.get("data").is_some() {
+                return Err(format!("a GraphQL envelope, not the REST answer: {}", truncate(&v.to_string())));
+            }
+            check_line(v, "12")?;
+            for f in W4_FIELDS {
+                if v.pointer(f) != w4_answer.pointer(f) {
+                    return Err(format!("{f} is {:?}; GraphQL (W4) answers {:?}", v.pointer(f), w4_answer.pointer(f)));
+                }
+            }
+            Ok(())
+        }),
     }
 }
 
@@ -405,7 +456,9 @@ pub fn prepare(w: Workload, size: &Size) -> Option<Prepared> {
         Workload::W3 => w3(size),
         Workload::W4 => w4(size),
         Workload::W5 => w5(size),
-        Workload::W6 | Workload::W7 | Workload::W8 | Workload::W9 | Workload::W10 => return None,
+        Workload::W6 | Workload::W7 | Workload::W8 | Workload::W9 | Workload::W10 | Workload::R4 | Workload::U1 => {
+            return None;
+        }
     })
 }
 
@@ -420,6 +473,33 @@ mod tests {
             assert_eq!(Workload::parse(&w.name().to_lowercase()), Some(w));
         }
         assert_eq!(Workload::parse("W11"), None);
+        assert_eq!(Workload::R4.rest_path(), Some("/api/v1/prices:resolve"));
+        assert_eq!(Workload::W4.rest_path(), None);
+    }
+
+    #[test]
+    fn r4_sends_w4s_inputs_and_wants_w4s_answer() {
+        let size = Size::parse("m").expect("size m");
+        let w4 = w4(&size);
+        let w4_vars = &w4.body["variables"];
+        let price = json!({ "unitPrice": "7.50", "lineTotal": "90.00", "currency": "EUR", "source": "GROUP_LIST",
+            "priceList": { "id": "l", "name": "Group list 7" }, "product": { "id": "p", "sku": "S", "name": "N" },
+            "quantity": "12", "group": { "id": "g", "name": "G" } });
+        assert_eq!((w4.check)(&json!({ "data": { "resolvePrice": price } })), Ok(()));
+        let p = r4(&size, price.clone());
+        assert_eq!(p.body["contactId"], w4_vars["c"]);
+        assert_eq!(p.body["productId"], w4_vars["p"]);
+        assert_eq!((p.body["quantity"].as_str(), p.body["currency"].as_str()), (Some("12"), Some("EUR")));
+        assert_eq!((p.check)(&price), Ok(()));
+        let mut other = price.clone();
+        other["priceList"]["name"] = json!("Default");
+        assert!((p.check)(&other).is_err(), "another list than W4's");
+        let mut wrong = price.clone();
+        wrong["lineTotal"] = json!("91.00");
+        assert!((p.check)(&wrong).is_err(), "12 × 7.50 ≠ 91.00");
+        assert!((p.check)(&json!({ "data": { "resolvePrice": price } })).is_err(), "no GraphQL envelope");
+        let problem = json!({ "type": "about:blank", "title": "Not Found", "status": 404, "code": "NOT_FOUND" });
+        assert!((p.check)(&problem).is_err());
     }
 
     fn w7_answer(message: Value) -> Value {
