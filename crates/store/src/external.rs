@@ -172,6 +172,19 @@ async fn current(w: &UnitOfWork, target: ExternalTarget, system: &str) -> StoreR
 /// Writes `target`'s id for a system (insert, or replace its old value), refusing an id another
 /// entity of the kind holds. The caller has authorised the write and checked it is a change.
 async fn write(w: &UnitOfWork, target: ExternalTarget, p: &ParsedExternalId, replace: bool) -> StoreResult<()> {
+    write_checked(w, target, p, replace, true).await
+}
+
+/// [`write`], with `check: false` for a caller that has just seen the id free while holding its
+/// advisory lock (an upsert): the insert then goes straight in (a unique violation would still
+/// answer "taken").
+async fn write_checked(
+    w: &UnitOfWork,
+    target: ExternalTarget,
+    p: &ParsedExternalId,
+    replace: bool,
+    check: bool,
+) -> StoreResult<()> {
     let v = w.viewer();
     let (t, kind) = (v.tenant_id.0, target.kind().as_str());
     // Who holds it now: anyone else is a conflict. Two writers racing past this check on
@@ -186,7 +199,7 @@ async fn write(w: &UnitOfWork, target: ExternalTarget, p: &ParsedExternalId, rep
         .bind(p.system.as_str().to_owned())
         .push(" AND external_id = ")
         .bind(p.key.as_str().to_owned());
-    if let Some(r) = w.tx().query_one_raw(q.build()).await? {
+    if check && let Some(r) = w.tx().query_one_raw(q.build()).await? {
         let holder: Uuid = r.try_get("", "entity_id")?;
         if holder != target.uuid() {
             return Err(StoreError::Conflict(TAKEN.into()));
@@ -233,9 +246,28 @@ async fn write(w: &UnitOfWork, target: ExternalTarget, p: &ParsedExternalId, rep
 /// Writes the external ids of an entity created in `w` (validated by [`parse_all`]). The
 /// creation's own event covers them; each gets an audit entry.
 pub(crate) async fn write_new(w: &UnitOfWork, target: ExternalTarget, ids: &[ParsedExternalId]) -> StoreResult<()> {
+    write_new_with(w, target, ids, true).await
+}
+
+/// [`write_new`] for ids the caller has just seen free in this transaction while holding their
+/// advisory locks (an upsert; on SQLite the one writer makes that look authoritative anyway).
+pub(crate) async fn write_new_free(
+    w: &UnitOfWork,
+    target: ExternalTarget,
+    ids: &[ParsedExternalId],
+) -> StoreResult<()> {
+    write_new_with(w, target, ids, false).await
+}
+
+async fn write_new_with(
+    w: &UnitOfWork,
+    target: ExternalTarget,
+    ids: &[ParsedExternalId],
+    check: bool,
+) -> StoreResult<()> {
     let (set_action, _, target_type) = audit_target(target.kind());
     for p in ids {
-        write(w, target, p, false).await?;
+        write_checked(w, target, p, false, check).await?;
         w.audit(
             set_action,
             target_type,

@@ -495,7 +495,9 @@ impl DataHandle {
         };
         let m = self.create_contact_in(w, input).await?;
         let ext = ParsedExternalId::new(system.clone(), key.clone());
-        crate::external::write_new(w, ExternalTarget::Contact(ContactId(m.id)), std::slice::from_ref(&ext)).await?;
+        // The batch looked the id up under its lock a moment ago: no second lookup per contact.
+        crate::external::write_new_free(w, ExternalTarget::Contact(ContactId(m.id)), std::slice::from_ref(&ext))
+            .await?;
         Ok((UpsertStatus::Created, m.try_into()?))
     }
 }

@@ -500,54 +500,55 @@ impl DataHandle {
             })
     }
 
+    /// Replaces the e-mails (`emails`) and phones (`phones`) of contact `id` with `valid`'s. A
+    /// contact created in this unit of work (`fresh`) has none to delete.
     async fn write_channels(
         &self,
         w: &UnitOfWork,
         id: Uuid,
         valid: &ValidContact,
-        emails: bool,
-        phones: bool,
+        (emails, phones, fresh): (bool, bool, bool),
     ) -> StoreResult<()> {
         let (v, txn) = (w.viewer(), w.tx());
-        if emails {
+        if emails && !fresh {
             contact_email::Entity::delete_many()
                 .filter(contact_email::Column::TenantId.eq(v.tenant_id.0))
                 .filter(contact_email::Column::ContactId.eq(id))
                 .exec(txn)
                 .await?;
-            if !valid.emails.is_empty() {
-                contact_email::Entity::insert_many(valid.emails.iter().enumerate().map(|(i, (e, l))| {
-                    contact_email::ActiveModel {
-                        tenant_id: Set(v.tenant_id.0),
-                        contact_id: Set(id),
-                        position: Set(i as i32),
-                        address: Set(e.as_str().to_owned()),
-                        label: Set(l.clone()),
-                    }
-                }))
-                .exec_without_returning(txn)
-                .await?;
-            }
         }
-        if phones {
+        if emails && !valid.emails.is_empty() {
+            contact_email::Entity::insert_many(valid.emails.iter().enumerate().map(|(i, (e, l))| {
+                contact_email::ActiveModel {
+                    tenant_id: Set(v.tenant_id.0),
+                    contact_id: Set(id),
+                    position: Set(i as i32),
+                    address: Set(e.as_str().to_owned()),
+                    label: Set(l.clone()),
+                }
+            }))
+            .exec_without_returning(txn)
+            .await?;
+        }
+        if phones && !fresh {
             contact_phone::Entity::delete_many()
                 .filter(contact_phone::Column::TenantId.eq(v.tenant_id.0))
                 .filter(contact_phone::Column::ContactId.eq(id))
                 .exec(txn)
                 .await?;
-            if !valid.phones.is_empty() {
-                contact_phone::Entity::insert_many(valid.phones.iter().enumerate().map(|(i, (p, l))| {
-                    contact_phone::ActiveModel {
-                        tenant_id: Set(v.tenant_id.0),
-                        contact_id: Set(id),
-                        position: Set(i as i32),
-                        number: Set(p.as_str().to_owned()),
-                        label: Set(l.clone()),
-                    }
-                }))
-                .exec_without_returning(txn)
-                .await?;
-            }
+        }
+        if phones && !valid.phones.is_empty() {
+            contact_phone::Entity::insert_many(valid.phones.iter().enumerate().map(|(i, (p, l))| {
+                contact_phone::ActiveModel {
+                    tenant_id: Set(v.tenant_id.0),
+                    contact_id: Set(id),
+                    position: Set(i as i32),
+                    number: Set(p.as_str().to_owned()),
+                    label: Set(l.clone()),
+                }
+            }))
+            .exec_without_returning(txn)
+            .await?;
         }
         Ok(())
     }
@@ -607,7 +608,7 @@ impl DataHandle {
             created_by: Some(v.user_id.0),
         };
         contact::Entity::insert(contact::ActiveModel::from(m.clone())).exec_without_returning(w.tx()).await?;
-        self.write_channels(w, id, &valid, true, true).await?;
+        self.write_channels(w, id, &valid, (true, true, true)).await?;
         if status_id.is_some() {
             insert_status_change(w.tx(), v, id, None, status_id, None).await?;
         }
@@ -726,7 +727,7 @@ impl DataHandle {
         })
         .exec(w.tx())
         .await?;
-        self.write_channels(w, id.0, &valid, emails_changed, phones_changed).await?;
+        self.write_channels(w, id.0, &valid, (emails_changed, phones_changed, false)).await?;
         if m.address_book_id != cur_book || m.sort_name != cur_sort {
             DataHandle::sync_membership_keys(w, m.id, m.address_book_id, &m.sort_name).await?;
         }
