@@ -242,6 +242,77 @@ fn contact_unchanged(
         && channels.phones.iter().zip(&valid.phones).all(|(a, (p, l))| a.number == p.as_str() && &a.label == l)
 }
 
+/// What one transaction of an upsert did: each item's status and record, or the index of the
+/// item that stopped it and why.
+type Batch<T> = Result<Vec<(UpsertStatus, T)>, (usize, StoreError)>;
+
+/// One item's outcome before it is numbered: what was done, or why not.
+type ItemOutcome<T> = Result<(UpsertStatus, T), ItemError>;
+
+/// The transaction rules of both upserts. `failed` holds the items refused before any database
+/// work; `run` does the items it is given in one transaction (begin to commit).
+/// - Atomic: any refused item means nothing is written (the others answer `ROLLED_BACK`);
+///   otherwise one `run` over all, and an item failing in it rolls back the call the same way.
+/// - Not atomic: one `run` per item; a failing item is reported and the next one goes on.
+///
+/// A database or corrupt-data error is never an item's answer: the call fails (`INTERNAL`, the
+/// cause logged).
+async fn drive<T, F, Fut>(
+    external_ids: Vec<String>,
+    mut failed: HashMap<usize, ItemError>,
+    atomic: bool,
+    run: F,
+) -> StoreResult<UpsertReport<T>>
+where
+    F: Fn(Vec<usize>) -> Fut,
+    Fut: std::future::Future<Output = Batch<T>>,
+{
+    let n = external_ids.len();
+    let internal = |e: &StoreError| matches!(e, StoreError::Database(_) | StoreError::Corrupt { .. });
+    let (committed, outcomes): (bool, Vec<ItemOutcome<T>>) = if atomic {
+        if !failed.is_empty() {
+            (false, (0..n).map(|i| Err(failed.remove(&i).unwrap_or_else(ItemError::rolled_back))).collect())
+        } else if n == 0 {
+            (true, vec![])
+        } else {
+            match run((0..n).collect()).await {
+                Ok(done) => (true, done.into_iter().map(Ok).collect()),
+                Err((_, e)) if internal(&e) => return Err(e),
+                // Nothing of the call is written (its transaction was dropped, i.e. rolled
+                // back): the item that failed says why, the others that they were not written.
+                Err((at, e)) => {
+                    let err = ItemError::of(&e);
+                    (false, (0..n).map(|i| Err(if i == at { err.clone() } else { ItemError::rolled_back() })).collect())
+                }
+            }
+        }
+    } else {
+        let mut outcomes = Vec::with_capacity(n);
+        for i in 0..n {
+            if let Some(e) = failed.remove(&i) {
+                outcomes.push(Err(e));
+                continue;
+            }
+            match run(vec![i]).await {
+                Ok(mut done) => outcomes.push(Ok(done.remove(0))),
+                Err((_, e)) if internal(&e) => return Err(e),
+                Err((_, e)) => outcomes.push(Err(ItemError::of(&e))),
+            }
+        }
+        (true, outcomes)
+    };
+    let results = outcomes
+        .into_iter()
+        .zip(external_ids)
+        .enumerate()
+        .map(|(index, (o, external_id))| match o {
+            Ok((status, rec)) => UpsertOutcome { index, external_id, status, record: Some(rec), error: None },
+            Err(e) => UpsertOutcome { index, external_id, status: UpsertStatus::Failed, record: None, error: Some(e) },
+        })
+        .collect();
+    Ok(UpsertReport { committed, results })
+}
+
 impl DataHandle {
     /// `upsertContacts`: creates or updates up to [`MAX_UPSERT_ITEMS`] contacts keyed by their
     /// external id for `system`. New contacts go to `book`, where the viewer needs WRITE — an
@@ -286,78 +357,16 @@ impl DataHandle {
             }
         }
         self.check_upsert_book(book).await?;
-        let report = |outcomes: Vec<Result<(UpsertStatus, ContactRecord), ItemError>>, committed: bool| UpsertReport {
-            committed,
-            results: outcomes
-                .into_iter()
-                .enumerate()
-                .map(|(i, o)| match o {
-                    Ok((status, rec)) => UpsertOutcome {
-                        index: i,
-                        external_id: items[i].external_id.clone(),
-                        status,
-                        record: Some(rec),
-                        error: None,
-                    },
-                    Err(e) => UpsertOutcome {
-                        index: i,
-                        external_id: items[i].external_id.clone(),
-                        status: UpsertStatus::Failed,
-                        record: None,
-                        error: Some(e),
-                    },
-                })
-                .collect(),
-        };
-        if atomic {
-            if !failed.is_empty() {
-                let outcomes = (0..items.len()).map(|i| Err(failed.remove(&i).unwrap_or_else(ItemError::rolled_back)));
-                return Ok(report(outcomes.collect(), false));
-            }
-            let w = self.begin().await?;
-            let all: Vec<usize> = (0..items.len()).collect();
-            match self.upsert_contacts_in(&w, book, &system, &items, &keys, &all).await {
-                Ok(done) => {
-                    w.commit().await?;
-                    Ok(report(done.into_iter().map(Ok).collect(), true))
-                }
-                Err((at, e)) => {
-                    // Nothing of the call is written (the transaction is dropped, i.e. rolled
-                    // back); the item that failed says why, the others that they were not written.
-                    drop(w);
-                    if matches!(e, StoreError::Database(_) | StoreError::Corrupt { .. }) {
-                        return Err(e);
-                    }
-                    let err = ItemError::of(&e);
-                    let outcomes =
-                        (0..items.len()).map(|i| Err(if i == at { err.clone() } else { ItemError::rolled_back() }));
-                    Ok(report(outcomes.collect(), false))
-                }
-            }
-        } else {
-            let mut outcomes = Vec::with_capacity(items.len());
-            for i in 0..items.len() {
-                if let Some(e) = failed.remove(&i) {
-                    outcomes.push(Err(e));
-                    continue;
-                }
-                let w = self.begin().await?;
-                match self.upsert_contacts_in(&w, book, &system, &items, &keys, &[i]).await {
-                    Ok(mut done) => {
-                        w.commit().await?;
-                        outcomes.push(Ok(done.remove(0)));
-                    }
-                    Err((_, e)) => {
-                        drop(w);
-                        if matches!(e, StoreError::Database(_) | StoreError::Corrupt { .. }) {
-                            return Err(e);
-                        }
-                        outcomes.push(Err(ItemError::of(&e)));
-                    }
-                }
-            }
-            Ok(report(outcomes, true))
-        }
+        let external_ids: Vec<String> = items.iter().map(|i| i.external_id.clone()).collect();
+        let (system, items, keys) = (&system, &items, &keys);
+        drive(external_ids, failed, atomic, |which: Vec<usize>| async move {
+            let first = which.first().copied().unwrap_or_default();
+            let w = self.begin().await.map_err(|e| (first, e))?;
+            let done = self.upsert_contacts_in(&w, book, system, items, keys, &which).await?;
+            w.commit().await.map_err(|e| (first, e))?;
+            Ok(done)
+        })
+        .await
     }
 
     /// The call's address book: visible (else `NotFound`) and writable (else `Forbidden`).
@@ -381,7 +390,7 @@ impl DataHandle {
         items: &[ContactUpsert],
         keys: &[Option<ExternalKey>],
         which: &[usize],
-    ) -> Result<Vec<(UpsertStatus, ContactRecord)>, (usize, StoreError)> {
+    ) -> Batch<ContactRecord> {
         let first = which.first().copied().unwrap_or_default();
         let v = self.viewer();
         let wanted: Vec<&str> = which.iter().filter_map(|i| keys[*i].as_ref().map(|k| k.as_str())).collect();
@@ -536,80 +545,26 @@ impl DataHandle {
                 );
             }
         }
-        let report = |outcomes: Vec<Result<(UpsertStatus, ProductRecord), ItemError>>, committed: bool| UpsertReport {
-            committed,
-            results: outcomes
-                .into_iter()
-                .enumerate()
-                .map(|(i, o)| {
-                    let external_id = items[i].external_id.clone();
-                    match o {
-                        Ok((status, rec)) => {
-                            UpsertOutcome { index: i, external_id, status, record: Some(rec), error: None }
-                        }
-                        Err(e) => UpsertOutcome {
-                            index: i,
-                            external_id,
-                            status: UpsertStatus::Failed,
-                            record: None,
-                            error: Some(e),
-                        },
-                    }
-                })
-                .collect(),
-        };
-        let run = |which: Vec<usize>| {
-            let (system, items, keys) = (&system, &items, &keys);
-            async move {
-                let w = self.begin().await.map_err(|e| (which[0], e))?;
-                let mut out = Vec::with_capacity(which.len());
-                let wanted: Vec<&str> = which.iter().filter_map(|i| keys[*i].as_ref().map(|k| k.as_str())).collect();
-                lock_external_ids(&w, ExternalKind::Product, system, &wanted).await.map_err(|e| (which[0], e))?;
-                let held = holders(&w, ExternalKind::Product, system, &wanted).await.map_err(|e| (which[0], e))?;
-                for &i in &which {
-                    let Some(key) = keys[i].as_ref() else {
-                        return Err((i, StoreError::invalid("externalId", "invalid external id")));
-                    };
-                    let r = self.upsert_one_product(&w, system, key, held.get(key.as_str()).copied(), &items[i]).await;
-                    out.push(r.map_err(|e| (i, e))?);
-                }
-                w.commit().await.map_err(|e| (which[0], e))?;
-                Ok::<_, (usize, StoreError)>(out)
+        let external_ids: Vec<String> = items.iter().map(|i| i.external_id.clone()).collect();
+        let (system, items, keys) = (&system, &items, &keys);
+        drive(external_ids, failed, atomic, |which: Vec<usize>| async move {
+            let first = which.first().copied().unwrap_or_default();
+            let w = self.begin().await.map_err(|e| (first, e))?;
+            let wanted: Vec<&str> = which.iter().filter_map(|i| keys[*i].as_ref().map(|k| k.as_str())).collect();
+            lock_external_ids(&w, ExternalKind::Product, system, &wanted).await.map_err(|e| (first, e))?;
+            let held = holders(&w, ExternalKind::Product, system, &wanted).await.map_err(|e| (first, e))?;
+            let mut out = Vec::with_capacity(which.len());
+            for &i in &which {
+                let Some(key) = keys[i].as_ref() else {
+                    return Err((i, StoreError::invalid("externalId", "invalid external id")));
+                };
+                let r = self.upsert_one_product(&w, system, key, held.get(key.as_str()).copied(), &items[i]).await;
+                out.push(r.map_err(|e| (i, e))?);
             }
-        };
-        if atomic {
-            if !failed.is_empty() {
-                let outcomes = (0..items.len()).map(|i| Err(failed.remove(&i).unwrap_or_else(ItemError::rolled_back)));
-                return Ok(report(outcomes.collect(), false));
-            }
-            if items.is_empty() {
-                return Ok(report(vec![], true));
-            }
-            match run((0..items.len()).collect()).await {
-                Ok(done) => Ok(report(done.into_iter().map(Ok).collect(), true)),
-                Err((_, e)) if matches!(e, StoreError::Database(_) | StoreError::Corrupt { .. }) => Err(e),
-                Err((at, e)) => {
-                    let err = ItemError::of(&e);
-                    let outcomes =
-                        (0..items.len()).map(|i| Err(if i == at { err.clone() } else { ItemError::rolled_back() }));
-                    Ok(report(outcomes.collect(), false))
-                }
-            }
-        } else {
-            let mut outcomes = Vec::with_capacity(items.len());
-            for i in 0..items.len() {
-                if let Some(e) = failed.remove(&i) {
-                    outcomes.push(Err(e));
-                    continue;
-                }
-                match run(vec![i]).await {
-                    Ok(mut done) => outcomes.push(Ok(done.remove(0))),
-                    Err((_, e)) if matches!(e, StoreError::Database(_) | StoreError::Corrupt { .. }) => return Err(e),
-                    Err((_, e)) => outcomes.push(Err(ItemError::of(&e))),
-                }
-            }
-            Ok(report(outcomes, true))
-        }
+            w.commit().await.map_err(|e| (first, e))?;
+            Ok(out)
+        })
+        .await
     }
 
     async fn upsert_one_product(
