@@ -606,6 +606,7 @@ mod tests {
 
     #[test]
     fn change_types_take_the_query_spelling() {
+        // ok: a unit test (cfg(test)), not a request path.
         assert_eq!(change_types("contact, Group,price-list").unwrap(), ["CONTACT", "GROUP", "PRICE_LIST"]);
         assert_eq!(change_types("contacts").unwrap_err().field.as_deref(), Some("types"));
     }
