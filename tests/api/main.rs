@@ -17,6 +17,7 @@ mod demo;
 mod erasure;
 mod events;
 mod external_ids;
+mod fused;
 mod graphiql;
 mod groups;
 mod hostile;

@@ -232,7 +232,9 @@ pub(crate) async fn execute_one(
         graphql.operation.name = tracing::field::Empty,
         graphql.operation.type = tracing::field::Empty,
     );
-    execute_operation(st, p, viewer, rid, &span).instrument(span.clone()).await
+    // The request's span, for the data loaders' tasks (see `telemetry::request_spawner`).
+    let request = tracing::Span::current();
+    execute_operation(st, p, viewer, rid, &span, request).instrument(span.clone()).await
 }
 
 async fn execute_operation(
@@ -241,6 +243,7 @@ async fn execute_operation(
     viewer: &Option<(DataHandle, String)>,
     rid: &str,
     span: &tracing::Span,
+    request: tracing::Span,
 ) -> (Value, bool) {
     let failed = RequestFailed::default();
     let op_name = p.operation_name.clone();
@@ -261,8 +264,8 @@ async fn execute_operation(
     }
     if let (Some(handle), Some((_, tenant_key))) = (&metered, viewer) {
         let loaders = DataLoader::with_cache(
-            Loaders { data: handle.clone() },
-            crate::telemetry::spawn_in_current_span,
+            Loaders::new(handle.clone()),
+            crate::telemetry::request_spawner(request),
             async_graphql::dataloader::HashMapCache::default(),
         );
         req = req

@@ -259,14 +259,22 @@ pub fn record_response(method: &Method, route: Option<&str>, status: u16) {
     }
 }
 
-/// `tokio::spawn` for work done on a request's behalf (the GraphQL data loaders): the task
-/// stays in the request's span, so its log lines keep the request and trace ids and its
-/// statements stay in the request's trace.
-pub fn spawn_in_current_span<F>(task: F) -> tokio::task::JoinHandle<()>
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    tokio::spawn(tracing::Instrument::in_current_span(task))
+/// The spawner of a request's data loaders (work done on its behalf): each batch task runs in
+/// the span that asked for it (so its statements are children of the GraphQL operation in the
+/// trace) *inside* `request`, the request's span. The log layer shows a line's innermost span
+/// it keeps; the operation span is exported, not logged, so without the request's span around
+/// it a batch's log lines would lose the request and trace ids.
+pub fn request_spawner(
+    request: tracing::Span,
+) -> impl Fn(std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>) -> tokio::task::JoinHandle<()>
++ Send
++ Sync
++ 'static {
+    move |task| {
+        use tracing::Instrument;
+        let asking = tracing::Span::current();
+        tokio::spawn(task.instrument(asking).instrument(request.clone()))
+    }
 }
 
 #[cfg(test)]

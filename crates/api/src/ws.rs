@@ -314,8 +314,8 @@ fn connection_init(
                         o.who = Some((handle.viewer().tenant_id().0, handle.viewer().user_id().0));
                     }
                     let loaders: RequestLoader = async_graphql::dataloader::DataLoader::with_cache(
-                        Loaders { data: handle.clone() },
-                        crate::telemetry::spawn_in_current_span,
+                        Loaders::new(handle.clone()),
+                        crate::telemetry::request_spawner(tracing::Span::current()),
                         async_graphql::dataloader::HashMapCache::default(),
                     );
                     // The connection may live for hours: every result reads afresh.

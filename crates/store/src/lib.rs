@@ -64,8 +64,8 @@ pub use consent::{
     RecordConsentInput, WebFormInput, WebFormPatch, WebFormRecord,
 };
 pub use contacts::contact::{
-    ContactChannels, ContactFilter, ContactInput, ContactOrder, ContactPatch, ContactRecord, EmailRecord,
-    GroupSelection, PhoneRecord, StatusChangeRecord,
+    ContactChannels, ContactExtras, ContactFilter, ContactInput, ContactOrder, ContactParts, ContactPatch,
+    ContactRecord, EmailRecord, GroupSelection, PhoneRecord, StatusChangeRecord,
 };
 pub use contacts::erasure::{ERASED_NAME, ErasedContact, MAX_ERASE_REASON_CHARS};
 pub use contacts::export::{ContactDataExport, EXPORT_FORMAT, IdEncoder};
@@ -158,6 +158,8 @@ pub struct Store {
     pub(crate) db: DatabaseConnection,
     metrics: Arc<StoreMetrics>,
     pub(crate) max_inline_grants: usize,
+    /// Viewers resolved in the last minute (their ids, not their grants).
+    pub(crate) viewers: Arc<access::viewer::ViewerCache>,
     /// Woken whenever a unit of work commits events, so this process's background worker fans
     /// them out at once instead of at its next poll (other replicas still poll).
     pub(crate) outbox: Arc<events::OutboxSignal>,
@@ -215,6 +217,7 @@ impl Store {
             db,
             metrics,
             max_inline_grants: pool.max_inline_grants,
+            viewers: Arc::default(),
             outbox: Arc::default(),
             usage: Arc::default(),
             link_keys: consent::links::SharedLinkKeys::new(LinkKeys::ephemeral()),

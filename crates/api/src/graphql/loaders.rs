@@ -14,6 +14,35 @@ use std::collections::HashMap;
 /// The loaders hold the request's data handle: they can reach exactly what its viewer may.
 pub struct Loaders {
     pub data: DataHandle,
+    /// Member pages a `group(id)` resolver read together with the group (one statement instead
+    /// of two), each waiting for the `members` field it was read for.
+    pub prefetched_members: std::sync::Mutex<Vec<PrefetchedMembers>>,
+}
+
+impl Loaders {
+    pub fn new(data: DataHandle) -> Loaders {
+        Loaders { data, prefetched_members: Default::default() }
+    }
+}
+
+/// Which member page a `members` field asks for: a prefetched page serves only the field that
+/// asks for exactly this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembersKey {
+    pub group: GroupId,
+    pub include_subgroups: bool,
+    pub order: cohort_store::MemberOrder,
+    pub consent: Option<cohort_domain::consent::ConsentStatus>,
+    pub first: u32,
+    pub after: Option<String>,
+    pub with_total: bool,
+}
+
+/// A member page read ahead, and its total when the statement carried it.
+pub struct PrefetchedMembers {
+    pub key: MembersKey,
+    pub page: cohort_store::Page<cohort_store::MemberRecord>,
+    pub total: Option<u64>,
 }
 
 /// Wrapper keys so e-mails, phones and contacts (all keyed by contact id) use separate loaders:
@@ -117,10 +146,12 @@ impl async_graphql::dataloader::Loader<GroupId> for Loaders {
     }
 }
 
+/// Each membership comes with its group (read by the same statement); whoever loads them feeds
+/// the groups to the `GroupId` loader, so `membership { group { … } }` costs no statement more.
 impl async_graphql::dataloader::Loader<MembershipsOf> for Loaders {
-    type Value = Vec<MembershipRecord>;
+    type Value = Vec<(MembershipRecord, GroupRecord)>;
     type Error = async_graphql::Error;
-    async fn load(&self, keys: &[MembershipsOf]) -> R<MembershipsOf, Vec<MembershipRecord>> {
+    async fn load(&self, keys: &[MembershipsOf]) -> R<MembershipsOf, Vec<(MembershipRecord, GroupRecord)>> {
         let ids: Vec<ContactId> = keys.iter().map(|k| k.0).collect();
         let mut found = self.data.contact_memberships(&ids).await.map_err(err)?;
         Ok(keys.iter().map(|k| (*k, found.remove(&k.0).unwrap_or_default())).collect())

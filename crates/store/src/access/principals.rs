@@ -3,7 +3,7 @@
 
 use crate::Store;
 use crate::access::handle::DataHandle;
-use crate::access::viewer::{GrantSnapshot, Identity, Viewer};
+use crate::access::viewer::{GrantSnapshot, Identity, KnownViewer, Viewer};
 use crate::core::dialect::RowLock;
 use crate::core::page::{Page, PageRequest};
 use crate::core::sql::Sql;
@@ -153,6 +153,26 @@ impl Store {
         check_key("tid", &id.tenant_key)?;
         check_key("sub", &id.subject)?;
         let admin = id.roles.is_admin();
+        if let Some(known) = self.viewers.get(id) {
+            // Seen within the last minute: no statement of its own. The grants are read inside
+            // each statement of the request instead (the same snapshot as the data they filter),
+            // so a revoked grant takes effect at once.
+            return Ok(Viewer {
+                tenant_id: known.tenant_id,
+                tenant_key: id.tenant_key.clone(),
+                user_id: known.user_id,
+                subject: id.subject.clone(),
+                roles: id.roles.clone(),
+                name: id.name.clone().or(known.name),
+                email: id.email.clone().or(known.email),
+                grants: Arc::new(if admin {
+                    GrantSnapshot::NotNeeded
+                } else {
+                    GrantSnapshot::InStatement(Default::default())
+                }),
+                dialect: self.dialect(),
+            });
+        }
         let mut rows = self.user_with_grants(id, !admin).await?;
         if rows.is_empty() {
             // Just-in-time provisioning is the gate's own write, before any viewer exists (so
@@ -198,6 +218,15 @@ impl Store {
             }
             user::Entity::update(am).exec(&self.db).await?;
         }
+        self.viewers.put(
+            id,
+            KnownViewer {
+                tenant_id: TenantId(tenant_id),
+                user_id: UserId(user_id),
+                name: id.name.clone().or(name.clone()),
+                email: id.email.clone().or(email.clone()),
+            },
+        );
         Ok(Viewer {
             tenant_id: TenantId(tenant_id),
             tenant_key: id.tenant_key.clone(),

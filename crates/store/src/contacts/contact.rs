@@ -6,7 +6,9 @@ use crate::access::handle::DataHandle;
 use crate::access::viewer::Viewer;
 use crate::audit::Changes;
 use crate::core::decode;
+use crate::core::dialect::Dialect;
 use crate::core::page::{Page, PageRequest};
+use crate::core::sql::Sql;
 use crate::core::uow::UnitOfWork;
 use crate::core::visibility::{book_level, book_visible, like_escape};
 use crate::entities::{
@@ -67,6 +69,76 @@ impl TryFrom<contact::Model> for ContactRecord {
 pub struct EmailRecord {
     pub address: String,
     pub label: Option<String>,
+}
+
+/// Per-contact parts a selection asks for, read by the same statement as the contacts (a JSON
+/// aggregate of the e-mails, a join of the status) instead of a follow-up statement each.
+/// Unrequested parts cost nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContactParts {
+    pub emails: bool,
+    pub status: bool,
+}
+
+/// What a statement read for [`ContactParts`]: `None` for a part not asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactExtras {
+    pub emails: Option<Vec<EmailRecord>>,
+    /// `Some(None)`: asked for, and the contact has no status.
+    pub status: Option<Option<crate::BusinessStatusRecord>>,
+}
+
+impl ContactParts {
+    /// `, <e-mails as JSON> AS x_emails, bs.… AS bs_…` for contacts aliased `c` (with
+    /// [`ContactParts::push_join`] in the FROM clause).
+    pub(crate) fn push_columns(self, q: &mut Sql) {
+        if self.emails {
+            // In position order; a JSON array of [address, label] pairs (text, so both engines
+            // hand it over the same way). PostgreSQL's json_agg gives NULL for no rows.
+            q.push(match q.dialect() {
+                Dialect::Postgres => ", (SELECT CAST(json_agg(json_build_array(e.address, e.label) ORDER BY e.position) AS TEXT) FROM contact_emails e WHERE e.tenant_id = c.tenant_id AND e.contact_id = c.id) AS x_emails",
+                Dialect::Sqlite => ", (SELECT json_group_array(json_array(e.address, e.label) ORDER BY e.position) FROM contact_emails e WHERE e.tenant_id = c.tenant_id AND e.contact_id = c.id) AS x_emails",
+            });
+        }
+        if self.status {
+            q.push(", bs.id AS bs_id, bs.key AS bs_key, bs.label AS bs_label, bs.category AS bs_category, bs.position AS bs_position");
+        }
+    }
+
+    /// The join [`ContactParts::push_columns`] needs.
+    pub(crate) fn push_join(self, q: &mut Sql) {
+        if self.status {
+            q.push(" LEFT JOIN business_statuses bs ON bs.tenant_id = c.tenant_id AND bs.id = c.business_status_id");
+        }
+    }
+
+    /// Decodes the parts from a row the statement read.
+    pub(crate) fn read(self, row: &sea_orm::QueryResult) -> StoreResult<ContactExtras> {
+        let mut out = ContactExtras::default();
+        if self.emails {
+            let text: Option<String> = row.try_get("", "x_emails")?;
+            let pairs: Vec<(String, Option<String>)> = match text {
+                Some(t) => {
+                    serde_json::from_str(&t).map_err(|_| StoreError::corrupt("contact_emails", "JSON aggregate"))?
+                }
+                None => vec![],
+            };
+            out.emails = Some(pairs.into_iter().map(|(address, label)| EmailRecord { address, label }).collect());
+        }
+        if self.status {
+            out.status = Some(match row.try_get::<Option<Uuid>>("", "bs_id")? {
+                Some(id) => Some(crate::BusinessStatusRecord {
+                    id: BusinessStatusId(id),
+                    key: row.try_get("", "bs_key")?,
+                    label: row.try_get("", "bs_label")?,
+                    category: row.try_get("", "bs_category")?,
+                    position: row.try_get("", "bs_position")?,
+                }),
+                None => None,
+            });
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,6 +482,31 @@ impl DataHandle {
             .collect::<StoreResult<Vec<_>>>()?;
         self.saw(found.iter().map(|c| c.id));
         Ok(found)
+    }
+
+    /// One visible contact with the parts a selection asks for, in one statement (`contact(id)`).
+    pub async fn contact_with_parts(
+        &self,
+        id: ContactId,
+        parts: ContactParts,
+    ) -> StoreResult<Option<(ContactRecord, ContactExtras)>> {
+        let v = self.viewer();
+        let mut q = Sql::new(v.dialect);
+        q.push("SELECT ").push_columns("c", crate::core::sql::contact_columns());
+        parts.push_columns(&mut q);
+        q.push(" FROM contacts c");
+        parts.push_join(&mut q);
+        q.push(" WHERE c.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND c.id = ")
+            .bind(id.0)
+            .push(" AND ")
+            .visible_books(v, "c.address_book_id", AccessLevel::Read);
+        let Some(row) = self.db.query_one_raw(q.build()).await? else { return Ok(None) };
+        let c = ContactRecord::try_from(<contact::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")?)?;
+        let extras = parts.read(&row)?;
+        self.saw([c.id]);
+        Ok(Some((c, extras)))
     }
 
     /// E-mail addresses of the visible contacts among `ids`, in order: one statement for any number

@@ -20,6 +20,10 @@ impl Sql {
         Sql { dialect, text: String::with_capacity(256), values: Vec::new() }
     }
 
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     pub(crate) fn push(&mut self, s: &'static str) -> &mut Self {
         self.text.push_str(s);
         self

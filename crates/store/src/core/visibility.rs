@@ -26,21 +26,31 @@ pub(crate) enum Frag {
     Value(Value),
 }
 
-/// `(grant rows that apply to the viewer)`: granted to them directly or through a user group.
-/// The table alias is `vg`; the fragments end inside the WHERE clause.
-fn applies_to_viewer(v: &Viewer, out: &mut Vec<Frag>) {
+/// `SELECT vg.address_book_id, vg.level …`: the grant rows that apply to the viewer, granted to
+/// them directly or through a user group, optionally only those on the book in the filtered
+/// column. Two index lookups glued by UNION ALL (the direct grants by principal; the user's
+/// groups, then their grants) rather than one condition with an OR, which PostgreSQL can only
+/// answer by filtering every grant of the tenant.
+fn grant_rows(v: &Viewer, on_column: bool, out: &mut Vec<Frag>) {
     use Frag::*;
     out.extend([
-        Text("FROM address_book_grants vg WHERE vg.tenant_id = "),
+        Text("SELECT vg.address_book_id, vg.level FROM address_book_grants vg WHERE vg.tenant_id = "),
         Value(v.tenant_id.0.into()),
-        Text(" AND ((vg.principal_kind = 'USER' AND vg.principal_id = "),
+        Text(" AND vg.principal_kind = 'USER' AND vg.principal_id = "),
         Value(v.user_id.0.into()),
-        Text(") OR (vg.principal_kind = 'GROUP' AND vg.principal_id IN (SELECT vm.user_group_id FROM user_group_members vm WHERE vm.tenant_id = "),
+    ]);
+    if on_column {
+        out.extend([Text(" AND vg.address_book_id = "), Column]);
+    }
+    out.extend([
+        Text(" UNION ALL SELECT vg.address_book_id, vg.level FROM user_group_members vm JOIN address_book_grants vg ON vg.tenant_id = vm.tenant_id AND vg.principal_kind = 'GROUP' AND vg.principal_id = vm.user_group_id WHERE vm.tenant_id = "),
         Value(v.tenant_id.0.into()),
         Text(" AND vm.user_id = "),
         Value(v.user_id.0.into()),
-        Text(")))"),
     ]);
+    if on_column {
+        out.extend([Text(" AND vg.address_book_id = "), Column]);
+    }
 }
 
 /// `<column> is a book the viewer holds at least `min` on` — the rule.
@@ -73,10 +83,12 @@ pub(crate) fn books_rule(v: &Viewer, min: AccessLevel) -> Vec<Frag> {
             }
         };
     }
+    // The grants read inside the statement: the same snapshot as the rows they filter. On
+    // PostgreSQL `= ANY(ARRAY(…))` is an InitPlan, evaluated once per statement.
     let (open, close) = v.dialect.books_subquery();
-    let mut out = vec![Column, Text(open), Text("SELECT vg.address_book_id ")];
-    applies_to_viewer(v, &mut out);
-    out.extend([Text(" AND vg.level >= "), Value(min.as_i16().into()), Text(close)]);
+    let mut out = vec![Column, Text(open), Text("SELECT vb.address_book_id FROM (")];
+    grant_rows(v, false, &mut out);
+    out.extend([Text(") vb WHERE vb.level >= "), Value(min.as_i16().into()), Text(close)]);
     out
 }
 
@@ -85,10 +97,25 @@ pub(crate) fn books_rule(v: &Viewer, min: AccessLevel) -> Vec<Frag> {
 /// (NULL where they hold none). Not for admins (they hold MANAGE everywhere).
 fn level_rule(v: &Viewer) -> Vec<Frag> {
     use Frag::*;
-    let mut out = vec![Text("(SELECT MAX(vg.level) ")];
-    applies_to_viewer(v, &mut out);
-    out.extend([Text(" AND vg.address_book_id = "), Column, Text(")")]);
+    let mut out = vec![Text("(SELECT MAX(vl.level) FROM (")];
+    grant_rows(v, true, &mut out);
+    out.push(Text(") vl)"));
     out
+}
+
+/// Whether a row's level for this viewer must come from the statement ([`Sql::viewer_level`]):
+/// neither admin (MANAGE everywhere) nor holding an inline grant snapshot.
+pub(crate) fn level_in_statement(v: &Viewer) -> bool {
+    !v.is_admin() && v.grants.levels().is_none()
+}
+
+/// The viewer's level on `book` when it is known without the database (admin, inline grants);
+/// `None` when it must come from the statement or the viewer holds nothing on the book.
+pub(crate) fn known_level(v: &Viewer, book: uuid::Uuid) -> Option<AccessLevel> {
+    if v.is_admin() {
+        return Some(AccessLevel::Manage);
+    }
+    v.grants.levels()?.get(&book).copied()
 }
 
 /// Renders fragments as a sea-query expression over `col`, with the dialect's placeholders.
@@ -142,6 +169,12 @@ impl Sql {
         self.push_frags(books_rule(v, min), col)
     }
 
+    /// `(SELECT MAX(level) …)`: the viewer's level on the book in `col`, NULL where they hold
+    /// none (see [`level_in_statement`]).
+    pub(crate) fn viewer_level(&mut self, v: &Viewer, col: &'static str) -> &mut Self {
+        self.push_frags(level_rule(v), col)
+    }
+
     /// `(SELECT descendant ids of root that the viewer can see)`: the subtree a viewer's
     /// `includeSubgroups` covers. Subgroups homed in books they cannot read do not count.
     pub(crate) fn visible_subtree(&mut self, v: &Viewer, root: uuid::Uuid) -> &mut Self {
@@ -179,24 +212,29 @@ pub(crate) async fn book_levels<C: ConnectionTrait>(
         out.extend(books.iter().map(|b| (*b, AccessLevel::Manage)));
         return Ok(out);
     }
-    if let Some(levels) = v.grants.levels() {
+    if let Some(levels) = v.grants.levels().or_else(|| v.grants.loaded()) {
         out.extend(books.iter().filter_map(|b| Some((*b, *levels.get(b)?))));
         return Ok(out);
     }
-    let mut frags = vec![Frag::Text("SELECT vg.address_book_id, vg.level ")];
-    applies_to_viewer(v, &mut frags);
+    // The grants are read inside the statements; a Rust-side check reads them once per request.
+    let mut frags = vec![Frag::Text("SELECT vb.address_book_id, vb.level FROM (")];
+    grant_rows(v, false, &mut frags);
+    frags.push(Frag::Text(") vb"));
     let mut q = Sql::new(v.dialect);
-    q.push_frags(frags, "").push(" AND vg.address_book_id IN ").bind_list(books.iter().copied());
+    q.push_frags(frags, "");
+    let mut levels = std::collections::BTreeMap::new();
     for row in conn.query_all_raw(q.build()).await? {
         let book: uuid::Uuid = row.try_get("", "address_book_id")?;
         let level: i16 = row.try_get("", "level")?;
         let level = AccessLevel::from_i16(level)
             .ok_or_else(|| crate::error::StoreError::corrupt("address_book_grants.level", level))?;
-        let e = out.entry(book).or_insert(level);
+        let e = levels.entry(book).or_insert(level);
         if level > *e {
             *e = level;
         }
     }
+    out.extend(books.iter().filter_map(|b| Some((*b, *levels.get(b)?))));
+    v.grants.remember(levels);
     Ok(out)
 }
 
@@ -303,10 +341,10 @@ mod tests {
         assert!(render(&v, DbBackend::Postgres).ends_with("WHERE 1 = 0"));
         let v = viewer(&[(10, AccessLevel::Read)], Dialect::Postgres, 0);
         let pg = render(&v, DbBackend::Postgres);
-        assert!(pg.contains("= ANY(ARRAY(SELECT vg.address_book_id FROM address_book_grants vg"), "{pg}");
+        assert!(pg.contains("= ANY(ARRAY(SELECT vb.address_book_id FROM (SELECT vg.address_book_id, vg.level FROM address_book_grants vg"), "{pg}");
         let v = viewer(&[(10, AccessLevel::Read)], Dialect::Sqlite, 0);
         let lite = render(&v, DbBackend::Sqlite);
-        assert!(lite.contains(r#""contacts"."address_book_id" IN (SELECT vg.address_book_id"#), "{lite}");
+        assert!(lite.contains(r#""contacts"."address_book_id" IN (SELECT vb.address_book_id"#), "{lite}");
     }
 
     #[test]

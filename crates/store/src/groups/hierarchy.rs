@@ -60,7 +60,7 @@ struct GroupWithLevel {
     my_level: Option<i16>,
 }
 
-fn record(m: group::Model, my_access: AccessLevel) -> GroupRecord {
+pub(crate) fn record(m: group::Model, my_access: AccessLevel) -> GroupRecord {
     GroupRecord {
         id: GroupId(m.id),
         address_book_id: AddressBookId(m.address_book_id),

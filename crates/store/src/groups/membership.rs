@@ -75,6 +75,8 @@ impl TryFrom<membership::Model> for MembershipRecord {
 pub struct MemberRecord {
     pub contact: ContactRecord,
     pub membership: Option<MembershipRecord>,
+    /// The parts of the contact the page was asked to read along (see [`crate::ContactParts`]).
+    pub extras: crate::ContactExtras,
     /// The page key: (sort name or joined-at, contact id).
     key: MemberKey,
 }
@@ -682,7 +684,10 @@ impl DataHandle {
         consent: Option<ConsentStatus>,
         page: &PageRequest,
     ) -> StoreResult<Page<MemberRecord>> {
-        Ok(self.group_members_counted(group, include_subgroups, order, consent, page, false).await?.0)
+        Ok(self
+            .group_members_counted(group, include_subgroups, order, consent, page, false, Default::default())
+            .await?
+            .0)
     }
 
     /// [`DataHandle::group_members`], and with `with_total` the group's visible member count
@@ -698,108 +703,91 @@ impl DataHandle {
         consent: Option<ConsentStatus>,
         page: &PageRequest,
         with_total: bool,
+        parts: crate::ContactParts,
     ) -> StoreResult<(Page<MemberRecord>, Option<u64>)> {
         let with_total = with_total && !include_subgroups && consent.is_none();
         let v = self.viewer();
-        let after = page.after_key::<MemberKey>()?;
-        match (&after, order) {
-            (Some(MemberKey::Name(..)), MemberOrder::JoinedAt) | (Some(MemberKey::Joined(..)), MemberOrder::Name) => {
-                return Err(StoreError::invalid("after", "is a cursor of a differently ordered list"));
-            }
-            _ => {}
-        }
-        let backend = v.dialect;
-        let mut q = Sql::new(backend);
-        let (key_expr, key_col) = match (order, include_subgroups) {
-            (MemberOrder::Name, false) => ("m.sort_name", "k_name"),
-            (MemberOrder::JoinedAt, false) => ("m.joined_at", "k_joined"),
-            (MemberOrder::Name, true) => ("MIN(m.sort_name)", "k_name"),
-            (MemberOrder::JoinedAt, true) => ("MIN(m.joined_at)", "k_joined"),
-        };
-        q.push("SELECT ").push_columns("c", contact_columns()).push(", p.").push(key_col).push(" AS page_key");
-        if !include_subgroups {
-            q.push(", pm.joined_at AS m_joined_at, pm.source AS m_source, pm.assigned_by AS m_assigned_by, pm.consent_id AS m_consent_id");
-        }
-        if with_total {
-            // Uncorrelated, so evaluated once per statement (an InitPlan on PostgreSQL); the
-            // same sum over the viewer's books as `group_member_counts` (the page's own
-            // condition has already checked that the group is visible).
-            q.push(", (SELECT CAST(COALESCE(SUM(gc.member_count), 0) AS BIGINT) FROM group_member_counts gc WHERE gc.tenant_id = ")
-                .bind(v.tenant_id.0)
-                .push(" AND gc.group_id = ")
-                .bind(group.0)
-                .push(" AND ")
-                .visible_books(v, "gc.address_book_id", AccessLevel::Read)
-                .push(") AS total_count");
-        }
-        // The inner page reads only index columns (group, key, contact, book): an index-only scan
-        // that skips invisible rows without touching the table. Provenance is joined afterwards,
-        // for the page's rows only.
-        q.push(" FROM (SELECT m.contact_id, ").push(key_expr).push(" AS ").push(key_col);
-        q.push(" FROM group_memberships m WHERE m.tenant_id = ").bind(v.tenant_id.0).push(" AND ");
-        if include_subgroups {
-            q.push("m.group_id IN ").visible_subtree(v, group.0);
-        } else {
-            // The group itself must be visible (a hidden group is an empty list, like no group).
-            q.push("m.group_id = ").bind(group.0).push(" AND m.group_id IN ").visible_groups(v);
-        }
-        // On SQLite the unary `+` keeps the book list from choosing the (group, book) index: it
-        // would collect every visible member and sort them, where walking the order index and
-        // skipping invisible entries stops after one page (22 ms vs 2 ms for group 1 of dataset M).
-        let book_col = backend.member_page_book_column();
-        q.push(" AND ").visible_books(v, book_col, AccessLevel::Read);
-        // The consent standing of the membership's own group (its latest consent entry).
-        if let Some(c) = consent {
-            crate::consent::push_consent_filter(&mut q, c);
-        }
-        let cursor = |q: &mut Sql, key: &'static str| match &after {
-            Some(MemberKey::Name(n, id)) => {
-                q.push(" AND (")
-                    .push(key)
-                    .push(" > ")
-                    .bind(n.clone())
-                    .push(" OR (")
-                    .push(key)
-                    .push(" = ")
-                    .bind(n.clone());
-                q.push(" AND m.contact_id > ").bind(*id).push("))");
-            }
-            Some(MemberKey::Joined(t, id)) => {
-                q.push(" AND (").push(key).push(" > ").bind(*t).push(" OR (").push(key).push(" = ").bind(*t);
-                q.push(" AND m.contact_id > ").bind(*id).push("))");
-            }
-            None => {}
-        };
-        if include_subgroups {
-            q.push(" GROUP BY m.contact_id");
-            if after.is_some() {
-                q.push(" HAVING 1 = 1");
-                cursor(&mut q, key_expr);
-            }
-        } else {
-            cursor(&mut q, key_expr);
-        }
-        q.push(" ORDER BY ").push(key_col).push(", m.contact_id LIMIT ").bind(page.limit() as i64);
-        q.push(") p JOIN contacts c ON c.tenant_id = ").bind(v.tenant_id.0).push(" AND c.id = p.contact_id AND ");
-        // Defence in depth: the contact's own book decides, should a copied key ever be stale.
-        q.visible_books(v, "c.address_book_id", AccessLevel::Read);
-        if !include_subgroups {
-            q.push(" JOIN group_memberships pm ON pm.tenant_id = ")
-                .bind(v.tenant_id.0)
-                .push(" AND pm.group_id = ")
-                .bind(group.0)
-                .push(" AND pm.contact_id = p.contact_id");
-        }
-        q.push(" ORDER BY p.");
-        q.push(key_col).push(", p.contact_id");
+        let after = member_cursor(page, order)?;
+        let mut q = Sql::new(v.dialect);
+        push_member_page(&mut q, v, group, include_subgroups, order, consent, page, &after, with_total, parts);
         let rows = self.db.query_all_raw(q.build()).await?;
         let total = match rows.first() {
             Some(r) if with_total => Some(r.try_get::<i64>("", "total_count")?.max(0) as u64),
             _ => None,
         };
-        let mut out = Vec::with_capacity(rows.len());
+        let page = self.member_rows(&rows, group, include_subgroups, order, page, parts)?;
+        Ok((page, total))
+    }
+
+    /// The group (as [`DataHandle::groups_by_ids`] reads it) and a page of its members, with
+    /// `with_total` their count: **one statement** for `group(id) { members { … } }`. `None` when
+    /// the viewer cannot see the group. The count comes back on the same terms as
+    /// [`DataHandle::group_members_counted`]'s, except that an empty page carries it too.
+    pub async fn group_with_members(
+        &self,
+        group: GroupId,
+        include_subgroups: bool,
+        order: MemberOrder,
+        consent: Option<ConsentStatus>,
+        page: &PageRequest,
+        with_total: bool,
+        parts: crate::ContactParts,
+    ) -> StoreResult<Option<(crate::GroupRecord, Page<MemberRecord>, Option<u64>)>> {
+        let with_total = with_total && !include_subgroups && consent.is_none();
+        let v = self.viewer();
+        let after = member_cursor(page, order)?;
+        let mut q = Sql::new(v.dialect);
+        // The group row, LEFT JOINed to its (uncorrelated) page: no row at all means no visible
+        // group; one row with NULL contact columns means a visible group with an empty page.
+        q.push("SELECT g.tenant_id AS g_tenant_id, g.id AS g_id, g.address_book_id AS g_address_book_id, g.parent_id AS g_parent_id, g.name AS g_name, g.sort_name AS g_sort_name, g.description AS g_description, g.precedence AS g_precedence, g.public_name AS g_public_name, g.public_description AS g_public_description, g.created_at AS g_created_at, g.updated_at AS g_updated_at, ");
+        if crate::core::visibility::level_in_statement(v) {
+            q.viewer_level(v, "g.address_book_id");
+        } else {
+            q.push("NULL");
+        }
+        q.push(" AS g_my_level");
+        if with_total {
+            q.push(", ");
+            push_member_total(&mut q, v, group);
+            q.push(" AS g_total");
+        }
+        q.push(", x.* FROM contact_groups g LEFT JOIN (");
+        push_member_page(&mut q, v, group, include_subgroups, order, consent, page, &after, false, parts);
+        q.push(") x ON 1 = 1 WHERE g.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND g.id = ")
+            .bind(group.0)
+            .push(" AND ")
+            .visible_books(v, "g.address_book_id", AccessLevel::Read)
+            .push(" ORDER BY x.page_key, x.id");
+        let rows = self.db.query_all_raw(q.build()).await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let Some(group_record) = group_of_row(v, first)? else { return Ok(None) };
+        let total = if with_total { Some(first.try_get::<i64>("", "g_total")?.max(0) as u64) } else { None };
+        let mut members = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<Option<Uuid>>("", "id")?.is_some() {
+                members.push(row);
+            }
+        }
+        let page = self.member_rows(members, group, include_subgroups, order, page, parts)?;
+        Ok(Some((group_record, page, total)))
+    }
+
+    /// Decodes a member page's rows (see [`push_member_page`]) and meters what it shows.
+    fn member_rows<'r>(
+        &self,
+        rows: impl IntoIterator<Item = &'r sea_orm::QueryResult>,
+        group: GroupId,
+        include_subgroups: bool,
+        order: MemberOrder,
+        page: &PageRequest,
+        parts: crate::ContactParts,
+    ) -> StoreResult<Page<MemberRecord>> {
+        let rows = rows.into_iter();
+        let mut out = Vec::with_capacity(rows.size_hint().0);
         for row in rows {
-            let c = contact::Model::from_query_result(&row, "")?;
+            let c = contact::Model::from_query_result(row, "")?;
             let key = match order {
                 MemberOrder::Name => MemberKey::Name(row.try_get("", "page_key")?, c.id),
                 MemberOrder::JoinedAt => MemberKey::Joined(row.try_get("", "page_key")?, c.id),
@@ -817,13 +805,14 @@ impl DataHandle {
                     consent_id: row.try_get::<Option<Uuid>>("", "m_consent_id")?.map(ConsentEntryId),
                 })
             };
-            out.push(MemberRecord { contact: c.try_into()?, membership, key });
+            let extras = parts.read(row)?;
+            out.push(MemberRecord { contact: c.try_into()?, membership, extras, key });
         }
         let page = Page::from_rows(out, page, |m| m.key.clone());
         // Metering: each member shown is a contact received and a (contact, group) pair.
         self.saw(page.rows.iter().map(|(_, m)| m.contact.id));
         self.saw_pairs(page.rows.len());
-        Ok((page, total))
+        Ok(page)
     }
 
     /// How many visible contacts are members (of the group, or of it or any visible descendant).
@@ -944,18 +933,26 @@ impl DataHandle {
         Ok(out)
     }
 
-    /// The memberships of visible contacts in visible groups, by group name (for the loader).
+    /// The memberships of visible contacts in visible groups, by group name (for the loader), each
+    /// with its group as [`DataHandle::groups_by_ids`] reads it: one statement for a contact's
+    /// memberships and their groups.
     pub async fn contact_memberships(
         &self,
         contacts: &[ContactId],
-    ) -> StoreResult<HashMap<ContactId, Vec<MembershipRecord>>> {
+    ) -> StoreResult<HashMap<ContactId, Vec<(MembershipRecord, crate::GroupRecord)>>> {
         let v = self.viewer();
-        let mut out: HashMap<ContactId, Vec<MembershipRecord>> = HashMap::new();
+        let mut out: HashMap<ContactId, Vec<(MembershipRecord, crate::GroupRecord)>> = HashMap::new();
         if contacts.is_empty() {
             return Ok(out);
         }
         let mut q = Sql::new(v.dialect);
-        q.push("SELECT m.group_id, m.contact_id, m.joined_at, m.source, m.assigned_by, m.consent_id FROM group_memberships m JOIN contact_groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id WHERE m.tenant_id = ")
+        q.push("SELECT m.group_id, m.contact_id, m.joined_at, m.source, m.assigned_by, m.consent_id, g.tenant_id AS g_tenant_id, g.id AS g_id, g.address_book_id AS g_address_book_id, g.parent_id AS g_parent_id, g.name AS g_name, g.sort_name AS g_sort_name, g.description AS g_description, g.precedence AS g_precedence, g.public_name AS g_public_name, g.public_description AS g_public_description, g.created_at AS g_created_at, g.updated_at AS g_updated_at, ");
+        if crate::core::visibility::level_in_statement(v) {
+            q.viewer_level(v, "g.address_book_id");
+        } else {
+            q.push("NULL");
+        }
+        q.push(" AS g_my_level FROM group_memberships m JOIN contact_groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id WHERE m.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND m.contact_id IN ")
             .bind_list(contacts.iter().map(|c| c.0))
@@ -974,7 +971,8 @@ impl DataHandle {
                 assigned_by: row.try_get::<Option<Uuid>>("", "assigned_by")?.map(UserId),
                 consent_id: row.try_get::<Option<Uuid>>("", "consent_id")?.map(ConsentEntryId),
             };
-            out.entry(rec.contact_id).or_default().push(rec);
+            let Some(group) = group_of_row(v, &row)? else { continue };
+            out.entry(rec.contact_id).or_default().push((rec, group));
         }
         self.saw_pairs(out.values().map(Vec::len).sum());
         Ok(out)
@@ -1109,4 +1107,135 @@ impl DataHandle {
             .await?;
         Ok(())
     }
+}
+
+/// A group read into a row's `g_*` columns (with `g_my_level` where the level comes from the
+/// statement), as [`DataHandle::groups_by_ids`] would answer it; `None` when the viewer holds no
+/// level on its book (only a grant revoked between two reads of one statement could do that:
+/// the group is then not visible).
+fn group_of_row(v: &Viewer, row: &sea_orm::QueryResult) -> StoreResult<Option<crate::GroupRecord>> {
+    let model = crate::entities::group::Model::from_query_result(row, "g_")?;
+    let level = match crate::core::visibility::known_level(v, model.address_book_id) {
+        Some(level) => level,
+        None if crate::core::visibility::level_in_statement(v) => match row.try_get::<Option<i16>>("", "g_my_level")? {
+            Some(level) => decode::access_level(level)?,
+            None => return Ok(None),
+        },
+        None => return Ok(None),
+    };
+    Ok(Some(crate::groups::hierarchy::record(model, level)))
+}
+
+/// The cursor of a member page, refused when it belongs to a differently ordered list.
+fn member_cursor(page: &PageRequest, order: MemberOrder) -> StoreResult<Option<MemberKey>> {
+    let after = page.after_key::<MemberKey>()?;
+    match (&after, order) {
+        (Some(MemberKey::Name(..)), MemberOrder::JoinedAt) | (Some(MemberKey::Joined(..)), MemberOrder::Name) => {
+            Err(StoreError::invalid("after", "is a cursor of a differently ordered list"))
+        }
+        _ => Ok(after),
+    }
+}
+
+/// `(SELECT the group's visible member count)`: uncorrelated, so evaluated once per statement
+/// (an InitPlan on PostgreSQL); the same sum over the viewer's books as `group_member_counts`.
+/// The statement around it checks that the group is visible.
+fn push_member_total(q: &mut Sql, v: &Viewer, group: GroupId) {
+    q.push(
+        "(SELECT CAST(COALESCE(SUM(gc.member_count), 0) AS BIGINT) FROM group_member_counts gc WHERE gc.tenant_id = ",
+    )
+    .bind(v.tenant_id.0)
+    .push(" AND gc.group_id = ")
+    .bind(group.0)
+    .push(" AND ")
+    .visible_books(v, "gc.address_book_id", AccessLevel::Read)
+    .push(")");
+}
+
+/// One page of a visible group's visible members, as one SELECT (contact columns, `page_key`,
+/// the membership's `m_*` columns and, with `with_total`, `total_count`).
+#[allow(clippy::too_many_arguments)]
+fn push_member_page(
+    q: &mut Sql,
+    v: &Viewer,
+    group: GroupId,
+    include_subgroups: bool,
+    order: MemberOrder,
+    consent: Option<ConsentStatus>,
+    page: &PageRequest,
+    after: &Option<MemberKey>,
+    with_total: bool,
+    parts: crate::ContactParts,
+) {
+    let backend = v.dialect;
+    let (key_expr, key_col) = match (order, include_subgroups) {
+        (MemberOrder::Name, false) => ("m.sort_name", "k_name"),
+        (MemberOrder::JoinedAt, false) => ("m.joined_at", "k_joined"),
+        (MemberOrder::Name, true) => ("MIN(m.sort_name)", "k_name"),
+        (MemberOrder::JoinedAt, true) => ("MIN(m.joined_at)", "k_joined"),
+    };
+    q.push("SELECT ").push_columns("c", contact_columns()).push(", p.").push(key_col).push(" AS page_key");
+    if !include_subgroups {
+        q.push(", pm.joined_at AS m_joined_at, pm.source AS m_source, pm.assigned_by AS m_assigned_by, pm.consent_id AS m_consent_id");
+    }
+    parts.push_columns(q);
+    if with_total {
+        q.push(", ");
+        push_member_total(q, v, group);
+        q.push(" AS total_count");
+    }
+    // The inner page reads only index columns (group, key, contact, book): an index-only scan
+    // that skips invisible rows without touching the table. Provenance is joined afterwards,
+    // for the page's rows only.
+    q.push(" FROM (SELECT m.contact_id, ").push(key_expr).push(" AS ").push(key_col);
+    q.push(" FROM group_memberships m WHERE m.tenant_id = ").bind(v.tenant_id.0).push(" AND ");
+    if include_subgroups {
+        q.push("m.group_id IN ").visible_subtree(v, group.0);
+    } else {
+        // The group itself must be visible (a hidden group is an empty list, like no group).
+        q.push("m.group_id = ").bind(group.0).push(" AND m.group_id IN ").visible_groups(v);
+    }
+    // On SQLite the unary `+` keeps the book list from choosing the (group, book) index: it
+    // would collect every visible member and sort them, where walking the order index and
+    // skipping invisible entries stops after one page (22 ms vs 2 ms for group 1 of dataset M).
+    let book_col = backend.member_page_book_column();
+    q.push(" AND ").visible_books(v, book_col, AccessLevel::Read);
+    // The consent standing of the membership's own group (its latest consent entry).
+    if let Some(c) = consent {
+        crate::consent::push_consent_filter(q, c);
+    }
+    let cursor = |q: &mut Sql, key: &'static str| match &after {
+        Some(MemberKey::Name(n, id)) => {
+            q.push(" AND (").push(key).push(" > ").bind(n.clone()).push(" OR (").push(key).push(" = ").bind(n.clone());
+            q.push(" AND m.contact_id > ").bind(*id).push("))");
+        }
+        Some(MemberKey::Joined(t, id)) => {
+            q.push(" AND (").push(key).push(" > ").bind(*t).push(" OR (").push(key).push(" = ").bind(*t);
+            q.push(" AND m.contact_id > ").bind(*id).push("))");
+        }
+        None => {}
+    };
+    if include_subgroups {
+        q.push(" GROUP BY m.contact_id");
+        if after.is_some() {
+            q.push(" HAVING 1 = 1");
+            cursor(q, key_expr);
+        }
+    } else {
+        cursor(q, key_expr);
+    }
+    q.push(" ORDER BY ").push(key_col).push(", m.contact_id LIMIT ").bind(page.limit() as i64);
+    q.push(") p JOIN contacts c ON c.tenant_id = ").bind(v.tenant_id.0).push(" AND c.id = p.contact_id AND ");
+    // Defence in depth: the contact's own book decides, should a copied key ever be stale.
+    q.visible_books(v, "c.address_book_id", AccessLevel::Read);
+    if !include_subgroups {
+        q.push(" JOIN group_memberships pm ON pm.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND pm.group_id = ")
+            .bind(group.0)
+            .push(" AND pm.contact_id = p.contact_id");
+    }
+    parts.push_join(q);
+    q.push(" ORDER BY p.");
+    q.push(key_col).push(", p.contact_id");
 }

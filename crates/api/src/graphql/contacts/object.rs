@@ -60,6 +60,38 @@ connection!(
 /// Loads, for a whole page of contacts at once, each per-row field the query selects under
 /// `node` (one store call per field, whatever the page size). Rows then read from the loaders'
 /// request cache. Batching therefore never depends on how fast sibling rows happen to resolve.
+/// The parts of a contact a selection (`node`) asks for that the statement reading the contacts
+/// can read along: e-mails and the business status.
+pub(crate) fn contact_parts(node: &async_graphql::Lookahead<'_>) -> cohort_store::ContactParts {
+    cohort_store::ContactParts { emails: node.field("emails").exists(), status: node.field("businessStatus").exists() }
+}
+
+/// Hands what a statement read along ([`contact_parts`]) to the request's loaders, so the
+/// contacts' fields find it there instead of asking the database again.
+pub(crate) async fn feed_contact_extras<'a>(
+    ctx: &Context<'_>,
+    read: impl IntoIterator<Item = (ContactId, &'a cohort_store::ContactExtras)>,
+) -> async_graphql::Result<()> {
+    let l = loader(ctx)?;
+    let mut emails = vec![];
+    let mut statuses = vec![];
+    for (id, x) in read {
+        if let Some(e) = &x.emails {
+            emails.push((EmailsOf(id), e.clone()));
+        }
+        if let Some(Some(st)) = &x.status {
+            statuses.push((st.id, st.clone()));
+        }
+    }
+    if !emails.is_empty() {
+        l.feed_many(emails).await;
+    }
+    if !statuses.is_empty() {
+        l.feed_many(statuses).await;
+    }
+    Ok(())
+}
+
 pub(crate) async fn prefetch_contacts(
     ctx: &Context<'_>,
     node: async_graphql::Lookahead<'_>,

@@ -92,6 +92,16 @@ impl ContactQuery {
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Contact> {
         viewer(ctx)?;
         let id = ContactId(ids::decode(ContactId::TAG, &id)?);
+        let parts = contact_parts(&ctx.look_ahead());
+        if parts != cohort_store::ContactParts::default() {
+            // The contact with its e-mails and status in one statement.
+            let Some((c, extras)) = data(ctx)?.contact_with_parts(id, parts).await.map_err(ApiError::from)? else {
+                return Err(ApiError::NotFound.into());
+            };
+            feed_contact_extras(ctx, [(c.id, &extras)]).await?;
+            loader(ctx)?.feed_one(c.id, c.clone()).await;
+            return Ok(Contact(c));
+        }
         loader(ctx)?.load_one(id).await?.map(Contact).ok_or_else(|| ApiError::NotFound.into())
     }
 

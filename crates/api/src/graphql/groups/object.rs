@@ -13,6 +13,82 @@ use cohort_domain::ids::{ContactId, GroupId, MembershipEventId};
 use cohort_store::{GroupRecord, MemberOrder, MemberRecord, MembershipEventRecord, MembershipRecord, Page};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+/// The page a `group(id)` resolver prefetched for this very `members` field, if any.
+fn take_prefetched(ctx: &Context<'_>, key: &MembersKey) -> async_graphql::Result<Option<PrefetchedMembers>> {
+    let mut waiting = loader(ctx)?
+        .loader()
+        .prefetched_members
+        .lock()
+        .map_err(|_| ApiError::Internal("prefetched member pages poisoned".into()))?;
+    Ok(waiting.iter().position(|p| &p.key == key).map(|i| waiting.swap_remove(i)))
+}
+
+/// `group(id) { members(…) { … } }` in one statement: when the selection asks for exactly one
+/// `members` field (no directives), the group and that page are read together
+/// ([`cohort_store::DataHandle::group_with_members`]) and the page waits in the request's
+/// loaders for the field. `Ok(None)` when the shortcut does not apply (the caller loads the group
+/// alone, and `members` reads its page as usual — and reports any bad argument); otherwise the
+/// group, or `Some(None)` when the viewer cannot see it.
+pub(crate) async fn group_with_members(
+    ctx: &Context<'_>,
+    id: GroupId,
+) -> async_graphql::Result<Option<Option<GroupRecord>>> {
+    use async_graphql::InputType;
+    let fields = ctx.look_ahead().field("members").selection_fields();
+    let [field] = fields.as_slice() else { return Ok(None) };
+    if !field.directives()?.is_empty() {
+        return Ok(None);
+    }
+    let args = field.arguments()?;
+    // Each argument parsed as the `members` resolver parses it; anything it would refuse makes
+    // the shortcut step aside so the resolver reports it.
+    fn arg<T: InputType>(args: &[(async_graphql::Name, async_graphql::Value)], name: &str) -> Option<T> {
+        T::parse(args.iter().find(|(n, _)| n.as_str() == name).map(|(_, v)| v.clone())).ok()
+    }
+    let (Some(first), Some(after), Some(include_subgroups), Some(order_by), Some(consent)) = (
+        arg::<Option<i32>>(&args, "first"),
+        arg::<Option<String>>(&args, "after"),
+        arg::<Option<bool>>(&args, "includeSubgroups"),
+        arg::<Option<MemberOrderBy>>(&args, "orderBy"),
+        arg::<Option<crate::graphql::consent::ConsentStatus>>(&args, "consent"),
+    ) else {
+        return Ok(None);
+    };
+    let Ok(req) = page_req(first, after) else { return Ok(None) };
+    let members = async_graphql::Lookahead::from(*field);
+    let with_total = members.field("totalCount").exists();
+    let parts = contact_parts(&members.field("edges").field("node"));
+    let key = MembersKey {
+        group: id,
+        include_subgroups: include_subgroups.unwrap_or(false),
+        order: match order_by.unwrap_or(MemberOrderBy::Name) {
+            MemberOrderBy::Name => MemberOrder::Name,
+            MemberOrderBy::JoinedAt => MemberOrder::JoinedAt,
+        },
+        consent: consent.map(Into::into),
+        first: req.first,
+        after: req.after.clone(),
+        with_total,
+    };
+    let found = match data(ctx)?
+        .group_with_members(id, key.include_subgroups, key.order, key.consent, &req, with_total, parts)
+        .await
+    {
+        Ok(found) => found,
+        // A bad cursor: let the field report it as it always does.
+        Err(cohort_store::StoreError::Invalid(_)) => return Ok(None),
+        Err(e) => return Err(ApiError::from(e).into()),
+    };
+    let Some((group, page, total)) = found else { return Ok(Some(None)) };
+    loader(ctx)?
+        .loader()
+        .prefetched_members
+        .lock()
+        .map_err(|_| ApiError::Internal("prefetched member pages poisoned".into()))?
+        .push(PrefetchedMembers { key, page, total });
+    Ok(Some(Some(group)))
+}
+
 /// How a contact came to be in a group.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum MembershipSource {
@@ -213,19 +289,28 @@ impl Group {
         };
         // With `totalCount` selected, the page statement carries the count too (one round trip).
         let wants_total = ctx.look_ahead().field("totalCount").exists();
-        let (p, total) = data(ctx)?
-            .group_members_counted(
-                self.0.id,
-                include_subgroups,
-                order,
-                consent.map(Into::into),
-                &page_req(first, after)?,
-                wants_total,
-            )
-            .await
-            .map_err(ApiError::from)?;
-        // Prefetch what the edges ask for, for the whole page at once.
+        let req = page_req(first, after)?;
+        let key = MembersKey {
+            group: self.0.id,
+            include_subgroups,
+            order,
+            consent: consent.map(Into::into),
+            first: req.first,
+            after: req.after.clone(),
+            with_total: wants_total,
+        };
         let edges = ctx.look_ahead().field("edges");
+        let parts = contact_parts(&edges.field("node"));
+        let (p, total) = match take_prefetched(ctx, &key)? {
+            // `group(id)` read this page with the group, in its own statement.
+            Some(found) => (found.page, found.total),
+            None => data(ctx)?
+                .group_members_counted(self.0.id, include_subgroups, order, key.consent, &req, wants_total, parts)
+                .await
+                .map_err(ApiError::from)?,
+        };
+        feed_contact_extras(ctx, p.rows.iter().map(|r| (r.1.contact.id, &r.1.extras))).await?;
+        // Prefetch the rest of what the edges ask for, for the whole page at once.
         let rows: Vec<&cohort_store::ContactRecord> = p.rows.iter().map(|r| &r.1.contact).collect();
         prefetch_contacts(ctx, edges.field("node"), &rows).await?;
         let l = loader(ctx)?;
@@ -568,8 +653,12 @@ pub async fn contact_memberships(ctx: &Context<'_>, contact: ContactId) -> async
     if let Some(g) = ctx.data_opt::<ExportGuardRef>() {
         g.0.admit()?;
     }
-    let m = loader(ctx)?.load_one(MembershipsOf(contact)).await?.unwrap_or_default();
-    Ok(m.into_iter().map(GroupMembership).collect())
+    let l = loader(ctx)?;
+    let m = l.load_one(MembershipsOf(contact)).await?.unwrap_or_default();
+    if ctx.look_ahead().field("group").exists() {
+        l.feed_many(m.iter().map(|(_, g)| (g.id, g.clone()))).await;
+    }
+    Ok(m.into_iter().map(|(m, _)| GroupMembership(m)).collect())
 }
 
 pub async fn contact_membership_history(

@@ -31,6 +31,10 @@ impl GroupQuery {
     async fn group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Group> {
         viewer(ctx)?;
         let id = GroupId(ids::decode(GroupId::TAG, &id)?);
+        // The common `group(id) { members { … } }`: the group and the page in one statement.
+        if let Some(found) = crate::graphql::groups::object::group_with_members(ctx, id).await? {
+            return found.map(Group).ok_or_else(|| ApiError::NotFound.into());
+        }
         loader(ctx)?.load_one(id).await?.map(Group).ok_or_else(|| ApiError::NotFound.into())
     }
 
