@@ -124,6 +124,15 @@ impl Dialect {
     /// book list from choosing the (group, book) index — it would collect every visible member and
     /// sort them, where walking the order index and skipping invisible entries stops after one
     /// page (22 ms vs 2 ms for group 1 of dataset M).
+    /// How many ids one statement takes ([`crate::core::sql::Sql::in_ids`]): all of them on
+    /// PostgreSQL (one bound array), chunks on SQLite (it binds at most 32,766 values).
+    pub(crate) fn id_chunk(self) -> usize {
+        match self {
+            Dialect::Postgres => usize::MAX,
+            Dialect::Sqlite => 2000,
+        }
+    }
+
     pub(crate) fn member_page_book_column(self) -> &'static str {
         match self {
             Dialect::Sqlite => "+m.address_book_id",

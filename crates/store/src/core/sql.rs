@@ -48,6 +48,25 @@ impl Sql {
         self
     }
 
+    /// `<col> in ids`: on PostgreSQL ` = ANY(CAST($n AS uuid[]))`, one bound array whatever the
+    /// count — one statement text, so the driver prepares and caches it once (a list of n
+    /// placeholders is a new statement for every n, and each is kept by every pooled
+    /// connection); on SQLite ` IN (?, …)` (callers chunk by [`Dialect::id_chunk`]). `ids` must
+    /// not be empty.
+    pub(crate) fn in_ids(&mut self, ids: &[uuid::Uuid]) -> &mut Self {
+        match self.dialect {
+            Dialect::Postgres => {
+                self.push(" = ANY(CAST(");
+                self.bind(crate::core::dialect::pg_uuid_array(ids));
+                self.push(" AS uuid[]))")
+            }
+            Dialect::Sqlite => {
+                self.push(" IN ");
+                self.bind_list(ids.iter().copied())
+            }
+        }
+    }
+
     /// `alias.col1, alias.col2, …` from static names (e.g. an entity's column list).
     pub(crate) fn push_columns(
         &mut self,

@@ -8,7 +8,7 @@ use crate::access::viewer::Viewer;
 use crate::consent::links::LinkKeys;
 use crate::contacts::contact::ContactRecord;
 use crate::core::decode;
-use crate::core::dialect::RowLock;
+use crate::core::dialect::{Dialect, RowLock};
 use crate::core::page::{Page, PageRequest};
 use crate::core::sql::{Sql, contact_columns};
 use crate::core::uow::{Claim, LockedTable, UnitOfWork, fingerprint};
@@ -176,12 +176,12 @@ async fn visible_contacts_among(
 ) -> StoreResult<(HashMap<Uuid, (Uuid, String)>, HashSet<Uuid>)> {
     let mut out = HashMap::with_capacity(ids.len());
     let mut erased = HashSet::new();
-    for chunk in ids.chunks(CHUNK) {
+    for chunk in ids.chunks(v.dialect.id_chunk()) {
         let mut q = Sql::new(v.dialect);
         q.push("SELECT c.id, c.address_book_id, c.sort_name, c.erased_at FROM contacts c WHERE c.tenant_id = ")
             .bind(v.tenant_id.0)
-            .push(" AND c.id IN ")
-            .bind_list(chunk.iter().copied())
+            .push(" AND c.id")
+            .in_ids(chunk)
             .push(" AND ")
             .visible_books(v, "c.address_book_id", AccessLevel::Read);
         // Hold the contacts until commit: a concurrent move or rename then waits, and syncs
@@ -205,14 +205,16 @@ async fn existing_members(
     ids: &[Uuid],
 ) -> StoreResult<HashMap<Uuid, membership::Model>> {
     let mut out = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        for m in membership::Entity::find()
-            .filter(membership::Column::TenantId.eq(v.tenant_id.0))
-            .filter(membership::Column::GroupId.eq(group.0))
-            .filter(membership::Column::ContactId.is_in(chunk.iter().copied()))
-            .all(txn)
-            .await?
-        {
+    for chunk in ids.chunks(v.dialect.id_chunk()) {
+        let mut q = Sql::new(v.dialect);
+        q.push("SELECT m.tenant_id, m.group_id, m.contact_id, m.address_book_id, m.sort_name, m.joined_at, m.source, m.assigned_by, m.consent_id FROM group_memberships m WHERE m.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND m.group_id = ")
+            .bind(group.0)
+            .push(" AND m.contact_id")
+            .in_ids(chunk);
+        for row in txn.query_all_raw(q.build()).await? {
+            let m = membership::Model::from_query_result(&row, "")?;
             out.insert(m.contact_id, m);
         }
     }
@@ -322,6 +324,52 @@ pub(crate) async fn join_with_consent(
     }
     let v = w.viewer();
     let now = Utc::now();
+    let joined: Vec<(Uuid, Uuid)> = joining.iter().map(|(c, b, _)| (*c, *b)).collect();
+    if w.dialect() == Dialect::Postgres {
+        // Set-based: the rows travel as one JSON document, and the memberships and their JOIN
+        // history are written by one statement whatever their number.
+        let assigned_by = match source {
+            MembershipSource::WebForm | MembershipSource::SelfService => None,
+            _ => Some(v.user_id.0),
+        };
+        let rows: Vec<serde_json::Value> = joining
+            .iter()
+            .map(|(c, b, sort)| serde_json::json!({"c": c, "b": b, "s": sort, "h": Uuid::now_v7()}))
+            .collect();
+        let mut q = Sql::new(v.dialect);
+        q.push("WITH r AS (SELECT * FROM json_to_recordset(CAST(")
+            .bind(serde_json::Value::Array(rows).to_string())
+            .push(" AS json)) AS r(c uuid, b uuid, s text, h uuid)), ins AS (INSERT INTO group_memberships (tenant_id, group_id, contact_id, address_book_id, sort_name, joined_at, source, assigned_by, consent_id) SELECT ")
+            .bind(v.tenant_id.0)
+            .push(", ")
+            .bind(group.0)
+            .push(", r.c, r.b, r.s, ")
+            .bind(now)
+            .push(", ")
+            .bind(source.as_str())
+            .push(", ")
+            .bind(assigned_by)
+            .push(", ")
+            .bind(consent)
+            .push(" FROM r) INSERT INTO membership_history (tenant_id, id, group_id, contact_id, address_book_id, action, source, actor_id, at, reason) SELECT ")
+            .bind(v.tenant_id.0)
+            .push(", r.h, ")
+            .bind(group.0)
+            .push(", r.c, r.b, 'JOIN', ")
+            .bind(source.as_str())
+            .push(", ")
+            .bind(v.user_id.0)
+            .push(", ")
+            .bind(now)
+            .push(", NULL FROM r");
+        w.tx().execute_raw(q.build()).await?;
+        w.emit(
+            EventType::GroupMembersAdded,
+            vec![Subject::new(SubjectKind::Group, group.0)],
+            serde_json::json!({"count": joining.len(), "source": source.as_str()}),
+        );
+        return crate::sequences::enrol::on_join(w, group, &joined, source, chain, consent.is_some()).await;
+    }
     for chunk in joining.chunks(CHUNK) {
         membership::Entity::insert_many(chunk.iter().map(|(c, book, sort)| membership::ActiveModel {
             tenant_id: Set(v.tenant_id.0),
@@ -340,7 +388,6 @@ pub(crate) async fn join_with_consent(
         .exec_without_returning(w.tx())
         .await?;
     }
-    let joined: Vec<(Uuid, Uuid)> = joining.iter().map(|(c, b, _)| (*c, *b)).collect();
     append_history(w, group.0, &joined, "JOIN", source.as_str(), None, now).await?;
     // Ids and counts only: a webhook must not become a membership export.
     w.emit(
@@ -365,6 +412,43 @@ pub(crate) async fn leave_in(
         return Ok(());
     }
     let v = w.viewer();
+    if w.dialect() == Dialect::Postgres {
+        // Set-based, as for joins: the memberships and their LEAVE history (with the source of
+        // the membership that ended, or `source`) in one statement.
+        let now = Utc::now();
+        let rows: Vec<serde_json::Value> = leaving
+            .iter()
+            .map(|(c, b, src)| serde_json::json!({"c": c, "b": b, "src": src, "h": Uuid::now_v7()}))
+            .collect();
+        let mut q = Sql::new(v.dialect);
+        q.push("WITH r AS (SELECT * FROM json_to_recordset(CAST(")
+            .bind(serde_json::Value::Array(rows).to_string())
+            .push(" AS json)) AS r(c uuid, b uuid, src text, h uuid)), del AS (DELETE FROM group_memberships m USING r WHERE m.tenant_id = ")
+            .bind(v.tenant_id.0)
+            .push(" AND m.group_id = ")
+            .bind(group.0)
+            .push(" AND m.contact_id = r.c) INSERT INTO membership_history (tenant_id, id, group_id, contact_id, address_book_id, action, source, actor_id, at, reason) SELECT ")
+            .bind(v.tenant_id.0)
+            .push(", r.h, ")
+            .bind(group.0)
+            .push(", r.c, r.b, 'LEAVE', COALESCE(")
+            .bind(source.map(|s| s.as_str().to_owned()))
+            .push(", r.src), ")
+            .bind(v.user_id.0)
+            .push(", ")
+            .bind(now)
+            .push(", ")
+            .bind(reason.map(str::to_owned))
+            .push(" FROM r");
+        w.tx().execute_raw(q.build()).await?;
+        w.emit(
+            EventType::GroupMembersRemoved,
+            vec![Subject::new(SubjectKind::Group, group.0)],
+            serde_json::json!({"count": leaving.len()}),
+        );
+        let ids: Vec<Uuid> = leaving.iter().map(|l| l.0).collect();
+        return crate::sequences::enrol::on_leave(w, &[group.0], &ids).await;
+    }
     for chunk in leaving.chunks(CHUNK) {
         membership::Entity::delete_many()
             .filter(membership::Column::TenantId.eq(v.tenant_id.0))
