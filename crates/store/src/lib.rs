@@ -79,8 +79,8 @@ pub use events::{
 pub use external::{ExternalIdRecord, ExternalTarget, MAX_EXTERNAL_IDS_PER_ENTITY};
 pub use groups::hierarchy::{GroupFilter, GroupInput, GroupPatch, GroupRecord, SubgroupPolicy};
 pub use groups::membership::{
-    AddMembersOutcome, MemberOrder, MemberRecord, MembershipEventRecord, MembershipRecord, RemoveMembersOutcome,
-    SetMembersOutcome,
+    AddMembersOutcome, MemberOrder, MemberRecord, MembershipEventRecord, MembershipRecord, ReadAlong,
+    RemoveMembersOutcome, SetMembersOutcome,
 };
 pub use orders::{OrderLineRecord, OrderRecord, OrderSummaryRecord};
 pub use pricing::{

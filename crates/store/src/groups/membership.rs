@@ -33,6 +33,14 @@ use uuid::Uuid;
 /// Rows per statement for bulk writes (SQLite binds at most 32,766 values per statement).
 const CHUNK: usize = 2000;
 
+/// What a member page's statement reads besides the page: the visible member count
+/// (`totalCount`) and the contacts' parts a selection asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadAlong {
+    pub total: bool,
+    pub parts: crate::ContactParts,
+}
+
 /// How a member list is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberOrder {
@@ -768,10 +776,7 @@ impl DataHandle {
         consent: Option<ConsentStatus>,
         page: &PageRequest,
     ) -> StoreResult<Page<MemberRecord>> {
-        Ok(self
-            .group_members_counted(group, include_subgroups, order, consent, page, false, Default::default())
-            .await?
-            .0)
+        Ok(self.group_members_counted(group, include_subgroups, order, consent, page, ReadAlong::default()).await?.0)
     }
 
     /// [`DataHandle::group_members`], and with `with_total` the group's visible member count
@@ -786,9 +791,9 @@ impl DataHandle {
         order: MemberOrder,
         consent: Option<ConsentStatus>,
         page: &PageRequest,
-        with_total: bool,
-        parts: crate::ContactParts,
+        along: ReadAlong,
     ) -> StoreResult<(Page<MemberRecord>, Option<u64>)> {
+        let ReadAlong { total: with_total, parts } = along;
         let with_total = with_total && !include_subgroups && consent.is_none();
         let v = self.viewer();
         let after = member_cursor(page, order)?;
@@ -814,9 +819,9 @@ impl DataHandle {
         order: MemberOrder,
         consent: Option<ConsentStatus>,
         page: &PageRequest,
-        with_total: bool,
-        parts: crate::ContactParts,
+        along: ReadAlong,
     ) -> StoreResult<Option<(crate::GroupRecord, Page<MemberRecord>, Option<u64>)>> {
+        let ReadAlong { total: with_total, parts } = along;
         let with_total = with_total && !include_subgroups && consent.is_none();
         let v = self.viewer();
         let after = member_cursor(page, order)?;

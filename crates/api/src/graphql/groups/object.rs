@@ -71,7 +71,14 @@ pub(crate) async fn group_with_members(
         with_total,
     };
     let found = match data(ctx)?
-        .group_with_members(id, key.include_subgroups, key.order, key.consent, &req, with_total, parts)
+        .group_with_members(
+            id,
+            key.include_subgroups,
+            key.order,
+            key.consent,
+            &req,
+            cohort_store::ReadAlong { total: with_total, parts },
+        )
         .await
     {
         Ok(found) => found,
@@ -305,7 +312,14 @@ impl Group {
             // `group(id)` read this page with the group, in its own statement.
             Some(found) => (found.page, found.total),
             None => data(ctx)?
-                .group_members_counted(self.0.id, include_subgroups, order, key.consent, &req, wants_total, parts)
+                .group_members_counted(
+                    self.0.id,
+                    include_subgroups,
+                    order,
+                    key.consent,
+                    &req,
+                    cohort_store::ReadAlong { total: wants_total, parts },
+                )
                 .await
                 .map_err(ApiError::from)?,
         };
