@@ -52,9 +52,10 @@
 #      Per run: req/s, p50, p99, errors (wrk socket errors + non-2xx + post_auth.lua's count
 #      of non-200 or "errors" bodies, warm-up included), server CPU (utime+stime of the cohort
 #      or node process from /proc/PID/stat around the measured run) ÷ requests, PostgreSQL CPU
-#      ÷ requests (the run's own backends, told apart by application_name, plus the postgres
-#      processes that exited meanwhile — parallel workers, pgbench's backends — from the
-#      postmaster's reaped-children time), for Cohort statements/request
+#      ÷ requests (the run's own backends, told apart by application_name; pgbench's are read
+#      half-way through the run and scaled; parallel workers are not included, and the CPU of
+#      every postgres process that exited during the run is in the jsonl as pg_exited_cpu_s —
+#      on a shared machine it includes other sessions), for Cohort statements/request
 #      (cohort_db_statements_total delta from /metrics ÷ requests), and the machine's busy
 #      cores (/proc/stat), wrk's own CPU (bash `times`) and what remains = "other" (any other
 #      process: a machine that is not quiet shows here).
@@ -268,31 +269,59 @@ def cpu_table():  # {pid: (comm, utime+stime jiffies, cmdline)} of every process
         t[f.split("/")[2]] = (x[x.index("(") + 1:x.rindex(")")], int(v[11]) + int(v[12]), cmd, int(v[13]) + int(v[14]))
     return t
 
-def snap(path, server_pid, app, stat_url):
+def client_ports(pid):
+    """The local TCP ports of process `pid`'s sockets (/proc/PID/fd → /proc/net/tcp)."""
+    inodes = set()
+    for fd in glob.glob(f"/proc/{pid}/fd/*"):
+        try: l = os.readlink(fd)
+        except OSError: continue
+        if l.startswith("socket:["): inodes.add(l[8:-1])
+    ports = set()
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try: lines = open(f).read().splitlines()[1:]
+        except OSError: continue
+        for l in lines:
+            v = l.split()
+            if v[9] in inodes: ports.add(int(v[1].rsplit(":", 1)[1], 16))
+    return ports
+
+def snap(path, server_pid, app, stat_url, client_pid=""):
     """CPU counters: the machine's (/proc/stat), every process's, the postmaster's reaped-children
-    time, and which backends belong to the run (application_name `app`, their parallel workers)."""
-    cpu = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    procs, reaped = {}, 0
-    for p, (n, c, cmd, children) in cpu_table().items():
-        is_pg = n == "postgres"
-        procs[p] = [n, c, is_pg and cmd.startswith("postgres:")]  # [comm, cpu, postmaster's child]
-        if is_pg and not cmd.startswith("postgres:"):
-            reaped += children  # the postmaster: CPU of its children that have exited
+    time, and which backends belong to the run: those of `client_pid`'s connections (by port, in
+    the backends' ps titles: quick, for pgbench's, which exit with it) or else application_name
+    `app` (and its parallel workers)."""
     ours = []
-    if stat_url:
+    if client_pid:
+        ports = client_ports(client_pid)
+        for f in glob.glob("/proc/[0-9]*/cmdline"):
+            try: cmd = open(f, "rb").read().decode(errors="replace")
+            except OSError: continue
+            m = re.match(r"postgres: .*\((\d+)\)", cmd)
+            if m and int(m.group(1)) in ports: ours.append(f.split("/")[2])
+    elif stat_url:
         import subprocess
         q = ("select pid from pg_stat_activity where application_name = '%s' or leader_pid in "
              "(select pid from pg_stat_activity where application_name = '%s')" % (app, app))
         ours = subprocess.run(["psql", "-XAt", stat_url, "-c", q], capture_output=True, text=True, check=True).stdout.split()
-    json.dump({"t": time.time(), "busy": sum(cpu) - cpu[3] - cpu[4], "irq": cpu[5] + cpu[6], "reaped": reaped,
+    t0 = time.time()
+    cpu = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    table = cpu_table()
+    t = (t0 + time.time()) / 2
+    procs, reaped = {}, 0
+    for p, (n, c, cmd, children) in table.items():
+        is_pg = n == "postgres"
+        procs[p] = [n, c, is_pg and cmd.startswith("postgres:")]  # [comm, cpu, postmaster's child]
+        if is_pg and not cmd.startswith("postgres:"):
+            reaped += children  # the postmaster: CPU of its children that have exited
+    json.dump({"t": t, "busy": sum(cpu) - cpu[3] - cpu[4], "irq": cpu[5] + cpu[6], "reaped": reaped,
                "server": server_pid, "ours": ours, "procs": procs}, open(path, "w"))
 
 def deltas(a, b):
-    """Server CPU s; PostgreSQL CPU s = the run's backends alive at the end (application_name) +
-    the PostgreSQL processes that exited during the run (parallel workers, pgbench's backends;
-    from the postmaster's reaped-children time minus what they had used before the run; on a
-    shared machine these may include other databases' sessions); machine-busy cores; and the
-    biggest other consumers."""
+    """Server CPU s; PostgreSQL CPU s of the run's backends (application_name), per process;
+    machine-busy cores; the biggest other consumers; and, for information only, the CPU of the
+    PostgreSQL processes that exited during the run (the postmaster's reaped-children time minus
+    what they had used before: parallel workers, but on a shared machine any session of any
+    database, e.g. test suites creating databases)."""
     hz = os.sysconf("SC_CLK_TCK")
     a, b = json.load(open(a)), json.load(open(b))
     el = b["t"] - a["t"]
@@ -312,7 +341,7 @@ def deltas(a, b):
     gone = sum(c for p, (n, c, child) in a["procs"].items() if child and p not in b["procs"])
     exited = max(0, b["reaped"] - a["reaped"] - gone)
     d["pg_exited_cpu_s"] = round(exited / hz, 3)
-    d["pg_cpu_s"] = round((pg + exited) / hz, 3)
+    d["pg_cpu_s"] = round(pg / hz, 3)
     d["other_top"] = [[k, round(v / hz / el, 2)] for k, v in sorted(others.items(), key=lambda kv: -kv[1])[:4]]
     return d
 
@@ -328,9 +357,13 @@ def wrk_errors(text):
     n += sum(int(x) for x in m.groups()) if m else 0
     return n
 
-def record(kind, out_file, warm_file, meta_json, jsonl, snap0, snap1, times_file=None):
+def record(kind, out_file, warm_file, meta_json, jsonl, snap0, snap1, times_file=None, late_snap=None):
     meta = json.loads(meta_json)
     meta.update(deltas(snap0, snap1))
+    if late_snap:  # pgbench: its backends, read half-way (they exit with it), scaled
+        late, started = deltas(snap0, late_snap), meta.pop("started")
+        ran = json.load(open(late_snap))["t"] - started
+        meta["pg_cpu_s"] = round(late["pg_cpu_s"] * meta["duration_s"] / max(ran, 0.1), 3)
     if times_file:  # bash `times`: the shell's user/sys, then its children's (wrk)
         t = [float(m) * 60 + float(sec) for m, sec in re.findall(r"(\d+)m([\d.]+)s", open(times_file).read())]
         meta["wrk_cpu_s"] = round(t[2] + t[3], 3)
@@ -621,22 +654,27 @@ run_wrk() {  # target workload body url round token-args...
 }
 
 run_pgbench() {  # workload query round
-  local w=$1 q=$2 round=$3 raw="$OUT/raw/r${3}_${2}_pgbench" tmp
+  local w=$1 q=$2 round=$3 raw="$OUT/raw/r${3}_${2}_pgbench" tmp pgb pgb_start
   tmp=$(mktemp -d)
   wait_idle
   PGAPPNAME=$APP_TAG-ideal-warmup pgbench -n -M prepared -c "$CONNS" -j "$PGBENCH_JOBS" -T "$WARMUP" -D tkey=bench -D sub=user-1 -D gid="$GID" \
     -f "$OUT/$q.sql" "$COHORT_DB" >"$raw.warmup.txt" 2>&1 || true
-  sleep 0.5  # the warm-up's backends exit (their CPU must not count)
   helper snap "$raw.snap0" 0 "$APP_TAG-ideal" "$STAT_URL"
+  pgb_start=$(date +%s.%N)
   PGAPPNAME=$APP_TAG-ideal pgbench -n -M prepared -c "$CONNS" -j "$PGBENCH_JOBS" -T "$DURATION" -D tkey=bench -D sub=user-1 -D gid="$GID" \
-    -l --log-prefix="$tmp/pgb" -f "$OUT/$q.sql" "$COHORT_DB" >"$raw.txt" 2>&1 || die "pgbench $q failed: $(tail -3 "$raw.txt")"
-  sleep 0.5  # its backends exit: the postmaster has reaped them (their CPU counts as exited)
+    -l --log-prefix="$tmp/pgb" -f "$OUT/$q.sql" "$COHORT_DB" >"$raw.txt" 2>&1 &
+  pgb=$!
+  # its backends exit with it: read their CPU half-way (scaled to the duration); niced, as a
+  # saturated machine starves the reader (it takes a second or more)
+  sleep "$(awk -v d="$DURATION" 'BEGIN { print d * 0.5 }')"
+  nice -n -10 python3 "$HELPER" snap "$raw.snap_late" 0 "$APP_TAG-ideal" "$STAT_URL" "$pgb"
+  wait "$pgb" || die "pgbench $q failed: $(tail -3 "$raw.txt")"
   helper snap "$raw.snap1" 0 "$APP_TAG-ideal" "$STAT_URL"
   cat "$tmp"/pgb.* >"$raw.log"
   rm -rf "$tmp"
   helper record pgbench "$raw.txt" "$raw.warmup.txt" \
-    "{\"round\": $round, \"workload\": \"$w\", \"target\": \"ideal\", \"query\": \"$q\", $COMMON, \"log\": \"$raw.log\"}" \
-    "$JSONL" "$raw.snap0" "$raw.snap1"
+    "{\"round\": $round, \"workload\": \"$w\", \"target\": \"ideal\", \"query\": \"$q\", $COMMON, \"log\": \"$raw.log\", \"started\": $pgb_start}" \
+    "$JSONL" "$raw.snap0" "$raw.snap1" "" "$raw.snap_late"
   rm -f "$raw.log"
 }
 
@@ -660,7 +698,7 @@ else PEER_NOTE="peer plan_cache_mode $PLAN_MODE; W3/q3 = groups 1 ∧ 11 ∧ ¬2
 HEADER="Cohort vs PostGraphile 5 — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, Cohort on ${COHORT_DB%%://*} ($(basename "${COHORT_DB%%\?*}")), \
 medians of $ROUNDS round(s), $CONNS connections, ${WARMUP} s warm-up + ${DURATION} s per run, wrk -t$WRK_THREADS; \
 $PEER_NOTE. ratio and efficiency = median of the per-round ratios; \
-CPU = the server process's user+sys ÷ requests; DB CPU = $([ "$COHORT_PG" = 1 ] && echo "its PostgreSQL backends and parallel workers ÷ requests" || echo "Cohort's: inside its process (SQLite)")."
+CPU = the server process's user+sys ÷ requests; DB CPU = $([ "$COHORT_PG" = 1 ] && echo "its PostgreSQL backends ÷ requests" || echo "Cohort's: inside its process (SQLite)")."
 set +e
 helper report "$JSONL" "$HEADER" | tee "$OUT/report.md"
 rc=${PIPESTATUS[0]}

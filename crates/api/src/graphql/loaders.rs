@@ -36,6 +36,7 @@ pub struct MembersKey {
     pub first: u32,
     pub after: Option<String>,
     pub with_total: bool,
+    pub membership: bool,
 }
 
 /// A member page read ahead, and its total when the statement carried it.

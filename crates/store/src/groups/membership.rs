@@ -39,6 +39,10 @@ const CHUNK: usize = 2000;
 pub struct ReadAlong {
     pub total: bool,
     pub parts: crate::ContactParts,
+    /// The membership rows' provenance (`joinedAt`, `source`, `assignedBy`, consent) on a page of
+    /// direct members: a second probe of each member's membership row, so only when asked.
+    /// Without it [`MemberRecord::membership`] is `None`.
+    pub membership: bool,
 }
 
 /// How a member list is ordered.
@@ -776,7 +780,8 @@ impl DataHandle {
         consent: Option<ConsentStatus>,
         page: &PageRequest,
     ) -> StoreResult<Page<MemberRecord>> {
-        Ok(self.group_members_counted(group, include_subgroups, order, consent, page, ReadAlong::default()).await?.0)
+        let along = ReadAlong { membership: true, ..Default::default() };
+        Ok(self.group_members_counted(group, include_subgroups, order, consent, page, along).await?.0)
     }
 
     /// [`DataHandle::group_members`], and with `with_total` the group's visible member count
@@ -793,18 +798,17 @@ impl DataHandle {
         page: &PageRequest,
         along: ReadAlong,
     ) -> StoreResult<(Page<MemberRecord>, Option<u64>)> {
-        let ReadAlong { total: with_total, parts } = along;
-        let with_total = with_total && !include_subgroups && consent.is_none();
+        let with_total = along.total && !include_subgroups && consent.is_none();
         let v = self.viewer();
         let after = member_cursor(page, order)?;
         let mut q = Sql::new(v.dialect);
-        push_member_page(&mut q, v, group, include_subgroups, order, consent, page, &after, with_total, parts);
+        push_member_page(&mut q, v, group, include_subgroups, order, consent, page, &after, with_total, along);
         let rows = self.db.query_all_raw(q.build()).await?;
         let total = match rows.first() {
             Some(r) if with_total => Some(r.try_get::<i64>("", "total_count")?.max(0) as u64),
             _ => None,
         };
-        let page = self.member_rows(&rows, group, include_subgroups, order, page, parts)?;
+        let page = self.member_rows(&rows, group, include_subgroups, order, page, along)?;
         Ok((page, total))
     }
 
@@ -821,14 +825,15 @@ impl DataHandle {
         page: &PageRequest,
         along: ReadAlong,
     ) -> StoreResult<Option<(crate::GroupRecord, Page<MemberRecord>, Option<u64>)>> {
-        let ReadAlong { total: with_total, parts } = along;
-        let with_total = with_total && !include_subgroups && consent.is_none();
+        let with_total = along.total && !include_subgroups && consent.is_none();
         let v = self.viewer();
         let after = member_cursor(page, order)?;
         let mut q = Sql::new(v.dialect);
         // The group row, LEFT JOINed to its (uncorrelated) page: no row at all means no visible
-        // group; one row with NULL contact columns means a visible group with an empty page.
-        q.push("SELECT g.tenant_id AS g_tenant_id, g.id AS g_id, g.address_book_id AS g_address_book_id, g.parent_id AS g_parent_id, g.name AS g_name, g.sort_name AS g_sort_name, g.description AS g_description, g.precedence AS g_precedence, g.public_name AS g_public_name, g.public_description AS g_public_description, g.created_at AS g_created_at, g.updated_at AS g_updated_at, ");
+        // group; one row with NULL contact columns means a visible group with an empty page. The
+        // row is read in a derived table of its own (`LIMIT 1` keeps it one): otherwise the
+        // viewer's level, a correlated subquery, is evaluated once per page row.
+        q.push("SELECT gg.*, x.* FROM (SELECT g.tenant_id AS g_tenant_id, g.id AS g_id, g.address_book_id AS g_address_book_id, g.parent_id AS g_parent_id, g.name AS g_name, g.sort_name AS g_sort_name, g.description AS g_description, g.precedence AS g_precedence, g.public_name AS g_public_name, g.public_description AS g_public_description, g.created_at AS g_created_at, g.updated_at AS g_updated_at, ");
         if crate::core::visibility::level_in_statement(v) {
             q.viewer_level(v, "g.address_book_id");
         } else {
@@ -840,15 +845,15 @@ impl DataHandle {
             push_member_total(&mut q, v, group);
             q.push(" AS g_total");
         }
-        q.push(", x.* FROM contact_groups g LEFT JOIN (");
-        push_member_page(&mut q, v, group, include_subgroups, order, consent, page, &after, false, parts);
-        q.push(") x ON 1 = 1 WHERE g.tenant_id = ")
+        q.push(" FROM contact_groups g WHERE g.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND g.id = ")
             .bind(group.0)
             .push(" AND ")
             .visible_books(v, "g.address_book_id", AccessLevel::Read)
-            .push(" ORDER BY x.page_key, x.id");
+            .push(" LIMIT 1) gg LEFT JOIN (");
+        push_member_page(&mut q, v, group, include_subgroups, order, consent, page, &after, false, along);
+        q.push(") x ON 1 = 1 ORDER BY x.page_key, x.id");
         let rows = self.db.query_all_raw(q.build()).await?;
         let Some(first) = rows.first() else { return Ok(None) };
         let Some(group_record) = group_of_row(v, first)? else { return Ok(None) };
@@ -859,7 +864,7 @@ impl DataHandle {
                 members.push(row);
             }
         }
-        let page = self.member_rows(members, group, include_subgroups, order, page, parts)?;
+        let page = self.member_rows(members, group, include_subgroups, order, page, along)?;
         Ok(Some((group_record, page, total)))
     }
 
@@ -871,7 +876,7 @@ impl DataHandle {
         include_subgroups: bool,
         order: MemberOrder,
         page: &PageRequest,
-        parts: crate::ContactParts,
+        along: ReadAlong,
     ) -> StoreResult<Page<MemberRecord>> {
         let rows = rows.into_iter();
         let mut out = Vec::with_capacity(rows.size_hint().0);
@@ -881,7 +886,7 @@ impl DataHandle {
                 MemberOrder::Name => MemberKey::Name(row.try_get("", "page_key")?, c.id),
                 MemberOrder::JoinedAt => MemberKey::Joined(row.try_get("", "page_key")?, c.id),
             };
-            let membership = if include_subgroups {
+            let membership = if include_subgroups || !along.membership {
                 None
             } else {
                 let source: String = row.try_get("", "m_source")?;
@@ -894,7 +899,7 @@ impl DataHandle {
                     consent_id: row.try_get::<Option<Uuid>>("", "m_consent_id")?.map(ConsentEntryId),
                 })
             };
-            let extras = parts.read(row)?;
+            let extras = along.parts.read(row)?;
             out.push(MemberRecord { contact: c.try_into()?, membership, extras, key });
         }
         let page = Page::from_rows(out, page, |m| m.key.clone());
@@ -1254,7 +1259,7 @@ fn push_member_page(
     page: &PageRequest,
     after: &Option<MemberKey>,
     with_total: bool,
-    parts: crate::ContactParts,
+    along: ReadAlong,
 ) {
     let backend = v.dialect;
     let (key_expr, key_col) = match (order, include_subgroups) {
@@ -1264,10 +1269,11 @@ fn push_member_page(
         (MemberOrder::JoinedAt, true) => ("MIN(m.joined_at)", "k_joined"),
     };
     q.push("SELECT ").push_columns("c", contact_columns()).push(", p.").push(key_col).push(" AS page_key");
-    if !include_subgroups {
+    let provenance = !include_subgroups && along.membership;
+    if provenance {
         q.push(", pm.joined_at AS m_joined_at, pm.source AS m_source, pm.assigned_by AS m_assigned_by, pm.consent_id AS m_consent_id");
     }
-    parts.push_columns(q);
+    along.parts.push_columns(q);
     if with_total {
         q.push(", ");
         push_member_total(q, v, group);
@@ -1317,14 +1323,14 @@ fn push_member_page(
     q.push(") p JOIN contacts c ON c.tenant_id = ").bind(v.tenant_id.0).push(" AND c.id = p.contact_id AND ");
     // Defence in depth: the contact's own book decides, should a copied key ever be stale.
     q.visible_books(v, "c.address_book_id", AccessLevel::Read);
-    if !include_subgroups {
+    if provenance {
         q.push(" JOIN group_memberships pm ON pm.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND pm.group_id = ")
             .bind(group.0)
             .push(" AND pm.contact_id = p.contact_id");
     }
-    parts.push_join(q);
+    along.parts.push_join(q);
     q.push(" ORDER BY p.");
     q.push(key_col).push(", p.contact_id");
 }

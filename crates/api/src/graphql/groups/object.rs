@@ -13,6 +13,11 @@ use cohort_domain::ids::{ContactId, GroupId, MembershipEventId};
 use cohort_store::{GroupRecord, MemberOrder, MemberRecord, MembershipEventRecord, MembershipRecord, Page};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+/// Whether a member page's edges (`edges`) ask for the membership's provenance.
+fn wants_provenance(edges: &async_graphql::Lookahead<'_>) -> bool {
+    ["joinedAt", "source", "assignedBy", "group", "consent"].iter().any(|f| edges.field(f).exists())
+}
+
 /// The page a `group(id)` resolver prefetched for this very `members` field, if any.
 fn take_prefetched(ctx: &Context<'_>, key: &MembersKey) -> async_graphql::Result<Option<PrefetchedMembers>> {
     let mut waiting = loader(ctx)?
@@ -58,6 +63,7 @@ pub(crate) async fn group_with_members(
     let members = async_graphql::Lookahead::from(*field);
     let with_total = members.field("totalCount").exists();
     let parts = contact_parts(&members.field("edges").field("node"));
+    let membership = wants_provenance(&members.field("edges"));
     let key = MembersKey {
         group: id,
         include_subgroups: include_subgroups.unwrap_or(false),
@@ -69,6 +75,7 @@ pub(crate) async fn group_with_members(
         first: req.first,
         after: req.after.clone(),
         with_total,
+        membership,
     };
     let found = match data(ctx)?
         .group_with_members(
@@ -77,7 +84,7 @@ pub(crate) async fn group_with_members(
             key.order,
             key.consent,
             &req,
-            cohort_store::ReadAlong { total: with_total, parts },
+            cohort_store::ReadAlong { total: with_total, parts, membership },
         )
         .await
     {
@@ -305,6 +312,7 @@ impl Group {
             first: req.first,
             after: req.after.clone(),
             with_total: wants_total,
+            membership: wants_provenance(&ctx.look_ahead().field("edges")),
         };
         let edges = ctx.look_ahead().field("edges");
         let parts = contact_parts(&edges.field("node"));
@@ -318,7 +326,7 @@ impl Group {
                     order,
                     key.consent,
                     &req,
-                    cohort_store::ReadAlong { total: wants_total, parts },
+                    cohort_store::ReadAlong { total: wants_total, parts, membership: key.membership },
                 )
                 .await
                 .map_err(ApiError::from)?,
@@ -328,7 +336,7 @@ impl Group {
         let rows: Vec<&cohort_store::ContactRecord> = p.rows.iter().map(|r| &r.1.contact).collect();
         prefetch_contacts(ctx, edges.field("node"), &rows).await?;
         let l = loader(ctx)?;
-        let wants_membership = ["joinedAt", "source", "assignedBy", "group"].iter().any(|f| edges.field(f).exists());
+        let wants_membership = key.membership;
         let mut memberships: Vec<MembershipRecord> = p.rows.iter().filter_map(|r| r.1.membership.clone()).collect();
         if include_subgroups && wants_membership {
             let keys = p.rows.iter().map(|r| EffectiveOf { root: self.0.id, contact: r.1.contact.id });
