@@ -439,7 +439,7 @@ pub(crate) async fn leave_in(
             .bind(v.tenant_id.0)
             .push(" AND m.group_id = ")
             .bind(group.0)
-            .push(" AND m.contact_id = r.c) INSERT INTO membership_history (tenant_id, id, group_id, contact_id, address_book_id, action, source, actor_id, at, reason) SELECT ")
+            .push(" AND m.contact_id = r.c RETURNING m.contact_id) INSERT INTO membership_history (tenant_id, id, group_id, contact_id, address_book_id, action, source, actor_id, at, reason) SELECT ")
             .bind(v.tenant_id.0)
             .push(", r.h, ")
             .bind(group.0)
@@ -451,7 +451,8 @@ pub(crate) async fn leave_in(
             .bind(now)
             .push(", ")
             .bind(reason.map(str::to_owned))
-            .push(" FROM r");
+            // History only for memberships this statement really ended.
+            .push(" FROM r JOIN del ON del.contact_id = r.c");
         w.tx().execute_raw(q.build()).await?;
         w.emit(
             EventType::GroupMembersRemoved,
