@@ -339,7 +339,15 @@ pub struct PriceResolution {
 }
 
 /// Loads, in one batch, every group any of the lines may name (visible ones only).
-pub(crate) async fn prefetch_groups(ctx: &Context<'_>, lines: &[PricedLine]) -> async_graphql::Result<()> {
+pub(crate) async fn prefetch_groups(
+    ctx: &Context<'_>,
+    lines: &[PricedLine],
+    wants: Wants,
+) -> async_graphql::Result<()> {
+    // Groups are named only in `group` and the explanation: unasked, they cost no statement.
+    if !wants.group && !wants.explanation {
+        return Ok(());
+    }
     let mut ids: Vec<GroupId> = lines
         .iter()
         .flat_map(|l| {
@@ -357,11 +365,25 @@ pub(crate) async fn prefetch_groups(ctx: &Context<'_>, lines: &[PricedLine]) -> 
     Ok(())
 }
 
-/// Builds the answer for one line; the explanation only when the query asks for it.
+/// What a selection of `PriceResolution` asks for beyond the figures (each costs lookups).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wants {
+    pub(crate) explanation: bool,
+    pub(crate) group: bool,
+}
+
+impl Wants {
+    /// From the look-ahead at a `PriceResolution` selection (fragments included).
+    pub(crate) fn of(at: async_graphql::Lookahead<'_>) -> Wants {
+        Wants { explanation: at.field("explanation").exists(), group: at.field("group").exists() }
+    }
+}
+
+/// Builds the answer for one line; the explanation and the group only when the query asks.
 pub(crate) async fn to_resolution(
     ctx: &Context<'_>,
     line: PricedLine,
-    with_explanation: bool,
+    wants: Wants,
 ) -> async_graphql::Result<PriceResolution> {
     let l = loader(ctx)?;
     let named = |id: PriceListId| PriceListRef {
@@ -371,7 +393,7 @@ pub(crate) async fn to_resolution(
     let visible = |g: Option<GroupId>| g.filter(|g| line.visible_groups.contains(g));
     let mut explanation = Vec::with_capacity(line.resolution.considered.len());
     let considered: &[cohort_domain::pricing::Considered] =
-        if with_explanation { &line.resolution.considered } else { &[] };
+        if wants.explanation { &line.resolution.considered } else { &[] };
     for c in considered {
         let (outcome, skip_reason) = match &c.outcome {
             Outcome::Applied { .. } => (CandidateOutcome::Applied, None),
@@ -408,7 +430,7 @@ pub(crate) async fn to_resolution(
         });
     }
     let r = &line.resolution;
-    let group = match visible(r.group) {
+    let group = match visible(r.group).filter(|_| wants.group) {
         Some(g) => l.load_one(g).await?.map(Group),
         None => None,
     };

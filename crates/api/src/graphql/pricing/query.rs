@@ -130,9 +130,10 @@ impl PricingQuery {
         let at = input.at.unwrap_or_else(Utc::now);
         let mut priced =
             data(ctx)?.price_lines(contact, &[line], &input.currency, at, Level::Read).await.map_err(ApiError::from)?;
-        prefetch_groups(ctx, &priced).await?;
+        let wants = Wants::of(ctx.look_ahead());
+        prefetch_groups(ctx, &priced, wants).await?;
         let line = priced.pop().ok_or(ApiError::NotFound)?;
-        to_resolution(ctx, line, ctx.look_ahead().field("explanation").exists()).await
+        to_resolution(ctx, line, wants).await
     }
 
     /// Prices many lines at once (one batch of queries, not one per line). Needs READ on the
@@ -150,11 +151,11 @@ impl PricingQuery {
         let total: Decimal = priced.iter().map(|p| p.resolution.line_total).sum();
         let total = priced.first().map(|p| p.resolution.currency.round(total)).unwrap_or(total);
         let currency = priced.first().map(|p| p.resolution.currency.code().to_owned()).unwrap_or_default();
-        prefetch_groups(ctx, &priced).await?;
-        let with_explanation = ctx.look_ahead().field("lines").field("explanation").exists();
+        let wants = Wants::of(ctx.look_ahead().field("lines"));
+        prefetch_groups(ctx, &priced, wants).await?;
         let mut out = Vec::with_capacity(priced.len());
         for p in priced {
-            out.push(to_resolution(ctx, p, with_explanation).await?);
+            out.push(to_resolution(ctx, p, wants).await?);
         }
         Ok(OrderQuote { currency, lines: out, total: Dec(total) })
     }
