@@ -48,17 +48,23 @@ impl Sql {
         self
     }
 
-    /// `<col> in ids`: on PostgreSQL ` = ANY(CAST($n AS uuid[]))`, one bound array whatever the
-    /// count — one statement text, so the driver prepares and caches it once (a list of n
-    /// placeholders is a new statement for every n, and each is kept by every pooled
-    /// connection); on SQLite ` IN (?, …)` (callers chunk by [`Dialect::id_chunk`]). `ids` must
-    /// not be empty.
+    /// `<col> in ids`: on PostgreSQL ` = ANY(CAST((SELECT CAST($n AS uuid[])) AS uuid[]))`, one
+    /// bound array whatever the count — one statement text, so the driver prepares and caches it
+    /// once (a list of n placeholders is a new statement for every n, and each is kept by every
+    /// pooled connection); on SQLite ` IN (?, …)` (callers chunk by [`Dialect::id_chunk`]).
+    /// `ids` must not be empty.
+    ///
+    /// The scalar subquery makes the text-to-array cast an InitPlan, run once per statement: a
+    /// bare `CAST($n AS uuid[])` is not folded in a generic plan, and where it is a filter
+    /// rather than an index condition PostgreSQL parses the whole array again for every row it
+    /// tests (a quote's 69 lists against 200 price lists: 2.9 ms instead of 0.07). The outer
+    /// CAST keeps `ANY((SELECT …))` from being read as `ANY (subquery)`.
     pub(crate) fn in_ids(&mut self, ids: &[uuid::Uuid]) -> &mut Self {
         match self.dialect {
             Dialect::Postgres => {
-                self.push(" = ANY(CAST(");
+                self.push(" = ANY(CAST((SELECT CAST(");
                 self.bind(crate::core::dialect::pg_uuid_array(ids));
-                self.push(" AS uuid[]))")
+                self.push(" AS uuid[])) AS uuid[]))")
             }
             Dialect::Sqlite => {
                 self.push(" IN ");
