@@ -78,6 +78,9 @@ pub struct EmailRecord {
 pub struct ContactParts {
     pub emails: bool,
     pub status: bool,
+    /// The contact's memberships in visible groups, with their groups (one contact only:
+    /// [`DataHandle::contact_with_parts`]; pages load them through the memberships loader).
+    pub memberships: bool,
 }
 
 /// What a statement read for [`ContactParts`]: `None` for a part not asked for.
@@ -86,6 +89,8 @@ pub struct ContactExtras {
     pub emails: Option<Vec<EmailRecord>>,
     /// `Some(None)`: asked for, and the contact has no status.
     pub status: Option<Option<crate::BusinessStatusRecord>>,
+    /// The memberships in visible groups by group name, each with its group.
+    pub memberships: Option<Vec<(crate::MembershipRecord, crate::GroupRecord)>>,
 }
 
 impl ContactParts {
@@ -492,6 +497,14 @@ impl DataHandle {
     ) -> StoreResult<Option<(ContactRecord, ContactExtras)>> {
         let v = self.viewer();
         let mut q = Sql::new(v.dialect);
+        if parts.memberships {
+            // The contact (through the rule) fenced in a derived table, so its e-mails aggregate
+            // is computed once, LEFT JOINed to its memberships in visible groups: one row per
+            // membership, or one row with an empty membership side.
+            q.push("SELECT cc.*, ");
+            crate::groups::membership::push_membership_columns(&mut q, v);
+            q.push(" FROM (");
+        }
         q.push("SELECT ").push_columns("c", crate::core::sql::contact_columns());
         parts.push_columns(&mut q);
         q.push(" FROM contacts c");
@@ -502,9 +515,28 @@ impl DataHandle {
             .bind(id.0)
             .push(" AND ")
             .visible_books(v, "c.address_book_id", AccessLevel::Read);
-        let Some(row) = self.db.query_one_raw(q.build()).await? else { return Ok(None) };
-        let c = ContactRecord::try_from(<contact::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")?)?;
-        let extras = parts.read(&row)?;
+        if parts.memberships {
+            q.push(" LIMIT 1) cc LEFT JOIN (group_memberships m JOIN contact_groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id AND ")
+                .visible_books(v, "g.address_book_id", AccessLevel::Read)
+                .push(") ON m.tenant_id = cc.tenant_id AND m.contact_id = cc.id AND ")
+                .visible_books(v, "m.address_book_id", AccessLevel::Read)
+                .push(" ORDER BY g.sort_name, g.id");
+        }
+        let rows = self.db.query_all_raw(q.build()).await?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        let c = ContactRecord::try_from(<contact::Model as sea_orm::FromQueryResult>::from_query_result(row, "")?)?;
+        let mut extras = parts.read(row)?;
+        if parts.memberships {
+            let mut ms = Vec::with_capacity(rows.len());
+            for row in &rows {
+                if let Some(m) = crate::groups::membership::membership_of_row(v, row)? {
+                    ms.push(m);
+                }
+            }
+            // Memberships read are membership pairs seen, as through the loader.
+            self.saw_pairs(ms.len());
+            extras.memberships = Some(ms);
+        }
         self.saw([c.id]);
         Ok(Some((c, extras)))
     }

@@ -1041,13 +1041,9 @@ impl DataHandle {
             return Ok(out);
         }
         let mut q = Sql::new(v.dialect);
-        q.push("SELECT m.group_id, m.contact_id, m.joined_at, m.source, m.assigned_by, m.consent_id, g.tenant_id AS g_tenant_id, g.id AS g_id, g.address_book_id AS g_address_book_id, g.parent_id AS g_parent_id, g.name AS g_name, g.sort_name AS g_sort_name, g.description AS g_description, g.precedence AS g_precedence, g.public_name AS g_public_name, g.public_description AS g_public_description, g.created_at AS g_created_at, g.updated_at AS g_updated_at, ");
-        if crate::core::visibility::level_in_statement(v) {
-            q.viewer_level(v, "g.address_book_id");
-        } else {
-            q.push("NULL");
-        }
-        q.push(" AS g_my_level FROM group_memberships m JOIN contact_groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id WHERE m.tenant_id = ")
+        q.push("SELECT ");
+        push_membership_columns(&mut q, v);
+        q.push(" FROM group_memberships m JOIN contact_groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id WHERE m.tenant_id = ")
             .bind(v.tenant_id.0)
             .push(" AND m.contact_id IN ")
             .bind_list(contacts.iter().map(|c| c.0))
@@ -1057,16 +1053,7 @@ impl DataHandle {
             .visible_books(v, "g.address_book_id", AccessLevel::Read)
             .push(" ORDER BY g.sort_name, g.id");
         for row in self.db.query_all_raw(q.build()).await? {
-            let source: String = row.try_get("", "source")?;
-            let rec = MembershipRecord {
-                group_id: GroupId(row.try_get("", "group_id")?),
-                contact_id: ContactId(row.try_get("", "contact_id")?),
-                joined_at: row.try_get("", "joined_at")?,
-                source: decode::membership_source(&source)?,
-                assigned_by: row.try_get::<Option<Uuid>>("", "assigned_by")?.map(UserId),
-                consent_id: row.try_get::<Option<Uuid>>("", "consent_id")?.map(ConsentEntryId),
-            };
-            let Some(group) = group_of_row(v, &row)? else { continue };
+            let Some((rec, group)) = membership_of_row(v, &row)? else { continue };
             out.entry(rec.contact_id).or_default().push((rec, group));
         }
         self.saw_pairs(out.values().map(Vec::len).sum());
@@ -1208,6 +1195,38 @@ impl DataHandle {
 /// statement), as [`DataHandle::groups_by_ids`] would answer it; `None` when the viewer holds no
 /// level on its book (only a grant revoked between two reads of one statement could do that:
 /// the group is then not visible).
+/// The columns [`membership_of_row`] decodes, for memberships aliased `m` joined to their
+/// groups aliased `g` (with the viewer's level on each group when it must come from the
+/// statement). Shared by the memberships loader and the contact read that takes them along.
+pub(crate) fn push_membership_columns(q: &mut Sql, v: &Viewer) {
+    q.push("m.group_id, m.contact_id, m.joined_at, m.source, m.assigned_by, m.consent_id, g.tenant_id AS g_tenant_id, g.id AS g_id, g.address_book_id AS g_address_book_id, g.parent_id AS g_parent_id, g.name AS g_name, g.sort_name AS g_sort_name, g.description AS g_description, g.precedence AS g_precedence, g.public_name AS g_public_name, g.public_description AS g_public_description, g.created_at AS g_created_at, g.updated_at AS g_updated_at, ");
+    if crate::core::visibility::level_in_statement(v) {
+        q.viewer_level(v, "g.address_book_id");
+    } else {
+        q.push("NULL");
+    }
+    q.push(" AS g_my_level");
+}
+
+/// A membership and its group from a row of [`push_membership_columns`]; `None` when the row
+/// has no membership (an outer join's empty side) or the group is not visible after all.
+pub(crate) fn membership_of_row(
+    v: &Viewer,
+    row: &sea_orm::QueryResult,
+) -> StoreResult<Option<(MembershipRecord, crate::GroupRecord)>> {
+    let Some(group_id) = row.try_get::<Option<Uuid>>("", "group_id")? else { return Ok(None) };
+    let source: String = row.try_get("", "source")?;
+    let rec = MembershipRecord {
+        group_id: GroupId(group_id),
+        contact_id: ContactId(row.try_get("", "contact_id")?),
+        joined_at: row.try_get("", "joined_at")?,
+        source: decode::membership_source(&source)?,
+        assigned_by: row.try_get::<Option<Uuid>>("", "assigned_by")?.map(UserId),
+        consent_id: row.try_get::<Option<Uuid>>("", "consent_id")?.map(ConsentEntryId),
+    };
+    Ok(group_of_row(v, row)?.map(|g| (rec, g)))
+}
+
 fn group_of_row(v: &Viewer, row: &sea_orm::QueryResult) -> StoreResult<Option<crate::GroupRecord>> {
     let model = crate::entities::group::Model::from_query_result(row, "g_")?;
     let level = match crate::core::visibility::known_level(v, model.address_book_id) {

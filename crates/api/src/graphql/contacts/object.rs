@@ -62,8 +62,19 @@ connection!(
 /// request cache. Batching therefore never depends on how fast sibling rows happen to resolve.
 /// The parts of a contact a selection (`node`) asks for that the statement reading the contacts
 /// can read along: e-mails and the business status.
+/// Memberships are read along only for a single contact ([`contact_parts_of_one`]); a page's
+/// go through the memberships loader, one statement for the whole page.
 pub(crate) fn contact_parts(node: &async_graphql::Lookahead<'_>) -> cohort_store::ContactParts {
-    cohort_store::ContactParts { emails: node.field("emails").exists(), status: node.field("businessStatus").exists() }
+    cohort_store::ContactParts {
+        emails: node.field("emails").exists(),
+        status: node.field("businessStatus").exists(),
+        memberships: false,
+    }
+}
+
+/// [`contact_parts`] for `contact(id)`: the memberships (with their groups) too.
+pub(crate) fn contact_parts_of_one(node: &async_graphql::Lookahead<'_>) -> cohort_store::ContactParts {
+    cohort_store::ContactParts { memberships: node.field("memberships").exists(), ..contact_parts(node) }
 }
 
 /// Hands what a statement read along ([`contact_parts`]) to the request's loaders, so the
@@ -75,9 +86,13 @@ pub(crate) async fn feed_contact_extras<'a>(
     let l = loader(ctx)?;
     let mut emails = vec![];
     let mut statuses = vec![];
+    let mut memberships = vec![];
     for (id, x) in read {
         if let Some(e) = &x.emails {
             emails.push((EmailsOf(id), e.clone()));
+        }
+        if let Some(m) = &x.memberships {
+            memberships.push((crate::graphql::loaders::MembershipsOf(id), m.clone()));
         }
         if let Some(Some(st)) = &x.status {
             statuses.push((st.id, st.clone()));
@@ -88,6 +103,9 @@ pub(crate) async fn feed_contact_extras<'a>(
     }
     if !statuses.is_empty() {
         l.feed_many(statuses).await;
+    }
+    if !memberships.is_empty() {
+        l.feed_many(memberships).await;
     }
     Ok(())
 }

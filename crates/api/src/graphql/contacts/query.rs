@@ -92,9 +92,9 @@ impl ContactQuery {
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Contact> {
         viewer(ctx)?;
         let id = ContactId(ids::decode(ContactId::TAG, &id)?);
-        let parts = contact_parts(&ctx.look_ahead());
+        let parts = contact_parts_of_one(&ctx.look_ahead());
         if parts != cohort_store::ContactParts::default() {
-            // The contact with its e-mails and status in one statement.
+            // The contact with its e-mails, status and memberships in one statement.
             let Some((c, extras)) = data(ctx)?.contact_with_parts(id, parts).await.map_err(ApiError::from)? else {
                 return Err(ApiError::NotFound.into());
             };
