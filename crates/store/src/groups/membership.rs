@@ -1209,12 +1209,16 @@ pub(crate) fn push_membership_columns(q: &mut Sql, v: &Viewer) {
 }
 
 /// A membership and its group from a row of [`push_membership_columns`]; `None` when the row
-/// has no membership (an outer join's empty side) or the group is not visible after all.
+/// has no membership or no group (an outer join's empty side: nothing, or a group the viewer
+/// may not see) or the group is not visible after all.
 pub(crate) fn membership_of_row(
     v: &Viewer,
     row: &sea_orm::QueryResult,
 ) -> StoreResult<Option<(MembershipRecord, crate::GroupRecord)>> {
     let Some(group_id) = row.try_get::<Option<Uuid>>("", "group_id")? else { return Ok(None) };
+    if row.try_get::<Option<Uuid>>("", "g_id")?.is_none() {
+        return Ok(None);
+    }
     let source: String = row.try_get("", "source")?;
     let rec = MembershipRecord {
         group_id: GroupId(group_id),
