@@ -9,6 +9,11 @@ use cohort_api::config::Settings;
 use cohort_store::Store;
 use secrecy::{ExposeSecret, SecretString};
 
+/// mimalloc instead of glibc malloc: per-thread free lists without glibc's arena locking and
+/// chunk coalescing (`unlink_chunk` alone was 3 % of a W1 request's CPU; BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "cohort", version, about = "Contact groups for CRMs: a GraphQL API that never leaks a contact")]
 struct Cli {
