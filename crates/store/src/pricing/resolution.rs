@@ -102,7 +102,8 @@ impl DataHandle {
 
     /// What resolution needs to know about the contact, in one statement of tagged rows (`k`):
     /// 0 the contact itself, present only if the viewer may see it (with the viewer's level on
-    /// its book when `with_level`); 1 its own lists; 2 for each direct group, every list
+    /// its book when `with_level`) — the contact's own rows below are read only then too, so a
+    /// hidden contact costs what a missing one does; 1 its own lists; 2 for each direct group, every list
     /// assigned along its ancestry (the nearest definition wins, `cohort_domain::inherit`) with
     /// whether the viewer may see the group and the defining ancestor (all groups count for the
     /// price; only visible ones are named); 3 the tenant default. Every branch fills the uuid
@@ -129,6 +130,9 @@ impl DataHandle {
             .bind(t)
             .push(" AND cp.contact_id = ")
             .bind(contact_id.0)
+            .push(" AND EXISTS (SELECT 1 FROM contacts vc WHERE vc.tenant_id = cp.tenant_id AND vc.id = cp.contact_id AND ")
+            .visible_books(v, "vc.address_book_id", AccessLevel::Read)
+            .push(")")
             .push(" UNION ALL SELECT 2, m.group_id, cl.ancestor_id, a.price_list_id, cl.depth, a.priority, g.precedence, 0, CASE WHEN ")
             .visible_books(v, "g.address_book_id", AccessLevel::Read)
             .push(" THEN 1 ELSE 0 END, CASE WHEN ")
@@ -137,6 +141,9 @@ impl DataHandle {
             .bind(t)
             .push(" AND m.contact_id = ")
             .bind(contact_id.0)
+            // The membership carries its contact's book: a hidden contact's groups are not read.
+            .push(" AND ")
+            .visible_books(v, "m.address_book_id", AccessLevel::Read)
             .push(" UNION ALL SELECT 3, s.tenant_id, s.tenant_id, s.default_price_list_id, 0, 0, 0, 0, 0, 0 FROM tenant_settings s WHERE s.tenant_id = ")
             .bind(t)
             .push(" AND s.default_price_list_id IS NOT NULL");
