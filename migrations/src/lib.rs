@@ -24,6 +24,7 @@ mod m20261203_000014_erasure;
 mod m20261203_000015_data_usage;
 mod m20261204_000016_external_ids;
 mod m20261207_000017_sync;
+mod m20261207_000018_selection_index;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000015_data_usage::Migration),
             Box::new(m20261204_000016_external_ids::Migration),
             Box::new(m20261207_000017_sync::Migration),
+            Box::new(m20261207_000018_selection_index::Migration),
         ]
     }
 }
@@ -73,6 +75,7 @@ pub fn sources() -> &'static [&'static str] {
         include_str!("m20261203_000015_data_usage.rs"),
         include_str!("m20261204_000016_external_ids.rs"),
         include_str!("m20261207_000017_sync.rs"),
+        include_str!("m20261207_000018_selection_index.rs"),
     ]
 }
 
