@@ -326,6 +326,86 @@ async fn selection_by_groups(app: TestApp) {
     assert_eq!(code, "BAD_USER_INPUT");
 }
 
+/// A selection driven by one group chooses its page among that group's membership rows (book and
+/// sort key are on them); the same selection with a condition on the contact row is answered the
+/// other way, from the contacts. Both must list the same contacts, page by page, in both orders —
+/// after a rename (the sort key moves) and after a move to a hidden book (the member disappears).
+async fn driven_selection_pages_match_the_contact_side(app: TestApp) {
+    let w = World::build(&app).await;
+    let admin = app.actor(&w.tenant, "admin", &["admin"]);
+    let agent = app.actor(&w.tenant, "agent", &["agent"]);
+    let small = group(&admin, &w.own, "Small", None).await;
+    let big = group(&admin, &w.own, "Big", None).await;
+    let not = group(&admin, &w.own, "Not", None).await;
+    let mut in_both = vec![];
+    for (i, last) in ["Ng", "Abe", "Zorn", "Meyer", "Abe", "Kahn", "Ortiz"].iter().enumerate() {
+        let book = if i % 2 == 0 { &w.own } else { &w.team };
+        in_both.push(contact(&admin, book, &format!("P{i}"), last).await);
+    }
+    let hidden = contact(&admin, &w.hidden, "H", "Abe").await;
+    let excluded = in_both[3].clone();
+    let mut members = in_both.clone();
+    members.push(hidden.clone());
+    admin.ok(ADD, json!({"i": {"groupId": small, "contactIds": members}})).await;
+    members.extend([w.id("anna").to_owned(), w.id("bruno").to_owned()]);
+    admin.ok(ADD, json!({"i": {"groupId": big, "contactIds": members}})).await;
+    admin.ok(ADD, json!({"i": {"groupId": not, "contactIds": [excluded]}})).await;
+
+    let q = "query($f: ContactFilterInput, $a: String, $o: ContactOrderBy) { contacts(first: 2, after: $a, filter: $f, orderBy: $o) { edges { cursor node { id } } pageInfo { hasNextPage } } }";
+    let pages = |f: Value, order: &'static str| {
+        let agent = &agent;
+        async move {
+            let (mut out, mut after) = (vec![], Value::Null);
+            loop {
+                let d = agent.ok(q, json!({"f": f, "a": after, "o": order})).await;
+                let edges = d["contacts"]["edges"].as_array().unwrap().clone();
+                out.push(edges.iter().map(|e| e["node"]["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>());
+                if d["contacts"]["pageInfo"]["hasNextPage"] == false {
+                    return out;
+                }
+                after = edges.last().unwrap()["cursor"].clone();
+            }
+        }
+    };
+    // `big` is about `small`'s size: read once and hashed. `huge` is more than four times its
+    // size: probed by key for each of `small`'s members. Both ways must answer the same.
+    let huge = group(&admin, &w.own, "Huge", None).await;
+    let mut many = in_both.clone();
+    for i in 0..30 {
+        many.push(contact(&admin, &w.own, &format!("Q{i}"), "Many").await);
+    }
+    admin.ok(ADD, json!({"i": {"groupId": huge, "contactIds": many}})).await;
+    let selections = [json!({"all": [big, small], "none": [not]}), json!({"all": [huge, small], "none": [not]})];
+    let selection = &selections[0];
+    let compare = |expected_members: usize| {
+        let (pages, selections, w) = (&pages, &selections, &w);
+        async move {
+            for selection in selections {
+                for order in ["ID", "NAME"] {
+                    let driven = pages(json!({"groups": selection}), order).await;
+                    let contact_side =
+                        pages(json!({"groups": selection, "addressBookIds": [w.own, w.team, w.hidden]}), order).await;
+                    assert_eq!(driven, contact_side, "order {order}");
+                    let all: Vec<&String> = driven.iter().flatten().collect();
+                    assert_eq!(all.len(), expected_members, "order {order}: {driven:?}");
+                    assert!(driven.iter().all(|p| p.len() <= 2));
+                }
+            }
+        }
+    };
+    // 7 in both, one of them excluded by `not`; the hidden member is in neither answer.
+    compare(6).await;
+    // Renamed: the sort key on its membership rows moves with it.
+    let upd = "mutation($i: UpdateContactInput!) { updateContact(input: $i) { contact { id } } }";
+    admin.ok(upd, json!({"i": {"id": in_both[0], "lastName": "Aaron"}})).await;
+    compare(6).await;
+    let by_name = pages(json!({"groups": selection}), "NAME").await;
+    assert_eq!(by_name[0][0], in_both[0], "Aaron comes first now");
+    // Moved to a book the agent cannot read: gone from both answers.
+    admin.ok(upd, json!({"i": {"id": in_both[1], "addressBookId": w.hidden}})).await;
+    compare(5).await;
+}
+
 async fn bulk_ten_thousand_ids_idempotent_and_atomic(app: TestApp) {
     let w = World::build(&app).await;
     let admin = app.actor(&w.tenant, "admin", &["admin"]);
@@ -586,6 +666,7 @@ on_both_backends!(
     integration_tokens_default_to_api_source_and_history_is_kept,
     hierarchy_refuses_cycles_and_keeps_memberships,
     selection_by_groups,
+    driven_selection_pages_match_the_contact_side,
     bulk_ten_thousand_ids_idempotent_and_atomic,
     revoked_grant_hides_members_on_the_next_request,
     members_pages_are_stable_by_name_and_by_join_date,

@@ -146,6 +146,19 @@ pub(crate) fn book_visible<C: ColumnTrait>(v: &Viewer, book_col: C, min: AccessL
     Condition::all().add(to_expr(books_rule(v, min), v.dialect, Expr::col((book_col.entity_name(), book_col))))
 }
 
+/// [`book_visible`] for a column of an aliased table (`alias.book_col`).
+pub(crate) fn book_visible_at<T: IntoIden, C: IntoIden>(
+    v: &Viewer,
+    alias: T,
+    book_col: C,
+    min: AccessLevel,
+) -> Condition {
+    if v.is_admin() {
+        return Condition::all();
+    }
+    Condition::all().add(to_expr(books_rule(v, min), v.dialect, Expr::col((alias, book_col))))
+}
+
 /// The viewer's level on the book in `table.book_col`, as a correlated subquery expression.
 pub(crate) fn level_on_book<T: IntoIden, C: IntoIden>(v: &Viewer, table: T, book_col: C) -> Expr {
     to_expr(level_rule(v), v.dialect, Expr::col((table, book_col)))
