@@ -9,6 +9,11 @@
 //! contact's history is short, every query of it also filters by book, and `(contact, book, id)`
 //! serves all of them (history page, count, export, erasure, a contact's move): the other one only
 //! cost an index insert per history row, 10,000 of them when a bulk change touches 10,000 members.
+//!
+//! SQLite plans by the statistics `ANALYZE` left in `sqlite_stat1`. A new index without them next
+//! to analysed ones looks cheaper than it is: on dataset M the members page (W1) went from 490
+//! requests a second to 21, planned on the new index and sorted. Where the database has
+//! statistics, the table is analysed again (seconds, once).
 
 use sea_orm_migration::prelude::*;
 
@@ -36,7 +41,8 @@ impl MigrationTrait for Migration {
         .await?;
         // Every use of the old index is a prefix of the new one.
         m.drop_index(Index::drop().name("ix_memberships_book").table("group_memberships").to_owned()).await?;
-        m.drop_index(Index::drop().name("ix_history_contact").table("membership_history").to_owned()).await
+        m.drop_index(Index::drop().name("ix_history_contact").table("membership_history").to_owned()).await?;
+        reanalyse_on_sqlite(m, "group_memberships").await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -60,6 +66,26 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.drop_index(Index::drop().name("ix_memberships_book_contact").table("group_memberships").to_owned()).await
+        m.drop_index(Index::drop().name("ix_memberships_book_contact").table("group_memberships").to_owned()).await?;
+        reanalyse_on_sqlite(m, "group_memberships").await
     }
+}
+
+/// `ANALYZE table` on SQLite where `ANALYZE` has run before (nothing to keep complete otherwise).
+async fn reanalyse_on_sqlite(m: &SchemaManager<'_>, table: &'static str) -> Result<(), DbErr> {
+    if m.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        return Ok(());
+    }
+    let db = m.get_connection();
+    let analysed = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Sqlite,
+            "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'",
+        ))
+        .await?
+        .is_some();
+    if analysed {
+        db.execute_unprepared(&format!("ANALYZE {table}")).await?;
+    }
+    Ok(())
 }
