@@ -450,7 +450,10 @@ impl DataHandle {
                                 }
                             }
                         }
-                        let (keyed, hashed): (Vec<_>, Vec<_>) = tests.into_iter().partition(|(g, _)| by_key(g));
+                        // SQLite has no fence to keep the sorted candidates apart (and measured no
+                        // gain): its probes stay with the driver rows.
+                        let (keyed, hashed): (Vec<_>, Vec<_>) =
+                            tests.into_iter().partition(|(g, _)| fence && by_key(g));
                         for (groups, negate) in hashed {
                             sub.and_where(probe(groups, in_driver.clone(), negate));
                         }
@@ -469,10 +472,7 @@ impl DataHandle {
                                 sub.column((membership::Entity, sort_name))
                                     .order_by((membership::Entity, sort_name), Order::Asc);
                             }
-                            sub.order_by((membership::Entity, contact_id), Order::Asc);
-                            if fence {
-                                sub.offset(0);
-                            }
+                            sub.order_by((membership::Entity, contact_id), Order::Asc).offset(0);
                             let mut paged = Query::select();
                             paged.column((s.clone(), contact_id)).from_subquery(sub.to_owned(), s.clone());
                             for (groups, negate) in keyed {
