@@ -264,11 +264,14 @@ impl DataHandle {
         // Conditions on the contact row itself; without them a membership row decides everything
         // a selection asks (its book is its contact's book, its sort key its contact's sort key,
         // and erased or deleted contacts have no membership rows).
-        let only_groups = f.address_books.is_none()
-            && f.kind.is_none()
-            && f.updated_since.is_none()
-            && f.business_status.is_none()
-            && f.search.is_none();
+        // Spelled out field by field, so that a new filter is a compile error here, not a
+        // condition the page pushdown silently ignores.
+        let ContactFilter { address_books, kind, business_status, search, groups: _, updated_since } = f;
+        let only_groups = address_books.is_none()
+            && kind.is_none()
+            && updated_since.is_none()
+            && business_status.is_none()
+            && search.is_none();
         // Erased contacts remain as tombstones (orders and history point at them) but are no
         // longer part of any list, selection or count.
         let mut q = visible_contacts(v).filter(Expr::col((contact::Entity, "erased_at")).is_null());

@@ -140,10 +140,7 @@ fn to_expr(frags: Vec<Frag>, dialect: Dialect, col: Expr) -> Expr {
 
 /// The rule as a sea-query condition on `book_col` (qualified by its table).
 pub(crate) fn book_visible<C: ColumnTrait>(v: &Viewer, book_col: C, min: AccessLevel) -> Condition {
-    if v.is_admin() {
-        return Condition::all();
-    }
-    Condition::all().add(to_expr(books_rule(v, min), v.dialect, Expr::col((book_col.entity_name(), book_col))))
+    book_visible_at(v, book_col.entity_name(), book_col, min)
 }
 
 /// [`book_visible`] for a column of an aliased table (`alias.book_col`).
